@@ -1,0 +1,4 @@
+//! ferry: an encrypted, deduplicating backup data-mover and cross-region
+//! object replicator for Kubernetes.
+
+pub mod store;

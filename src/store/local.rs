@@ -1,0 +1,237 @@
+//! A store in a local directory: one file per object, written atomically
+//! (temporary file, fsync, rename, fsync of the directory).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+use super::{ObjectMeta, ObjectStore, StoreError, StoreErrorKind, StoreResult};
+
+/// Temporary files carry this prefix; listings skip them.
+const TEMP_PREFIX: &str = ".tmp-";
+
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+impl LocalStore {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalStore { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn path(&self, op: &'static str, key: &str) -> StoreResult<PathBuf> {
+        let valid = !key.is_empty()
+            && key.split('/').all(|seg| {
+                !seg.is_empty()
+                    && seg != "."
+                    && seg != ".."
+                    && !seg.starts_with(TEMP_PREFIX)
+                    && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            });
+        if !valid {
+            return Err(self.err(StoreErrorKind::Permanent, op, key, "invalid object key"));
+        }
+        Ok(self.root.join(key))
+    }
+
+    fn err(&self, kind: StoreErrorKind, op: &'static str, key: &str, msg: impl Into<String>) -> StoreError {
+        StoreError::new(kind, self.location(), op, key, msg)
+    }
+
+    fn io_err(&self, op: &'static str, key: &str, e: io::Error) -> StoreError {
+        self.err(io_kind(&e), op, key, e.to_string())
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        op: &'static str,
+        key: &str,
+        f: impl FnOnce(LocalStore) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || f(this))
+            .await
+            .map_err(|e| self.err(StoreErrorKind::Permanent, op, key, format!("worker failed: {e}")))?
+    }
+
+    /// Writes `data` to a fresh temporary file beside `path`, synced.
+    fn write_temp(&self, path: &Path, data: &[u8]) -> io::Result<PathBuf> {
+        let dir = path.parent().expect("object paths have a parent");
+        fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!("{TEMP_PREFIX}{:016x}", rand::random::<u64>()));
+        let result = (|| {
+            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            f.write_all(data)?;
+            f.sync_all()
+        })();
+        match result {
+            Ok(()) => Ok(tmp),
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
+    }
+}
+
+fn io_kind(e: &io::Error) -> StoreErrorKind {
+    match e.kind() {
+        io::ErrorKind::NotFound => StoreErrorKind::NotFound,
+        io::ErrorKind::PermissionDenied => StoreErrorKind::PermissionDenied,
+        _ if matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT)) => {
+            StoreErrorKind::NoSpace
+        }
+        io::ErrorKind::Interrupted | io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
+            StoreErrorKind::Transient
+        }
+        _ => StoreErrorKind::Permanent,
+    }
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[async_trait]
+impl ObjectStore for LocalStore {
+    fn location(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    async fn get(&self, key: &str) -> StoreResult<Bytes> {
+        let path = self.path("get", key)?;
+        let k = key.to_string();
+        self.blocking("get", key, move |s| {
+            fs::read(&path).map(Bytes::from).map_err(|e| s.io_err("get", &k, e))
+        })
+        .await
+    }
+
+    async fn get_range(&self, key: &str, offset: u64, length: u64) -> StoreResult<Bytes> {
+        let path = self.path("get", key)?;
+        let k = key.to_string();
+        self.blocking("get", key, move |s| {
+            let f = File::open(&path).map_err(|e| s.io_err("get", &k, e))?;
+            let mut buf = vec![0u8; length as usize];
+            f.read_exact_at(&mut buf, offset).map_err(|e| {
+                if e.kind() == io::ErrorKind::UnexpectedEof {
+                    s.err(
+                        StoreErrorKind::Permanent,
+                        "get",
+                        &k,
+                        format!("range {offset}+{length} extends past the end of the object"),
+                    )
+                } else {
+                    s.io_err("get", &k, e)
+                }
+            })?;
+            Ok(Bytes::from(buf))
+        })
+        .await
+    }
+
+    async fn put(&self, key: &str, data: Bytes) -> StoreResult<()> {
+        let path = self.path("put", key)?;
+        let k = key.to_string();
+        self.blocking("put", key, move |s| {
+            let tmp = s.write_temp(&path, &data).map_err(|e| s.io_err("put", &k, e))?;
+            let done = fs::rename(&tmp, &path).and_then(|()| sync_dir(path.parent().unwrap()));
+            if let Err(e) = done {
+                let _ = fs::remove_file(&tmp);
+                return Err(s.io_err("put", &k, e));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn put_if_absent(&self, key: &str, data: Bytes) -> StoreResult<bool> {
+        let path = self.path("put", key)?;
+        let k = key.to_string();
+        self.blocking("put", key, move |s| {
+            let tmp = s.write_temp(&path, &data).map_err(|e| s.io_err("put", &k, e))?;
+            // link(2) fails with EEXIST when the name is taken: an atomic
+            // create-if-absent that never exposes a partial object.
+            let linked = fs::hard_link(&tmp, &path);
+            let _ = fs::remove_file(&tmp);
+            match linked {
+                Ok(()) => {
+                    sync_dir(path.parent().unwrap()).map_err(|e| s.io_err("put", &k, e))?;
+                    Ok(true)
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(s.io_err("put", &k, e)),
+            }
+        })
+        .await
+    }
+
+    async fn head(&self, key: &str) -> StoreResult<Option<ObjectMeta>> {
+        let path = self.path("head", key)?;
+        let k = key.to_string();
+        self.blocking("head", key, move |s| match fs::metadata(&path) {
+            Ok(m) if m.is_file() => Ok(Some(ObjectMeta { key: k, size: m.len() })),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(s.io_err("head", &k, e)),
+        })
+        .await
+    }
+
+    async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
+        let p = prefix.to_string();
+        self.blocking("list", prefix, move |s| {
+            // Walk only the directory the prefix names (up to its last `/`).
+            let (dir, _) = p.rsplit_once('/').unwrap_or(("", ""));
+            let mut out = Vec::new();
+            let mut stack = vec![dir.to_string()];
+            while let Some(rel) = stack.pop() {
+                let abs = if rel.is_empty() { s.root.clone() } else { s.root.join(&rel) };
+                let rd = match fs::read_dir(&abs) {
+                    Ok(rd) => rd,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(s.io_err("list", &p, e)),
+                };
+                for ent in rd {
+                    let ent = ent.map_err(|e| s.io_err("list", &p, e))?;
+                    let name = ent.file_name();
+                    let Some(name) = name.to_str() else { continue };
+                    if name.starts_with(TEMP_PREFIX) {
+                        continue;
+                    }
+                    let key = if rel.is_empty() { name.to_string() } else { format!("{rel}/{name}") };
+                    let ft = ent.file_type().map_err(|e| s.io_err("list", &p, e))?;
+                    if ft.is_dir() {
+                        if key.starts_with(&p) || p.starts_with(&format!("{key}/")) {
+                            stack.push(key);
+                        }
+                    } else if ft.is_file() && key.starts_with(&p) {
+                        let size = ent.metadata().map_err(|e| s.io_err("list", &p, e))?.len();
+                        out.push(ObjectMeta { key, size });
+                    }
+                }
+            }
+            out.sort();
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn delete(&self, key: &str) -> StoreResult<()> {
+        let path = self.path("delete", key)?;
+        let k = key.to_string();
+        self.blocking("delete", key, move |s| {
+            fs::remove_file(&path).map_err(|e| s.io_err("delete", &k, e))
+        })
+        .await
+    }
+}

@@ -1,0 +1,143 @@
+//! The `ObjectStore` trait: the narrow, async interface every storage backend
+//! (local directory, S3/OSS) implements, and the wrappers composed over it.
+
+pub mod local;
+pub mod testsuite;
+
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+/// What an object listing returns for each object.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ObjectMeta {
+    /// The full key, `/`-separated, relative to the store's root.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// The class of a store failure, which callers match on to decide what to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// The object (or the store itself) does not exist.
+    NotFound,
+    /// Credentials are missing or do not allow the operation.
+    PermissionDenied,
+    /// The device or bucket is out of space or over quota.
+    NoSpace,
+    /// A failure that may succeed when retried (timeouts, 5xx, throttling).
+    Transient,
+    /// A failure that will not succeed when retried (bad request, bad key).
+    Permanent,
+}
+
+/// A store failure with the location it concerns.
+#[derive(Debug, thiserror::Error)]
+#[error("{location}: {op} {key}: {message}")]
+pub struct StoreError {
+    pub kind: StoreErrorKind,
+    /// Which store (directory, bucket and region).
+    pub location: String,
+    /// The operation that failed (`get`, `put`, ...).
+    pub op: &'static str,
+    pub key: String,
+    pub message: String,
+}
+
+impl StoreError {
+    pub fn new(
+        kind: StoreErrorKind,
+        location: impl Into<String>,
+        op: &'static str,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        StoreError {
+            kind,
+            location: location.into(),
+            op,
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        self.kind == StoreErrorKind::NotFound
+    }
+
+    pub fn is_retryable(&self) -> bool {
+        self.kind == StoreErrorKind::Transient
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// An object store holding one repository.
+///
+/// The contract every implementation keeps (checked by [`testsuite`]):
+///
+/// - Keys are `/`-separated relative paths made of `[a-z0-9._-]` segments;
+///   implementations may reject other keys with `Permanent`.
+/// - **Atomic visibility**: an object is either absent or complete. A `put`
+///   that fails or is interrupted (even by a crash) leaves no partial object
+///   visible under its key.
+/// - **Durability**: when `put` or `put_if_absent` returns `Ok`, the object
+///   survives a crash of this process and of the machine (fsync or the
+///   server's acknowledgement).
+/// - **Read-after-write**: a successful `put` is visible to the next `get`,
+///   `head` and `list` from any client of the same store.
+/// - `put` replaces an existing object; objects of a repository are
+///   content-addressed, so a replacement carries the same bytes.
+/// - `put_if_absent` creates the object only when the key is free and
+///   returns `Ok(false)` without writing when it is taken; two concurrent
+///   calls never both return `Ok(true)`.
+/// - `get`, `get_range` and `delete` of a missing key fail with
+///   `NotFound`; `head` of a missing key returns `Ok(None)`.
+/// - `get_range` returns exactly `length` bytes, or fails with `Permanent`
+///   when the range extends past the end of the object.
+/// - `list` returns every object whose key starts with `prefix`, in
+///   ascending key order, with no duplicates; an empty result is not an
+///   error.
+/// - Errors carry a [`StoreErrorKind`]: only `Transient` ones are worth a
+///   retry.
+#[async_trait]
+pub trait ObjectStore: Send + Sync + fmt::Debug {
+    /// A human-readable location (directory, `s3://bucket/prefix (region)`),
+    /// used in messages.
+    fn location(&self) -> String;
+
+    async fn get(&self, key: &str) -> StoreResult<Bytes>;
+
+    async fn get_range(&self, key: &str, offset: u64, length: u64) -> StoreResult<Bytes>;
+
+    async fn put(&self, key: &str, data: Bytes) -> StoreResult<()>;
+
+    async fn put_if_absent(&self, key: &str, data: Bytes) -> StoreResult<bool>;
+
+    async fn head(&self, key: &str) -> StoreResult<Option<ObjectMeta>>;
+
+    async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>>;
+
+    async fn delete(&self, key: &str) -> StoreResult<()>;
+}
+
+/// A shared handle to a store, as the repository layer holds it.
+pub type DynStore = Arc<dyn ObjectStore>;
+
+/// Opens the store a repository URL names. Plain paths and `file://` URLs
+/// are local directories.
+pub fn open_url(url: &str) -> anyhow::Result<DynStore> {
+    if let Some(rest) = url.strip_prefix("file://") {
+        return Ok(Arc::new(local::LocalStore::new(rest)));
+    }
+    if let Some((scheme, _)) = url.split_once("://") {
+        anyhow::bail!(
+            "repository URL {url:?}: the {scheme}:// scheme is not supported by this build; \
+             use a local directory path"
+        );
+    }
+    Ok(Arc::new(local::LocalStore::new(url)))
+}
