@@ -1,0 +1,280 @@
+//! The local catalog: a SQLite cache of one repository's snapshots, blob
+//! locations and trees. Everything in it can be rebuilt from the repository.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::repo::blob::{BlobEntry, BlobType};
+use crate::repo::id::{BlobId, IndexId, PackId, SnapshotId};
+use crate::repo::index::IndexFile;
+use crate::repo::snapshot::Snapshot;
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS indexes (id TEXT PRIMARY KEY);
+CREATE TABLE IF NOT EXISTS packs (
+    id BLOB PRIMARY KEY, size INTEGER NOT NULL, index_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS blobs (
+    id BLOB NOT NULL, pack BLOB NOT NULL, kind INTEGER NOT NULL, codec INTEGER NOT NULL,
+    offset INTEGER NOT NULL, length INTEGER NOT NULL, raw_length INTEGER NOT NULL,
+    index_id TEXT NOT NULL, PRIMARY KEY (id, pack)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS snapshots (
+    id TEXT PRIMARY KEY, time TEXT NOT NULL, host TEXT NOT NULL, paths TEXT NOT NULL,
+    tags TEXT NOT NULL, tree TEXT NOT NULL, json TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS snapshots_time ON snapshots (time);
+CREATE TABLE IF NOT EXISTS trees (id BLOB PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
+";
+
+#[derive(Debug, thiserror::Error)]
+#[error("catalog {path}: {source}; if it stays broken, run `ferry catalog rebuild`")]
+pub struct CatalogError {
+    pub path: String,
+    #[source]
+    pub source: rusqlite::Error,
+}
+
+pub type CatalogResult<T> = Result<T, CatalogError>;
+
+pub struct Catalog {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// Where a repository's catalog lives unless `--catalog` says otherwise:
+/// `$XDG_CACHE_HOME/ferry/<repo id>/catalog.db` (or `~/.cache/...`).
+pub fn default_path(repo_id: &str) -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("ferry").join(repo_id).join("catalog.db")
+}
+
+impl Catalog {
+    pub fn open(path: &Path) -> CatalogResult<Self> {
+        let err = |source| CatalogError { path: path.display().to_string(), source };
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let conn = Connection::open(path).map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
+        conn.execute_batch(SCHEMA).map_err(err)?;
+        let cat = Catalog { conn, path: path.to_path_buf() };
+        let version: Option<String> = cat.meta("schema")?;
+        if version.is_none() {
+            cat.set_meta("schema", &SCHEMA_VERSION.to_string())?;
+        }
+        Ok(cat)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, source: rusqlite::Error) -> CatalogError {
+        CatalogError { path: self.path.display().to_string(), source }
+    }
+
+    pub fn meta(&self, key: &str) -> CatalogResult<Option<String>> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn set_meta(&self, key: &str, value: &str) -> CatalogResult<()> {
+        self.conn
+            .execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", [key, value])
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn index_ids(&self) -> CatalogResult<HashSet<IndexId>> {
+        self.ids("SELECT id FROM indexes")
+    }
+
+    pub fn snapshot_ids(&self) -> CatalogResult<HashSet<SnapshotId>> {
+        self.ids("SELECT id FROM snapshots")
+    }
+
+    fn ids<T: std::str::FromStr + Eq + std::hash::Hash>(&self, sql: &str) -> CatalogResult<HashSet<T>> {
+        let mut st = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0)).map_err(|e| self.err(e))?;
+        let mut out = HashSet::new();
+        for r in rows {
+            if let Ok(id) = r.map_err(|e| self.err(e))?.parse() {
+                out.insert(id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records an index object and every pack and blob it names.
+    pub fn add_index(&mut self, id: &IndexId, index: &IndexFile) -> CatalogResult<()> {
+        let path = self.path.display().to_string();
+        let err = |source| CatalogError { path: path.clone(), source };
+        let tx = self.conn.transaction().map_err(err)?;
+        {
+            let idx = id.to_hex();
+            let mut pack_st = tx
+                .prepare_cached("INSERT OR REPLACE INTO packs (id, size, index_id) VALUES (?1, ?2, ?3)")
+                .map_err(err)?;
+            let mut blob_st = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO blobs (id, pack, kind, codec, offset, length, raw_length, index_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .map_err(err)?;
+            for p in &index.packs {
+                pack_st.execute(params![&p.id.0[..], p.size as i64, idx]).map_err(err)?;
+                for b in &p.blobs {
+                    blob_st
+                        .execute(params![
+                            &b.id.0[..],
+                            &p.id.0[..],
+                            b.kind as u8,
+                            b.codec,
+                            b.offset as i64,
+                            b.length,
+                            b.raw_length,
+                            idx
+                        ])
+                        .map_err(err)?;
+                }
+            }
+            tx.execute("INSERT OR REPLACE INTO indexes (id) VALUES (?1)", [&idx]).map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Forgets an index object that is no longer in the repository.
+    pub fn remove_index(&mut self, id: &IndexId) -> CatalogResult<()> {
+        let idx = id.to_hex();
+        let path = self.path.display().to_string();
+        let err = |source| CatalogError { path: path.clone(), source };
+        let tx = self.conn.transaction().map_err(err)?;
+        for sql in [
+            "DELETE FROM blobs WHERE index_id = ?1",
+            "DELETE FROM packs WHERE index_id = ?1",
+            "DELETE FROM indexes WHERE id = ?1",
+        ] {
+            tx.execute(sql, [&idx]).map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Every known blob location, ordered by blob id then pack id so that
+    /// the same catalog content always yields the same answer.
+    pub fn blob_locations(&self) -> CatalogResult<Vec<(PackId, BlobEntry)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id, pack, kind, codec, offset, length, raw_length FROM blobs ORDER BY id, pack")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| {
+                let id: Vec<u8> = r.get(0)?;
+                let pack: Vec<u8> = r.get(1)?;
+                let kind: u8 = r.get(2)?;
+                Ok((
+                    PackId::from_slice(&pack).unwrap_or_default(),
+                    BlobEntry {
+                        kind: BlobType::from_u8(kind).unwrap_or(BlobType::Data),
+                        codec: r.get(3)?,
+                        id: BlobId::from_slice(&id).unwrap_or_default(),
+                        offset: r.get::<_, i64>(4)? as u64,
+                        length: r.get(5)?,
+                        raw_length: r.get(6)?,
+                    },
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Every known pack and its size.
+    pub fn packs(&self) -> CatalogResult<Vec<(PackId, u64)>> {
+        let mut st = self.conn.prepare("SELECT id, size FROM packs ORDER BY id").map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| {
+                let id: Vec<u8> = r.get(0)?;
+                Ok((PackId::from_slice(&id).unwrap_or_default(), r.get::<_, i64>(1)? as u64))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    pub fn add_snapshot(&self, id: &SnapshotId, s: &Snapshot) -> CatalogResult<()> {
+        let json = serde_json::to_string(s).expect("snapshot serializes");
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO snapshots (id, time, host, paths, tags, tree, json)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    id.to_hex(),
+                    s.time.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+                    s.host,
+                    serde_json::to_string(&s.paths).unwrap(),
+                    serde_json::to_string(&s.tags).unwrap(),
+                    s.tree.to_hex(),
+                    json
+                ],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn remove_snapshot(&self, id: &SnapshotId) -> CatalogResult<()> {
+        self.conn.execute("DELETE FROM snapshots WHERE id = ?1", [id.to_hex()]).map(drop).map_err(|e| self.err(e))
+    }
+
+    /// All snapshots, oldest first (ties broken by id).
+    pub fn snapshots(&self) -> CatalogResult<Vec<(SnapshotId, Snapshot)>> {
+        let mut st = self.conn.prepare("SELECT id, json FROM snapshots ORDER BY time, id").map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, json) = row.map_err(|e| self.err(e))?;
+            if let (Ok(id), Ok(s)) = (id.parse(), serde_json::from_str(&json)) {
+                out.push((id, s));
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn tree(&self, id: &BlobId) -> CatalogResult<Option<Vec<u8>>> {
+        self.conn
+            .prepare_cached("SELECT data FROM trees WHERE id = ?1")
+            .and_then(|mut st| st.query_row([&id.0[..]], |r| r.get(0)).optional())
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn put_trees(&mut self, trees: &[(BlobId, Vec<u8>)]) -> CatalogResult<()> {
+        let path = self.path.display().to_string();
+        let err = |source| CatalogError { path: path.clone(), source };
+        let tx = self.conn.transaction().map_err(err)?;
+        {
+            let mut st = tx.prepare_cached("INSERT OR IGNORE INTO trees (id, data) VALUES (?1, ?2)").map_err(err)?;
+            for (id, data) in trees {
+                st.execute(params![&id.0[..], data]).map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Empties every table, keeping the schema.
+    pub fn clear(&mut self) -> CatalogResult<()> {
+        self.conn
+            .execute_batch(
+                "DELETE FROM blobs; DELETE FROM packs; DELETE FROM indexes; DELETE FROM snapshots; DELETE FROM trees;",
+            )
+            .map_err(|e| self.err(e))
+    }
+}

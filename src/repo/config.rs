@@ -1,0 +1,119 @@
+//! The `config` object: format version and the repository-wide parameters
+//! fixed at init, authenticated with the master key's MAC key.
+
+use serde::{Deserialize, Serialize};
+
+use super::crypto::MasterKey;
+use super::error::{RepoError, RepoResult};
+
+/// The format version this code writes, and the newest it reads.
+pub const FORMAT_VERSION: u64 = 1;
+
+pub const CONFIG_KEY: &str = "config";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChunkerParams {
+    pub min_size: u32,
+    pub avg_size: u32,
+    pub max_size: u32,
+}
+
+impl Default for ChunkerParams {
+    fn default() -> Self {
+        ChunkerParams { min_size: 512 << 10, avg_size: 1 << 20, max_size: 8 << 20 }
+    }
+}
+
+impl ChunkerParams {
+    pub fn validate(&self) -> RepoResult<()> {
+        let ok = self.min_size >= 64
+            && self.min_size <= self.avg_size
+            && self.avg_size <= self.max_size
+            && self.avg_size >= 256
+            && self.max_size <= 64 << 20;
+        if ok {
+            Ok(())
+        } else {
+            Err(RepoError::Invalid(format!(
+                "chunk sizes must satisfy 64 B <= min <= avg <= max <= 64 MiB and avg >= 256 B \
+                 (got min {} avg {} max {})",
+                self.min_size, self.avg_size, self.max_size
+            )))
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigBody {
+    pub version: u64,
+    /// Random repository id, hex; identical in every region holding a copy.
+    pub id: String,
+    pub chunker: ChunkerParams,
+    /// zstd level for blobs (1-22); 0 turns compression off.
+    pub compression_level: i32,
+    /// Target size of a pack in bytes.
+    pub pack_size: u32,
+    pub cipher: String,
+    pub blob_id: String,
+}
+
+/// The stored form: the body and a keyed BLAKE3 MAC of its JSON encoding.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub config: ConfigBody,
+    pub mac: String,
+}
+
+impl ConfigBody {
+    pub fn new(chunker: ChunkerParams, compression_level: i32, pack_size: u32) -> RepoResult<Self> {
+        chunker.validate()?;
+        if !(0..=22).contains(&compression_level) {
+            return Err(RepoError::Invalid(format!(
+                "compression level {compression_level} is outside 0 (off) to 22"
+            )));
+        }
+        if !(1 << 20..=1 << 30).contains(&pack_size) {
+            return Err(RepoError::Invalid(format!("pack size {pack_size} is outside 1 MiB to 1 GiB")));
+        }
+        Ok(ConfigBody {
+            version: FORMAT_VERSION,
+            id: hex::encode(rand::random::<[u8; 16]>()),
+            chunker,
+            compression_level,
+            pack_size,
+            cipher: "xchacha20-poly1305".into(),
+            blob_id: "blake3-keyed".into(),
+        })
+    }
+
+    pub fn encode(&self, key: &MasterKey) -> Vec<u8> {
+        let body = serde_json::to_vec(self).expect("config serializes");
+        let file = ConfigFile { config: self.clone(), mac: hex::encode(key.mac(&body)) };
+        serde_json::to_vec_pretty(&file).expect("config serializes")
+    }
+}
+
+/// Reads the format version before anything else, so a newer repository gets
+/// a clear message instead of a parse error.
+pub fn peek_version(data: &[u8]) -> RepoResult<u64> {
+    let v: serde_json::Value =
+        serde_json::from_slice(data).map_err(|e| RepoError::corrupt(CONFIG_KEY, e))?;
+    v.get("config")
+        .and_then(|c| c.get("version"))
+        .and_then(|v| v.as_u64())
+        .ok_or_else(|| RepoError::corrupt(CONFIG_KEY, "no format version"))
+}
+
+/// Parses and authenticates the config with the unlocked master key.
+pub fn decode(data: &[u8], key: &MasterKey) -> RepoResult<ConfigBody> {
+    let file: ConfigFile = serde_json::from_slice(data).map_err(|e| RepoError::corrupt(CONFIG_KEY, e))?;
+    let body = serde_json::to_vec(&file.config).expect("config serializes");
+    if hex::encode(key.mac(&body)) != file.mac {
+        return Err(RepoError::corrupt(CONFIG_KEY, "MAC mismatch: the config was altered"));
+    }
+    file.config.chunker.validate()?;
+    Ok(file.config)
+}

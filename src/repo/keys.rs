@@ -1,0 +1,83 @@
+//! Key objects: the master key wrapped by a key derived from a password with
+//! Argon2id. A repository may have several; any one unlocks it.
+
+use serde::{Deserialize, Serialize};
+
+use super::crypto::{aad, b64vec, Cipher, MasterKey};
+use super::error::{RepoError, RepoResult};
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct KdfParams {
+    pub memory_kib: u32,
+    pub iterations: u32,
+    pub parallelism: u32,
+}
+
+impl Default for KdfParams {
+    /// 64 MiB, 3 passes: about a quarter of a second on one core.
+    fn default() -> Self {
+        KdfParams { memory_kib: 64 << 10, iterations: 3, parallelism: 1 }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyFile {
+    pub version: u64,
+    pub created: chrono::DateTime<chrono::Utc>,
+    pub host: String,
+    pub username: String,
+    pub kdf: String,
+    pub params: KdfParams,
+    #[serde(with = "b64vec")]
+    pub salt: Vec<u8>,
+    /// The sealed JSON of the master key.
+    #[serde(with = "b64vec")]
+    pub data: Vec<u8>,
+}
+
+fn derive(password: &[u8], salt: &[u8], p: KdfParams) -> RepoResult<Cipher> {
+    let params = argon2::Params::new(p.memory_kib, p.iterations, p.parallelism, Some(32))
+        .map_err(|e| RepoError::Invalid(format!("key derivation parameters: {e}")))?;
+    let a = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+    let mut out = [0u8; 32];
+    a.hash_password_into(password, salt, &mut out)
+        .map_err(|e| RepoError::Invalid(format!("key derivation: {e}")))?;
+    Ok(Cipher::new(&out))
+}
+
+impl KeyFile {
+    pub fn create(master: &MasterKey, password: &[u8], params: KdfParams) -> RepoResult<Self> {
+        let salt: [u8; 32] = rand::random();
+        let wrap = derive(password, &salt, params)?;
+        let plain = serde_json::to_vec(master).expect("master key serializes");
+        Ok(KeyFile {
+            version: 1,
+            created: chrono::Utc::now(),
+            host: crate::util::hostname(),
+            username: crate::util::username(),
+            kdf: "argon2id".into(),
+            params,
+            salt: salt.to_vec(),
+            data: wrap.seal(&plain, aad::MASTER_KEY),
+        })
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("key serializes")
+    }
+
+    pub fn decode(object: &str, data: &[u8]) -> RepoResult<Self> {
+        serde_json::from_slice(data).map_err(|e| RepoError::corrupt(object, e))
+    }
+
+    /// The master key, or `None` when the password does not open this key.
+    pub fn unwrap_key(&self, password: &[u8]) -> RepoResult<Option<MasterKey>> {
+        let wrap = derive(password, &self.salt, self.params)?;
+        match wrap.open(&self.data, aad::MASTER_KEY) {
+            Ok(plain) => Ok(serde_json::from_slice(&plain).ok()),
+            Err(_) => Ok(None),
+        }
+    }
+}

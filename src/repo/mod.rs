@@ -1,0 +1,375 @@
+//! The repository format: ids, keys, config, blobs, packs, index objects,
+//! trees and snapshots, and the `Repository` handle that reads and writes
+//! them through an object store, with the local catalog as its cache.
+
+pub mod blob;
+pub mod config;
+pub mod crypto;
+pub mod error;
+pub mod id;
+pub mod index;
+pub mod keys;
+pub mod locations;
+pub mod pack;
+pub mod snapshot;
+pub mod tree;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Mutex, RwLock};
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+
+pub use blob::{BlobEntry, BlobType};
+pub use error::{RepoError, RepoResult};
+pub use id::{BlobId, IndexId, KeyId, PackId, SnapshotId};
+
+use crate::catalog::Catalog;
+use crate::store::DynStore;
+use config::{ChunkerParams, ConfigBody, CONFIG_KEY, FORMAT_VERSION};
+use crypto::{aad, Cipher, MasterKey};
+use index::IndexFile;
+use keys::{KdfParams, KeyFile};
+use locations::BlobIndex;
+use snapshot::Snapshot;
+use tree::Tree;
+
+/// Parameters fixed when a repository is created.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    pub chunker: ChunkerParams,
+    pub compression_level: i32,
+    pub pack_size: u32,
+    pub kdf: KdfParams,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        InitOptions { chunker: ChunkerParams::default(), compression_level: 3, pack_size: 16 << 20, kdf: KdfParams::default() }
+    }
+}
+
+/// An unlocked repository.
+pub struct Repository {
+    store: DynStore,
+    key: MasterKey,
+    cipher: Cipher,
+    config: ConfigBody,
+    key_id: KeyId,
+    catalog: Mutex<Catalog>,
+    index: RwLock<BlobIndex>,
+    /// Index objects that could not be read while syncing the catalog.
+    damaged_indexes: Mutex<Vec<(IndexId, String)>>,
+}
+
+impl std::fmt::Debug for Repository {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Repository({})", self.store.location())
+    }
+}
+
+const PARALLEL_LOADS: usize = 8;
+
+impl Repository {
+    /// Creates a repository in an empty store, then opens it.
+    pub async fn init(store: DynStore, password: &[u8], opts: &InitOptions, catalog: Option<PathBuf>) -> RepoResult<Self> {
+        if store.head(CONFIG_KEY).await?.is_some() {
+            return Err(RepoError::AlreadyExists { location: store.location() });
+        }
+        let config = ConfigBody::new(opts.chunker.clone(), opts.compression_level, opts.pack_size)?;
+        let master = MasterKey::generate();
+        let key = KeyFile::create(&master, password, opts.kdf)?.encode();
+        store.put(&KeyId::of_bytes(&key).key(), key.into()).await?;
+        if !store.put_if_absent(CONFIG_KEY, config.encode(&master).into()).await? {
+            return Err(RepoError::AlreadyExists { location: store.location() });
+        }
+        Self::open(store, password, catalog).await
+    }
+
+    /// Unlocks a repository with a password and brings its catalog up to date.
+    pub async fn open(store: DynStore, password: &[u8], catalog: Option<PathBuf>) -> RepoResult<Self> {
+        let location = store.location();
+        let raw = match store.get(CONFIG_KEY).await {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => return Err(RepoError::NotFound { location }),
+            Err(e) => return Err(e.into()),
+        };
+        let found = config::peek_version(&raw)?;
+        if found > FORMAT_VERSION {
+            return Err(RepoError::NewerFormat { location, found, supported: FORMAT_VERSION });
+        }
+        let (key_id, key) = unlock(&store, password).await?;
+        let config = config::decode(&raw, &key)?;
+        let catalog_path = catalog.unwrap_or_else(|| crate::catalog::default_path(&config.id));
+        let cat = Catalog::open(&catalog_path).map_err(|e| RepoError::Invalid(e.to_string()))?;
+        let repo = Repository {
+            cipher: key.cipher(),
+            store,
+            key,
+            config,
+            key_id,
+            catalog: Mutex::new(cat),
+            index: RwLock::new(BlobIndex::default()),
+            damaged_indexes: Mutex::new(Vec::new()),
+        };
+        repo.sync_catalog().await?;
+        Ok(repo)
+    }
+
+    pub fn store(&self) -> &DynStore {
+        &self.store
+    }
+
+    pub fn config(&self) -> &ConfigBody {
+        &self.config
+    }
+
+    pub fn key(&self) -> &MasterKey {
+        &self.key
+    }
+
+    pub fn cipher(&self) -> &Cipher {
+        &self.cipher
+    }
+
+    pub fn key_id(&self) -> KeyId {
+        self.key_id
+    }
+
+    pub fn location(&self) -> String {
+        self.store.location()
+    }
+
+    pub fn catalog(&self) -> std::sync::MutexGuard<'_, Catalog> {
+        self.catalog.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn index(&self) -> std::sync::RwLockReadGuard<'_, BlobIndex> {
+        self.index.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn index_mut(&self) -> std::sync::RwLockWriteGuard<'_, BlobIndex> {
+        self.index.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn damaged_indexes(&self) -> Vec<(IndexId, String)> {
+        self.damaged_indexes.lock().unwrap().clone()
+    }
+
+    fn cat_err(e: crate::catalog::CatalogError) -> RepoError {
+        RepoError::Invalid(e.to_string())
+    }
+
+    /// Makes the catalog match the index and snapshot objects in the store,
+    /// then loads the blob index from it.
+    pub async fn sync_catalog(&self) -> RepoResult<()> {
+        {
+            let cat = self.catalog();
+            match cat.meta("repository").map_err(Self::cat_err)? {
+                Some(id) if id == self.config.id => {}
+                _ => {
+                    drop(cat);
+                    let mut cat = self.catalog();
+                    cat.clear().map_err(Self::cat_err)?;
+                    cat.set_meta("repository", &self.config.id).map_err(Self::cat_err)?;
+                }
+            }
+        }
+        let stored: HashSet<IndexId> = self.list_ids("index/").await?;
+        let known = self.catalog().index_ids().map_err(Self::cat_err)?;
+        for gone in known.difference(&stored) {
+            self.catalog().remove_index(gone).map_err(Self::cat_err)?;
+        }
+        let new: Vec<IndexId> = stored.difference(&known).copied().collect();
+        let mut loads = futures::stream::iter(new).map(|id| async move { (id, self.load_index(&id).await) }).buffer_unordered(PARALLEL_LOADS);
+        let mut damaged = Vec::new();
+        while let Some((id, res)) = loads.next().await {
+            match res {
+                Ok(idx) => self.catalog().add_index(&id, &idx).map_err(Self::cat_err)?,
+                Err(RepoError::Corrupt { reason, .. }) => {
+                    tracing::warn!(index = %id, error = %reason, "skipping damaged index object");
+                    damaged.push((id, reason));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        *self.damaged_indexes.lock().unwrap() = damaged;
+
+        let stored: HashSet<SnapshotId> = self.list_ids("snapshots/").await?;
+        let known = self.catalog().snapshot_ids().map_err(Self::cat_err)?;
+        for gone in known.difference(&stored) {
+            self.catalog().remove_snapshot(gone).map_err(Self::cat_err)?;
+        }
+        let new: Vec<SnapshotId> = stored.difference(&known).copied().collect();
+        let mut loads = futures::stream::iter(new).map(|id| async move { (id, self.load_snapshot(&id).await) }).buffer_unordered(PARALLEL_LOADS);
+        while let Some((id, res)) = loads.next().await {
+            match res {
+                Ok(s) => self.catalog().add_snapshot(&id, &s).map_err(Self::cat_err)?,
+                Err(RepoError::Corrupt { reason, .. }) => {
+                    tracing::warn!(snapshot = %id, error = %reason, "skipping damaged snapshot object");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+
+        let locations = self.catalog().blob_locations().map_err(Self::cat_err)?;
+        let mut index = BlobIndex::default();
+        for (pack, entry) in locations {
+            index.insert(pack, entry);
+        }
+        *self.index_mut() = index;
+        Ok(())
+    }
+
+    /// The ids of the objects under a prefix (`index/`, `snapshots/`, `data/`).
+    pub async fn list_ids<T: std::str::FromStr + Eq + std::hash::Hash>(&self, prefix: &str) -> RepoResult<HashSet<T>> {
+        Ok(self.store.list(prefix).await?.iter().filter_map(|m| id::id_from_key(&m.key)).collect())
+    }
+
+    /// Reads an object and checks that its bytes match the id it is named by.
+    async fn get_verified(&self, key: &str, expected: &[u8; 32]) -> RepoResult<Bytes> {
+        let data = self.store.get(key).await?;
+        if blake3::hash(&data).as_bytes() != expected {
+            return Err(RepoError::corrupt(key, "content does not match its name (BLAKE3)"));
+        }
+        Ok(data)
+    }
+
+    pub async fn load_index(&self, id: &IndexId) -> RepoResult<IndexFile> {
+        let key = id.key();
+        let data = self.get_verified(&key, id.as_bytes()).await?;
+        let plain = self.cipher.open(&data, aad::INDEX).map_err(|e| RepoError::corrupt(&key, e))?;
+        IndexFile::decode(&plain).map_err(|e| RepoError::corrupt(&key, e))
+    }
+
+    /// Writes an index object. Call only once every pack it names is durable.
+    pub async fn save_index(&self, index: &IndexFile) -> RepoResult<IndexId> {
+        let sealed = self.cipher.seal(&index.encode(), aad::INDEX);
+        let id = IndexId::of_bytes(&sealed);
+        self.store.put(&id.key(), sealed.into()).await?;
+        self.catalog().add_index(&id, index).map_err(Self::cat_err)?;
+        Ok(id)
+    }
+
+    pub async fn load_snapshot(&self, id: &SnapshotId) -> RepoResult<Snapshot> {
+        let key = id.key();
+        let data = self.get_verified(&key, id.as_bytes()).await?;
+        let plain = self.cipher.open(&data, aad::SNAPSHOT).map_err(|e| RepoError::corrupt(&key, e))?;
+        serde_json::from_slice(&plain).map_err(|e| RepoError::corrupt(&key, e))
+    }
+
+    /// Writes a snapshot object. Call only once its trees and data are
+    /// named by durable index objects.
+    pub async fn save_snapshot(&self, snap: &Snapshot) -> RepoResult<SnapshotId> {
+        let plain = serde_json::to_vec(snap).expect("snapshot serializes");
+        let sealed = self.cipher.seal(&plain, aad::SNAPSHOT);
+        let id = SnapshotId::of_bytes(&sealed);
+        self.store.put(&id.key(), sealed.into()).await?;
+        self.catalog().add_snapshot(&id, snap).map_err(Self::cat_err)?;
+        Ok(id)
+    }
+
+    /// Snapshots known to the catalog, oldest first.
+    pub fn snapshots(&self) -> RepoResult<Vec<(SnapshotId, Snapshot)>> {
+        self.catalog().snapshots().map_err(Self::cat_err)
+    }
+
+    /// Reads one blob's sealed bytes from its pack.
+    pub async fn read_sealed(&self, id: &BlobId) -> RepoResult<(BlobEntry, Bytes)> {
+        let (pack, entry) = self.index().get(id).ok_or(RepoError::UnknownBlob(*id))?;
+        let data = self.store.get_range(&pack.key(), entry.offset, entry.length as u64).await?;
+        Ok((entry, data))
+    }
+
+    /// Reads, opens and verifies one blob.
+    pub async fn read_blob(&self, id: &BlobId) -> RepoResult<Vec<u8>> {
+        let (entry, sealed) = self.read_sealed(id).await?;
+        blob::open_blob(&self.key, &self.cipher, &entry, &sealed)
+    }
+
+    /// Loads a tree, from the catalog's cache when it has it.
+    pub async fn load_tree(&self, id: &BlobId) -> RepoResult<Tree> {
+        let cached = self.catalog().tree(id).map_err(Self::cat_err)?;
+        let object = || format!("tree {id}");
+        if let Some(data) = cached {
+            if let Ok(t) = Tree::decode(&data) {
+                return Ok(t);
+            }
+        }
+        let data = self.read_blob(id).await?;
+        let tree = Tree::decode(&data).map_err(|e| RepoError::corrupt(object(), e))?;
+        self.catalog().put_trees(&[(*id, data)]).map_err(Self::cat_err)?;
+        Ok(tree)
+    }
+
+    /// Stores a finished pack (the caller records its blobs afterwards).
+    pub async fn put_pack(&self, id: &PackId, data: Bytes) -> RepoResult<()> {
+        Ok(self.store.put(&id.key(), data).await?)
+    }
+
+    /// Adds a key that opens this repository with another password.
+    pub async fn add_key(&self, password: &[u8], params: KdfParams) -> RepoResult<KeyId> {
+        let data = KeyFile::create(&self.key, password, params)?.encode();
+        let id = KeyId::of_bytes(&data);
+        self.store.put(&id.key(), data.into()).await?;
+        Ok(id)
+    }
+
+    pub async fn list_keys(&self) -> RepoResult<Vec<(KeyId, KeyFile)>> {
+        let ids: HashSet<KeyId> = self.list_ids("keys/").await?;
+        let mut out: Vec<_> = futures::stream::iter(ids)
+            .map(|id| async move {
+                let data = self.get_verified(&id.key(), id.as_bytes()).await?;
+                Ok::<_, RepoError>((id, KeyFile::decode(&id.key(), &data)?))
+            })
+            .buffer_unordered(PARALLEL_LOADS)
+            .try_collect()
+            .await?;
+        out.sort_by_key(|(id, k)| (k.created, *id));
+        Ok(out)
+    }
+
+    /// Removes a key; refuses the key in use (and so never the last one).
+    pub async fn remove_key(&self, id: &KeyId) -> RepoResult<()> {
+        if *id == self.key_id {
+            return Err(RepoError::Invalid(format!(
+                "key {} is the one this command was unlocked with; unlock with another password to remove it",
+                id.short()
+            )));
+        }
+        Ok(self.store.delete(&id.key()).await?)
+    }
+
+    pub fn init_options(&self) -> InitOptions {
+        InitOptions {
+            chunker: self.config.chunker.clone(),
+            compression_level: self.config.compression_level,
+            pack_size: self.config.pack_size,
+            kdf: KdfParams::default(),
+        }
+    }
+}
+
+/// Tries every key object with the password; the first that opens wins.
+async fn unlock(store: &DynStore, password: &[u8]) -> RepoResult<(KeyId, MasterKey)> {
+    let keys = store.list("keys/").await?;
+    let mut tried = 0;
+    for meta in &keys {
+        let Some(id) = id::id_from_key::<KeyId>(&meta.key) else { continue };
+        let data = store.get(&meta.key).await?;
+        let Ok(file) = KeyFile::decode(&meta.key, &data) else {
+            tracing::warn!(key = %meta.key, "skipping unreadable key object");
+            continue;
+        };
+        tried += 1;
+        let pw = password.to_vec();
+        let opened = tokio::task::spawn_blocking(move || file.unwrap_key(&pw))
+            .await
+            .map_err(|e| RepoError::Invalid(format!("key derivation failed: {e}")))??;
+        if let Some(k) = opened {
+            return Ok((id, k));
+        }
+    }
+    Err(RepoError::WrongPassword { location: store.location(), keys: tried })
+}

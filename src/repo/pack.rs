@@ -1,0 +1,114 @@
+//! Packs: many sealed blobs, then a sealed header listing them, then the
+//! header's length (u32 little-endian). A pack is named by the BLAKE3 of its
+//! bytes, so it can be verified by name alone.
+
+use super::blob::{BlobEntry, SealedBlob, ENTRY_LEN};
+use super::crypto::{aad, Cipher};
+use super::id::PackId;
+
+const HEADER_MAGIC: &[u8; 4] = b"FRYP";
+const HEADER_VERSION: u8 = 1;
+
+/// Accumulates sealed blobs into one pack.
+#[derive(Default)]
+pub struct PackWriter {
+    buf: Vec<u8>,
+    entries: Vec<BlobEntry>,
+}
+
+/// A finished pack: its id, bytes and the entries of its header.
+pub struct FinishedPack {
+    pub id: PackId,
+    pub data: bytes::Bytes,
+    pub entries: Vec<BlobEntry>,
+}
+
+impl PackWriter {
+    pub fn with_capacity(cap: usize) -> Self {
+        PackWriter { buf: Vec::with_capacity(cap), entries: Vec::new() }
+    }
+
+    pub fn add(&mut self, blob: SealedBlob) {
+        self.entries.push(BlobEntry {
+            kind: blob.kind,
+            codec: blob.codec,
+            id: blob.id,
+            offset: self.buf.len() as u64,
+            length: blob.data.len() as u32,
+            raw_length: blob.raw_length,
+        });
+        self.buf.extend_from_slice(&blob.data);
+    }
+
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn finish(mut self, cipher: &Cipher) -> FinishedPack {
+        let header = encode_header(&self.entries);
+        let sealed = cipher.seal(&header, aad::PACK_HEADER);
+        self.buf.extend_from_slice(&sealed);
+        self.buf.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+        FinishedPack { id: PackId::of_bytes(&self.buf), data: self.buf.into(), entries: self.entries }
+    }
+}
+
+pub fn encode_header(entries: &[BlobEntry]) -> Vec<u8> {
+    let mut h = Vec::with_capacity(9 + entries.len() * ENTRY_LEN);
+    h.extend_from_slice(HEADER_MAGIC);
+    h.push(HEADER_VERSION);
+    h.extend_from_slice(&(entries.len() as u32).to_le_bytes());
+    for e in entries {
+        e.encode(&mut h);
+    }
+    h
+}
+
+/// Decodes a header's plaintext and checks that its entries lie inside the
+/// `data_len` bytes of blobs that precede the header, without overlapping.
+pub fn decode_header(h: &[u8], data_len: u64) -> Result<Vec<BlobEntry>, String> {
+    if h.len() < 9 || &h[..4] != HEADER_MAGIC {
+        return Err("not a pack header".into());
+    }
+    if h[4] != HEADER_VERSION {
+        return Err(format!("pack header version {} is not supported", h[4]));
+    }
+    let count = u32::from_le_bytes(h[5..9].try_into().unwrap()) as usize;
+    let body = &h[9..];
+    if body.len() != count.checked_mul(ENTRY_LEN).ok_or("entry count overflows")? {
+        return Err(format!("header claims {count} entries but holds {} bytes", body.len()));
+    }
+    let mut entries = body.chunks_exact(ENTRY_LEN).map(BlobEntry::decode).collect::<Result<Vec<_>, _>>()?;
+    entries.sort_by_key(|e| e.offset);
+    let mut end = 0u64;
+    for e in &entries {
+        if e.offset < end || e.offset + e.length as u64 > data_len {
+            return Err(format!("blob {} lies outside the pack or overlaps another", e.id));
+        }
+        end = e.offset + e.length as u64;
+    }
+    Ok(entries)
+}
+
+/// Splits a whole pack into its header entries, after checking its name.
+pub fn read_pack_header(id: &PackId, pack: &[u8], cipher: &Cipher) -> Result<Vec<BlobEntry>, String> {
+    if PackId::of_bytes(pack) != *id {
+        return Err("content does not match its name (BLAKE3)".into());
+    }
+    if pack.len() < 4 {
+        return Err("truncated: shorter than a header length".into());
+    }
+    let hlen = u32::from_le_bytes(pack[pack.len() - 4..].try_into().unwrap()) as usize;
+    let data_len = pack
+        .len()
+        .checked_sub(4 + hlen)
+        .ok_or_else(|| format!("header length {hlen} exceeds the pack size {}", pack.len()))?;
+    let header = cipher
+        .open(&pack[data_len..pack.len() - 4], aad::PACK_HEADER)
+        .map_err(|e| format!("header: {e}"))?;
+    decode_header(&header, data_len as u64)
+}
