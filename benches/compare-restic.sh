@@ -202,7 +202,7 @@ phase() {
     echo "   WARNING: $tool $ph: exit 3, snapshot made but some files unreadable" >&2
     R[$tool.warnings]+="$ph exit 3; "
   elif [ "$rc" != 0 ]; then
-    FAILED[$tool]=$ph
+    FAILED[$tool]=$ph R[$tool.$ph.failed]=1
     echo "   ERROR: $tool $ph failed (exit $rc), see $RUN/logs/$tool-$ph.log; skipping its other phases" >&2
     tail -n 5 "$RUN/logs/$tool-$ph.log" | sed 's/^/   | /' >&2
     return 1
@@ -250,6 +250,7 @@ phase1() {
   mkdir -p "$RUN/$tool/cache"
   phase "$tool" init || return 0
   phase "$tool" backup-first || return 0
+  R[$tool.repo_bytes_first]=$(du -sb "$RUN/$tool/repo" | cut -f1)
   phase "$tool" backup-unchanged || return 0
 }
 
@@ -290,6 +291,11 @@ phase2() {
 # --- the run ---------------------------------------------------------------------
 DS_BYTES=$(du -sb "$DATASET" | cut -f1)
 DS_FILES=$(find "$DATASET" -type f | wc -l)
+LOAD_START=$(cut -d' ' -f1 /proc/loadavg)
+if awk -v l="$LOAD_START" 'BEGIN { exit !(l > 0.5) }'; then
+  echo "WARNING: load average $LOAD_START before the run: other work on this machine" \
+       "inflates the wall times (cpu seconds are in results.json)" >&2
+fi
 echo "dataset: $DATASET, $DS_BYTES bytes, $DS_FILES files; page cache: $([ "$DROP_CACHES" = 1 ] && echo dropped before each phase || echo warm)" >&2
 
 if [ "$DROP_CACHES" = 0 ]; then
@@ -319,9 +325,13 @@ RSS_LIMIT_MIB=256 SIZE_LIMIT=1.0
 BOTH=0; has_tool ferry && has_tool restic && BOTH=1
 
 val() { echo "${R[$1]:--}"; }
-ratio() { # ratio A B -> A/B to 2 decimals, or -
+secs() { # secs TOOL PHASE: wall seconds of a phase that succeeded, else -
+  if [ -n "${R[$1.$2.failed]:-}" ]; then echo -; else val "$1.$2.secs"; fi
+}
+cell() { if [ -n "${R[$1.$2.failed]:-}" ]; then echo FAILED; else val "$1.$2.secs"; fi; }
+ratio() { # ratio A B [DECIMALS] -> A/B, or -
   if [ "$1" = - ] || [ "$2" = - ] || [ "$BOTH" = 0 ]; then echo -; return; fi
-  awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'
+  awk -v a="$1" -v b="$2" -v d="${3:-2}" 'BEGIN { if (b > 0) printf "%.*f", d, a / b; else print "-" }'
 }
 le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }'; }
 mibv() { [ "$1" = - ] && echo - || mib "$1"; }
@@ -335,20 +345,25 @@ echo
 printf '%-18s | %9s | %9s | %6s | %14s | %15s\n' phase "ferry s" "restic s" ratio "ferry peak MiB" "restic peak MiB"
 printf '%s\n' "-------------------+-----------+-----------+--------+----------------+----------------"
 for p in "${PHASES[@]}"; do
-  fs=$(val ferry.$p.secs) rs=$(val restic.$p.secs)
-  printf '%-18s | %9s | %9s | %6s | %14s | %15s\n' "$p" "$fs" "$rs" "$(ratio "$fs" "$rs")" \
+  fs=$(secs ferry $p) rs=$(secs restic $p)
+  printf '%-18s | %9s | %9s | %6s | %14s | %15s\n' "$p" \
+    "$(cell ferry $p)" "$(cell restic $p)" "$(ratio "$fs" "$rs")" \
     "$(mibv "$(val ferry.$p.kib)")" "$(mibv "$(val restic.$p.kib)")"
 done
 fsz=$(val ferry.repo_bytes) rsz=$(val restic.repo_bytes)
 bmib() { [ "$1" = - ] && echo - || awk -v b="$1" 'BEGIN { printf "%.1f", b / 2^20 }'; }
 printf '%-18s | %9s | %9s | %6s |\n' "repo size MiB" "$(bmib "$fsz")" "$(bmib "$rsz")" "$(ratio "$fsz" "$rsz")"
+f1=$(val ferry.repo_bytes_first) r1=$(val restic.repo_bytes_first)
+printf '%-18s | %9s | %9s | %6s |\n' "  after 1st backup" "$(bmib "$f1")" "$(bmib "$r1")" "$(ratio "$f1" "$r1")"
 for t in "${TOOLS[@]}"; do
   line="$t cpu s (user+sys):"
   for p in "${PHASES[@]}"; do line+=" $p $(val $t.$p.cpu),"; done
   echo "${line%,}"
 done
 echo
-echo "repository size: ferry $fsz bytes, restic $rsz bytes; local cache: ferry $(val ferry.cache_bytes), restic $(val restic.cache_bytes) bytes"
+echo "repository size at the end: ferry $fsz bytes, restic $rsz bytes;" \
+     "after the first backup: ferry $(val ferry.repo_bytes_first), restic $(val restic.repo_bytes_first) bytes"
+echo "local cache: ferry $(val ferry.cache_bytes), restic $(val restic.cache_bytes) bytes"
 echo "sync after restore (not in the restore figure): ferry $(val ferry.restore-sync.secs) s, restic $(val restic.restore-sync.secs) s"
 [ "$REFERENCE" = 1 ] && echo "reference tar -c | zstd -3 -T2: $(val reference.tar-zstd.secs) s"
 echo "mutate-dataset.sh: $MUTATE_SECS s (generation $MUTATE_GEN)"
@@ -360,16 +375,18 @@ TARGETS_JSON=()
 echo
 if [ "$BOTH" = 1 ]; then
   echo "targets (ferry / restic):"
-  target_line() { # name value limit
+  target_line() { # name value limit [why it fails whatever the value]
     local verdict=FAIL
-    [ "$2" != - ] && le "$2" "$3" && verdict=PASS
-    printf '  %-24s %8s  <= %-5s %s\n' "$1" "$2" "$3" "$verdict"
+    [ "$2" != - ] && [ -z "${4:-}" ] && le "$2" "$3" && verdict=PASS
+    printf '  %-24s %8s  <= %-5s %s%s\n' "$1" "$2" "$3" "$verdict" "${4:+ ($4)}"
     TARGETS_JSON+=("{\"name\": \"$1\", \"value\": $([ "$2" = - ] && echo null || echo "$2"), \"limit\": $3, \"pass\": $([ "$verdict" = PASS ] && echo true || echo false)}")
   }
   for p in backup-first backup-unchanged backup-mutated restore check; do
-    target_line "$p ratio" "$(ratio "$(val ferry.$p.secs)" "$(val restic.$p.secs)")" "${LIMIT[$p]}"
+    why=
+    [ "$p" = restore ] && [ "$(val ferry.verify_ok)" = false ] && why="ferry's restore does not match the dataset"
+    target_line "$p ratio" "$(ratio "$(secs ferry $p)" "$(secs restic $p)" 3)" "${LIMIT[$p]}" "$why"
   done
-  target_line "repo size ratio" "$(ratio "$fsz" "$rsz")" "$SIZE_LIMIT"
+  target_line "repo size ratio" "$(ratio "$fsz" "$rsz" 3)" "$SIZE_LIMIT"
   peak=-
   for p in "${PHASES[@]}"; do
     k=$(val ferry.$p.kib); [ "$k" = - ] && { peak=-; break; }
@@ -386,7 +403,7 @@ jstr() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; printf '"%s"' "$s"; }
 {
   echo "{"
   echo "  \"date\": $(jstr "$(date -u +%Y-%m-%dT%H:%M:%SZ)"),"
-  echo "  \"host\": $(jstr "$(hostname)"), \"cores\": $(nproc),"
+  echo "  \"host\": $(jstr "$(hostname)"), \"cores\": $(nproc), \"loadavg_at_start\": $LOAD_START,"
   echo "  \"command\": $(jstr "$ORIG_CMD"),"
   echo "  \"page_cache\": $(jstr "$([ "$DROP_CACHES" = 1 ] && echo dropped || echo warm)"),"
   echo "  \"dataset\": {\"path\": $(jstr "$DATASET"), \"bytes\": $DS_BYTES, \"files\": $DS_FILES,"
@@ -411,7 +428,7 @@ jstr() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; printf '"%s"' "$s"; }
     echo
     echo "      },"
     echo "      \"restore_sync_seconds\": $(jnum "$(val $t.restore-sync.secs)"),"
-    echo "      \"repo_bytes\": $(jnum "$(val $t.repo_bytes)"), \"cache_bytes\": $(jnum "$(val $t.cache_bytes)"),"
+    echo "      \"repo_bytes\": $(jnum "$(val $t.repo_bytes)"), \"repo_bytes_after_first_backup\": $(jnum "$(val $t.repo_bytes_first)"), \"cache_bytes\": $(jnum "$(val $t.cache_bytes)"),"
     echo "      \"snapshots\": $(jnum "$(val $t.snapshots)"),"
     echo "      \"restore_verify\": {\"ok\": $(jnum "$(val $t.verify_ok)"), \"content_differences\": $(jnum "$(val $t.verify_content)"), \"metadata_differences\": $(jnum "$(val $t.verify_meta)")}"
     printf '    }'

@@ -2,6 +2,10 @@
 //! object replicator for Kubernetes.
 
 pub mod catalog;
+pub mod cli;
+pub mod engine;
+pub mod pipeline;
 pub mod repo;
+pub mod source;
 pub mod store;
 pub mod util;

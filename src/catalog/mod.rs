@@ -56,16 +56,25 @@ pub fn default_path(repo_id: &str) -> PathBuf {
 
 impl Catalog {
     pub fn open(path: &Path) -> CatalogResult<Self> {
-        let err = |source| CatalogError { path: path.display().to_string(), source };
+        let err = |source| CatalogError {
+            path: path.display().to_string(),
+            source,
+        };
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
         let conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30)).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(err)?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(err)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(err)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
-        let cat = Catalog { conn, path: path.to_path_buf() };
+        let cat = Catalog {
+            conn,
+            path: path.to_path_buf(),
+        };
         let version: Option<String> = cat.meta("schema")?;
         if version.is_none() {
             cat.set_meta("schema", &SCHEMA_VERSION.to_string())?;
@@ -78,7 +87,10 @@ impl Catalog {
     }
 
     fn err(&self, source: rusqlite::Error) -> CatalogError {
-        CatalogError { path: self.path.display().to_string(), source }
+        CatalogError {
+            path: self.path.display().to_string(),
+            source,
+        }
     }
 
     pub fn meta(&self, key: &str) -> CatalogResult<Option<String>> {
@@ -90,7 +102,10 @@ impl Catalog {
 
     pub fn set_meta(&self, key: &str, value: &str) -> CatalogResult<()> {
         self.conn
-            .execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", [key, value])
+            .execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)",
+                [key, value],
+            )
             .map(drop)
             .map_err(|e| self.err(e))
     }
@@ -103,9 +118,14 @@ impl Catalog {
         self.ids("SELECT id FROM snapshots")
     }
 
-    fn ids<T: std::str::FromStr + Eq + std::hash::Hash>(&self, sql: &str) -> CatalogResult<HashSet<T>> {
+    fn ids<T: std::str::FromStr + Eq + std::hash::Hash>(
+        &self,
+        sql: &str,
+    ) -> CatalogResult<HashSet<T>> {
         let mut st = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
-        let rows = st.query_map([], |r| r.get::<_, String>(0)).map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| r.get::<_, String>(0))
+            .map_err(|e| self.err(e))?;
         let mut out = HashSet::new();
         for r in rows {
             if let Ok(id) = r.map_err(|e| self.err(e))?.parse() {
@@ -118,12 +138,17 @@ impl Catalog {
     /// Records an index object and every pack and blob it names.
     pub fn add_index(&mut self, id: &IndexId, index: &IndexFile) -> CatalogResult<()> {
         let path = self.path.display().to_string();
-        let err = |source| CatalogError { path: path.clone(), source };
+        let err = |source| CatalogError {
+            path: path.clone(),
+            source,
+        };
         let tx = self.conn.transaction().map_err(err)?;
         {
             let idx = id.to_hex();
             let mut pack_st = tx
-                .prepare_cached("INSERT OR REPLACE INTO packs (id, size, index_id) VALUES (?1, ?2, ?3)")
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO packs (id, size, index_id) VALUES (?1, ?2, ?3)",
+                )
                 .map_err(err)?;
             let mut blob_st = tx
                 .prepare_cached(
@@ -132,7 +157,9 @@ impl Catalog {
                 )
                 .map_err(err)?;
             for p in &index.packs {
-                pack_st.execute(params![&p.id.0[..], p.size as i64, idx]).map_err(err)?;
+                pack_st
+                    .execute(params![&p.id.0[..], p.size as i64, idx])
+                    .map_err(err)?;
                 for b in &p.blobs {
                     blob_st
                         .execute(params![
@@ -148,7 +175,8 @@ impl Catalog {
                         .map_err(err)?;
                 }
             }
-            tx.execute("INSERT OR REPLACE INTO indexes (id) VALUES (?1)", [&idx]).map_err(err)?;
+            tx.execute("INSERT OR REPLACE INTO indexes (id) VALUES (?1)", [&idx])
+                .map_err(err)?;
         }
         tx.commit().map_err(err)
     }
@@ -157,7 +185,10 @@ impl Catalog {
     pub fn remove_index(&mut self, id: &IndexId) -> CatalogResult<()> {
         let idx = id.to_hex();
         let path = self.path.display().to_string();
-        let err = |source| CatalogError { path: path.clone(), source };
+        let err = |source| CatalogError {
+            path: path.clone(),
+            source,
+        };
         let tx = self.conn.transaction().map_err(err)?;
         for sql in [
             "DELETE FROM blobs WHERE index_id = ?1",
@@ -199,11 +230,17 @@ impl Catalog {
 
     /// Every known pack and its size.
     pub fn packs(&self) -> CatalogResult<Vec<(PackId, u64)>> {
-        let mut st = self.conn.prepare("SELECT id, size FROM packs ORDER BY id").map_err(|e| self.err(e))?;
+        let mut st = self
+            .conn
+            .prepare("SELECT id, size FROM packs ORDER BY id")
+            .map_err(|e| self.err(e))?;
         let rows = st
             .query_map([], |r| {
                 let id: Vec<u8> = r.get(0)?;
-                Ok((PackId::from_slice(&id).unwrap_or_default(), r.get::<_, i64>(1)? as u64))
+                Ok((
+                    PackId::from_slice(&id).unwrap_or_default(),
+                    r.get::<_, i64>(1)? as u64,
+                ))
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
@@ -230,12 +267,18 @@ impl Catalog {
     }
 
     pub fn remove_snapshot(&self, id: &SnapshotId) -> CatalogResult<()> {
-        self.conn.execute("DELETE FROM snapshots WHERE id = ?1", [id.to_hex()]).map(drop).map_err(|e| self.err(e))
+        self.conn
+            .execute("DELETE FROM snapshots WHERE id = ?1", [id.to_hex()])
+            .map(drop)
+            .map_err(|e| self.err(e))
     }
 
     /// All snapshots, oldest first (ties broken by id).
     pub fn snapshots(&self) -> CatalogResult<Vec<(SnapshotId, Snapshot)>> {
-        let mut st = self.conn.prepare("SELECT id, json FROM snapshots ORDER BY time, id").map_err(|e| self.err(e))?;
+        let mut st = self
+            .conn
+            .prepare("SELECT id, json FROM snapshots ORDER BY time, id")
+            .map_err(|e| self.err(e))?;
         let rows = st
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
             .map_err(|e| self.err(e))?;
@@ -258,10 +301,15 @@ impl Catalog {
 
     pub fn put_trees(&mut self, trees: &[(BlobId, Vec<u8>)]) -> CatalogResult<()> {
         let path = self.path.display().to_string();
-        let err = |source| CatalogError { path: path.clone(), source };
+        let err = |source| CatalogError {
+            path: path.clone(),
+            source,
+        };
         let tx = self.conn.transaction().map_err(err)?;
         {
-            let mut st = tx.prepare_cached("INSERT OR IGNORE INTO trees (id, data) VALUES (?1, ?2)").map_err(err)?;
+            let mut st = tx
+                .prepare_cached("INSERT OR IGNORE INTO trees (id, data) VALUES (?1, ?2)")
+                .map_err(err)?;
             for (id, data) in trees {
                 st.execute(params![&id.0[..], data]).map_err(err)?;
             }

@@ -112,12 +112,23 @@ pub fn seal_blob(
         Some(c) => (codec::ZSTD, c.as_slice()),
         None => (codec::NONE, plain),
     };
-    SealedBlob { kind, id, codec, raw_length: plain.len() as u32, data: cipher.seal(body, &aad) }
+    SealedBlob {
+        kind,
+        id,
+        codec,
+        raw_length: plain.len() as u32,
+        data: cipher.seal(body, &aad),
+    }
 }
 
 /// Opens a sealed blob read from its pack, decompresses it and checks that
 /// its content matches its id.
-pub fn open_blob(key: &MasterKey, cipher: &Cipher, entry: &BlobEntry, sealed: &[u8]) -> RepoResult<Vec<u8>> {
+pub fn open_blob(
+    key: &MasterKey,
+    cipher: &Cipher,
+    entry: &BlobEntry,
+    sealed: &[u8],
+) -> RepoResult<Vec<u8>> {
     let object = || format!("blob {} ({:?})", entry.id, entry.kind);
     let body = cipher
         .open(sealed, &blob_aad(entry.kind, &entry.id))
@@ -129,7 +140,10 @@ pub fn open_blob(key: &MasterKey, cipher: &Cipher, entry: &BlobEntry, sealed: &[
         c => return Err(RepoError::corrupt(object(), format!("unknown codec {c}"))),
     };
     if plain.len() != entry.raw_length as usize || key.blob_id(&plain) != entry.id {
-        return Err(RepoError::corrupt(object(), "content does not match its id"));
+        return Err(RepoError::corrupt(
+            object(),
+            "content does not match its id",
+        ));
     }
     Ok(plain)
 }

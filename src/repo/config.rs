@@ -21,7 +21,11 @@ pub struct ChunkerParams {
 
 impl Default for ChunkerParams {
     fn default() -> Self {
-        ChunkerParams { min_size: 512 << 10, avg_size: 1 << 20, max_size: 8 << 20 }
+        ChunkerParams {
+            min_size: 512 << 10,
+            avg_size: 1 << 20,
+            max_size: 8 << 20,
+        }
     }
 }
 
@@ -76,7 +80,9 @@ impl ConfigBody {
             )));
         }
         if !(1 << 20..=1 << 30).contains(&pack_size) {
-            return Err(RepoError::Invalid(format!("pack size {pack_size} is outside 1 MiB to 1 GiB")));
+            return Err(RepoError::Invalid(format!(
+                "pack size {pack_size} is outside 1 MiB to 1 GiB"
+            )));
         }
         Ok(ConfigBody {
             version: FORMAT_VERSION,
@@ -91,7 +97,10 @@ impl ConfigBody {
 
     pub fn encode(&self, key: &MasterKey) -> Vec<u8> {
         let body = serde_json::to_vec(self).expect("config serializes");
-        let file = ConfigFile { config: self.clone(), mac: hex::encode(key.mac(&body)) };
+        let file = ConfigFile {
+            config: self.clone(),
+            mac: hex::encode(key.mac(&body)),
+        };
         serde_json::to_vec_pretty(&file).expect("config serializes")
     }
 }
@@ -109,10 +118,14 @@ pub fn peek_version(data: &[u8]) -> RepoResult<u64> {
 
 /// Parses and authenticates the config with the unlocked master key.
 pub fn decode(data: &[u8], key: &MasterKey) -> RepoResult<ConfigBody> {
-    let file: ConfigFile = serde_json::from_slice(data).map_err(|e| RepoError::corrupt(CONFIG_KEY, e))?;
+    let file: ConfigFile =
+        serde_json::from_slice(data).map_err(|e| RepoError::corrupt(CONFIG_KEY, e))?;
     let body = serde_json::to_vec(&file.config).expect("config serializes");
     if hex::encode(key.mac(&body)) != file.mac {
-        return Err(RepoError::corrupt(CONFIG_KEY, "MAC mismatch: the config was altered"));
+        return Err(RepoError::corrupt(
+            CONFIG_KEY,
+            "MAC mismatch: the config was altered",
+        ));
     }
     file.config.chunker.validate()?;
     Ok(file.config)

@@ -50,7 +50,11 @@ impl std::fmt::Debug for MasterKey {
 impl MasterKey {
     pub fn generate() -> Self {
         let mut rng = rand::rngs::OsRng;
-        let mut k = MasterKey { encrypt: [0; 32], blob_id: [0; 32], mac: [0; 32] };
+        let mut k = MasterKey {
+            encrypt: [0; 32],
+            blob_id: [0; 32],
+            mac: [0; 32],
+        };
         rng.fill_bytes(&mut k.encrypt);
         rng.fill_bytes(&mut k.blob_id);
         rng.fill_bytes(&mut k.mac);
@@ -110,7 +114,12 @@ impl Cipher {
         let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
         let mut buf = ct.to_vec();
         self.0
-            .decrypt_in_place_detached(XNonce::from_slice(nonce), aad, &mut buf, Tag::from_slice(tag))
+            .decrypt_in_place_detached(
+                XNonce::from_slice(nonce),
+                aad,
+                &mut buf,
+                Tag::from_slice(tag),
+            )
             .map_err(|_| OpenError)?;
         Ok(buf)
     }
@@ -125,10 +134,13 @@ pub(crate) mod b64 {
         s.serialize_str(&STANDARD.encode(v))
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(d: D) -> Result<[u8; N], D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>, const N: usize>(
+        d: D,
+    ) -> Result<[u8; N], D::Error> {
         let s = String::deserialize(d)?;
         let v = STANDARD.decode(s).map_err(serde::de::Error::custom)?;
-        v.try_into().map_err(|_| serde::de::Error::custom("wrong key length"))
+        v.try_into()
+            .map_err(|_| serde::de::Error::custom("wrong key length"))
     }
 }
 
@@ -163,8 +175,21 @@ mod tests {
         let mut bad = sealed.clone();
         bad[30] ^= 1;
         assert!(c.open(&bad, aad::INDEX).is_err(), "flipped bit");
-        assert!(c.open(&sealed[..sealed.len() - 1], aad::INDEX).is_err(), "truncated");
-        assert!(MasterKey::generate().cipher().open(&sealed, aad::INDEX).is_err(), "other key");
-        assert_ne!(k.blob_id(b"x"), BlobId::of_bytes(b"x"), "blob ids are keyed");
+        assert!(
+            c.open(&sealed[..sealed.len() - 1], aad::INDEX).is_err(),
+            "truncated"
+        );
+        assert!(
+            MasterKey::generate()
+                .cipher()
+                .open(&sealed, aad::INDEX)
+                .is_err(),
+            "other key"
+        );
+        assert_ne!(
+            k.blob_id(b"x"),
+            BlobId::of_bytes(b"x"),
+            "blob ids are keyed"
+        );
     }
 }

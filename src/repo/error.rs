@@ -7,11 +7,17 @@ pub enum RepoError {
     #[error("no repository at {location}: run `ferry init --repo {location}` to create one, or check the --repo path")]
     NotFound { location: String },
 
-    #[error("{location} already holds a repository (it has a config object); choose another location")]
+    #[error(
+        "{location} already holds a repository (it has a config object); choose another location"
+    )]
     AlreadyExists { location: String },
 
     #[error("{location} holds a repository of format version {found}; this ferry reads versions up to {supported}: upgrade ferry to use it")]
-    NewerFormat { location: String, found: u64, supported: u64 },
+    NewerFormat {
+        location: String,
+        found: u64,
+        supported: u64,
+    },
 
     #[error("wrong password: none of the {keys} key(s) in {location} opens with it")]
     WrongPassword { location: String, keys: usize },
@@ -31,7 +37,10 @@ pub enum RepoError {
 
 impl RepoError {
     pub fn corrupt(object: impl Into<String>, reason: impl std::fmt::Display) -> Self {
-        RepoError::Corrupt { object: object.into(), reason: reason.to_string() }
+        RepoError::Corrupt {
+            object: object.into(),
+            reason: reason.to_string(),
+        }
     }
 }
 

@@ -141,7 +141,9 @@ mod tests {
         let id = PackId::of_bytes(b"abc");
         let parsed: PackId = id.to_hex().parse().unwrap();
         assert_eq!(id, parsed);
-        assert!(id.key().starts_with(&format!("data/{}/", &id.to_hex()[..2])));
+        assert!(id
+            .key()
+            .starts_with(&format!("data/{}/", &id.to_hex()[..2])));
         assert_eq!(id_from_key::<PackId>(&id.key()), Some(id));
         assert!("zz".parse::<PackId>().is_err());
         let json = serde_json::to_string(&id).unwrap();

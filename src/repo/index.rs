@@ -75,7 +75,10 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let s = self.b.get(self.pos..self.pos + n).ok_or("truncated index")?;
+        let s = self
+            .b
+            .get(self.pos..self.pos + n)
+            .ok_or("truncated index")?;
         self.pos += n;
         Ok(s)
     }

@@ -17,7 +17,11 @@ pub struct KdfParams {
 impl Default for KdfParams {
     /// 64 MiB, 3 passes: about a quarter of a second on one core.
     fn default() -> Self {
-        KdfParams { memory_kib: 64 << 10, iterations: 3, parallelism: 1 }
+        KdfParams {
+            memory_kib: 64 << 10,
+            iterations: 3,
+            parallelism: 1,
+        }
     }
 }
 

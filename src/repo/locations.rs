@@ -23,7 +23,9 @@ impl BlobIndex {
     }
 
     pub fn get(&self, id: &BlobId) -> Option<(PackId, BlobEntry)> {
-        self.blobs.get(id).map(|(n, e)| (self.packs[*n as usize], *e))
+        self.blobs
+            .get(id)
+            .map(|(n, e)| (self.packs[*n as usize], *e))
     }
 
     pub fn contains(&self, id: &BlobId) -> bool {

@@ -46,7 +46,12 @@ pub struct InitOptions {
 
 impl Default for InitOptions {
     fn default() -> Self {
-        InitOptions { chunker: ChunkerParams::default(), compression_level: 3, pack_size: 16 << 20, kdf: KdfParams::default() }
+        InitOptions {
+            chunker: ChunkerParams::default(),
+            compression_level: 3,
+            pack_size: 16 << 20,
+            kdf: KdfParams::default(),
+        }
     }
 }
 
@@ -73,22 +78,38 @@ const PARALLEL_LOADS: usize = 8;
 
 impl Repository {
     /// Creates a repository in an empty store, then opens it.
-    pub async fn init(store: DynStore, password: &[u8], opts: &InitOptions, catalog: Option<PathBuf>) -> RepoResult<Self> {
+    pub async fn init(
+        store: DynStore,
+        password: &[u8],
+        opts: &InitOptions,
+        catalog: Option<PathBuf>,
+    ) -> RepoResult<Self> {
         if store.head(CONFIG_KEY).await?.is_some() {
-            return Err(RepoError::AlreadyExists { location: store.location() });
+            return Err(RepoError::AlreadyExists {
+                location: store.location(),
+            });
         }
         let config = ConfigBody::new(opts.chunker.clone(), opts.compression_level, opts.pack_size)?;
         let master = MasterKey::generate();
         let key = KeyFile::create(&master, password, opts.kdf)?.encode();
         store.put(&KeyId::of_bytes(&key).key(), key.into()).await?;
-        if !store.put_if_absent(CONFIG_KEY, config.encode(&master).into()).await? {
-            return Err(RepoError::AlreadyExists { location: store.location() });
+        if !store
+            .put_if_absent(CONFIG_KEY, config.encode(&master).into())
+            .await?
+        {
+            return Err(RepoError::AlreadyExists {
+                location: store.location(),
+            });
         }
         Self::open(store, password, catalog).await
     }
 
     /// Unlocks a repository with a password and brings its catalog up to date.
-    pub async fn open(store: DynStore, password: &[u8], catalog: Option<PathBuf>) -> RepoResult<Self> {
+    pub async fn open(
+        store: DynStore,
+        password: &[u8],
+        catalog: Option<PathBuf>,
+    ) -> RepoResult<Self> {
         let location = store.location();
         let raw = match store.get(CONFIG_KEY).await {
             Ok(b) => b,
@@ -97,7 +118,11 @@ impl Repository {
         };
         let found = config::peek_version(&raw)?;
         if found > FORMAT_VERSION {
-            return Err(RepoError::NewerFormat { location, found, supported: FORMAT_VERSION });
+            return Err(RepoError::NewerFormat {
+                location,
+                found,
+                supported: FORMAT_VERSION,
+            });
         }
         let (key_id, key) = unlock(&store, password).await?;
         let config = config::decode(&raw, &key)?;
@@ -172,7 +197,8 @@ impl Repository {
                     drop(cat);
                     let mut cat = self.catalog();
                     cat.clear().map_err(Self::cat_err)?;
-                    cat.set_meta("repository", &self.config.id).map_err(Self::cat_err)?;
+                    cat.set_meta("repository", &self.config.id)
+                        .map_err(Self::cat_err)?;
                 }
             }
         }
@@ -182,7 +208,9 @@ impl Repository {
             self.catalog().remove_index(gone).map_err(Self::cat_err)?;
         }
         let new: Vec<IndexId> = stored.difference(&known).copied().collect();
-        let mut loads = futures::stream::iter(new).map(|id| async move { (id, self.load_index(&id).await) }).buffer_unordered(PARALLEL_LOADS);
+        let mut loads = futures::stream::iter(new)
+            .map(|id| async move { (id, self.load_index(&id).await) })
+            .buffer_unordered(PARALLEL_LOADS);
         let mut damaged = Vec::new();
         while let Some((id, res)) = loads.next().await {
             match res {
@@ -199,13 +227,20 @@ impl Repository {
         let stored: HashSet<SnapshotId> = self.list_ids("snapshots/").await?;
         let known = self.catalog().snapshot_ids().map_err(Self::cat_err)?;
         for gone in known.difference(&stored) {
-            self.catalog().remove_snapshot(gone).map_err(Self::cat_err)?;
+            self.catalog()
+                .remove_snapshot(gone)
+                .map_err(Self::cat_err)?;
         }
         let new: Vec<SnapshotId> = stored.difference(&known).copied().collect();
-        let mut loads = futures::stream::iter(new).map(|id| async move { (id, self.load_snapshot(&id).await) }).buffer_unordered(PARALLEL_LOADS);
+        let mut loads = futures::stream::iter(new)
+            .map(|id| async move { (id, self.load_snapshot(&id).await) })
+            .buffer_unordered(PARALLEL_LOADS);
         while let Some((id, res)) = loads.next().await {
             match res {
-                Ok(s) => self.catalog().add_snapshot(&id, &s).map_err(Self::cat_err)?,
+                Ok(s) => self
+                    .catalog()
+                    .add_snapshot(&id, &s)
+                    .map_err(Self::cat_err)?,
                 Err(RepoError::Corrupt { reason, .. }) => {
                     tracing::warn!(snapshot = %id, error = %reason, "skipping damaged snapshot object");
                 }
@@ -223,15 +258,27 @@ impl Repository {
     }
 
     /// The ids of the objects under a prefix (`index/`, `snapshots/`, `data/`).
-    pub async fn list_ids<T: std::str::FromStr + Eq + std::hash::Hash>(&self, prefix: &str) -> RepoResult<HashSet<T>> {
-        Ok(self.store.list(prefix).await?.iter().filter_map(|m| id::id_from_key(&m.key)).collect())
+    pub async fn list_ids<T: std::str::FromStr + Eq + std::hash::Hash>(
+        &self,
+        prefix: &str,
+    ) -> RepoResult<HashSet<T>> {
+        Ok(self
+            .store
+            .list(prefix)
+            .await?
+            .iter()
+            .filter_map(|m| id::id_from_key(&m.key))
+            .collect())
     }
 
     /// Reads an object and checks that its bytes match the id it is named by.
     async fn get_verified(&self, key: &str, expected: &[u8; 32]) -> RepoResult<Bytes> {
         let data = self.store.get(key).await?;
         if blake3::hash(&data).as_bytes() != expected {
-            return Err(RepoError::corrupt(key, "content does not match its name (BLAKE3)"));
+            return Err(RepoError::corrupt(
+                key,
+                "content does not match its name (BLAKE3)",
+            ));
         }
         Ok(data)
     }
@@ -239,7 +286,10 @@ impl Repository {
     pub async fn load_index(&self, id: &IndexId) -> RepoResult<IndexFile> {
         let key = id.key();
         let data = self.get_verified(&key, id.as_bytes()).await?;
-        let plain = self.cipher.open(&data, aad::INDEX).map_err(|e| RepoError::corrupt(&key, e))?;
+        let plain = self
+            .cipher
+            .open(&data, aad::INDEX)
+            .map_err(|e| RepoError::corrupt(&key, e))?;
         IndexFile::decode(&plain).map_err(|e| RepoError::corrupt(&key, e))
     }
 
@@ -248,14 +298,19 @@ impl Repository {
         let sealed = self.cipher.seal(&index.encode(), aad::INDEX);
         let id = IndexId::of_bytes(&sealed);
         self.store.put(&id.key(), sealed.into()).await?;
-        self.catalog().add_index(&id, index).map_err(Self::cat_err)?;
+        self.catalog()
+            .add_index(&id, index)
+            .map_err(Self::cat_err)?;
         Ok(id)
     }
 
     pub async fn load_snapshot(&self, id: &SnapshotId) -> RepoResult<Snapshot> {
         let key = id.key();
         let data = self.get_verified(&key, id.as_bytes()).await?;
-        let plain = self.cipher.open(&data, aad::SNAPSHOT).map_err(|e| RepoError::corrupt(&key, e))?;
+        let plain = self
+            .cipher
+            .open(&data, aad::SNAPSHOT)
+            .map_err(|e| RepoError::corrupt(&key, e))?;
         serde_json::from_slice(&plain).map_err(|e| RepoError::corrupt(&key, e))
     }
 
@@ -266,7 +321,9 @@ impl Repository {
         let sealed = self.cipher.seal(&plain, aad::SNAPSHOT);
         let id = SnapshotId::of_bytes(&sealed);
         self.store.put(&id.key(), sealed.into()).await?;
-        self.catalog().add_snapshot(&id, snap).map_err(Self::cat_err)?;
+        self.catalog()
+            .add_snapshot(&id, snap)
+            .map_err(Self::cat_err)?;
         Ok(id)
     }
 
@@ -278,7 +335,10 @@ impl Repository {
     /// Reads one blob's sealed bytes from its pack.
     pub async fn read_sealed(&self, id: &BlobId) -> RepoResult<(BlobEntry, Bytes)> {
         let (pack, entry) = self.index().get(id).ok_or(RepoError::UnknownBlob(*id))?;
-        let data = self.store.get_range(&pack.key(), entry.offset, entry.length as u64).await?;
+        let data = self
+            .store
+            .get_range(&pack.key(), entry.offset, entry.length as u64)
+            .await?;
         Ok((entry, data))
     }
 
@@ -299,7 +359,9 @@ impl Repository {
         }
         let data = self.read_blob(id).await?;
         let tree = Tree::decode(&data).map_err(|e| RepoError::corrupt(object(), e))?;
-        self.catalog().put_trees(&[(*id, data)]).map_err(Self::cat_err)?;
+        self.catalog()
+            .put_trees(&[(*id, data)])
+            .map_err(Self::cat_err)?;
         Ok(tree)
     }
 
@@ -356,7 +418,9 @@ async fn unlock(store: &DynStore, password: &[u8]) -> RepoResult<(KeyId, MasterK
     let keys = store.list("keys/").await?;
     let mut tried = 0;
     for meta in &keys {
-        let Some(id) = id::id_from_key::<KeyId>(&meta.key) else { continue };
+        let Some(id) = id::id_from_key::<KeyId>(&meta.key) else {
+            continue;
+        };
         let data = store.get(&meta.key).await?;
         let Ok(file) = KeyFile::decode(&meta.key, &data) else {
             tracing::warn!(key = %meta.key, "skipping unreadable key object");
@@ -371,5 +435,8 @@ async fn unlock(store: &DynStore, password: &[u8]) -> RepoResult<(KeyId, MasterK
             return Ok((id, k));
         }
     }
-    Err(RepoError::WrongPassword { location: store.location(), keys: tried })
+    Err(RepoError::WrongPassword {
+        location: store.location(),
+        keys: tried,
+    })
 }

@@ -25,7 +25,10 @@ pub struct FinishedPack {
 
 impl PackWriter {
     pub fn with_capacity(cap: usize) -> Self {
-        PackWriter { buf: Vec::with_capacity(cap), entries: Vec::new() }
+        PackWriter {
+            buf: Vec::with_capacity(cap),
+            entries: Vec::new(),
+        }
     }
 
     pub fn add(&mut self, blob: SealedBlob) {
@@ -52,8 +55,13 @@ impl PackWriter {
         let header = encode_header(&self.entries);
         let sealed = cipher.seal(&header, aad::PACK_HEADER);
         self.buf.extend_from_slice(&sealed);
-        self.buf.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
-        FinishedPack { id: PackId::of_bytes(&self.buf), data: self.buf.into(), entries: self.entries }
+        self.buf
+            .extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+        FinishedPack {
+            id: PackId::of_bytes(&self.buf),
+            data: self.buf.into(),
+            entries: self.entries,
+        }
     }
 }
 
@@ -79,15 +87,28 @@ pub fn decode_header(h: &[u8], data_len: u64) -> Result<Vec<BlobEntry>, String> 
     }
     let count = u32::from_le_bytes(h[5..9].try_into().unwrap()) as usize;
     let body = &h[9..];
-    if body.len() != count.checked_mul(ENTRY_LEN).ok_or("entry count overflows")? {
-        return Err(format!("header claims {count} entries but holds {} bytes", body.len()));
+    if body.len()
+        != count
+            .checked_mul(ENTRY_LEN)
+            .ok_or("entry count overflows")?
+    {
+        return Err(format!(
+            "header claims {count} entries but holds {} bytes",
+            body.len()
+        ));
     }
-    let mut entries = body.chunks_exact(ENTRY_LEN).map(BlobEntry::decode).collect::<Result<Vec<_>, _>>()?;
+    let mut entries = body
+        .chunks_exact(ENTRY_LEN)
+        .map(BlobEntry::decode)
+        .collect::<Result<Vec<_>, _>>()?;
     entries.sort_by_key(|e| e.offset);
     let mut end = 0u64;
     for e in &entries {
         if e.offset < end || e.offset + e.length as u64 > data_len {
-            return Err(format!("blob {} lies outside the pack or overlaps another", e.id));
+            return Err(format!(
+                "blob {} lies outside the pack or overlaps another",
+                e.id
+            ));
         }
         end = e.offset + e.length as u64;
     }
@@ -95,7 +116,11 @@ pub fn decode_header(h: &[u8], data_len: u64) -> Result<Vec<BlobEntry>, String> 
 }
 
 /// Splits a whole pack into its header entries, after checking its name.
-pub fn read_pack_header(id: &PackId, pack: &[u8], cipher: &Cipher) -> Result<Vec<BlobEntry>, String> {
+pub fn read_pack_header(
+    id: &PackId,
+    pack: &[u8],
+    cipher: &Cipher,
+) -> Result<Vec<BlobEntry>, String> {
     if PackId::of_bytes(pack) != *id {
         return Err("content does not match its name (BLAKE3)".into());
     }

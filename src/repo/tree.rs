@@ -66,7 +66,11 @@ pub struct Node {
     pub extents: Option<Vec<(u64, u64)>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subtree: Option<BlobId>,
-    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_bytes_str")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_bytes_str"
+    )]
     pub target: Option<Vec<u8>>,
     /// Device number of character and block devices.
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -138,17 +142,26 @@ impl Tree {
                 return Err(format!("unsafe entry name {:?}", n.name_lossy()));
             }
             if i > 0 && t.nodes[i - 1].name >= n.name {
-                return Err(format!("entries unsorted or duplicated at {:?}", n.name_lossy()));
+                return Err(format!(
+                    "entries unsorted or duplicated at {:?}",
+                    n.name_lossy()
+                ));
             }
             if (n.kind == NodeKind::Dir) != n.subtree.is_some() {
-                return Err(format!("entry {:?}: subtree does not match its type", n.name_lossy()));
+                return Err(format!(
+                    "entry {:?}: subtree does not match its type",
+                    n.name_lossy()
+                ));
             }
         }
         Ok(t)
     }
 
     pub fn find(&self, name: &[u8]) -> Option<&Node> {
-        self.nodes.binary_search_by(|n| n.name.as_slice().cmp(name)).ok().map(|i| &self.nodes[i])
+        self.nodes
+            .binary_search_by(|n| n.name.as_slice().cmp(name))
+            .ok()
+            .map(|i| &self.nodes[i])
     }
 }
 
@@ -195,7 +208,8 @@ mod opt_bytes_str {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
         let s = Option::<String>::deserialize(d)?;
-        s.map(|s| super::bytes_str::from_string(&s).map_err(serde::de::Error::custom)).transpose()
+        s.map(|s| super::bytes_str::from_string(&s).map_err(serde::de::Error::custom))
+            .transpose()
     }
 }
 
@@ -218,10 +232,14 @@ mod tests {
         assert_eq!(back.clone().encode(), enc);
         assert!(back.find(&[0xff, b'a']).is_some());
         for bad in [&b".."[..], b"a/b", b"", b"."] {
-            let mut t = Tree { nodes: vec![Node::synthetic(bad, NodeKind::File, 1)] };
+            let mut t = Tree {
+                nodes: vec![Node::synthetic(bad, NodeKind::File, 1)],
+            };
             assert!(Tree::decode(&t.encode()).is_err(), "{bad:?} refused");
         }
-        let dup = Tree { nodes: vec![Node::synthetic(b"x", NodeKind::File, 1); 2] };
+        let dup = Tree {
+            nodes: vec![Node::synthetic(b"x", NodeKind::File, 1); 2],
+        };
         assert!(Tree::decode(&serde_json::to_vec(&dup).unwrap()).is_err());
     }
 }

@@ -1,0 +1,226 @@
+//! Raw command-line arguments, as clap parses them. Validation into
+//! settings happens in `run`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ferry",
+    version,
+    about = "Encrypted, deduplicating backups and cross-region replication for Kubernetes"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Repository location: a local directory (the default kind) or URL.
+    #[arg(long, short = 'r', global = true, env = "FERRY_REPO")]
+    pub repo: Option<String>,
+    /// Read the repository password from this file (first line).
+    #[arg(long, global = true)]
+    pub password_file: Option<PathBuf>,
+    /// Run this shell command and use its output as the password.
+    #[arg(long, global = true)]
+    pub password_command: Option<String>,
+    /// Local catalog (SQLite cache) to use instead of the default under
+    /// $XDG_CACHE_HOME/ferry/<repository id>/.
+    #[arg(long, global = true, env = "FERRY_CATALOG")]
+    pub catalog: Option<PathBuf>,
+    /// Machine-readable JSON on stdout instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Log format on stderr.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "FERRY_LOG_FORMAT"
+    )]
+    pub log_format: LogFormat,
+    /// More log output (repeat for more).
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr; no progress.
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+    /// No progress bars even on a terminal.
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a repository.
+    Init(InitArgs),
+    /// Back up paths into a new snapshot.
+    Backup(BackupArgs),
+    /// List snapshots.
+    Snapshots(FilterArgs),
+    /// List the entries of a snapshot.
+    Ls(LsArgs),
+    /// Show what changed between two snapshots.
+    Diff(DiffArgs),
+    /// Restore a snapshot into a directory.
+    Restore(RestoreArgs),
+    /// Verify the repository's structure, and with --read-data all its data.
+    Check(CheckArgs),
+    /// Manage the local catalog.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+    /// Manage the passwords (keys) that open the repository.
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Minimum chunk size.
+    #[arg(long, default_value = "512KiB")]
+    pub chunk_min: String,
+    /// Average chunk size.
+    #[arg(long, default_value = "1MiB")]
+    pub chunk_avg: String,
+    /// Maximum chunk size.
+    #[arg(long, default_value = "8MiB")]
+    pub chunk_max: String,
+    /// zstd level (1-22), or 0 for no compression.
+    #[arg(long, default_value_t = 3)]
+    pub compression_level: i32,
+    /// Target pack size.
+    #[arg(long, default_value = "16MiB")]
+    pub pack_size: String,
+    /// Argon2id memory for the password key.
+    #[arg(long, default_value = "64MiB")]
+    pub kdf_memory: String,
+    /// Argon2id passes for the password key.
+    #[arg(long, default_value_t = 3)]
+    pub kdf_iterations: u32,
+}
+
+#[derive(Debug, Args, Default, Clone)]
+pub struct FilterArgs {
+    /// Only snapshots of this host.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Only snapshots that include this source path (repeatable).
+    #[arg(long = "path")]
+    pub paths: Vec<String>,
+    /// Only snapshots with this tag (repeatable).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Files and directories to back up.
+    #[arg(required = true)]
+    pub paths: Vec<PathBuf>,
+    /// Tag the snapshot (repeatable).
+    #[arg(long = "tag")]
+    pub tags: Vec<String>,
+    /// Host name to record (default: this machine's, or FERRY_HOST).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Compare against this snapshot instead of the newest of the same host and paths.
+    #[arg(long)]
+    pub parent: Option<String>,
+    /// Read every file, ignoring any parent snapshot.
+    #[arg(long)]
+    pub force: bool,
+    /// Skip entries matching this glob (matched against the absolute path and the name; repeatable).
+    #[arg(long = "exclude")]
+    pub excludes: Vec<String>,
+    /// Ceiling for data buffered in the pipeline.
+    #[arg(long, default_value = "512MiB", env = "FERRY_MEMORY_LIMIT")]
+    pub memory_limit: String,
+    /// Record this time instead of now (RFC 3339).
+    #[arg(long)]
+    pub time: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// `latest` or a snapshot id.
+    pub snapshot: String,
+    /// Only this path and below (e.g. /data/pvc-a or k8s/).
+    pub path: Option<String>,
+    /// Show mode, owner, size and time.
+    #[arg(long, short = 'l')]
+    pub long: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    pub first: String,
+    pub second: String,
+    /// Only this path and below.
+    pub path: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// `latest` or a snapshot id (not with --at).
+    pub snapshot: Option<String>,
+    /// Restore the newest snapshot taken at or before this time (RFC 3339).
+    #[arg(long, conflicts_with = "snapshot")]
+    pub at: Option<String>,
+    /// Directory to restore into.
+    #[arg(long, short = 't')]
+    pub target: PathBuf,
+    /// Only restore entries matching this glob (and below; repeatable).
+    #[arg(long = "include")]
+    pub includes: Vec<String>,
+    /// Do not restore entries matching this glob (repeatable).
+    #[arg(long = "exclude")]
+    pub excludes: Vec<String>,
+    /// Show what would be restored without writing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Replace entries that already exist in the target.
+    #[arg(long)]
+    pub overwrite: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Read and verify every pack.
+    #[arg(long)]
+    pub read_data: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Recreate the local catalog from the repository alone.
+    Rebuild,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Add a password (from --new-password-file, FERRY_NEW_PASSWORD, or a prompt).
+    Add {
+        #[arg(long)]
+        new_password_file: Option<PathBuf>,
+    },
+    /// List the keys.
+    List,
+    /// Remove a key by id (or a unique prefix of it).
+    Remove { id: String },
+}

@@ -1,0 +1,85 @@
+//! The command-line interface: parses arguments, opens the repository,
+//! calls the engine and renders its results. No logic of its own.
+
+pub mod args;
+mod commands;
+mod output;
+pub mod password;
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+
+use crate::repo::{RepoError, Repository};
+use args::{Cli, Global};
+
+/// Exit codes, as restic's where they overlap.
+pub mod exit {
+    pub const OK: i32 = 0;
+    pub const ERROR: i32 = 1;
+    /// A snapshot was made but some source entries could not be read.
+    pub const INCOMPLETE: i32 = 3;
+    pub const NO_REPOSITORY: i32 = 10;
+    pub const WRONG_PASSWORD: i32 = 12;
+}
+
+/// Runs the CLI and returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    output::init_logging(&cli.global);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            return exit::ERROR;
+        }
+    };
+    let json = cli.global.json;
+    match rt.block_on(commands::run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            let code = exit_code(&e);
+            if json {
+                output::print_json(&serde_json::json!({ "error": format!("{e:#}") }));
+            }
+            eprintln!("error: {e:#}");
+            code
+        }
+    }
+}
+
+fn exit_code(e: &anyhow::Error) -> i32 {
+    for cause in e.chain() {
+        let repo = cause.downcast_ref::<RepoError>().or_else(|| {
+            match cause.downcast_ref::<crate::engine::EngineError>() {
+                Some(crate::engine::EngineError::Repo(r)) => Some(r),
+                _ => None,
+            }
+        });
+        match repo {
+            Some(RepoError::NotFound { .. }) => return exit::NO_REPOSITORY,
+            Some(RepoError::WrongPassword { .. }) => return exit::WRONG_PASSWORD,
+            _ => {}
+        }
+    }
+    exit::ERROR
+}
+
+pub(crate) fn repo_url(g: &Global) -> Result<String> {
+    g.repo
+        .clone()
+        .context("no repository given: pass --repo or set FERRY_REPO")
+}
+
+pub(crate) async fn open_repo(g: &Global) -> Result<Arc<Repository>> {
+    let url = repo_url(g)?;
+    let store = crate::store::open_url(&url)?;
+    let pw = password::password(g, false)?;
+    Ok(Arc::new(
+        Repository::open(store, &pw, g.catalog.clone()).await?,
+    ))
+}

@@ -1,0 +1,84 @@
+//! What the CLI shows: logs through tracing (text or JSON), progress bars on
+//! a terminal, and printing of results.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::args::{Global, LogFormat};
+use crate::engine::progress::Progress;
+
+pub fn init_logging(g: &Global) {
+    let default = match (g.quiet, g.verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FERRY_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match g.log_format {
+        LogFormat::Json => b.json().with_current_span(false).init(),
+        LogFormat::Text => b.without_time().with_target(false).compact().init(),
+    }
+}
+
+/// Shows a progress bar while an operation runs, when stderr is a terminal
+/// and the output is for people.
+pub struct Bar {
+    bar: Option<ProgressBar>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Bar {
+    pub fn start(g: &Global, progress: &Arc<Progress>, verb: &'static str) -> Self {
+        if g.json || g.quiet || g.no_progress || !std::io::stderr().is_terminal() {
+            return Bar {
+                bar: None,
+                task: None,
+            };
+        }
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(8));
+        bar.set_style(
+            ProgressStyle::with_template("{prefix} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}")
+                .expect("valid template"),
+        );
+        bar.set_prefix(verb);
+        let (b, p) = (bar.clone(), progress.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let (files, bytes, files_total, bytes_total, final_) = p.snapshot();
+                b.set_length(bytes_total.max(bytes));
+                b.set_position(bytes);
+                b.set_message(if final_ {
+                    format!("{files}/{files_total} files")
+                } else {
+                    format!("{files} files")
+                });
+                tokio::time::sleep(Duration::from_millis(125)).await;
+            }
+        });
+        Bar {
+            bar: Some(bar),
+            task: Some(task),
+        }
+    }
+
+    pub fn finish(self) {
+        if let Some(t) = self.task {
+            t.abort();
+        }
+        if let Some(b) = self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+pub fn print_json<T: serde::Serialize>(v: &T) {
+    println!("{}", serde_json::to_string_pretty(v).expect("serializable"));
+}

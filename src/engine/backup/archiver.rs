@@ -1,0 +1,358 @@
+//! The archiver: walks the sources depth-first, reuses the parent
+//! snapshot's content for unchanged files, sends changed files to the
+//! readers, and seals each directory's tree once all its entries are known.
+//! Directories finish in their own tasks, so the walk never waits for them.
+
+use std::collections::HashMap;
+use std::fs::Metadata;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures::future::{BoxFuture, FutureExt, Shared};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::files::{FileData, Job, Source};
+use super::plan::{VDir, VEntry};
+use crate::engine::progress::Progress;
+use crate::engine::EngineResult;
+use crate::pipeline::{Pipeline, RawBlob};
+use crate::repo::blob::BlobType;
+use crate::repo::snapshot::Skipped;
+use crate::repo::tree::{Node, NodeKind, Tree};
+use crate::repo::{BlobId, Repository};
+use crate::source::fs::{node_from_meta, NameCache};
+
+type FileFuture = Shared<BoxFuture<'static, Option<FileData>>>;
+
+enum Pending {
+    Ready(Node),
+    File(Node, FileFuture),
+    Dir(JoinHandle<EngineResult<Node>>),
+}
+
+#[derive(Default)]
+pub struct Counters {
+    pub files_new: AtomicU64,
+    pub files_changed: AtomicU64,
+    pub files_unchanged: AtomicU64,
+    pub dirs: AtomicU64,
+    pub total_bytes: AtomicU64,
+    pub read_bytes: AtomicU64,
+}
+
+pub struct Archiver {
+    pub repo: Arc<Repository>,
+    pub pipe: Arc<Pipeline>,
+    pub jobs: async_channel::Sender<Job>,
+    pub names: NameCache,
+    pub skipped: Mutex<Vec<Skipped>>,
+    pub counters: Counters,
+    pub progress: Arc<Progress>,
+    pub excludes: globset::GlobSet,
+    pub new_trees: Mutex<Vec<(BlobId, Vec<u8>)>>,
+    hardlinks: Mutex<HashMap<(u64, u64), FileFuture>>,
+}
+
+/// Whether a file can keep the parent snapshot's content unread.
+fn unchanged(parent: &Node, now: &Node) -> bool {
+    parent.kind == NodeKind::File
+        && parent.size == now.size
+        && parent.mtime == now.mtime
+        && parent.ctime == now.ctime
+        && parent.inode == now.inode
+}
+
+fn lstat(path: &Path) -> std::io::Result<Metadata> {
+    std::fs::symlink_metadata(path)
+}
+
+impl Archiver {
+    pub fn new(
+        repo: Arc<Repository>,
+        pipe: Arc<Pipeline>,
+        jobs: async_channel::Sender<Job>,
+        progress: Arc<Progress>,
+        excludes: globset::GlobSet,
+    ) -> Self {
+        Archiver {
+            repo,
+            pipe,
+            jobs,
+            names: NameCache::default(),
+            skipped: Mutex::new(Vec::new()),
+            counters: Counters::default(),
+            progress,
+            excludes,
+            new_trees: Mutex::new(Vec::new()),
+            hardlinks: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn skip(&self, path: &Path, error: impl std::fmt::Display) {
+        tracing::warn!(path = %path.display(), error = %error, "source entry skipped");
+        self.skipped.lock().unwrap().push(Skipped {
+            path: path.display().to_string(),
+            error: error.to_string(),
+        });
+    }
+
+    fn excluded(&self, path: &Path) -> bool {
+        !self.excludes.is_empty()
+            && (self.excludes.is_match(path)
+                || path.file_name().is_some_and(|n| self.excludes.is_match(n)))
+    }
+
+    async fn parent_tree(&self, id: Option<BlobId>) -> Option<Tree> {
+        let id = id?;
+        match self.repo.load_tree(&id).await {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!(tree = %id, error = %e, "parent tree unreadable; reading its files again");
+                None
+            }
+        }
+    }
+
+    /// Archives the snapshot skeleton; returns the root tree id.
+    pub async fn archive_root(
+        self: &Arc<Self>,
+        root: VDir,
+        parent_root: Option<BlobId>,
+    ) -> EngineResult<BlobId> {
+        let node = Node::synthetic(b"root", NodeKind::Dir, 0);
+        let pending = self.clone().archive_vdir(root, node, parent_root).await?;
+        let Pending::Dir(h) = pending else {
+            unreachable!("a directory yields a directory")
+        };
+        let node = h.await??;
+        Ok(node.subtree.expect("directories have subtrees"))
+    }
+
+    fn archive_vdir(
+        self: Arc<Self>,
+        dir: VDir,
+        node: Node,
+        parent: Option<BlobId>,
+    ) -> BoxFuture<'static, EngineResult<Pending>> {
+        async move {
+            let parent = self.parent_tree(parent).await;
+            let mut pending = Vec::with_capacity(dir.children.len());
+            for (name, child) in dir.children {
+                let pnode = parent.as_ref().and_then(|t| t.find(&name)).cloned();
+                let psub = pnode.as_ref().and_then(|n| n.subtree);
+                match child {
+                    VEntry::Dir(sub) => {
+                        let node = match sub.meta_from.as_deref().map(|p| (p, lstat(p))) {
+                            Some((p, Ok(m))) if m.is_dir() => self.node(p, &name, &m),
+                            _ => Node::synthetic(&name, NodeKind::Dir, 0),
+                        };
+                        pending.push(self.clone().archive_vdir(sub, node, psub).await?);
+                    }
+                    VEntry::Source(path) => match lstat(&path) {
+                        Ok(m) => {
+                            pending.push(self.clone().archive_entry(path, name, m, pnode).await?)
+                        }
+                        Err(e) => self.skip(&path, e),
+                    },
+                    VEntry::Bytes(data) => {
+                        let mut node = Node::synthetic(&name, NodeKind::File, 0);
+                        node.size = data.len() as u64;
+                        let fut = self
+                            .submit(Source::Bytes(data), PathBuf::from(node.name_lossy()))
+                            .await?;
+                        pending.push(Pending::File(node, fut));
+                    }
+                }
+            }
+            Ok(Pending::Dir(tokio::spawn(self.finish_dir(node, pending))))
+        }
+        .boxed()
+    }
+
+    fn node(&self, path: &Path, name: &[u8], meta: &Metadata) -> Node {
+        let (node, warning) = node_from_meta(path, name, meta, &self.names);
+        if let Some(w) = warning {
+            self.skip(path, w);
+        }
+        node
+    }
+
+    fn archive_entry(
+        self: Arc<Self>,
+        path: PathBuf,
+        name: Vec<u8>,
+        meta: Metadata,
+        parent: Option<Node>,
+    ) -> BoxFuture<'static, EngineResult<Pending>> {
+        async move {
+            let node = self.node(&path, &name, &meta);
+            match node.kind {
+                NodeKind::Dir => {
+                    let psub = parent
+                        .filter(|p| p.kind == NodeKind::Dir)
+                        .and_then(|p| p.subtree);
+                    self.archive_dir(path, node, psub).await
+                }
+                NodeKind::File => self.archive_file(path, node, parent).await,
+                _ => Ok(Pending::Ready(node)),
+            }
+        }
+        .boxed()
+    }
+
+    async fn archive_dir(
+        self: Arc<Self>,
+        path: PathBuf,
+        node: Node,
+        parent: Option<BlobId>,
+    ) -> EngineResult<Pending> {
+        let parent = self.parent_tree(parent).await;
+        let p = path.clone();
+        let listing = tokio::task::spawn_blocking(
+            move || -> std::io::Result<Vec<(Vec<u8>, PathBuf, std::io::Result<Metadata>)>> {
+                let mut out = Vec::new();
+                for ent in std::fs::read_dir(&p)? {
+                    let ent = ent?;
+                    let child = ent.path();
+                    let meta = lstat(&child);
+                    out.push((ent.file_name().as_bytes().to_vec(), child, meta));
+                }
+                out.sort_by(|a, b| a.0.cmp(&b.0));
+                Ok(out)
+            },
+        )
+        .await?;
+        let entries = listing.unwrap_or_else(|e| {
+            self.skip(&path, format!("listing directory: {e}"));
+            Vec::new()
+        });
+        let mut pending = Vec::with_capacity(entries.len());
+        for (name, child, meta) in entries {
+            if self.excluded(&child) {
+                continue;
+            }
+            match meta {
+                Ok(m) => {
+                    let pnode = parent.as_ref().and_then(|t| t.find(&name)).cloned();
+                    pending.push(self.clone().archive_entry(child, name, m, pnode).await?);
+                }
+                Err(e) => self.skip(&child, e),
+            }
+        }
+        Ok(Pending::Dir(tokio::spawn(self.finish_dir(node, pending))))
+    }
+
+    async fn archive_file(
+        self: Arc<Self>,
+        path: PathBuf,
+        mut node: Node,
+        parent: Option<Node>,
+    ) -> EngineResult<Pending> {
+        self.counters
+            .total_bytes
+            .fetch_add(node.size, Ordering::Relaxed);
+        if let Some(p) = parent.as_ref().filter(|p| unchanged(p, &node)) {
+            let idx = self.repo.index();
+            if p.content.iter().all(|id| idx.contains(id)) {
+                node.content = p.content.clone();
+                node.extents = p.extents.clone();
+                self.counters
+                    .files_unchanged
+                    .fetch_add(1, Ordering::Relaxed);
+                self.progress.add_done(1, node.size);
+                return Ok(Pending::Ready(node));
+            }
+        }
+        let counter = if parent.is_some() {
+            &self.counters.files_changed
+        } else {
+            &self.counters.files_new
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let link_key = (node.links > 1).then_some((node.device, node.inode));
+        if let Some(k) = link_key {
+            if let Some(f) = self.hardlinks.lock().unwrap().get(&k) {
+                return Ok(Pending::File(node, f.clone()));
+            }
+        }
+        let fut = self.submit(Source::Path(path.clone()), path).await?;
+        if let Some(k) = link_key {
+            self.hardlinks.lock().unwrap().insert(k, fut.clone());
+        }
+        Ok(Pending::File(node, fut))
+    }
+
+    async fn submit(self: &Arc<Self>, source: Source, path: PathBuf) -> EngineResult<FileFuture> {
+        let (reply, rx) = oneshot::channel();
+        self.jobs
+            .send(Job { source, reply })
+            .await
+            .map_err(|_| crate::pipeline::Closed)?;
+        let this = self.clone();
+        Ok(async move {
+            let outcome = rx.await.ok()?;
+            if let Some(w) = outcome.warning {
+                this.skip(&path, w);
+            }
+            match outcome.data {
+                Ok(d) => {
+                    this.counters
+                        .read_bytes
+                        .fetch_add(d.size, Ordering::Relaxed);
+                    this.progress.add_done(1, d.size);
+                    Some(d)
+                }
+                Err(e) => {
+                    this.skip(&path, e);
+                    None
+                }
+            }
+        }
+        .boxed()
+        .shared())
+    }
+
+    async fn finish_dir(
+        self: Arc<Self>,
+        mut node: Node,
+        pending: Vec<Pending>,
+    ) -> EngineResult<Node> {
+        let mut nodes = Vec::with_capacity(pending.len());
+        for p in pending {
+            match p {
+                Pending::Ready(n) => nodes.push(n),
+                Pending::File(mut n, fut) => {
+                    if let Some(d) = fut.await {
+                        n.content = d.content;
+                        n.extents = d.extents;
+                        n.size = d.size;
+                        nodes.push(n);
+                    }
+                }
+                Pending::Dir(h) => nodes.push(h.await??),
+            }
+        }
+        if self.pipe.failed() {
+            return Err(crate::pipeline::Closed.into());
+        }
+        let mut tree = Tree { nodes };
+        let data = tree.encode();
+        let id = self.repo.key().blob_id(&data);
+        if self.pipe.claim(&id) {
+            self.new_trees.lock().unwrap().push((id, data.clone()));
+            self.pipe
+                .submit(RawBlob {
+                    kind: BlobType::Tree,
+                    id,
+                    data,
+                })
+                .await?;
+        }
+        self.counters.dirs.fetch_add(1, Ordering::Relaxed);
+        node.subtree = Some(id);
+        Ok(node)
+    }
+}

@@ -1,0 +1,165 @@
+//! File readers: a pool of blocking workers that read changed files, chunk
+//! and hash them, and hand new chunks to the pipeline.
+
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
+use crate::pipeline::chunker::for_each_chunk;
+use crate::pipeline::{Closed, Pipeline, RawBlob};
+use crate::repo::blob::BlobType;
+use crate::repo::config::ChunkerParams;
+use crate::repo::{BlobId, Repository};
+use crate::source::fs::{data_extents, ExtentReader};
+
+/// The content of a file as stored.
+#[derive(Debug, Clone)]
+pub struct FileData {
+    pub content: Vec<BlobId>,
+    pub extents: Option<Vec<(u64, u64)>>,
+    pub size: u64,
+}
+
+pub enum Source {
+    Path(PathBuf),
+    Bytes(Vec<u8>),
+}
+
+/// What a reader reports back: the content, or why the file was skipped;
+/// plus a warning when it changed while being read.
+pub struct Outcome {
+    pub data: Result<FileData, String>,
+    pub warning: Option<String>,
+}
+
+pub struct Job {
+    pub source: Source,
+    pub reply: oneshot::Sender<Outcome>,
+}
+
+pub struct Reader {
+    pub repo: Arc<Repository>,
+    pub pipe: Arc<Pipeline>,
+    pub chunker: ChunkerParams,
+}
+
+impl Reader {
+    /// Runs jobs until the channel closes.
+    pub fn run(&self, jobs: async_channel::Receiver<Job>) {
+        while let Ok(job) = jobs.recv_blocking() {
+            let outcome = match job.source {
+                Source::Path(p) => self.read_path(&p),
+                Source::Bytes(b) => Outcome {
+                    data: self
+                        .store_stream(&b[..], b.len() as u64)
+                        .map_err(|e| e.to_string()),
+                    warning: None,
+                },
+            };
+            let _ = job.reply.send(outcome);
+        }
+    }
+
+    fn open(path: &PathBuf) -> std::io::Result<File> {
+        let try_open = |flags| OpenOptions::new().read(true).custom_flags(flags).open(path);
+        // O_NOATIME keeps access times as they were; only the owner (or
+        // root) may ask for it.
+        try_open(libc::O_NOFOLLOW | libc::O_NOATIME).or_else(|_| try_open(libc::O_NOFOLLOW))
+    }
+
+    fn read_path(&self, path: &PathBuf) -> Outcome {
+        let skip = |e: String| Outcome {
+            data: Err(e),
+            warning: None,
+        };
+        let file = match Self::open(path) {
+            Ok(f) => f,
+            Err(e) => return skip(e.to_string()),
+        };
+        let before = match file.metadata() {
+            Ok(m) if m.is_file() => m,
+            Ok(_) => return skip("no longer a regular file".into()),
+            Err(e) => return skip(e.to_string()),
+        };
+        let extents = data_extents(&file, &before);
+        let result = match &extents {
+            Some(ex) => {
+                let data_len = ex.iter().map(|e| e.1).sum();
+                self.store_stream(
+                    ExtentReader::new(file.try_clone().expect("dup"), ex.clone()),
+                    data_len,
+                )
+            }
+            None => self.store_stream(&file, before.len()),
+        };
+        let read = match result {
+            Ok(d) => d,
+            Err(e) => return skip(e.to_string()),
+        };
+        let warning = match file.metadata() {
+            Ok(after)
+                if after.len() != before.len()
+                    || after.mtime_nsec() != before.mtime_nsec()
+                    || after.mtime() != before.mtime() =>
+            {
+                Some("changed while being read; the snapshot holds the bytes read".into())
+            }
+            _ => None,
+        };
+        let data = FileData {
+            size: if extents.is_some() {
+                before.len()
+            } else {
+                read.size
+            },
+            extents,
+            content: read.content,
+        };
+        Outcome {
+            data: Ok(data),
+            warning,
+        }
+    }
+
+    /// Chunks a stream, submits new chunks, and returns the chunk ids.
+    fn store_stream<R: Read>(&self, reader: R, size_hint: u64) -> std::io::Result<FileData> {
+        let mut content = Vec::new();
+        let mut submit = |data: Vec<u8>| -> std::io::Result<()> {
+            let id = self.repo.key().blob_id(&data);
+            if self.pipe.claim(&id) {
+                self.pipe
+                    .submit_blocking(RawBlob {
+                        kind: BlobType::Data,
+                        id,
+                        data,
+                    })
+                    .map_err(|Closed| std::io::Error::other("the write pipeline stopped"))?;
+            }
+            content.push(id);
+            Ok(())
+        };
+        let size = if size_hint < self.chunker.min_size as u64 {
+            // Small files are one chunk: read them whole, skip the chunker.
+            let mut buf = Vec::with_capacity(size_hint as usize);
+            reader
+                .take(self.chunker.max_size as u64)
+                .read_to_end(&mut buf)?;
+            let n = buf.len() as u64;
+            if n > 0 {
+                submit(buf)?;
+            }
+            n
+        } else {
+            for_each_chunk(reader, &self.chunker, &mut submit)?
+        };
+        Ok(FileData {
+            content,
+            extents: None,
+            size,
+        })
+    }
+}

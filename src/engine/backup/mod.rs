@@ -1,0 +1,245 @@
+//! `backup`: the sources into a new snapshot. Order of writes: packs, then
+//! the index objects naming them, then the snapshot.
+
+mod archiver;
+mod files;
+pub mod plan;
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+
+use super::progress::Progress;
+use super::{EngineError, EngineResult};
+use crate::pipeline::{Pipeline, PipelineOptions};
+use crate::repo::snapshot::{Snapshot, Summary};
+use crate::repo::{Repository, SnapshotId};
+use archiver::Archiver;
+use files::Reader;
+use plan::VDir;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ParentChoice {
+    /// The newest snapshot of the same host and paths.
+    #[default]
+    Auto,
+    /// Read every file.
+    None,
+    Id(SnapshotId),
+}
+
+#[derive(Debug, Clone)]
+pub struct BackupOptions {
+    pub paths: Vec<PathBuf>,
+    /// In-memory files placed at relative paths of the snapshot root.
+    pub files: Vec<(String, Vec<u8>)>,
+    pub extra: Option<serde_json::Value>,
+    pub tags: Vec<String>,
+    pub host: Option<String>,
+    pub parent: ParentChoice,
+    /// Glob patterns; a pattern matches an entry's absolute path or its name.
+    pub excludes: Vec<String>,
+    /// Ceiling for data buffered in the pipeline.
+    pub memory_limit: u64,
+    /// The snapshot's time; now when unset.
+    pub time: Option<DateTime<Utc>>,
+    /// Count files and bytes first, so that progress can show totals.
+    pub scan: bool,
+}
+
+impl Default for BackupOptions {
+    fn default() -> Self {
+        BackupOptions {
+            paths: Vec::new(),
+            files: Vec::new(),
+            extra: None,
+            tags: Vec::new(),
+            host: None,
+            parent: ParentChoice::Auto,
+            excludes: Vec::new(),
+            memory_limit: 512 << 20,
+            time: None,
+            scan: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct BackupOutcome {
+    pub id: SnapshotId,
+    pub snapshot: Snapshot,
+}
+
+fn glob_set(patterns: &[String]) -> EngineResult<globset::GlobSet> {
+    let mut b = globset::GlobSetBuilder::new();
+    for p in patterns {
+        let g = globset::GlobBuilder::new(p)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| EngineError::Usage(format!("pattern {p:?}: {e}")))?;
+        b.add(g);
+    }
+    b.build().map_err(|e| EngineError::Usage(e.to_string()))
+}
+
+pub async fn backup(
+    repo: Arc<Repository>,
+    opts: &BackupOptions,
+    progress: Arc<Progress>,
+) -> EngineResult<BackupOutcome> {
+    let started = Instant::now();
+    let time = opts.time.unwrap_or_else(Utc::now);
+    if opts.paths.is_empty() && opts.files.is_empty() {
+        return Err(EngineError::Usage(
+            "nothing to back up: name at least one path".into(),
+        ));
+    }
+    let mut paths = Vec::new();
+    for p in &opts.paths {
+        let abs = plan::absolute(p)?;
+        if let Err(e) = std::fs::symlink_metadata(&abs) {
+            return Err(EngineError::Io {
+                path: abs.display().to_string(),
+                source: e,
+            });
+        }
+        paths.push(abs);
+    }
+    paths.sort();
+    paths.dedup();
+    let path_strings: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    let host = opts.host.clone().unwrap_or_else(crate::util::hostname);
+
+    let parent = match &opts.parent {
+        ParentChoice::None => None,
+        ParentChoice::Id(id) => {
+            let s = repo.snapshots()?.into_iter().find(|(i, _)| i == id);
+            Some(s.ok_or_else(|| {
+                EngineError::Usage(format!("parent snapshot {id} is not in the repository"))
+            })?)
+        }
+        ParentChoice::Auto => repo
+            .snapshots()?
+            .into_iter()
+            .rev()
+            .find(|(_, s)| s.same_source(&host, &path_strings)),
+    };
+    if let Some((id, _)) = &parent {
+        tracing::info!(parent = %id, "using parent snapshot");
+    }
+
+    let mut root = VDir::default();
+    for p in &paths {
+        root.add_source(p)?;
+    }
+    for (rel, data) in &opts.files {
+        root.add_bytes(rel, data.clone())?;
+    }
+    if opts.scan {
+        spawn_scan(paths.clone(), progress.clone());
+    }
+
+    let cfg = repo.config().clone();
+    let pipe = Pipeline::start(
+        repo.clone(),
+        &PipelineOptions::for_memory(opts.memory_limit, cfg.pack_size, cfg.chunker.max_size),
+    );
+    let readers_n = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .max(2)
+        * 2;
+    let (jobs_tx, jobs_rx) = async_channel::bounded(readers_n * 4);
+    let reader = Arc::new(Reader {
+        repo: repo.clone(),
+        pipe: pipe.clone(),
+        chunker: cfg.chunker.clone(),
+    });
+    let readers: Vec<_> = (0..readers_n)
+        .map(|_| {
+            let (r, rx) = (reader.clone(), jobs_rx.clone());
+            tokio::task::spawn_blocking(move || r.run(rx))
+        })
+        .collect();
+    drop(jobs_rx);
+    let archiver = Arc::new(Archiver::new(
+        repo.clone(),
+        pipe.clone(),
+        jobs_tx.clone(),
+        progress,
+        glob_set(&opts.excludes)?,
+    ));
+    drop(jobs_tx);
+
+    let tree = archiver
+        .archive_root(root, parent.as_ref().map(|(_, s)| s.tree))
+        .await;
+    archiver.jobs.close();
+    for r in readers {
+        r.await?;
+    }
+    // A failure inside the pipeline is the cause of any error above.
+    pipe.finish().await?;
+    let tree = tree?;
+
+    let c = &archiver.counters;
+    let st = pipe.stats();
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let summary = Summary {
+        files_new: load(&c.files_new),
+        files_changed: load(&c.files_changed),
+        files_unchanged: load(&c.files_unchanged),
+        dirs: load(&c.dirs),
+        total_files: load(&c.files_new) + load(&c.files_changed) + load(&c.files_unchanged),
+        total_bytes: load(&c.total_bytes),
+        read_bytes: load(&c.read_bytes),
+        blobs_added: load(&st.blobs_added),
+        added_bytes: load(&st.added_bytes),
+        stored_bytes: load(&st.stored_bytes),
+        elapsed_seconds: started.elapsed().as_secs_f64(),
+    };
+    let mut skipped = std::mem::take(&mut *archiver.skipped.lock().unwrap());
+    skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    let snapshot = Snapshot {
+        time,
+        host,
+        username: crate::util::username(),
+        paths: path_strings,
+        tags: opts.tags.clone(),
+        parent: parent.map(|(id, _)| id),
+        tree,
+        summary,
+        skipped,
+        extra: opts.extra.clone(),
+        program_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let id = repo.save_snapshot(&snapshot).await?;
+    let trees = std::mem::take(&mut *archiver.new_trees.lock().unwrap());
+    if let Err(e) = repo.catalog().put_trees(&trees) {
+        tracing::warn!(error = %e, "could not cache trees in the catalog");
+    }
+    Ok(BackupOutcome { id, snapshot })
+}
+
+/// Counts files and bytes under the sources, for progress totals.
+fn spawn_scan(paths: Vec<PathBuf>, progress: Arc<Progress>) {
+    tokio::task::spawn_blocking(move || {
+        let mut stack = paths;
+        while let Some(p) = stack.pop() {
+            let Ok(m) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if m.is_dir() {
+                if let Ok(rd) = std::fs::read_dir(&p) {
+                    stack.extend(rd.flatten().map(|e| e.path()));
+                }
+            } else if m.is_file() {
+                progress.add_total(1, m.len());
+            }
+        }
+        progress.totals_final.store(true, Ordering::Relaxed);
+    });
+}

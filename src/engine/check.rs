@@ -1,0 +1,272 @@
+//! `check`: the repository's structure (every index, snapshot, tree and
+//! referenced blob present and readable) and, with `read_data`, every
+//! pack's bytes. Names each damaged object and the snapshots and files that
+//! depend on it.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use futures::future::{BoxFuture, FutureExt};
+use futures::StreamExt;
+use serde::Serialize;
+
+use super::walk::join;
+use super::EngineResult;
+use crate::repo::blob::open_blob;
+use crate::repo::pack::read_pack_header;
+use crate::repo::tree::NodeKind;
+use crate::repo::{BlobId, PackId, Repository, SnapshotId};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    pub object: String,
+    pub error: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Affected {
+    pub snapshot: SnapshotId,
+    pub path: String,
+    pub problem: String,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct CheckReport {
+    pub errors: Vec<Problem>,
+    pub warnings: Vec<Problem>,
+    pub affected: Vec<Affected>,
+    pub snapshots: u64,
+    pub packs: u64,
+    pub blobs_read: u64,
+    pub bytes_read: u64,
+}
+
+impl CheckReport {
+    pub fn ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+pub async fn check(repo: &Arc<Repository>, read_data: bool) -> EngineResult<CheckReport> {
+    let mut report = CheckReport::default();
+    for (id, e) in repo.damaged_indexes() {
+        report.errors.push(Problem {
+            object: id.key(),
+            error: e,
+        });
+    }
+    // Blobs that cannot be read, with the reason.
+    let mut bad: HashMap<BlobId, String> = HashMap::new();
+
+    let stored: HashMap<PackId, u64> = repo
+        .store()
+        .list("data/")
+        .await?
+        .into_iter()
+        .filter_map(|m| Some((crate::repo::id::id_from_key::<PackId>(&m.key)?, m.size)))
+        .collect();
+    let indexed = repo
+        .catalog()
+        .packs()
+        .map_err(|e| crate::repo::RepoError::Invalid(e.to_string()))?;
+    let mut blobs_of: HashMap<PackId, Vec<crate::repo::BlobEntry>> = HashMap::new();
+    for (pack, entry) in repo
+        .catalog()
+        .blob_locations()
+        .map_err(|e| crate::repo::RepoError::Invalid(e.to_string()))?
+    {
+        blobs_of.entry(pack).or_default().push(entry);
+    }
+    let indexed_ids: HashSet<PackId> = indexed.iter().map(|(p, _)| *p).collect();
+    let mut readable = Vec::new();
+    for (pack, size) in &indexed {
+        let reason = match stored.get(pack) {
+            None => Some("missing".to_string()),
+            Some(s) if s != size => Some(format!(
+                "size {s} differs from the {size} bytes the index records (truncated or replaced)"
+            )),
+            Some(_) => None,
+        };
+        match reason {
+            Some(r) => {
+                report.errors.push(Problem {
+                    object: pack.key(),
+                    error: r.clone(),
+                });
+                for b in blobs_of.get(pack).into_iter().flatten() {
+                    bad.insert(b.id, format!("pack {} is {r}", pack.short()));
+                }
+            }
+            None => readable.push(*pack),
+        }
+    }
+    for pack in stored.keys().filter(|p| !indexed_ids.contains(p)) {
+        report.warnings.push(Problem {
+            object: pack.key(),
+            error: "not named by any index (left by an interrupted backup; harmless, its space is reclaimed by prune)".into(),
+        });
+    }
+    report.packs = indexed.len() as u64;
+
+    if read_data {
+        let jobs = readable.into_iter().map(|pack| {
+            let expected = blobs_of.remove(&pack).unwrap_or_default();
+            let repo = repo.clone();
+            async move {
+                let ids: Vec<BlobId> = expected.iter().map(|e| e.id).collect();
+                let r2 = repo.clone();
+                let data = repo.store().get(&pack.key()).await;
+                let result = tokio::task::spawn_blocking(
+                    move || -> Result<(u64, u64, Vec<(BlobId, String)>), String> {
+                        let data = data.map_err(|e| e.to_string())?;
+                        let header = read_pack_header(&pack, &data, r2.cipher())?;
+                        let mut bad = Vec::new();
+                        for e in &expected {
+                            if !header.contains(e) {
+                                bad.push((e.id, "not where the index says it is".to_string()));
+                                continue;
+                            }
+                            let sealed =
+                                &data[e.offset as usize..(e.offset + e.length as u64) as usize];
+                            if let Err(err) = open_blob(r2.key(), r2.cipher(), e, sealed) {
+                                bad.push((e.id, err.to_string()));
+                            }
+                        }
+                        Ok((data.len() as u64, expected.len() as u64, bad))
+                    },
+                )
+                .await;
+                (pack, result.map_err(|e| e.to_string()).and_then(|r| r), ids)
+            }
+        });
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        let mut results = futures::stream::iter(jobs).buffer_unordered(cores + 1);
+        while let Some((pack, result, ids)) = results.next().await {
+            match result {
+                Ok((bytes, blobs, damaged)) => {
+                    report.bytes_read += bytes;
+                    report.blobs_read += blobs;
+                    for (id, e) in damaged {
+                        report.errors.push(Problem {
+                            object: format!("{} blob {}", pack.key(), id),
+                            error: e.clone(),
+                        });
+                        bad.insert(id, format!("damaged in pack {}: {e}", pack.short()));
+                    }
+                }
+                Err(e) => {
+                    report.errors.push(Problem {
+                        object: pack.key(),
+                        error: e.clone(),
+                    });
+                    for id in ids {
+                        bad.insert(id, format!("pack {} is damaged: {e}", pack.short()));
+                    }
+                }
+            }
+        }
+    }
+
+    // Snapshots, then the trees and files they reach.
+    let listed: HashSet<SnapshotId> = repo.list_ids("snapshots/").await?;
+    let mut snaps = Vec::new();
+    for id in listed {
+        match repo.load_snapshot(&id).await {
+            Ok(s) => snaps.push((id, s)),
+            Err(e) => report.errors.push(Problem {
+                object: id.key(),
+                error: e.to_string(),
+            }),
+        }
+    }
+    snaps.sort_by_key(|(id, s)| (s.time, *id));
+    report.snapshots = snaps.len() as u64;
+    let mut memo = HashMap::new();
+    let mut tree_errors = HashMap::new();
+    for (sid, s) in &snaps {
+        let problems = tree_problems(repo, s.tree, &bad, &mut memo, &mut tree_errors).await;
+        for (path, problem) in problems.iter() {
+            report.affected.push(Affected {
+                snapshot: *sid,
+                path: if path.is_empty() {
+                    "/".into()
+                } else {
+                    path.clone()
+                },
+                problem: problem.clone(),
+            });
+        }
+    }
+    for (tree, e) in tree_errors {
+        report.errors.push(Problem {
+            object: format!("tree {tree}"),
+            error: e,
+        });
+    }
+    Ok(report)
+}
+
+type Problems = Arc<Vec<(String, String)>>;
+
+/// The entries below `tree` that cannot be restored, as paths relative to
+/// it, computed once per tree.
+fn tree_problems<'a>(
+    repo: &'a Arc<Repository>,
+    tree: BlobId,
+    bad: &'a HashMap<BlobId, String>,
+    memo: &'a mut HashMap<BlobId, Problems>,
+    tree_errors: &'a mut HashMap<BlobId, String>,
+) -> BoxFuture<'a, Problems> {
+    async move {
+        if let Some(p) = memo.get(&tree) {
+            return p.clone();
+        }
+        let mut out = Vec::new();
+        let loaded = match bad.get(&tree) {
+            Some(reason) => Err(reason.clone()),
+            None => repo.load_tree(&tree).await.map_err(|e| e.to_string()),
+        };
+        match loaded {
+            Err(e) => {
+                tree_errors.insert(tree, e.clone());
+                out.push((
+                    String::new(),
+                    format!("directory listing (tree {}) unreadable: {e}", tree.short()),
+                ));
+            }
+            Ok(t) => {
+                let idx_has = |id: &BlobId| repo.index().contains(id);
+                for node in &t.nodes {
+                    let name = node.name_lossy();
+                    if node.kind == NodeKind::File {
+                        for id in &node.content {
+                            let problem = match bad.get(id) {
+                                Some(r) => Some(format!("blob {}: {r}", id.short())),
+                                None if !idx_has(id) => {
+                                    Some(format!("blob {} is not in the index", id.short()))
+                                }
+                                None => None,
+                            };
+                            if let Some(p) = problem {
+                                out.push((format!("/{name}"), p));
+                                break;
+                            }
+                        }
+                    }
+                    if let Some(sub) = node.subtree {
+                        let below = tree_problems(repo, sub, bad, memo, tree_errors).await;
+                        for (p, e) in below.iter() {
+                            out.push((format!("{}{}", join("/", &name), p), e.clone()));
+                        }
+                    }
+                }
+            }
+        }
+        let out = Arc::new(out);
+        memo.insert(tree, out.clone());
+        out
+    }
+    .boxed()
+}

@@ -1,0 +1,300 @@
+//! `restore`: a snapshot (or part of it) into a target directory. Nothing is
+//! written outside the target: names come from validated trees only, every
+//! directory on the way is checked to be a real directory (never a
+//! symlink), and symlinks from the snapshot are created last.
+
+mod files;
+mod meta;
+
+use std::collections::{HashMap, HashSet};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::walk::{walk, Entry};
+use super::{EngineError, EngineResult};
+use crate::engine::progress::Progress;
+use crate::repo::tree::NodeKind;
+use crate::repo::{BlobId, Repository};
+
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    pub target: PathBuf,
+    /// Glob patterns; when given, only matching entries (and everything
+    /// below matching directories) are restored.
+    pub includes: Vec<String>,
+    pub excludes: Vec<String>,
+    pub dry_run: bool,
+    pub overwrite: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Failure {
+    pub path: String,
+    pub error: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RestoreReport {
+    pub dry_run: bool,
+    pub files: u64,
+    pub dirs: u64,
+    pub others: u64,
+    pub bytes: u64,
+    /// Entries that could not be restored, with the reason.
+    pub failed: Vec<Failure>,
+    /// Warnings that did not stop an entry (ownership, xattrs, device nodes).
+    pub warnings: Vec<Failure>,
+    /// In a dry run, the paths that would be written.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub planned: Vec<String>,
+}
+
+fn globs(patterns: &[String]) -> EngineResult<globset::GlobSet> {
+    let mut b = globset::GlobSetBuilder::new();
+    for p in patterns {
+        let g = globset::GlobBuilder::new(p).literal_separator(true).build();
+        b.add(g.map_err(|e| EngineError::Usage(format!("pattern {p:?}: {e}")))?);
+    }
+    b.build().map_err(|e| EngineError::Usage(e.to_string()))
+}
+
+/// Whether a pattern set matches `path` or its last component.
+fn matches(set: &globset::GlobSet, path: &str) -> bool {
+    set.is_match(path) || set.is_match(path.rsplit('/').next().unwrap_or(path))
+}
+
+fn ancestors(path: &str) -> impl Iterator<Item = &str> {
+    path.match_indices('/')
+        .filter(|(i, _)| *i > 0)
+        .map(move |(i, _)| &path[..i])
+}
+
+/// Picks the entries to restore: not excluded (nor below an excluded
+/// directory), and, with includes, matched or below a match, plus the
+/// directories leading to them.
+fn select(
+    entries: Vec<Entry>,
+    includes: &globset::GlobSet,
+    excludes: &globset::GlobSet,
+) -> Vec<Entry> {
+    let excluded = |p: &str| matches(excludes, p) || ancestors(p).any(|a| matches(excludes, a));
+    let kept: Vec<Entry> = entries.into_iter().filter(|e| !excluded(&e.path)).collect();
+    if includes.is_empty() {
+        return kept;
+    }
+    let included = |p: &str| matches(includes, p) || ancestors(p).any(|a| matches(includes, a));
+    let mut needed: HashSet<String> = HashSet::new();
+    for e in kept.iter().filter(|e| included(&e.path)) {
+        needed.insert(e.path.clone());
+        needed.extend(ancestors(&e.path).map(str::to_string));
+    }
+    kept.into_iter()
+        .filter(|e| needed.contains(&e.path))
+        .collect()
+}
+
+/// The target path of a snapshot path (made of validated names).
+fn target_path(target: &Path, path: &str) -> PathBuf {
+    let mut p = target.to_path_buf();
+    for part in path.split('/').filter(|s| !s.is_empty()) {
+        p.push(std::ffi::OsStr::from_bytes(part.as_bytes()));
+    }
+    p
+}
+
+pub async fn restore(
+    repo: &Arc<Repository>,
+    root: BlobId,
+    opts: &RestoreOptions,
+    progress: Arc<Progress>,
+) -> EngineResult<RestoreReport> {
+    let (inc, exc) = (globs(&opts.includes)?, globs(&opts.excludes)?);
+    let w = walk(repo, root, |_| true).await;
+    let mut report = RestoreReport {
+        dry_run: opts.dry_run,
+        ..Default::default()
+    };
+    for (path, error) in &w.errors {
+        report.failed.push(Failure {
+            path: path.clone(),
+            error: format!("directory contents unreadable: {error}"),
+        });
+    }
+    let mut entries = select(w.entries, &inc, &exc);
+    super::ls::sort_entries(&mut entries);
+    for e in entries.iter().filter(|e| e.node.kind == NodeKind::File) {
+        progress.add_total(1, e.node.size);
+    }
+    progress
+        .totals_final
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+
+    if !opts.dry_run {
+        std::fs::create_dir_all(&opts.target).map_err(|e| EngineError::Io {
+            path: opts.target.display().to_string(),
+            source: e,
+        })?;
+    }
+    let target = if opts.dry_run {
+        opts.target.clone()
+    } else {
+        opts.target.canonicalize().map_err(|e| EngineError::Io {
+            path: opts.target.display().to_string(),
+            source: e,
+        })?
+    };
+    check_conflicts(&target, &entries, opts.overwrite)?;
+
+    if opts.dry_run {
+        for e in &entries {
+            match e.node.kind {
+                NodeKind::File => {
+                    report.files += 1;
+                    report.bytes += e.node.size;
+                }
+                NodeKind::Dir => report.dirs += 1,
+                _ => report.others += 1,
+            }
+            report.planned.push(e.path.clone());
+        }
+        return Ok(report);
+    }
+
+    // Directories first, parents before children.
+    let mut failed_dirs: Vec<String> = Vec::new();
+    for e in entries.iter().filter(|e| e.node.kind == NodeKind::Dir) {
+        if failed_dirs.iter().any(|d| super::walk::within(&e.path, d)) {
+            continue;
+        }
+        match meta::make_dir(&target, &target_path(&target, &e.path), opts.overwrite) {
+            Ok(()) => report.dirs += 1,
+            Err(err) => {
+                report.failed.push(Failure {
+                    path: e.path.clone(),
+                    error: err,
+                });
+                failed_dirs.push(e.path.clone());
+            }
+        }
+    }
+    let below_failed = |p: &str| failed_dirs.iter().any(|d| super::walk::within(p, d));
+
+    // Regular files; the first link of each hard-linked inode only.
+    let mut first_link: HashMap<(u64, u64), String> = HashMap::new();
+    let mut links = Vec::new();
+    let mut regular = Vec::new();
+    for e in entries
+        .iter()
+        .filter(|e| e.node.kind == NodeKind::File && !below_failed(&e.path))
+    {
+        if e.node.links > 1 && e.node.inode != 0 {
+            match first_link.get(&(e.node.device, e.node.inode)) {
+                Some(first) => {
+                    links.push((e, first.clone()));
+                    continue;
+                }
+                None => {
+                    first_link.insert((e.node.device, e.node.inode), e.path.clone());
+                }
+            }
+        }
+        regular.push(e);
+    }
+    let restored = files::restore_files(
+        repo,
+        &target,
+        &regular,
+        opts.overwrite,
+        &progress,
+        &mut report,
+    )
+    .await;
+
+    // Then hard links, special files and symlinks (last, so that no path
+    // created by this restore can lead through one).
+    for (e, first) in links {
+        let (dst, src) = (target_path(&target, &e.path), target_path(&target, &first));
+        if !restored.contains(&first) {
+            report.failed.push(Failure {
+                path: e.path.clone(),
+                error: format!("hard link target {first} was not restored"),
+            });
+            continue;
+        }
+        match meta::replace_with(&dst, opts.overwrite, || std::fs::hard_link(&src, &dst)) {
+            Ok(()) => report.files += 1,
+            Err(err) => report.failed.push(Failure {
+                path: e.path.clone(),
+                error: err,
+            }),
+        }
+    }
+    let mut specials: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| {
+            !matches!(e.node.kind, NodeKind::File | NodeKind::Dir) && !below_failed(&e.path)
+        })
+        .collect();
+    specials.sort_by_key(|e| e.node.kind == NodeKind::Symlink);
+    for e in specials {
+        let dst = target_path(&target, &e.path);
+        match meta::make_special(&dst, &e.node, opts.overwrite) {
+            Ok(()) => {
+                report.others += 1;
+                meta::apply(&dst, &e.node, &e.path, &mut report.warnings);
+            }
+            Err(err) => report.failed.push(Failure {
+                path: e.path.clone(),
+                error: err,
+            }),
+        }
+    }
+    // Directory metadata last, deepest first, so that writing into them is
+    // over before their modes and times are set.
+    for e in entries
+        .iter()
+        .rev()
+        .filter(|e| e.node.kind == NodeKind::Dir && !below_failed(&e.path))
+    {
+        meta::apply(
+            &target_path(&target, &e.path),
+            &e.node,
+            &e.path,
+            &mut report.warnings,
+        );
+    }
+    Ok(report)
+}
+
+/// Refuses, before anything is written, to replace existing entries unless
+/// `overwrite`; an existing directory is merged into.
+fn check_conflicts(target: &Path, entries: &[Entry], overwrite: bool) -> EngineResult<()> {
+    if overwrite {
+        return Ok(());
+    }
+    let mut conflicts = Vec::new();
+    for e in entries {
+        let p = target_path(target, &e.path);
+        if let Ok(m) = std::fs::symlink_metadata(&p) {
+            let merge = e.node.kind == NodeKind::Dir && m.is_dir();
+            if !merge {
+                conflicts.push(p.display().to_string());
+            }
+        }
+    }
+    if conflicts.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<&str> = conflicts.iter().take(5).map(String::as_str).collect();
+    Err(EngineError::Usage(format!(
+        "{} entr{} already exist in the target and would be replaced ({}{}); nothing was written. \
+         Pass --overwrite to replace them, or restore into an empty --target",
+        conflicts.len(),
+        if conflicts.len() == 1 { "y" } else { "ies" },
+        shown.join(", "),
+        if conflicts.len() > 5 { ", ..." } else { "" }
+    )))
+}

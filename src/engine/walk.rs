@@ -1,0 +1,78 @@
+//! Walking a snapshot's trees depth-first, parents before children.
+
+use std::sync::Arc;
+
+use crate::repo::tree::{Node, NodeKind};
+use crate::repo::{BlobId, Repository};
+
+/// An entry of a snapshot with its path from the snapshot root
+/// (`/data/pvc-a/file`).
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub path: String,
+    pub node: Node,
+}
+
+/// The result of a walk: every entry reached, and the trees that could not
+/// be read (with the path they stand for).
+#[derive(Debug, Default)]
+pub struct Walk {
+    pub entries: Vec<Entry>,
+    pub errors: Vec<(String, String)>,
+}
+
+pub fn join(parent: &str, name: &str) -> String {
+    if parent == "/" {
+        format!("/{name}")
+    } else {
+        format!("{parent}/{name}")
+    }
+}
+
+/// Normalises a user-given snapshot path (`k8s/`, `/data/x/`) to `/k8s`,
+/// `/data/x`.
+pub fn normalize(p: &str) -> String {
+    let parts: Vec<&str> = p
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect();
+    format!("/{}", parts.join("/"))
+}
+
+/// Whether `path` is `prefix` or below it.
+pub fn within(path: &str, prefix: &str) -> bool {
+    prefix == "/"
+        || path == prefix
+        || path
+            .strip_prefix(prefix)
+            .is_some_and(|r| r.starts_with('/'))
+}
+
+/// Walks the tree `root`, descending only into directories for which
+/// `descend(path)` holds.
+pub async fn walk(repo: &Arc<Repository>, root: BlobId, descend: impl Fn(&str) -> bool) -> Walk {
+    let mut out = Walk::default();
+    // A stack of (tree id, path); children pushed in reverse keep the order.
+    let mut stack = vec![(root, "/".to_string())];
+    while let Some((id, path)) = stack.pop() {
+        let tree = match repo.load_tree(&id).await {
+            Ok(t) => t,
+            Err(e) => {
+                out.errors.push((path, e.to_string()));
+                continue;
+            }
+        };
+        let mut subdirs = Vec::new();
+        for node in tree.nodes {
+            let p = join(&path, &node.name_lossy());
+            if node.kind == NodeKind::Dir {
+                if let Some(sub) = node.subtree.filter(|_| descend(&p)) {
+                    subdirs.push((sub, p.clone()));
+                }
+            }
+            out.entries.push(Entry { path: p, node });
+        }
+        stack.extend(subdirs.into_iter().rev());
+    }
+    out
+}
