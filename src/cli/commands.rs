@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 
 use super::args::{CatalogCommand, Cli, Command, FilterArgs, Global, KeyCommand};
 use super::output::{print_json, Bar};
-use super::{exit, open_repo};
+use super::{exit, open_repo, Reported};
 use crate::engine::backup::{backup, BackupOptions, ParentChoice};
 use crate::engine::progress::Progress;
 use crate::engine::restore::{restore, RestoreOptions};
@@ -257,10 +257,10 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 }
             }
             if !report.failed.is_empty() {
-                bail!(
-                    "{} entries could not be restored (listed above); the others were",
-                    report.failed.len()
-                );
+                let n = report.failed.len();
+                let msg =
+                    format!("{n} entries could not be restored (listed above); the others were");
+                return Err(Reported(msg).into());
             }
             Ok(exit::OK)
         }
@@ -305,10 +305,9 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 );
             }
             if !report.ok() {
-                bail!(
-                    "the repository has {} damaged objects; see above",
-                    report.errors.len()
-                );
+                let n = report.errors.len();
+                let msg = format!("the repository has {n} damaged objects; see above");
+                return Err(Reported(msg).into());
             }
             Ok(exit::OK)
         }

@@ -43,7 +43,7 @@ pub fn main() -> i32 {
         Ok(code) => code,
         Err(e) => {
             let code = exit_code(&e);
-            if json {
+            if json && e.downcast_ref::<Reported>().is_none() {
                 output::print_json(&serde_json::json!({ "error": format!("{e:#}") }));
             }
             eprintln!("error: {e:#}");
@@ -51,6 +51,12 @@ pub fn main() -> i32 {
         }
     }
 }
+
+/// A failure whose details the command already printed (in its JSON report
+/// too); only this summary goes to stderr.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct Reported(pub String);
 
 fn exit_code(e: &anyhow::Error) -> i32 {
     for cause in e.chain() {

@@ -68,12 +68,12 @@ pub async fn check(repo: &Arc<Repository>, read_data: bool) -> EngineResult<Chec
     let indexed = repo
         .catalog()
         .packs()
-        .map_err(|e| crate::repo::RepoError::Invalid(e.to_string()))?;
+        .map_err(crate::repo::RepoError::from)?;
     let mut blobs_of: HashMap<PackId, Vec<crate::repo::BlobEntry>> = HashMap::new();
     for (pack, entry) in repo
         .catalog()
         .blob_locations()
-        .map_err(|e| crate::repo::RepoError::Invalid(e.to_string()))?
+        .map_err(crate::repo::RepoError::from)?
     {
         blobs_of.entry(pack).or_default().push(entry);
     }
@@ -116,25 +116,40 @@ pub async fn check(repo: &Arc<Repository>, read_data: bool) -> EngineResult<Chec
                 let ids: Vec<BlobId> = expected.iter().map(|e| e.id).collect();
                 let r2 = repo.clone();
                 let data = repo.store().get(&pack.key()).await;
-                let result = tokio::task::spawn_blocking(
-                    move || -> Result<(u64, u64, Vec<(BlobId, String)>), String> {
-                        let data = data.map_err(|e| e.to_string())?;
-                        let header = read_pack_header(&pack, &data, r2.cipher())?;
-                        let mut bad = Vec::new();
-                        for e in &expected {
-                            if !header.contains(e) {
-                                bad.push((e.id, "not where the index says it is".to_string()));
-                                continue;
+                let result = tokio::task::spawn_blocking(move || -> Result<PackCheck, String> {
+                    let data = data.map_err(|e| e.to_string())?;
+                    let mut bad: HashMap<BlobId, String> = HashMap::new();
+                    // A damaged pack may still hold good blobs: each is checked
+                    // on its own, at the offsets the index records.
+                    let pack_error = match read_pack_header(&pack, &data, r2.cipher()) {
+                        Ok(header) => {
+                            for e in expected.iter().filter(|e| !header.contains(e)) {
+                                bad.insert(
+                                    e.id,
+                                    "the pack header does not list it where the index says".into(),
+                                );
                             }
-                            let sealed =
-                                &data[e.offset as usize..(e.offset + e.length as u64) as usize];
-                            if let Err(err) = open_blob(r2.key(), r2.cipher(), e, sealed) {
-                                bad.push((e.id, err.to_string()));
-                            }
+                            None
                         }
-                        Ok((data.len() as u64, expected.len() as u64, bad))
-                    },
-                )
+                        Err(e) => Some(e),
+                    };
+                    for e in &expected {
+                        let end = e.offset + e.length as u64;
+                        let Some(sealed) = data.get(e.offset as usize..end as usize) else {
+                            bad.insert(e.id, "lies past the end of the pack".into());
+                            continue;
+                        };
+                        if let Err(err) = open_blob(r2.key(), r2.cipher(), e, sealed) {
+                            bad.insert(e.id, err.to_string());
+                        }
+                    }
+                    Ok(PackCheck {
+                        bytes: data.len() as u64,
+                        blobs: expected.len() as u64,
+                        pack_error,
+                        bad: bad.into_iter().collect(),
+                    })
+                })
                 .await;
                 (pack, result.map_err(|e| e.to_string()).and_then(|r| r), ids)
             }
@@ -145,9 +160,20 @@ pub async fn check(repo: &Arc<Repository>, read_data: bool) -> EngineResult<Chec
         let mut results = futures::stream::iter(jobs).buffer_unordered(cores + 1);
         while let Some((pack, result, ids)) = results.next().await {
             match result {
-                Ok((bytes, blobs, damaged)) => {
+                Ok(PackCheck {
+                    bytes,
+                    blobs,
+                    pack_error,
+                    bad: damaged,
+                }) => {
                     report.bytes_read += bytes;
                     report.blobs_read += blobs;
+                    if let Some(e) = pack_error {
+                        report.errors.push(Problem {
+                            object: pack.key(),
+                            error: e,
+                        });
+                    }
                     for (id, e) in damaged {
                         report.errors.push(Problem {
                             object: format!("{} blob {}", pack.key(), id),
@@ -206,6 +232,13 @@ pub async fn check(repo: &Arc<Repository>, read_data: bool) -> EngineResult<Chec
         });
     }
     Ok(report)
+}
+
+struct PackCheck {
+    bytes: u64,
+    blobs: u64,
+    pack_error: Option<String>,
+    bad: Vec<(BlobId, String)>,
 }
 
 type Problems = Arc<Vec<(String, String)>>;

@@ -28,6 +28,9 @@ pub enum RepoError {
     #[error("blob {0} is not in the index of this repository (the snapshot refers to data that is missing)")]
     UnknownBlob(crate::repo::BlobId),
 
+    #[error(transparent)]
+    Catalog(#[from] crate::catalog::CatalogError),
+
     #[error("invalid setting: {0}")]
     Invalid(String),
 

@@ -127,7 +127,7 @@ impl Repository {
         let (key_id, key) = unlock(&store, password).await?;
         let config = config::decode(&raw, &key)?;
         let catalog_path = catalog.unwrap_or_else(|| crate::catalog::default_path(&config.id));
-        let cat = Catalog::open(&catalog_path).map_err(|e| RepoError::Invalid(e.to_string()))?;
+        let cat = Catalog::open(&catalog_path)?;
         let repo = Repository {
             cipher: key.cipher(),
             store,
@@ -183,7 +183,7 @@ impl Repository {
     }
 
     fn cat_err(e: crate::catalog::CatalogError) -> RepoError {
-        RepoError::Invalid(e.to_string())
+        RepoError::Catalog(e)
     }
 
     /// Makes the catalog match the index and snapshot objects in the store,

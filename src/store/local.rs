@@ -56,7 +56,15 @@ impl LocalStore {
     }
 
     fn io_err(&self, op: &'static str, key: &str, e: io::Error) -> StoreError {
-        self.err(io_kind(&e), op, key, e.to_string())
+        let kind = io_kind(&e);
+        let msg = match kind {
+            StoreErrorKind::NoSpace => format!(
+                "{e}: the repository's disk is full; free space on it and run the command again \
+                 (nothing stored before is lost)"
+            ),
+            _ => e.to_string(),
+        };
+        self.err(kind, op, key, msg)
     }
 
     async fn blocking<T: Send + 'static>(
