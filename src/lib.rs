@@ -3,7 +3,10 @@
 
 pub mod catalog;
 pub mod cli;
+pub mod config;
 pub mod engine;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod pipeline;
 pub mod repo;
 pub mod source;

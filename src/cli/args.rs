@@ -26,6 +26,9 @@ pub enum LogFormat {
 
 #[derive(Debug, Args)]
 pub struct Global {
+    /// Config file (TOML) with the repository or regions and defaults.
+    #[arg(long, global = true, env = "FERRY_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Repository location: a local directory (the default kind) or URL.
     #[arg(long, short = 'r', global = true, env = "FERRY_REPO")]
     pub repo: Option<String>,
@@ -144,9 +147,9 @@ pub struct BackupArgs {
     /// Skip entries matching this glob (matched against the absolute path and the name; repeatable).
     #[arg(long = "exclude")]
     pub excludes: Vec<String>,
-    /// Ceiling for data buffered in the pipeline.
-    #[arg(long, default_value = "512MiB", env = "FERRY_MEMORY_LIMIT")]
-    pub memory_limit: String,
+    /// Ceiling for data buffered in the pipeline [default: 512MiB].
+    #[arg(long, env = "FERRY_MEMORY_LIMIT")]
+    pub memory_limit: Option<String>,
     /// Record this time instead of now (RFC 3339).
     #[arg(long)]
     pub time: Option<String>,

@@ -18,7 +18,8 @@ use crate::repo::keys::KdfParams;
 use crate::repo::{InitOptions, Repository};
 use crate::util::{human_bytes, parse_size};
 
-pub async fn run(cli: Cli) -> Result<i32> {
+pub async fn run(mut cli: Cli) -> Result<i32> {
+    let cfg = super::apply_config(&mut cli.global)?;
     let g = &cli.global;
     match cli.command {
         Command::Init(a) => {
@@ -63,13 +64,26 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 }
                 (None, _) => ParentChoice::Auto,
             };
+            let mut excludes = cfg.backup.exclude.clone();
+            excludes.extend(a.excludes);
+            let tags = if a.tags.is_empty() {
+                cfg.backup.tags.clone()
+            } else {
+                a.tags
+            };
             let opts = BackupOptions {
                 paths: a.paths,
-                tags: a.tags,
-                host: a.host,
+                tags,
+                host: a.host.or(cfg.backup.host.clone()),
                 parent,
-                excludes: a.excludes,
-                memory_limit: parse_size(&a.memory_limit).map_err(anyhow::Error::msg)?,
+                excludes,
+                memory_limit: parse_size(
+                    a.memory_limit
+                        .as_deref()
+                        .or(cfg.backup.memory_limit.as_deref())
+                        .unwrap_or("512MiB"),
+                )
+                .map_err(anyhow::Error::msg)?,
                 time: a.time.as_deref().map(parse_time).transpose()?,
                 scan: true,
                 ..Default::default()

@@ -75,10 +75,36 @@ fn exit_code(e: &anyhow::Error) -> i32 {
     exit::ERROR
 }
 
+/// The config file, when `--config` or `FERRY_CONFIG` names one.
+pub(crate) fn file_config(g: &Global) -> Result<crate::config::FileConfig> {
+    match &g.config {
+        Some(p) => Ok(crate::config::FileConfig::load(p)?),
+        None => Ok(Default::default()),
+    }
+}
+
+/// Fills what flags and environment left unset from the config file.
+pub(crate) fn apply_config(g: &mut Global) -> Result<crate::config::FileConfig> {
+    let cfg = file_config(g)?;
+    if g.repo.is_none() {
+        g.repo = cfg.default_repo().map(str::to_string);
+    }
+    if g.catalog.is_none() {
+        g.catalog = cfg.catalog.clone();
+    }
+    let no_password = g.password_file.is_none()
+        && g.password_command.is_none()
+        && std::env::var_os("FERRY_PASSWORD").is_none();
+    if no_password {
+        g.password_file = cfg.password_file.clone();
+    }
+    Ok(cfg)
+}
+
 pub(crate) fn repo_url(g: &Global) -> Result<String> {
-    g.repo
-        .clone()
-        .context("no repository given: pass --repo or set FERRY_REPO")
+    g.repo.clone().context(
+        "no repository given: pass --repo, set FERRY_REPO, or name one in the --config file",
+    )
 }
 
 pub(crate) async fn open_repo(g: &Global) -> Result<Arc<Repository>> {

@@ -4,9 +4,11 @@
 mod support;
 
 mod catalog;
+mod config_files;
 mod crash;
 mod damage;
 mod errors;
+mod fuzz_smoke;
 mod golden;
 mod roundtrip;
 mod store_suite;

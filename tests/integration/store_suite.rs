@@ -17,3 +17,8 @@ async fn local_store_passes_the_suite() {
         "keys cannot leave the store"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_store_passes_the_suite() {
+    ferry::store::testsuite::run(&ferry::store::memory::MemoryStore::new()).await;
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine: installs what the tests need
+# (Debian packages, when run as root and missing), then cargo test.
+#
+#   scripts/test.sh [extra cargo test arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=()
+for tool in setpriv:util-linux mkfs.ext4:e2fsprogs; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
+done
+if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
+cargo test --locked --all-targets "$@"
+# Documentation examples and doc links.
+cargo test --locked --doc "$@"
