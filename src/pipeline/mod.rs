@@ -1,6 +1,8 @@
-//! The write pipeline: bounded stages that take new blobs, compress and seal
-//! them on a pool of CPU workers, gather them into packs, upload the packs,
-//! and write index objects only for packs already durable.
+//! The write pipeline: new blobs are compressed and sealed (by the thread
+//! that found them, or by a pool of CPU workers for the chunks of large
+//! files), appended to the open pack of their type, and full packs are
+//! uploaded by their own tasks. Index objects are written only for packs
+//! already durable.
 
 pub mod chunker;
 
@@ -11,8 +13,9 @@ use std::sync::{Arc, Mutex};
 use tokio::task::JoinHandle;
 
 use crate::repo::blob::{seal_blob, BlobType, SealedBlob};
+use crate::repo::crypto::Cipher;
 use crate::repo::index::{IndexFile, IndexPack};
-use crate::repo::pack::PackWriter;
+use crate::repo::pack::{FinishedPack, PackWriter};
 use crate::repo::{BlobId, RepoError, RepoResult, Repository};
 
 /// A new blob on its way into a pack.
@@ -24,7 +27,7 @@ pub struct RawBlob {
 
 #[derive(Debug, Clone)]
 pub struct PipelineOptions {
-    /// Threads compressing and sealing blobs.
+    /// Threads compressing and sealing the chunks of large files.
     pub seal_workers: usize,
     /// Packs uploaded at once.
     pub uploads: usize,
@@ -42,7 +45,7 @@ impl PipelineOptions {
             .unwrap_or(2);
         // Two packs being built, one queued, plus the uploads in flight.
         let budget_packs = (memory_limit / 4 / pack_size as u64).max(1) as usize;
-        let uploads = budget_packs.saturating_sub(3).clamp(1, 4);
+        let uploads = budget_packs.saturating_sub(3).clamp(1, 2);
         let chunk_budget = (memory_limit / 4 / max_chunk as u64).max(2) as usize;
         PipelineOptions {
             seal_workers: cores.min(chunk_budget / 2).max(1),
@@ -60,12 +63,21 @@ pub struct PipelineStats {
     pub packs: AtomicU64,
 }
 
+/// A zstd context for one thread, or none when compression is off.
+pub type Compressor = Option<zstd::bulk::Compressor<'static>>;
+
 pub struct Pipeline {
     repo: Arc<Repository>,
+    cipher: Cipher,
+    pack_size: usize,
     claimed: Mutex<HashSet<BlobId>>,
     raw_tx: async_channel::Sender<RawBlob>,
+    /// The open pack of each blob type.
+    writers: [Mutex<PackWriter>; 2],
+    pack_tx: async_channel::Sender<FinishedPack>,
     stats: Arc<PipelineStats>,
     failure: Arc<Mutex<Option<RepoError>>>,
+    sealers: Mutex<Vec<JoinHandle<()>>>,
     done: Mutex<Option<JoinHandle<RepoResult<()>>>>,
 }
 
@@ -77,56 +89,9 @@ pub struct Closed;
 impl Pipeline {
     pub fn start(repo: Arc<Repository>, opts: &PipelineOptions) -> Arc<Self> {
         let (raw_tx, raw_rx) = async_channel::bounded::<RawBlob>(opts.seal_workers.max(1));
-        let (sealed_tx, sealed_rx) =
-            async_channel::bounded::<SealedBlob>(opts.seal_workers.max(1) * 2);
-        let (pack_tx, pack_rx) = async_channel::bounded(1);
+        let (pack_tx, pack_rx) = async_channel::bounded::<FinishedPack>(1);
         let stats = Arc::new(PipelineStats::default());
         let failure = Arc::new(Mutex::new(None));
-        let level = repo.config().compression_level;
-        for _ in 0..opts.seal_workers.max(1) {
-            let (rx, tx, cipher) = (raw_rx.clone(), sealed_tx.clone(), repo.cipher().clone());
-            tokio::task::spawn_blocking(move || {
-                let mut zstd = (level > 0)
-                    .then(|| zstd::bulk::Compressor::new(level).expect("valid zstd level"));
-                while let Ok(b) = rx.recv_blocking() {
-                    let sealed = seal_blob(&cipher, zstd.as_mut(), b.kind, b.id, &b.data);
-                    if tx.send_blocking(sealed).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        drop(sealed_tx);
-        let pack_size = repo.config().pack_size as usize;
-        let packer = {
-            let (cipher, stats) = (repo.cipher().clone(), stats.clone());
-            tokio::spawn(async move {
-                let mut writers = [
-                    PackWriter::with_capacity(pack_size + (1 << 20)),
-                    PackWriter::default(),
-                ];
-                while let Ok(b) = sealed_rx.recv().await {
-                    stats.blobs_added.fetch_add(1, Ordering::Relaxed);
-                    stats
-                        .added_bytes
-                        .fetch_add(b.raw_length as u64, Ordering::Relaxed);
-                    let w = &mut writers[b.kind as usize];
-                    w.add(b);
-                    if w.len() >= pack_size {
-                        let full =
-                            std::mem::replace(w, PackWriter::with_capacity(pack_size + (1 << 20)));
-                        if pack_tx.send(full.finish(&cipher)).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-                for w in writers {
-                    if !w.is_empty() && pack_tx.send(w.finish(&cipher)).await.is_err() {
-                        return;
-                    }
-                }
-            })
-        };
         let pending = Arc::new(Mutex::new(Vec::<IndexPack>::new()));
         let uploaders: Vec<_> = (0..opts.uploads.max(1))
             .map(|_| {
@@ -140,39 +105,13 @@ impl Pipeline {
                     (failure.clone(), raw_rx.clone(), opts.index_every_packs);
                 tokio::spawn(async move {
                     while let Ok(p) = rx.recv().await {
-                        let size = p.data.len() as u64;
-                        if let Err(e) = repo.put_pack(&p.id, p.data).await {
-                            tracing::error!(pack = %p.id, error = %e, "pack upload failed");
+                        if let Err(e) = upload(&repo, p, &pending, &stats, every).await {
+                            tracing::error!(error = %e, "storing a pack failed");
                             failure.lock().unwrap().get_or_insert(e);
-                            // Stop every stage: producers see a closed channel.
+                            // Stop every stage: producers see closed channels.
                             rx.close();
                             raw_rx.close();
                             return;
-                        }
-                        stats.stored_bytes.fetch_add(size, Ordering::Relaxed);
-                        stats.packs.fetch_add(1, Ordering::Relaxed);
-                        {
-                            let mut idx = repo.index_mut();
-                            for e in &p.entries {
-                                idx.insert(p.id, *e);
-                            }
-                        }
-                        let flush = {
-                            let mut pend = pending.lock().unwrap();
-                            pend.push(IndexPack {
-                                id: p.id,
-                                size,
-                                blobs: p.entries,
-                            });
-                            (pend.len() >= every).then(|| std::mem::take(&mut *pend))
-                        };
-                        if let Some(packs) = flush {
-                            if let Err(e) = repo.save_index(&IndexFile { packs }).await {
-                                failure.lock().unwrap().get_or_insert(e);
-                                rx.close();
-                                raw_rx.close();
-                                return;
-                            }
                         }
                     }
                 })
@@ -181,7 +120,6 @@ impl Pipeline {
         let done = {
             let (repo, failure) = (repo.clone(), failure.clone());
             tokio::spawn(async move {
-                let _ = packer.await;
                 for u in uploaders {
                     let _ = u.await;
                 }
@@ -195,18 +133,48 @@ impl Pipeline {
                 Ok(())
             })
         };
-        Arc::new(Pipeline {
+        let pack_size = repo.config().pack_size as usize;
+        let pipe = Arc::new(Pipeline {
+            cipher: repo.cipher().clone(),
             repo,
+            pack_size,
             claimed: Mutex::new(HashSet::new()),
             raw_tx,
+            writers: [
+                Mutex::new(PackWriter::default()),
+                Mutex::new(PackWriter::default()),
+            ],
+            pack_tx,
             stats,
             failure,
+            sealers: Mutex::new(Vec::new()),
             done: Mutex::new(Some(done)),
-        })
+        });
+        let sealers = (0..opts.seal_workers.max(1))
+            .map(|_| {
+                let (rx, pipe) = (raw_rx.clone(), pipe.clone());
+                tokio::task::spawn_blocking(move || {
+                    let mut zstd = pipe.compressor();
+                    while let Ok(b) = rx.recv_blocking() {
+                        if pipe.seal_and_add(&mut zstd, b.kind, b.id, &b.data).is_err() {
+                            break;
+                        }
+                    }
+                })
+            })
+            .collect();
+        *pipe.sealers.lock().unwrap() = sealers;
+        pipe
+    }
+
+    /// A compression context for a thread that seals blobs itself.
+    pub fn compressor(&self) -> Compressor {
+        let level = self.repo.config().compression_level;
+        (level > 0).then(|| zstd::bulk::Compressor::new(level).expect("valid zstd level"))
     }
 
     /// True when `id` is new to the repository and to this run: the caller
-    /// must then submit the blob. Every id is claimed at most once.
+    /// must then store the blob. Every id is claimed at most once.
     pub fn claim(&self, id: &BlobId) -> bool {
         if self.repo.index().contains(id) {
             return false;
@@ -214,6 +182,48 @@ impl Pipeline {
         self.claimed.lock().unwrap().insert(*id)
     }
 
+    /// Compresses and seals a claimed blob on the calling thread and adds
+    /// it to the open pack (blocking when uploads are behind).
+    pub fn seal_and_add(
+        &self,
+        zstd: &mut Compressor,
+        kind: BlobType,
+        id: BlobId,
+        data: &[u8],
+    ) -> Result<(), Closed> {
+        let sealed = seal_blob(&self.cipher, zstd.as_mut(), kind, id, data);
+        self.add_sealed(sealed)
+    }
+
+    fn add_sealed(&self, b: SealedBlob) -> Result<(), Closed> {
+        if self.pack_tx.is_closed() {
+            return Err(Closed);
+        }
+        self.stats.blobs_added.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .added_bytes
+            .fetch_add(b.raw_length as u64, Ordering::Relaxed);
+        let full = {
+            let mut w = self.writers[b.kind as usize].lock().unwrap();
+            w.add(b);
+            (w.len() >= self.pack_size).then(|| {
+                std::mem::replace(
+                    &mut *w,
+                    PackWriter::with_capacity(self.pack_size + self.pack_size / 8),
+                )
+            })
+        };
+        match full {
+            Some(w) => self
+                .pack_tx
+                .send_blocking(w.finish(&self.cipher))
+                .map_err(|_| Closed),
+            None => Ok(()),
+        }
+    }
+
+    /// Hands a claimed blob to the sealing workers (for chunks of large
+    /// files, so that one file uses every core).
     pub fn submit_blocking(&self, blob: RawBlob) -> Result<(), Closed> {
         self.raw_tx.send_blocking(blob).map_err(|_| Closed)
     }
@@ -234,6 +244,17 @@ impl Pipeline {
     /// Stops taking blobs, waits until every pack is stored and indexed.
     pub async fn finish(&self) -> RepoResult<()> {
         self.raw_tx.close();
+        let sealers = std::mem::take(&mut *self.sealers.lock().unwrap());
+        for s in sealers {
+            let _ = s.await;
+        }
+        for w in &self.writers {
+            let last = std::mem::take(&mut *w.lock().unwrap());
+            if !last.is_empty() {
+                let _ = self.pack_tx.send(last.finish(&self.cipher)).await;
+            }
+        }
+        self.pack_tx.close();
         let handle = self.done.lock().unwrap().take();
         match handle {
             Some(h) => h
@@ -242,4 +263,38 @@ impl Pipeline {
             None => Ok(()),
         }
     }
+}
+
+/// Stores one pack, records its blobs, and writes an index object once
+/// `every` packs are waiting for one.
+async fn upload(
+    repo: &Repository,
+    p: FinishedPack,
+    pending: &Mutex<Vec<IndexPack>>,
+    stats: &PipelineStats,
+    every: usize,
+) -> RepoResult<()> {
+    let size = p.data.len() as u64;
+    repo.put_pack(&p.id, p.data).await?;
+    stats.stored_bytes.fetch_add(size, Ordering::Relaxed);
+    stats.packs.fetch_add(1, Ordering::Relaxed);
+    {
+        let mut idx = repo.index_mut();
+        for e in &p.entries {
+            idx.insert(p.id, *e);
+        }
+    }
+    let flush = {
+        let mut pend = pending.lock().unwrap();
+        pend.push(IndexPack {
+            id: p.id,
+            size,
+            blobs: p.entries,
+        });
+        (pend.len() >= every).then(|| std::mem::take(&mut *pend))
+    };
+    if let Some(packs) = flush {
+        repo.save_index(&IndexFile { packs }).await?;
+    }
+    Ok(())
 }

@@ -135,7 +135,7 @@ pub fn open_blob(
         .map_err(|e| RepoError::corrupt(object(), e))?;
     let plain = match entry.codec {
         codec::NONE => body,
-        codec::ZSTD => zstd::bulk::decompress(&body, entry.raw_length as usize)
+        codec::ZSTD => decompress(&body, entry.raw_length as usize)
             .map_err(|e| RepoError::corrupt(object(), format!("decompression failed: {e}")))?,
         c => return Err(RepoError::corrupt(object(), format!("unknown codec {c}"))),
     };
@@ -146,4 +146,21 @@ pub fn open_blob(
         ));
     }
     Ok(plain)
+}
+
+thread_local! {
+    /// One zstd decompression context per thread: creating one per blob
+    /// costs more than decompressing a small blob.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn decompress(data: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+    DECOMPRESSOR.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = Some(zstd::bulk::Decompressor::new()?);
+        }
+        d.as_mut().unwrap().decompress(data, capacity)
+    })
 }

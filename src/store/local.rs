@@ -1,10 +1,12 @@
 //! A store in a local directory: one file per object, written atomically
 //! (temporary file, fsync, rename, fsync of the directory).
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -17,11 +19,40 @@ const TEMP_PREFIX: &str = ".tmp-";
 #[derive(Debug, Clone)]
 pub struct LocalStore {
     root: PathBuf,
+    /// Open files of recently read objects: restores read thousands of
+    /// small ranges of the same packs. Objects are immutable; a `put` or
+    /// `delete` through this store drops the key's entry.
+    open_files: Arc<Mutex<HashMap<String, Arc<File>>>>,
 }
+
+const OPEN_FILES: usize = 64;
 
 impl LocalStore {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalStore { root: root.into() }
+        LocalStore {
+            root: root.into(),
+            open_files: Arc::default(),
+        }
+    }
+
+    fn cached_open(&self, key: &str, path: &Path) -> io::Result<Arc<File>> {
+        if let Some(f) = self.open_files.lock().unwrap().get(key) {
+            return Ok(f.clone());
+        }
+        let f = Arc::new(File::open(path)?);
+        let mut cache = self.open_files.lock().unwrap();
+        if cache.len() >= OPEN_FILES {
+            let victim = cache.keys().next().cloned();
+            if let Some(v) = victim {
+                cache.remove(&v);
+            }
+        }
+        cache.insert(key.to_string(), f.clone());
+        Ok(f)
+    }
+
+    fn forget(&self, key: &str) {
+        self.open_files.lock().unwrap().remove(key);
     }
 
     pub fn root(&self) -> &Path {
@@ -145,7 +176,9 @@ impl ObjectStore for LocalStore {
         let path = self.path("get", key)?;
         let k = key.to_string();
         self.blocking("get", key, move |s| {
-            let f = File::open(&path).map_err(|e| s.io_err("get", &k, e))?;
+            let f = s
+                .cached_open(&k, &path)
+                .map_err(|e| s.io_err("get", &k, e))?;
             let mut buf = vec![0u8; length as usize];
             f.read_exact_at(&mut buf, offset).map_err(|e| {
                 if e.kind() == io::ErrorKind::UnexpectedEof {
@@ -165,6 +198,7 @@ impl ObjectStore for LocalStore {
     }
 
     async fn put(&self, key: &str, data: Bytes) -> StoreResult<()> {
+        self.forget(key);
         let path = self.path("put", key)?;
         let k = key.to_string();
         self.blocking("put", key, move |s| {
@@ -267,6 +301,7 @@ impl ObjectStore for LocalStore {
     }
 
     async fn delete(&self, key: &str) -> StoreResult<()> {
+        self.forget(key);
         let path = self.path("delete", key)?;
         let k = key.to_string();
         self.blocking("delete", key, move |s| {

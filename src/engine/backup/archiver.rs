@@ -27,6 +27,9 @@ use crate::source::fs::{node_from_meta, NameCache};
 
 type FileFuture = Shared<BoxFuture<'static, Option<FileData>>>;
 
+/// A directory listing: each entry's name, path and `lstat` result.
+type Listing = Vec<(Vec<u8>, PathBuf, std::io::Result<Metadata>)>;
+
 enum Pending {
     Ready(Node),
     File(Node, FileFuture),
@@ -211,19 +214,17 @@ impl Archiver {
     ) -> EngineResult<Pending> {
         let parent = self.parent_tree(parent).await;
         let p = path.clone();
-        let listing = tokio::task::spawn_blocking(
-            move || -> std::io::Result<Vec<(Vec<u8>, PathBuf, std::io::Result<Metadata>)>> {
-                let mut out = Vec::new();
-                for ent in std::fs::read_dir(&p)? {
-                    let ent = ent?;
-                    let child = ent.path();
-                    let meta = lstat(&child);
-                    out.push((ent.file_name().as_bytes().to_vec(), child, meta));
-                }
-                out.sort_by(|a, b| a.0.cmp(&b.0));
-                Ok(out)
-            },
-        )
+        let listing = tokio::task::spawn_blocking(move || -> std::io::Result<Listing> {
+            let mut out = Vec::new();
+            for ent in std::fs::read_dir(&p)? {
+                let ent = ent?;
+                let child = ent.path();
+                let meta = lstat(&child);
+                out.push((ent.file_name().as_bytes().to_vec(), child, meta));
+            }
+            out.sort_by(|a, b| a.0.cmp(&b.0));
+            Ok(out)
+        })
         .await?;
         let entries = listing.unwrap_or_else(|e| {
             self.skip(&path, format!("listing directory: {e}"));

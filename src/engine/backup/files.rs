@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
-use crate::pipeline::chunker::for_each_chunk;
-use crate::pipeline::{Closed, Pipeline, RawBlob};
+use crate::pipeline::chunker::Chunker;
+use crate::pipeline::{Closed, Compressor, Pipeline, RawBlob};
 use crate::repo::blob::BlobType;
 use crate::repo::config::ChunkerParams;
 use crate::repo::{BlobId, Repository};
@@ -50,12 +50,16 @@ pub struct Reader {
 impl Reader {
     /// Runs jobs until the channel closes.
     pub fn run(&self, jobs: async_channel::Receiver<Job>) {
+        let mut ctx = ThreadCtx {
+            chunker: Chunker::new(&self.chunker),
+            zstd: self.pipe.compressor(),
+        };
         while let Ok(job) = jobs.recv_blocking() {
             let outcome = match job.source {
-                Source::Path(p) => self.read_path(&p),
+                Source::Path(p) => self.read_path(&mut ctx, &p),
                 Source::Bytes(b) => Outcome {
                     data: self
-                        .store_stream(&b[..], b.len() as u64)
+                        .store_stream(&mut ctx, &b[..], b.len() as u64)
                         .map_err(|e| e.to_string()),
                     warning: None,
                 },
@@ -71,7 +75,7 @@ impl Reader {
         try_open(libc::O_NOFOLLOW | libc::O_NOATIME).or_else(|_| try_open(libc::O_NOFOLLOW))
     }
 
-    fn read_path(&self, path: &PathBuf) -> Outcome {
+    fn read_path(&self, ctx: &mut ThreadCtx, path: &PathBuf) -> Outcome {
         let skip = |e: String| Outcome {
             data: Err(e),
             warning: None,
@@ -90,11 +94,12 @@ impl Reader {
             Some(ex) => {
                 let data_len = ex.iter().map(|e| e.1).sum();
                 self.store_stream(
+                    ctx,
                     ExtentReader::new(file.try_clone().expect("dup"), ex.clone()),
                     data_len,
                 )
             }
-            None => self.store_stream(&file, before.len()),
+            None => self.store_stream(ctx, &file, before.len()),
         };
         let read = match result {
             Ok(d) => d,
@@ -125,19 +130,34 @@ impl Reader {
         }
     }
 
-    /// Chunks a stream, submits new chunks, and returns the chunk ids.
-    fn store_stream<R: Read>(&self, reader: R, size_hint: u64) -> std::io::Result<FileData> {
+    /// Chunks a stream, stores new chunks, and returns the chunk ids. Chunks
+    /// of large files go to the sealing workers so that one file uses every
+    /// core; the others are sealed on this thread, saving a hand-off.
+    fn store_stream<R: Read>(
+        &self,
+        ctx: &mut ThreadCtx,
+        reader: R,
+        size_hint: u64,
+    ) -> std::io::Result<FileData> {
         let mut content = Vec::new();
-        let mut submit = |data: Vec<u8>| -> std::io::Result<()> {
-            let id = self.repo.key().blob_id(&data);
+        let large = size_hint > 4 * self.chunker.max_size as u64;
+        let closed = |Closed| std::io::Error::other("the write pipeline stopped");
+        let mut store = |data: &[u8], zstd: &mut Compressor| -> std::io::Result<()> {
+            let id = self.repo.key().blob_id(data);
             if self.pipe.claim(&id) {
-                self.pipe
-                    .submit_blocking(RawBlob {
-                        kind: BlobType::Data,
-                        id,
-                        data,
-                    })
-                    .map_err(|Closed| std::io::Error::other("the write pipeline stopped"))?;
+                if large {
+                    self.pipe
+                        .submit_blocking(RawBlob {
+                            kind: BlobType::Data,
+                            id,
+                            data: data.to_vec(),
+                        })
+                        .map_err(closed)?;
+                } else {
+                    self.pipe
+                        .seal_and_add(zstd, BlobType::Data, id, data)
+                        .map_err(closed)?;
+                }
             }
             content.push(id);
             Ok(())
@@ -148,13 +168,13 @@ impl Reader {
             reader
                 .take(self.chunker.max_size as u64)
                 .read_to_end(&mut buf)?;
-            let n = buf.len() as u64;
-            if n > 0 {
-                submit(buf)?;
+            if !buf.is_empty() {
+                store(&buf, &mut ctx.zstd)?;
             }
-            n
+            buf.len() as u64
         } else {
-            for_each_chunk(reader, &self.chunker, &mut submit)?
+            let zstd = &mut ctx.zstd;
+            ctx.chunker.for_each(reader, |c| store(c, zstd))?
         };
         Ok(FileData {
             content,
@@ -162,4 +182,10 @@ impl Reader {
             size,
         })
     }
+}
+
+/// What each reader thread keeps from file to file.
+struct ThreadCtx {
+    chunker: Chunker,
+    zstd: Compressor,
 }

@@ -36,13 +36,13 @@ pub fn make_dir(target: &Path, path: &Path, overwrite: bool) -> Result<(), Strin
 
 /// Runs `create`; when the name is taken and `overwrite` is set, removes
 /// what is there (never a directory) and runs it again.
-pub fn replace_with(
+pub fn replace_with<T>(
     path: &Path,
     overwrite: bool,
-    create: impl Fn() -> io::Result<()>,
-) -> Result<(), String> {
+    create: impl Fn() -> io::Result<T>,
+) -> Result<T, String> {
     match create() {
-        Ok(()) => Ok(()),
+        Ok(v) => Ok(v),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && overwrite => {
             let m = std::fs::symlink_metadata(path).map_err(|e| e.to_string())?;
             if m.is_dir() {
@@ -135,6 +135,39 @@ pub fn apply(path: &Path, node: &Node, display: &str, warnings: &mut Vec<Failure
         node.mtime.rem_euclid(1_000_000_000) as u32,
     );
     if let Err(e) = filetime::set_symlink_file_times(path, t, t) {
+        warn("setting times", e.to_string());
+    }
+}
+
+/// Like [`apply`], through an open regular file: no path lookups.
+pub fn apply_file(file: &std::fs::File, node: &Node, display: &str, warnings: &mut Vec<Failure>) {
+    use std::os::unix::io::AsRawFd;
+    let fd = file.as_raw_fd();
+    let mut warn = |what: &str, e: String| {
+        warnings.push(Failure {
+            path: display.to_string(),
+            error: format!("{what}: {e}"),
+        })
+    };
+    // SAFETY: geteuid cannot fail; fd is open for the calls below.
+    if unsafe { libc::geteuid() } == 0 && unsafe { libc::fchown(fd, node.uid, node.gid) } != 0 {
+        warn("setting owner", io::Error::last_os_error().to_string());
+    }
+    for x in &node.xattrs {
+        use xattr::FileExt;
+        if let Err(e) = file.set_xattr(std::ffi::OsStr::from_bytes(&x.name), &x.value) {
+            warn("setting extended attribute", e.to_string());
+        }
+    }
+    // SAFETY: as above.
+    if unsafe { libc::fchmod(fd, (node.mode & 0o7777) as libc::mode_t) } != 0 {
+        warn("setting mode", io::Error::last_os_error().to_string());
+    }
+    let t = filetime::FileTime::from_unix_time(
+        node.mtime.div_euclid(1_000_000_000),
+        node.mtime.rem_euclid(1_000_000_000) as u32,
+    );
+    if let Err(e) = filetime::set_file_handle_times(file, Some(t), Some(t)) {
         warn("setting times", e.to_string());
     }
 }
