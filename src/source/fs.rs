@@ -58,14 +58,16 @@ fn nanos(secs: i64, nsec: i64) -> i64 {
     secs.saturating_mul(1_000_000_000).saturating_add(nsec)
 }
 
-/// Builds a node from `lstat` metadata (content and subtree left empty).
-/// Returns a warning when some metadata (xattrs, link target) could not be
-/// read; the node is still usable.
+/// Builds a node from `lstat` metadata (content and subtree left empty),
+/// taking what cannot have changed from `previous`, the same entry in the
+/// parent snapshot. Returns a warning when some metadata (xattrs, link
+/// target) could not be read; the node is still usable.
 pub fn node_from_meta(
     path: &Path,
     name: &[u8],
     meta: &Metadata,
     names: &NameCache,
+    previous: Option<&Node>,
 ) -> (Node, Option<String>) {
     let kind = kind_of(meta);
     let mut warning = None;
@@ -91,10 +93,15 @@ pub fn node_from_meta(
             Err(e) => warning = Some(format!("reading link target: {e}")),
         }
     }
-    match read_xattrs(path) {
-        Ok(x) => node.xattrs = x,
-        Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => {}
-        Err(e) => warning = Some(format!("reading extended attributes: {e}")),
+    // Extended attributes change the ctime: when the previous snapshot saw
+    // the same inode with the same ctime, its attributes still hold.
+    match previous.filter(|p| p.kind == kind && p.inode == node.inode && p.ctime == node.ctime) {
+        Some(p) => node.xattrs = p.xattrs.clone(),
+        None => match read_xattrs(path) {
+            Ok(x) => node.xattrs = x,
+            Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => {}
+            Err(e) => warning = Some(format!("reading extended attributes: {e}")),
+        },
     }
     (node, warning)
 }

@@ -72,6 +72,28 @@ fn lstat(path: &Path) -> std::io::Result<Metadata> {
     std::fs::symlink_metadata(path)
 }
 
+/// Subdirectories listed ahead of the walk, per directory being walked.
+const LIST_AHEAD: usize = 4;
+
+type ListingTask = JoinHandle<std::io::Result<Listing>>;
+
+/// Lists a directory with `lstat` of every entry, sorted by name, on a
+/// blocking thread.
+fn list_dir(path: PathBuf) -> ListingTask {
+    tokio::task::spawn_blocking(move || {
+        let mut out = Vec::new();
+        for ent in std::fs::read_dir(&path)? {
+            let ent = ent?;
+            // Through the directory's descriptor (fstatat), without walking
+            // the whole path again; never follows a symlink.
+            let meta = ent.metadata();
+            out.push((ent.file_name().as_bytes().to_vec(), ent.path(), meta));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    })
+}
+
 impl Archiver {
     pub fn new(
         repo: Arc<Repository>,
@@ -149,15 +171,19 @@ impl Archiver {
                 match child {
                     VEntry::Dir(sub) => {
                         let node = match sub.meta_from.as_deref().map(|p| (p, lstat(p))) {
-                            Some((p, Ok(m))) if m.is_dir() => self.node(p, &name, &m),
+                            Some((p, Ok(m))) if m.is_dir() => {
+                                self.node(p, &name, &m, pnode.as_ref())
+                            }
                             _ => Node::synthetic(&name, NodeKind::Dir, 0),
                         };
                         pending.push(self.clone().archive_vdir(sub, node, psub).await?);
                     }
                     VEntry::Source(path) => match lstat(&path) {
-                        Ok(m) => {
-                            pending.push(self.clone().archive_entry(path, name, m, pnode).await?)
-                        }
+                        Ok(m) => pending.push(
+                            self.clone()
+                                .archive_entry(path, name, m, pnode, None)
+                                .await?,
+                        ),
                         Err(e) => self.skip(&path, e),
                     },
                     VEntry::Bytes(data) => {
@@ -175,8 +201,8 @@ impl Archiver {
         .boxed()
     }
 
-    fn node(&self, path: &Path, name: &[u8], meta: &Metadata) -> Node {
-        let (node, warning) = node_from_meta(path, name, meta, &self.names);
+    fn node(&self, path: &Path, name: &[u8], meta: &Metadata, previous: Option<&Node>) -> Node {
+        let (node, warning) = node_from_meta(path, name, meta, &self.names, previous);
         if let Some(w) = warning {
             self.skip(path, w);
         }
@@ -189,15 +215,16 @@ impl Archiver {
         name: Vec<u8>,
         meta: Metadata,
         parent: Option<Node>,
+        listing: Option<ListingTask>,
     ) -> BoxFuture<'static, EngineResult<Pending>> {
         async move {
-            let node = self.node(&path, &name, &meta);
+            let node = self.node(&path, &name, &meta, parent.as_ref());
             match node.kind {
                 NodeKind::Dir => {
                     let psub = parent
                         .filter(|p| p.kind == NodeKind::Dir)
                         .and_then(|p| p.subtree);
-                    self.archive_dir(path, node, psub).await
+                    self.archive_dir(path, node, psub, listing).await
                 }
                 NodeKind::File => self.archive_file(path, node, parent).await,
                 _ => Ok(Pending::Ready(node)),
@@ -211,34 +238,45 @@ impl Archiver {
         path: PathBuf,
         node: Node,
         parent: Option<BlobId>,
+        listing: Option<ListingTask>,
     ) -> EngineResult<Pending> {
         let parent = self.parent_tree(parent).await;
-        let p = path.clone();
-        let listing = tokio::task::spawn_blocking(move || -> std::io::Result<Listing> {
-            let mut out = Vec::new();
-            for ent in std::fs::read_dir(&p)? {
-                let ent = ent?;
-                let child = ent.path();
-                let meta = lstat(&child);
-                out.push((ent.file_name().as_bytes().to_vec(), child, meta));
-            }
-            out.sort_by(|a, b| a.0.cmp(&b.0));
-            Ok(out)
-        })
-        .await?;
+        let listing = listing.unwrap_or_else(|| list_dir(path.clone())).await?;
         let entries = listing.unwrap_or_else(|e| {
             self.skip(&path, format!("listing directory: {e}"));
             Vec::new()
         });
+        let entries: Vec<_> = entries
+            .into_iter()
+            .filter(|e| !self.excluded(&e.1))
+            .collect();
+        // List the next few subdirectories ahead, on other threads, while
+        // this one works through the entries in order.
+        let subdirs: Vec<(usize, PathBuf)> = (entries.iter().enumerate())
+            .filter(|(_, e)| matches!(&e.2, Ok(m) if m.is_dir()))
+            .map(|(i, e)| (i, e.1.clone()))
+            .collect();
+        let mut ahead: std::collections::VecDeque<(usize, ListingTask)> = Default::default();
+        let mut next = 0;
         let mut pending = Vec::with_capacity(entries.len());
-        for (name, child, meta) in entries {
-            if self.excluded(&child) {
-                continue;
+        for (i, (name, child, meta)) in entries.into_iter().enumerate() {
+            while ahead.len() < LIST_AHEAD && next < subdirs.len() {
+                let (j, p) = &subdirs[next];
+                ahead.push_back((*j, list_dir(p.clone())));
+                next += 1;
             }
+            let listing = match ahead.front() {
+                Some((j, _)) if *j == i => ahead.pop_front().map(|(_, t)| t),
+                _ => None,
+            };
             match meta {
                 Ok(m) => {
                     let pnode = parent.as_ref().and_then(|t| t.find(&name)).cloned();
-                    pending.push(self.clone().archive_entry(child, name, m, pnode).await?);
+                    pending.push(
+                        self.clone()
+                            .archive_entry(child, name, m, pnode, listing)
+                            .await?,
+                    );
                 }
                 Err(e) => self.skip(&child, e),
             }
