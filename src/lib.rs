@@ -2,3 +2,5 @@
 //! object replicator for Kubernetes.
 
 pub mod store;
+pub mod engine;
+pub mod source;

@@ -1,0 +1,276 @@
+//! The fake cluster's object store: create/get/replace/apply/delete with
+//! server-set fields, status subresource, AlreadyExists/Conflict, and CRDs
+//! that become served once established.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::{json, Value};
+
+use super::catalog::{Catalog, Served};
+use super::status::{self as st, ApiError};
+
+/// (group, resource, namespace or "", name).
+pub type Key = (String, String, String, String);
+
+/// Faults the tests switch on.
+#[derive(Debug, Default, Clone)]
+pub struct Faults {
+    /// `resource[.group]` answering 403 to every request.
+    pub forbidden: BTreeSet<String>,
+    /// Groups whose discovery fails (stale in aggregated, 503 in legacy).
+    pub failing_groups: Vec<String>,
+    /// (`resource[.group]`, name) rejected with 422 on create and update.
+    pub invalid: BTreeSet<(String, String)>,
+    /// Expire the next continue token presented (410), once.
+    pub expire_next_continue: bool,
+    /// Answer discovery only with the legacy documents.
+    pub legacy_only: bool,
+}
+
+pub struct State {
+    pub catalog: Catalog,
+    pub objects: BTreeMap<Key, Value>,
+    pub rv: u64,
+    pub faults: Faults,
+    /// "METHOD path?query" of every request, in order.
+    pub requests: Vec<String>,
+    /// CRDs created but not yet established (they are on their first GET).
+    pub pending_crds: BTreeSet<String>,
+}
+
+const TIME: &str = "2026-11-25T10:00:00Z";
+
+impl State {
+    pub fn new() -> Self {
+        State {
+            catalog: Catalog::load(),
+            objects: BTreeMap::new(),
+            rv: 1000,
+            faults: Faults::default(),
+            requests: Vec::new(),
+            pending_crds: BTreeSet::new(),
+        }
+    }
+
+    fn next_rv(&mut self) -> String {
+        self.rv += 1;
+        self.rv.to_string()
+    }
+
+    fn key(s: &Served, ns: Option<&str>, name: &str) -> Key {
+        (s.group.clone(), s.resource.clone(), ns.unwrap_or("").to_string(), name.to_string())
+    }
+
+    pub fn get(&mut self, s: &Served, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
+        if s.group == "apiextensions.k8s.io" && self.pending_crds.remove(name) {
+            self.establish(name);
+        }
+        self.objects
+            .get(&Self::key(s, ns, name))
+            .cloned()
+            .map(|o| with_version(o, s))
+            .ok_or_else(|| st::not_found(&s.group, &s.resource, name))
+    }
+
+    /// POST: a new object with server-set fields; `established` makes a CRD served at once.
+    pub fn create(&mut self, s: &Served, ns: Option<&str>, mut obj: Value, manager: &str, established: bool) -> Result<Value, ApiError> {
+        let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        if name.is_empty() {
+            return Err(st::invalid(&s.group, &s.resource, "", "metadata.name", "Required value: name or generateName is required"));
+        }
+        self.check_invalid(s, &name)?;
+        if let Some(ns) = ns {
+            if !self.objects.contains_key(&(String::new(), "namespaces".into(), String::new(), ns.into())) {
+                return Err(st::namespace_not_found(ns));
+            }
+            obj["metadata"]["namespace"] = json!(ns);
+        }
+        let key = Self::key(s, ns, &name);
+        if self.objects.contains_key(&key) {
+            return Err(st::already_exists(&s.group, &s.resource, &name));
+        }
+        if s.subresources.iter().any(|x| x == "status") {
+            obj.as_object_mut().unwrap().remove("status");
+        }
+        let rv = self.next_rv();
+        let meta = obj["metadata"].as_object_mut().unwrap();
+        meta.insert("uid".into(), json!(format!("6f1c2a7e-0000-4000-8000-{:012}", self.rv)));
+        meta.insert("resourceVersion".into(), json!(rv));
+        meta.insert("creationTimestamp".into(), json!(TIME));
+        meta.insert("managedFields".into(), managed(manager, "Update", s));
+        if obj.get("spec").is_some() {
+            obj["metadata"]["generation"] = json!(1);
+        }
+        defaults(s, &name, &mut obj, self.rv);
+        self.objects.insert(key, obj.clone());
+        if s.group == "apiextensions.k8s.io" && s.resource == "customresourcedefinitions" {
+            if established {
+                self.establish(&name);
+            } else {
+                self.pending_crds.insert(name);
+            }
+        }
+        Ok(with_version(obj, s))
+    }
+
+    /// PUT on the object (`status_only` = PUT on `/status`).
+    pub fn replace(&mut self, s: &Served, ns: Option<&str>, name: &str, mut obj: Value, status_only: bool) -> Result<Value, ApiError> {
+        self.check_invalid(s, name)?;
+        let key = Self::key(s, ns, name);
+        let Some(live) = self.objects.get(&key).cloned() else {
+            return Err(st::not_found(&s.group, &s.resource, name));
+        };
+        let sent_rv = obj["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string();
+        if !sent_rv.is_empty() && sent_rv != live["metadata"]["resourceVersion"] {
+            return Err(st::conflict(&s.group, &s.resource, name));
+        }
+        let has_status = s.subresources.iter().any(|x| x == "status");
+        if status_only {
+            let status = obj["status"].clone();
+            obj = live.clone();
+            obj["status"] = status;
+        } else if has_status {
+            match live.get("status") {
+                Some(status) => obj["status"] = status.clone(),
+                None => drop(obj.as_object_mut().unwrap().remove("status")),
+            }
+        }
+        for k in ["uid", "creationTimestamp", "generation"] {
+            if let Some(v) = live["metadata"].get(k) {
+                obj["metadata"][k] = v.clone();
+            }
+        }
+        if let Some(ns) = ns {
+            obj["metadata"]["namespace"] = json!(ns);
+        }
+        if !status_only && obj.get("spec") != live.get("spec") {
+            obj["metadata"]["generation"] = json!(live["metadata"]["generation"].as_i64().unwrap_or(0) + 1);
+        }
+        obj["metadata"]["resourceVersion"] = json!(self.next_rv());
+        obj["metadata"]["managedFields"] = managed("ferry", "Update", s);
+        self.objects.insert(key, obj.clone());
+        Ok(with_version(obj, s))
+    }
+
+    /// PATCH application/apply-patch+yaml: create, or merge into the live object.
+    pub fn apply(&mut self, s: &Served, ns: Option<&str>, name: &str, patch: Value, manager: &str) -> Result<(u16, Value), ApiError> {
+        let key = Self::key(s, ns, name);
+        let Some(mut live) = self.objects.get(&key).cloned() else {
+            let mut created = self.create(s, ns, patch, manager, false)?;
+            created["metadata"]["managedFields"][0]["operation"] = json!("Apply");
+            return Ok((201, created));
+        };
+        merge(&mut live, &patch);
+        let mut out = self.replace(s, ns, name, live, false)?;
+        out["metadata"]["managedFields"] = managed(manager, "Apply", s);
+        self.objects.insert(key, out.clone());
+        Ok((200, out))
+    }
+
+    /// PATCH application/merge-patch+json (and strategic merge, approximated).
+    pub fn merge_patch(&mut self, s: &Served, ns: Option<&str>, name: &str, patch: Value) -> Result<Value, ApiError> {
+        let mut live = self.get(s, ns, name)?;
+        merge(&mut live, &patch);
+        live["metadata"]["resourceVersion"] = Value::Null;
+        self.replace(s, ns, name, live, false)
+    }
+
+    pub fn delete(&mut self, s: &Served, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
+        self.objects
+            .remove(&Self::key(s, ns, name))
+            .map(|o| with_version(o, s))
+            .ok_or_else(|| st::not_found(&s.group, &s.resource, name))
+    }
+
+    fn check_invalid(&self, s: &Served, name: &str) -> Result<(), ApiError> {
+        if self.faults.invalid.contains(&(st::qualified(&s.group, &s.resource), name.to_string())) {
+            return Err(st::invalid(&s.group, &s.resource, name, "spec", "Invalid value: rejected by admission"));
+        }
+        Ok(())
+    }
+
+    /// Marks a CRD Established/NamesAccepted and serves its versions.
+    fn establish(&mut self, name: &str) {
+        let key = ("apiextensions.k8s.io".to_string(), "customresourcedefinitions".to_string(), String::new(), name.to_string());
+        let Some(crd) = self.objects.get_mut(&key) else { return };
+        crd["status"] = json!({"conditions": [
+            {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "lastTransitionTime": TIME, "message": "no conflicts found"},
+            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "lastTransitionTime": TIME, "message": "the initial names have been accepted"}],
+            "acceptedNames": crd["spec"]["names"].clone(), "storedVersions": []});
+        let spec = crd["spec"].clone();
+        let group = spec["group"].as_str().unwrap_or_default().to_string();
+        let mut versions: Vec<Value> = spec["versions"].as_array().cloned().unwrap_or_default();
+        versions.sort_by_key(|v| v["storage"] != true);
+        for v in versions.iter().filter(|v| v["served"] == true || v["served"].is_null()) {
+            let version = v["name"].as_str().unwrap_or_default();
+            let mut res = json!({"resource": spec["names"]["plural"],
+                "responseKind": {"group": group, "version": version, "kind": spec["names"]["kind"]},
+                "scope": spec["scope"], "singularResource": spec["names"]["singular"],
+                "verbs": ["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"]});
+            if let Some(short) = spec["names"].get("shortNames") {
+                res["shortNames"] = short.clone();
+            }
+            if v["subresources"].get("status").is_some() {
+                res["subresources"] = json!([{"subresource": "status", "responseKind": {"group": group, "version": version, "kind": spec["names"]["kind"]}, "verbs": ["get", "patch", "update"]}]);
+            }
+            self.catalog.add_version(&group, json!({"version": version, "resources": [res], "freshness": "Current"}));
+        }
+    }
+}
+
+/// Sets `apiVersion` to the version the object is served at, and its kind.
+pub fn with_version(mut obj: Value, s: &Served) -> Value {
+    obj["apiVersion"] = json!(if s.group.is_empty() { s.version.clone() } else { format!("{}/{}", s.group, s.version) });
+    obj["kind"] = json!(s.kind);
+    obj
+}
+
+fn managed(manager: &str, operation: &str, s: &Served) -> Value {
+    let api_version = if s.group.is_empty() { s.version.clone() } else { format!("{}/{}", s.group, s.version) };
+    json!([{"manager": manager, "operation": operation, "apiVersion": api_version, "time": TIME,
+        "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {}}}])
+}
+
+/// Defaults the real server fills in on create.
+fn defaults(s: &Served, name: &str, obj: &mut Value, seq: u64) {
+    match (s.group.as_str(), s.resource.as_str()) {
+        ("", "namespaces") => {
+            obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
+            obj["spec"] = json!({"finalizers": ["kubernetes"]});
+            obj["status"] = json!({"phase": "Active"});
+        }
+        ("", "services") => {
+            if obj["spec"]["clusterIP"].is_null() {
+                let ip = format!("10.96.{}.{}", (seq / 250) % 250, seq % 250 + 1);
+                obj["spec"]["clusterIP"] = json!(ip);
+                obj["spec"]["clusterIPs"] = json!([ip]);
+            }
+            let node_ports = matches!(obj["spec"]["type"].as_str(), Some("NodePort" | "LoadBalancer"));
+            for (i, port) in obj["spec"]["ports"].as_array_mut().into_iter().flatten().enumerate() {
+                if node_ports && port["nodePort"].is_null() {
+                    port["nodePort"] = json!(30000 + (seq as usize * 7 + i) % 2000);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// JSON merge patch (RFC 7386); also used to approximate apply and strategic merge.
+pub fn merge(target: &mut Value, patch: &Value) {
+    let Some(patch) = patch.as_object() else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = json!({});
+    }
+    let map = target.as_object_mut().unwrap();
+    for (k, v) in patch {
+        if v.is_null() {
+            map.remove(k);
+        } else {
+            merge(map.entry(k.clone()).or_insert(Value::Null), v);
+        }
+    }
+}
