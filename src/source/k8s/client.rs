@@ -52,6 +52,9 @@ async fn load_config(kubeconfig: Option<&Path>, context: Option<&str>) -> Result
             .await
             .map_err(|source| K8sError::NoConfig { source })?
     };
+    // kube's default retry backs off up to 15 times on 503: minutes per
+    // failing aggregated group. Requests are retried briefly in `rest` instead.
+    config.default_retry = false;
     config.connect_timeout = Some(Duration::from_secs(10));
     config.read_timeout = Some(Duration::from_secs(120));
     Ok(config)

@@ -1,8 +1,10 @@
 //! Raw JSON requests on one resource: URLs, list/get/create/replace/apply,
 //! keeping objects as `serde_json::Value` so no field is lost in transit.
 
+use std::time::Duration;
+
 use kube::core::params::{GetParams, ListParams, Patch, PatchParams, PostParams};
-use kube::core::Request;
+use kube::core::{request, Request};
 use serde_json::Value;
 
 use super::client::Connection;
@@ -26,6 +28,9 @@ pub struct Rest<'a> {
     request: Request,
 }
 
+const RETRYABLE: [u16; 3] = [429, 503, 504];
+const ATTEMPTS: u32 = 4;
+
 /// The field manager ferry writes under.
 pub const FIELD_MANAGER: &str = "ferry";
 
@@ -37,17 +42,34 @@ impl<'a> Rest<'a> {
         }
     }
 
+    /// Sends a request, retrying briefly when the server is overloaded or
+    /// unavailable (429, 503, 504).
+    async fn send(
+        &self,
+        build: impl Fn(&Request) -> Result<http::Request<Vec<u8>>, request::Error>,
+    ) -> Result<Value, kube::Error> {
+        let mut delay = Duration::from_millis(200);
+        let mut attempt = 1;
+        loop {
+            let req = build(&self.request).map_err(kube::Error::BuildRequest)?;
+            match self.conn.client.request(req).await {
+                Err(kube::Error::Api(s)) if RETRYABLE.contains(&s.code) && attempt < ATTEMPTS => {
+                    tracing::debug!(server = %self.conn.server, code = s.code, attempt, "request retried");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
     pub async fn list(&self, lp: &ListParams) -> Result<Value, kube::Error> {
-        let req = self.request.list(lp).map_err(kube::Error::BuildRequest)?;
-        self.conn.client.request(req).await
+        self.send(|r| r.list(lp)).await
     }
 
     pub async fn get(&self, name: &str) -> Result<Value, kube::Error> {
-        let req = self
-            .request
-            .get(name, &GetParams::default())
-            .map_err(kube::Error::BuildRequest)?;
-        self.conn.client.request(req).await
+        self.send(|r| r.get(name, &GetParams::default())).await
     }
 
     pub async fn create(&self, obj: &Value, dry_run: bool) -> Result<Value, kube::Error> {
@@ -55,11 +77,8 @@ impl<'a> Rest<'a> {
             dry_run,
             field_manager: Some(FIELD_MANAGER.into()),
         };
-        let req = self
-            .request
-            .create(&pp, serde_json::to_vec(obj).map_err(kube::Error::SerdeError)?)
-            .map_err(kube::Error::BuildRequest)?;
-        self.conn.client.request(req).await
+        let body = serde_json::to_vec(obj).map_err(kube::Error::SerdeError)?;
+        self.send(|r| r.create(&pp, body.clone())).await
     }
 
     pub async fn replace(&self, name: &str, obj: &Value) -> Result<Value, kube::Error> {
@@ -68,11 +87,7 @@ impl<'a> Rest<'a> {
             field_manager: Some(FIELD_MANAGER.into()),
         };
         let body = serde_json::to_vec(obj).map_err(kube::Error::SerdeError)?;
-        let req = self
-            .request
-            .replace(name, &pp, body)
-            .map_err(kube::Error::BuildRequest)?;
-        self.conn.client.request(req).await
+        self.send(|r| r.replace(name, &pp, body.clone())).await
     }
 
     pub async fn replace_status(&self, name: &str, obj: &Value) -> Result<Value, kube::Error> {
@@ -81,20 +96,13 @@ impl<'a> Rest<'a> {
             field_manager: Some(FIELD_MANAGER.into()),
         };
         let body = serde_json::to_vec(obj).map_err(kube::Error::SerdeError)?;
-        let req = self
-            .request
-            .replace_subresource("status", name, &pp, body)
-            .map_err(kube::Error::BuildRequest)?;
-        self.conn.client.request(req).await
+        self.send(|r| r.replace_subresource("status", name, &pp, body.clone()))
+            .await
     }
 
     /// Server-side apply, taking ownership of conflicting fields.
     pub async fn apply(&self, name: &str, obj: &Value) -> Result<Value, kube::Error> {
         let pp = PatchParams::apply(FIELD_MANAGER).force();
-        let req = self
-            .request
-            .patch(name, &pp, &Patch::Apply(obj))
-            .map_err(kube::Error::BuildRequest)?;
-        self.conn.client.request(req).await
+        self.send(|r| r.patch(name, &pp, &Patch::Apply(obj))).await
     }
 }
