@@ -35,7 +35,9 @@ impl LocalStore {
                     && seg != "."
                     && seg != ".."
                     && !seg.starts_with(TEMP_PREFIX)
-                    && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+                    && seg
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
             });
         if !valid {
             return Err(self.err(StoreErrorKind::Permanent, op, key, "invalid object key"));
@@ -43,7 +45,13 @@ impl LocalStore {
         Ok(self.root.join(key))
     }
 
-    fn err(&self, kind: StoreErrorKind, op: &'static str, key: &str, msg: impl Into<String>) -> StoreError {
+    fn err(
+        &self,
+        kind: StoreErrorKind,
+        op: &'static str,
+        key: &str,
+        msg: impl Into<String>,
+    ) -> StoreError {
         StoreError::new(kind, self.location(), op, key, msg)
     }
 
@@ -60,7 +68,14 @@ impl LocalStore {
         let this = self.clone();
         tokio::task::spawn_blocking(move || f(this))
             .await
-            .map_err(|e| self.err(StoreErrorKind::Permanent, op, key, format!("worker failed: {e}")))?
+            .map_err(|e| {
+                self.err(
+                    StoreErrorKind::Permanent,
+                    op,
+                    key,
+                    format!("worker failed: {e}"),
+                )
+            })?
     }
 
     /// Writes `data` to a fresh temporary file beside `path`, synced.
@@ -111,7 +126,9 @@ impl ObjectStore for LocalStore {
         let path = self.path("get", key)?;
         let k = key.to_string();
         self.blocking("get", key, move |s| {
-            fs::read(&path).map(Bytes::from).map_err(|e| s.io_err("get", &k, e))
+            fs::read(&path)
+                .map(Bytes::from)
+                .map_err(|e| s.io_err("get", &k, e))
         })
         .await
     }
@@ -143,7 +160,9 @@ impl ObjectStore for LocalStore {
         let path = self.path("put", key)?;
         let k = key.to_string();
         self.blocking("put", key, move |s| {
-            let tmp = s.write_temp(&path, &data).map_err(|e| s.io_err("put", &k, e))?;
+            let tmp = s
+                .write_temp(&path, &data)
+                .map_err(|e| s.io_err("put", &k, e))?;
             let done = fs::rename(&tmp, &path).and_then(|()| sync_dir(path.parent().unwrap()));
             if let Err(e) = done {
                 let _ = fs::remove_file(&tmp);
@@ -158,7 +177,9 @@ impl ObjectStore for LocalStore {
         let path = self.path("put", key)?;
         let k = key.to_string();
         self.blocking("put", key, move |s| {
-            let tmp = s.write_temp(&path, &data).map_err(|e| s.io_err("put", &k, e))?;
+            let tmp = s
+                .write_temp(&path, &data)
+                .map_err(|e| s.io_err("put", &k, e))?;
             // link(2) fails with EEXIST when the name is taken: an atomic
             // create-if-absent that never exposes a partial object.
             let linked = fs::hard_link(&tmp, &path);
@@ -179,7 +200,10 @@ impl ObjectStore for LocalStore {
         let path = self.path("head", key)?;
         let k = key.to_string();
         self.blocking("head", key, move |s| match fs::metadata(&path) {
-            Ok(m) if m.is_file() => Ok(Some(ObjectMeta { key: k, size: m.len() })),
+            Ok(m) if m.is_file() => Ok(Some(ObjectMeta {
+                key: k,
+                size: m.len(),
+            })),
             Ok(_) => Ok(None),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(s.io_err("head", &k, e)),
@@ -195,7 +219,11 @@ impl ObjectStore for LocalStore {
             let mut out = Vec::new();
             let mut stack = vec![dir.to_string()];
             while let Some(rel) = stack.pop() {
-                let abs = if rel.is_empty() { s.root.clone() } else { s.root.join(&rel) };
+                let abs = if rel.is_empty() {
+                    s.root.clone()
+                } else {
+                    s.root.join(&rel)
+                };
                 let rd = match fs::read_dir(&abs) {
                     Ok(rd) => rd,
                     Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -208,7 +236,11 @@ impl ObjectStore for LocalStore {
                     if name.starts_with(TEMP_PREFIX) {
                         continue;
                     }
-                    let key = if rel.is_empty() { name.to_string() } else { format!("{rel}/{name}") };
+                    let key = if rel.is_empty() {
+                        name.to_string()
+                    } else {
+                        format!("{rel}/{name}")
+                    };
                     let ft = ent.file_type().map_err(|e| s.io_err("list", &p, e))?;
                     if ft.is_dir() {
                         if key.starts_with(&p) || p.starts_with(&format!("{key}/")) {

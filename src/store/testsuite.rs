@@ -22,7 +22,10 @@ pub async fn run(store: &dyn ObjectStore) {
 }
 
 fn payload(len: usize, seed: u8) -> Bytes {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect::<Vec<_>>().into()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect::<Vec<_>>()
+        .into()
 }
 
 async fn put_get_roundtrip(store: &dyn ObjectStore, base: &str) {
@@ -30,8 +33,16 @@ async fn put_get_roundtrip(store: &dyn ObjectStore, base: &str) {
         let key = format!("{base}/rt/{i}");
         let data = payload(len, i as u8);
         store.put(&key, data.clone()).await.expect("put");
-        assert_eq!(store.get(&key).await.expect("get after put"), data, "read-after-write: {key}");
-        let meta = store.head(&key).await.expect("head").expect("head after put finds the object");
+        assert_eq!(
+            store.get(&key).await.expect("get after put"),
+            data,
+            "read-after-write: {key}"
+        );
+        let meta = store
+            .head(&key)
+            .await
+            .expect("head")
+            .expect("head after put finds the object");
         assert_eq!(meta.size, len as u64, "head size of {key}");
         assert_eq!(meta.key, key);
     }
@@ -41,17 +52,33 @@ async fn overwrite(store: &dyn ObjectStore, base: &str) {
     let key = format!("{base}/ow");
     store.put(&key, payload(100, 1)).await.unwrap();
     store.put(&key, payload(50, 2)).await.unwrap();
-    assert_eq!(store.get(&key).await.unwrap(), payload(50, 2), "put replaces");
+    assert_eq!(
+        store.get(&key).await.unwrap(),
+        payload(50, 2),
+        "put replaces"
+    );
 }
 
 async fn missing_objects(store: &dyn ObjectStore, base: &str) {
     let key = format!("{base}/missing");
-    let e = store.get(&key).await.expect_err("get of a missing key fails");
+    let e = store
+        .get(&key)
+        .await
+        .expect_err("get of a missing key fails");
     assert_eq!(e.kind, StoreErrorKind::NotFound, "get missing: {e}");
-    let e = store.get_range(&key, 0, 1).await.expect_err("range of missing key fails");
+    let e = store
+        .get_range(&key, 0, 1)
+        .await
+        .expect_err("range of missing key fails");
     assert_eq!(e.kind, StoreErrorKind::NotFound, "get_range missing: {e}");
-    assert!(store.head(&key).await.unwrap().is_none(), "head of missing key is None");
-    let e = store.delete(&key).await.expect_err("delete of a missing key fails");
+    assert!(
+        store.head(&key).await.unwrap().is_none(),
+        "head of missing key is None"
+    );
+    let e = store
+        .delete(&key)
+        .await
+        .expect_err("delete of a missing key fails");
     assert_eq!(e.kind, StoreErrorKind::NotFound, "delete missing: {e}");
 }
 
@@ -59,19 +86,46 @@ async fn ranges(store: &dyn ObjectStore, base: &str) {
     let key = format!("{base}/range");
     let data = payload(10_000, 7);
     store.put(&key, data.clone()).await.unwrap();
-    for (off, len) in [(0u64, 1u64), (0, 10_000), (9_999, 1), (1234, 4321), (5000, 0)] {
+    for (off, len) in [
+        (0u64, 1u64),
+        (0, 10_000),
+        (9_999, 1),
+        (1234, 4321),
+        (5000, 0),
+    ] {
         let got = store.get_range(&key, off, len).await.expect("get_range");
-        assert_eq!(&got[..], &data[off as usize..(off + len) as usize], "range {off}+{len}");
+        assert_eq!(
+            &got[..],
+            &data[off as usize..(off + len) as usize],
+            "range {off}+{len}"
+        );
     }
-    let e = store.get_range(&key, 9_000, 2_000).await.expect_err("range past the end fails");
-    assert_ne!(e.kind, StoreErrorKind::Transient, "range past end is not transient: {e}");
+    let e = store
+        .get_range(&key, 9_000, 2_000)
+        .await
+        .expect_err("range past the end fails");
+    assert_ne!(
+        e.kind,
+        StoreErrorKind::Transient,
+        "range past end is not transient: {e}"
+    );
 }
 
 async fn put_if_absent(store: &dyn ObjectStore, base: &str) {
     let key = format!("{base}/pia");
-    assert!(store.put_if_absent(&key, payload(10, 1)).await.unwrap(), "first create succeeds");
-    assert!(!store.put_if_absent(&key, payload(20, 2)).await.unwrap(), "second create refused");
-    assert_eq!(store.get(&key).await.unwrap(), payload(10, 1), "refused create writes nothing");
+    assert!(
+        store.put_if_absent(&key, payload(10, 1)).await.unwrap(),
+        "first create succeeds"
+    );
+    assert!(
+        !store.put_if_absent(&key, payload(20, 2)).await.unwrap(),
+        "second create refused"
+    );
+    assert_eq!(
+        store.get(&key).await.unwrap(),
+        payload(10, 1),
+        "refused create writes nothing"
+    );
 }
 
 async fn listing(store: &dyn ObjectStore, base: &str) {
@@ -81,24 +135,44 @@ async fn listing(store: &dyn ObjectStore, base: &str) {
         store.put(&key, payload(i, 0)).await.unwrap();
         keys.push((key, i as u64));
     }
-    store.put(&format!("{base}/lsx"), payload(1, 0)).await.unwrap();
+    store
+        .put(&format!("{base}/lsx"), payload(1, 0))
+        .await
+        .unwrap();
     keys.sort();
     let listed = store.list(&format!("{base}/ls/")).await.unwrap();
     let got: Vec<_> = listed.iter().map(|m| (m.key.clone(), m.size)).collect();
-    assert_eq!(got, keys, "list returns every key under the prefix, sorted, with sizes");
+    assert_eq!(
+        got, keys,
+        "list returns every key under the prefix, sorted, with sizes"
+    );
     let sub = store.list(&format!("{base}/ls/01/")).await.unwrap();
     assert_eq!(sub.len(), 8, "list of a nested prefix");
     let partial = store.list(&format!("{base}/ls/01/obj00")).await.unwrap();
-    assert_eq!(partial.len(), 3, "a prefix may end inside a name: {partial:?}");
-    assert!(store.list(&format!("{base}/nothing/")).await.unwrap().is_empty());
+    assert_eq!(
+        partial.len(),
+        3,
+        "a prefix may end inside a name: {partial:?}"
+    );
+    assert!(store
+        .list(&format!("{base}/nothing/"))
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 async fn delete(store: &dyn ObjectStore, base: &str) {
     let key = format!("{base}/del");
     store.put(&key, payload(5, 5)).await.unwrap();
     store.delete(&key).await.unwrap();
-    assert!(store.head(&key).await.unwrap().is_none(), "deleted object is gone");
-    assert!(store.list(&key).await.unwrap().is_empty(), "deleted object is not listed");
+    assert!(
+        store.head(&key).await.unwrap().is_none(),
+        "deleted object is gone"
+    );
+    assert!(
+        store.list(&key).await.unwrap().is_empty(),
+        "deleted object is not listed"
+    );
 }
 
 async fn large_object(store: &dyn ObjectStore, base: &str) {

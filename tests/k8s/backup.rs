@@ -10,7 +10,9 @@ use super::*;
 async fn full_cluster_backup_stores_clean_canonical_objects_and_metadata() {
     let fake = source_cluster();
     let dir = tempfile::tempdir().unwrap();
-    let c = collect(&backup_opts(&fake.kubeconfig(dir.path()))).await.unwrap();
+    let c = collect(&backup_opts(&fake.kubeconfig(dir.path())))
+        .await
+        .unwrap();
     let p = paths(&c);
     for expected in [
         "k8s/apps/deployments/demo/web.json",
@@ -28,10 +30,21 @@ async fn full_cluster_backup_stores_clean_canonical_objects_and_metadata() {
     for f in &c.files {
         let v = json_of(f);
         let meta = &v["metadata"];
-        for noise in ["managedFields", "resourceVersion", "uid", "creationTimestamp", "generation", "selfLink"] {
+        for noise in [
+            "managedFields",
+            "resourceVersion",
+            "uid",
+            "creationTimestamp",
+            "generation",
+            "selfLink",
+        ] {
             assert!(meta.get(noise).is_none(), "{} keeps {noise}", f.path);
         }
-        assert!(v.get("status").is_none() || f.path.starts_with("k8s/_status/"), "{} keeps status", f.path);
+        assert!(
+            v.get("status").is_none() || f.path.starts_with("k8s/_status/"),
+            "{} keeps status",
+            f.path
+        );
         let canonical = ferry::source::k8s::clean::canonical_json(&v);
         assert_eq!(canonical, f.data, "{} is not canonical", f.path);
     }
@@ -41,13 +54,27 @@ async fn full_cluster_backup_stores_clean_canonical_objects_and_metadata() {
     assert_eq!(deploy["apiVersion"], "apps/v1");
     assert_eq!(deploy["kind"], "Deployment");
 
-    let kube_system_uid = fake.object("", "namespaces", None, "kube-system").unwrap()["metadata"]["uid"].clone();
+    let kube_system_uid =
+        fake.object("", "namespaces", None, "kube-system").unwrap()["metadata"]["uid"].clone();
     assert_eq!(c.metadata["cluster"]["id"], kube_system_uid);
-    assert_eq!(c.metadata["cluster"]["server"].as_str().unwrap().trim_end_matches('/'), fake.url());
-    assert_eq!(c.metadata["cluster"]["version"]["gitVersion"], "v1.33.0-fake");
+    assert_eq!(
+        c.metadata["cluster"]["server"]
+            .as_str()
+            .unwrap()
+            .trim_end_matches('/'),
+        fake.url()
+    );
+    assert_eq!(
+        c.metadata["cluster"]["version"]["gitVersion"],
+        "v1.33.0-fake"
+    );
     assert_eq!(c.metadata["discovery"], "aggregated");
     assert_eq!(c.metadata["resources"]["deployments.apps"]["count"], 6);
-    assert!(c.metadata["resources"]["configmaps"]["resourceVersions"]["_all"].as_str().is_some_and(|rv| !rv.is_empty()));
+    assert!(
+        c.metadata["resources"]["configmaps"]["resourceVersions"]["_all"]
+            .as_str()
+            .is_some_and(|rv| !rv.is_empty())
+    );
     assert_eq!(c.metadata["failed"], json!([]));
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     // Default exclusions and resources that cannot be restored are left out.
@@ -55,8 +82,13 @@ async fn full_cluster_backup_stores_clean_canonical_objects_and_metadata() {
     assert!(c.metadata["resources"].get("nodes").is_none());
     assert!(c.metadata["resources"].get("componentstatuses").is_none());
 
-    let again = collect(&backup_opts(&fake.kubeconfig(dir.path()))).await.unwrap();
-    assert_eq!(again.files, c.files, "an unchanged cluster gives the same bytes");
+    let again = collect(&backup_opts(&fake.kubeconfig(dir.path())))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.files, c.files,
+        "an unchanged cluster gives the same bytes"
+    );
 }
 
 #[tokio::test]
@@ -69,7 +101,10 @@ async fn legacy_only_server_falls_back_to_legacy_discovery() {
     let legacy = collect(&opts).await.unwrap();
     assert_eq!(legacy.metadata["discovery"], "legacy");
     assert_eq!(paths(&legacy), paths(&aggregated));
-    assert!(!fake.requests_matching("GET /apis/apps/v1").is_empty(), "legacy group documents were read");
+    assert!(
+        !fake.requests_matching("GET /apis/apps/v1").is_empty(),
+        "legacy group documents were read"
+    );
 }
 
 #[tokio::test]
@@ -77,28 +112,49 @@ async fn filters_select_namespaces_resources_labels_and_cluster_scope() {
     let fake = source_cluster();
     let dir = tempfile::tempdir().unwrap();
     let base = backup_opts(&fake.kubeconfig(dir.path()));
-    let only_demo = collect(&K8sBackupOptions { include_namespaces: vec!["demo".into()], ..base.clone() }).await.unwrap();
+    let only_demo = collect(&K8sBackupOptions {
+        include_namespaces: vec!["demo".into()],
+        ..base.clone()
+    })
+    .await
+    .unwrap();
     for p in paths(&only_demo) {
-        assert!(p.contains("/demo/") || p.ends_with("/_cluster/demo.json"), "{p} outside demo");
+        assert!(
+            p.contains("/demo/") || p.ends_with("/_cluster/demo.json"),
+            "{p} outside demo"
+        );
     }
     let with_cluster = K8sBackupOptions {
         include_namespaces: vec!["demo".into()],
         include_cluster_resources: IncludeClusterResources::Include,
         ..base.clone()
     };
-    assert!(paths(&collect(&with_cluster).await.unwrap()).contains(&"k8s/storage.k8s.io/storageclasses/_cluster/e2e-storage-class.json"));
+    assert!(paths(&collect(&with_cluster).await.unwrap())
+        .contains(&"k8s/storage.k8s.io/storageclasses/_cluster/e2e-storage-class.json"));
     let resources = K8sBackupOptions {
         include_resources: vec!["deployments.apps".into(), "configmaps".into()],
         exclude_namespaces: vec!["default".into()],
         ..base.clone()
     };
     let c = collect(&resources).await.unwrap();
-    assert!(paths(&c).iter().all(|p| p.contains("/deployments/") || p.contains("/configmaps/")));
+    assert!(paths(&c)
+        .iter()
+        .all(|p| p.contains("/deployments/") || p.contains("/configmaps/")));
     assert!(paths(&c).iter().all(|p| !p.contains("/default/")));
-    let labelled = collect(&K8sBackupOptions { label_selector: Some("app=web".into()), ..base.clone() }).await.unwrap();
+    let labelled = collect(&K8sBackupOptions {
+        label_selector: Some("app=web".into()),
+        ..base.clone()
+    })
+    .await
+    .unwrap();
     assert!(paths(&labelled).contains(&"k8s/apps/deployments/demo/web.json"));
     assert!(!paths(&labelled).contains(&"k8s/apps/deployments/demo/api.json"));
-    let no_secrets = collect(&K8sBackupOptions { exclude_resources: vec!["secrets".into()], ..base }).await.unwrap();
+    let no_secrets = collect(&K8sBackupOptions {
+        exclude_resources: vec!["secrets".into()],
+        ..base
+    })
+    .await
+    .unwrap();
     assert!(paths(&no_secrets).iter().all(|p| !p.contains("/secrets/")));
 }
 
@@ -142,7 +198,11 @@ async fn expired_continue_token_restarts_the_list() {
     names.dedup();
     assert_eq!(names.len(), 1500, "no object lost or duplicated");
     let lists = fake.requests_matching("GET /api/v1/namespaces/bulk/configmaps?");
-    assert_eq!(lists.len(), 5, "first page, expired second page, then three pages: {lists:#?}");
+    assert_eq!(
+        lists.len(),
+        5,
+        "first page, expired second page, then three pages: {lists:#?}"
+    );
 }
 
 #[tokio::test]
@@ -154,11 +214,19 @@ async fn a_group_whose_discovery_fails_is_recorded_and_skipped() {
             f.legacy_only = legacy;
         });
         let dir = tempfile::tempdir().unwrap();
-        let c = collect(&backup_opts(&fake.kubeconfig(dir.path()))).await.unwrap();
-        assert!(paths(&c).iter().all(|p| !p.starts_with("k8s/batch/")), "legacy={legacy}");
+        let c = collect(&backup_opts(&fake.kubeconfig(dir.path())))
+            .await
+            .unwrap();
+        assert!(
+            paths(&c).iter().all(|p| !p.starts_with("k8s/batch/")),
+            "legacy={legacy}"
+        );
         assert!(paths(&c).contains(&"k8s/apps/deployments/demo/web.json"));
         let failed = c.metadata["failed"].as_array().unwrap();
-        assert!(failed.iter().any(|f| f["group"] == "batch"), "legacy={legacy}: {failed:?}");
+        assert!(
+            failed.iter().any(|f| f["group"] == "batch"),
+            "legacy={legacy}: {failed:?}"
+        );
         assert!(c.warnings.iter().any(|w| w.contains("batch")));
     }
 }
@@ -170,12 +238,17 @@ async fn rbac_403_on_a_resource_is_recorded_and_the_rest_backed_up() {
         f.forbidden.insert("secrets".into());
     });
     let dir = tempfile::tempdir().unwrap();
-    let c = collect(&backup_opts(&fake.kubeconfig(dir.path()))).await.unwrap();
+    let c = collect(&backup_opts(&fake.kubeconfig(dir.path())))
+        .await
+        .unwrap();
     assert!(paths(&c).iter().all(|p| !p.contains("/secrets/")));
     assert!(paths(&c).contains(&"k8s/core/configmaps/demo/app-config.json"));
     let failed: &Value = &c.metadata["failed"][0];
     assert_eq!(failed["resource"], "secrets");
     assert_eq!(failed["code"], 403);
     let warning = c.warnings.iter().find(|w| w.contains("secrets")).unwrap();
-    assert!(warning.contains("403") && warning.contains("grant"), "{warning}");
+    assert!(
+        warning.contains("403") && warning.contains("grant"),
+        "{warning}"
+    );
 }

@@ -13,7 +13,10 @@ async fn missing_kubeconfig_names_the_file() {
     let err = collect(&backup_opts(&path)).await.unwrap_err();
     assert!(matches!(err, K8sError::KubeconfigRead { .. }), "{err:?}");
     let msg = err.to_string();
-    assert!(msg.contains("nope.yaml") && msg.contains("--kubeconfig"), "{msg}");
+    assert!(
+        msg.contains("nope.yaml") && msg.contains("--kubeconfig"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]
@@ -26,7 +29,10 @@ async fn invalid_kubeconfig_is_reported() {
 
     let fake = FakeK8s::start();
     let good = fake.kubeconfig(dir.path());
-    let opts = K8sBackupOptions { context: Some("elsewhere".into()), ..backup_opts(&good) };
+    let opts = K8sBackupOptions {
+        context: Some("elsewhere".into()),
+        ..backup_opts(&good)
+    };
     let err = collect(&opts).await.unwrap_err();
     assert!(matches!(err, K8sError::KubeconfigInvalid { .. }), "{err:?}");
     assert!(err.to_string().contains("elsewhere"), "{err}");
@@ -46,7 +52,10 @@ async fn unreachable_server_is_reported_for_backup_and_restore() {
     std::fs::write(&path, text).unwrap();
     let err = collect(&backup_opts(&path)).await.unwrap_err();
     assert!(matches!(err, K8sError::Unreachable { .. }), "{err:?}");
-    assert!(err.to_string().contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(
+        err.to_string().contains(&format!("127.0.0.1:{port}")),
+        "{err}"
+    );
     let err = restore(Vec::new(), &restore_opts(&path)).await.unwrap_err();
     assert!(matches!(err, K8sError::Unreachable { .. }), "{err:?}");
 }

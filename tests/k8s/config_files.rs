@@ -24,23 +24,42 @@ fn every_config_example_parses() {
         let text = std::fs::read_to_string(path).unwrap();
         match path.extension().and_then(|e| e.to_str()) {
             Some("yaml" | "yml") => {
-                let docs = super::support::yaml_docs(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                let docs = super::support::yaml_docs(&text)
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
                 assert!(!docs.is_empty(), "{} is empty", path.display());
                 for doc in docs {
                     for key in ["apiVersion", "kind"] {
-                        assert!(doc[key].is_string(), "{}: a document lacks {key}", path.display());
+                        assert!(
+                            doc[key].is_string(),
+                            "{}: a document lacks {key}",
+                            path.display()
+                        );
                     }
-                    assert!(doc["metadata"]["name"].is_string(), "{}: a document lacks metadata.name", path.display());
+                    assert!(
+                        doc["metadata"]["name"].is_string(),
+                        "{}: a document lacks metadata.name",
+                        path.display()
+                    );
                     kinds.push(doc["kind"].as_str().unwrap().to_string());
                 }
             }
             Some("toml") => {
-                text.parse::<toml::Table>().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                text.parse::<toml::Table>()
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             }
-            _ => panic!("{}: unexpected file in config/ (only .yaml, .yml and .toml)", path.display()),
+            _ => panic!(
+                "{}: unexpected file in config/ (only .yaml, .yml and .toml)",
+                path.display()
+            ),
         }
     }
-    for kind in ["CronJob", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Secret"] {
+    for kind in [
+        "CronJob",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Secret",
+    ] {
         assert!(kinds.iter().any(|k| k == kind), "no {kind} in config/");
     }
 }

@@ -7,7 +7,9 @@ use super::support::fake_k8s::FakeK8s;
 use super::support::fixtures;
 
 fn kubectl(kubeconfig: &Path, cache: &Path, args: &[&str]) -> Option<String> {
-    let bin = ["/usr/bin/kubectl", "/usr/local/bin/kubectl"].into_iter().find(|p| Path::new(p).exists())?;
+    let bin = ["/usr/bin/kubectl", "/usr/local/bin/kubectl"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())?;
     let out = Command::new(bin)
         .arg("--kubeconfig")
         .arg(kubeconfig)
@@ -31,7 +33,11 @@ fn kubectl_get_and_apply_work_against_the_fake() {
     let dir = tempfile::tempdir().unwrap();
     let kc = fake.kubeconfig(dir.path());
     let cache = dir.path().join("cache");
-    let Some(out) = kubectl(&kc, &cache, &["get", "configmaps", "-n", "demo", "-o", "json"]) else {
+    let Some(out) = kubectl(
+        &kc,
+        &cache,
+        &["get", "configmaps", "-n", "demo", "-o", "json"],
+    ) else {
         eprintln!("kubectl not installed: skipping the kubectl test");
         return;
     };
@@ -40,18 +46,62 @@ fn kubectl_get_and_apply_work_against_the_fake() {
 
     let names = kubectl(&kc, &cache, &["get", "deployments", "-A", "-o", "name"]).unwrap();
     assert!(names.contains("deployment.apps/web"), "{names}");
-    let web = kubectl(&kc, &cache, &["get", "deploy", "-l", "app=web", "-n", "demo", "-o", "name"]).unwrap();
+    let web = kubectl(
+        &kc,
+        &cache,
+        &["get", "deploy", "-l", "app=web", "-n", "demo", "-o", "name"],
+    )
+    .unwrap();
     assert_eq!(web.trim(), "deployment.apps/web");
-    let foo = kubectl(&kc, &cache, &["get", "foos", "example-foo", "-o", "jsonpath={.spec.deploymentName}"]).unwrap();
+    let foo = kubectl(
+        &kc,
+        &cache,
+        &[
+            "get",
+            "foos",
+            "example-foo",
+            "-o",
+            "jsonpath={.spec.deploymentName}",
+        ],
+    )
+    .unwrap();
     assert_eq!(foo, "example-foo");
 
     let cm = fixtures().join("manifests/kubectl-testdata/apply-cm.yaml");
-    let applied = kubectl(&kc, &cache, &["apply", "--server-side", "--validate=false", "-f", cm.to_str().unwrap()]).unwrap();
+    let applied = kubectl(
+        &kc,
+        &cache,
+        &[
+            "apply",
+            "--server-side",
+            "--validate=false",
+            "-f",
+            cm.to_str().unwrap(),
+        ],
+    )
+    .unwrap();
     assert!(applied.contains("serverside-applied"), "{applied}");
-    let deploy = fixtures().join("manifests/kubernetes-examples/model-serving-tensorflow/deployment.yaml");
-    let created = kubectl(&kc, &cache, &["apply", "--validate=false", "-f", deploy.to_str().unwrap()]).unwrap();
+    let deploy =
+        fixtures().join("manifests/kubernetes-examples/model-serving-tensorflow/deployment.yaml");
+    let created = kubectl(
+        &kc,
+        &cache,
+        &["apply", "--validate=false", "-f", deploy.to_str().unwrap()],
+    )
+    .unwrap();
     assert!(created.contains("created"), "{created}");
-    let again = kubectl(&kc, &cache, &["apply", "--server-side", "--validate=false", "-f", deploy.to_str().unwrap()]).unwrap();
+    let again = kubectl(
+        &kc,
+        &cache,
+        &[
+            "apply",
+            "--server-side",
+            "--validate=false",
+            "-f",
+            deploy.to_str().unwrap(),
+        ],
+    )
+    .unwrap();
     assert!(again.contains("serverside-applied"), "{again}");
     assert!(!fake.requests_matching("PATCH ").is_empty());
 }
@@ -63,13 +113,29 @@ fn kubectl_sees_a_new_crd_after_it_is_established() {
     let kc = fake.kubeconfig(dir.path());
     let cache = dir.path().join("cache");
     let crd = fixtures().join("manifests/sample-controller/crd.yaml");
-    if kubectl(&kc, &cache, &["create", "--validate=false", "-f", crd.to_str().unwrap()]).is_none() {
+    if kubectl(
+        &kc,
+        &cache,
+        &["create", "--validate=false", "-f", crd.to_str().unwrap()],
+    )
+    .is_none()
+    {
         eprintln!("kubectl not installed: skipping the kubectl test");
         return;
     }
-    kubectl(&kc, &cache, &["get", "crd", "foos.samplecontroller.k8s.io", "-o", "name"]).unwrap();
+    kubectl(
+        &kc,
+        &cache,
+        &["get", "crd", "foos.samplecontroller.k8s.io", "-o", "name"],
+    )
+    .unwrap();
     let foo = fixtures().join("manifests/sample-controller/example-foo.yaml");
-    kubectl(&kc, &cache, &["create", "--validate=false", "-f", foo.to_str().unwrap()]).unwrap();
+    kubectl(
+        &kc,
+        &cache,
+        &["create", "--validate=false", "-f", foo.to_str().unwrap()],
+    )
+    .unwrap();
     let got = kubectl(&kc, &cache, &["get", "foos", "-o", "name"]).unwrap();
     assert_eq!(got.trim(), "foo.samplecontroller.k8s.io/example-foo");
 }

@@ -9,7 +9,9 @@ use super::*;
 
 async fn backup_of_source(dir: &std::path::Path) -> (FakeK8s, K8sCollection) {
     let source = source_cluster();
-    let c = collect(&backup_opts(&source.kubeconfig(dir))).await.unwrap();
+    let c = collect(&backup_opts(&source.kubeconfig(dir)))
+        .await
+        .unwrap();
     (source, c)
 }
 
@@ -18,21 +20,37 @@ async fn full_backup_restores_into_an_empty_cluster() {
     let dir = tempfile::tempdir().unwrap();
     let (_source, c) = backup_of_source(dir.path()).await;
     let target = FakeK8s::start();
-    let report = restore(c.files.clone(), &restore_opts(&target.kubeconfig(dir.path()))).await.unwrap();
+    let report = restore(
+        c.files.clone(),
+        &restore_opts(&target.kubeconfig(dir.path())),
+    )
+    .await
+    .unwrap();
     assert!(failures(&report).is_empty(), "{:#?}", failures(&report));
     assert!(!report.has_failures());
     assert_all_restored(&c.files, &target, &[]);
     let totals = report.totals();
-    assert_eq!(totals.skipped, 3, "default, kube-system, kube-public exist and are identical");
+    assert_eq!(
+        totals.skipped, 3,
+        "default, kube-system, kube-public exist and are identical"
+    );
     assert_eq!(report.counts["deployments.apps"].created, 6);
     // Fixes: the service got a new cluster IP, the PV lost its old claim uid.
     let svc = target.object("", "services", Some("demo"), "web").unwrap();
     assert!(svc["spec"]["clusterIP"].as_str().is_some());
-    let pv = target.object("", "persistentvolumes", None, "my-model-pv").unwrap();
+    let pv = target
+        .object("", "persistentvolumes", None, "my-model-pv")
+        .unwrap();
     assert!(pv["spec"]["claimRef"].get("uid").is_none());
-    assert!(pv["metadata"]["annotations"].get("pv.kubernetes.io/bound-by-controller").is_none());
+    assert!(pv["metadata"]["annotations"]
+        .get("pv.kubernetes.io/bound-by-controller")
+        .is_none());
     // Status is not restored unless asked.
-    assert!(target.object("apps", "deployments", Some("demo"), "api").unwrap().get("status").is_none());
+    assert!(target
+        .object("apps", "deployments", Some("demo"), "api")
+        .unwrap()
+        .get("status")
+        .is_none());
     // Order: CRDs, then namespaces, ... then everything else alphabetically.
     let order: Vec<&str> = report.objects.iter().map(|o| o.resource.as_str()).collect();
     assert_eq!(order[0], "customresourcedefinitions.apiextensions.k8s.io");
@@ -50,12 +68,19 @@ async fn restore_status_writes_the_status_subresource() {
     let dir = tempfile::tempdir().unwrap();
     let (_source, c) = backup_of_source(dir.path()).await;
     let target = FakeK8s::start();
-    let opts = K8sRestoreOptions { restore_status: true, ..restore_opts(&target.kubeconfig(dir.path())) };
+    let opts = K8sRestoreOptions {
+        restore_status: true,
+        ..restore_opts(&target.kubeconfig(dir.path()))
+    };
     let report = restore(c.files.clone(), &opts).await.unwrap();
     assert!(!report.has_failures(), "{:#?}", failures(&report));
-    let api = target.object("apps", "deployments", Some("demo"), "api").unwrap();
+    let api = target
+        .object("apps", "deployments", Some("demo"), "api")
+        .unwrap();
     assert_eq!(api["status"]["availableReplicas"], 1);
-    assert!(!target.requests_matching("PUT /apis/apps/v1/namespaces/demo/deployments/api/status").is_empty());
+    assert!(!target
+        .requests_matching("PUT /apis/apps/v1/namespaces/demo/deployments/api/status")
+        .is_empty());
 }
 
 #[tokio::test]
@@ -64,20 +89,50 @@ async fn namespace_mapping_moves_objects_and_references() {
     let (_source, c) = backup_of_source(dir.path()).await;
     let target = FakeK8s::start();
     let mut opts = restore_opts(&target.kubeconfig(dir.path()));
-    opts.namespace_mapping = ferry::engine::k8s_restore::parse_mapping("demo:prod,default:staging").unwrap();
+    opts.namespace_mapping =
+        ferry::engine::k8s_restore::parse_mapping("demo:prod,default:staging").unwrap();
     let report = restore(c.files.clone(), &opts).await.unwrap();
     assert!(!report.has_failures(), "{:#?}", failures(&report));
-    assert_all_restored(&c.files, &target, &[("demo", "prod"), ("default", "staging")]);
-    assert!(target.object("", "configmaps", Some("demo"), "app-config").is_none());
+    assert_all_restored(
+        &c.files,
+        &target,
+        &[("demo", "prod"), ("default", "staging")],
+    );
+    assert!(target
+        .object("", "configmaps", Some("demo"), "app-config")
+        .is_none());
     assert!(target.object("", "namespaces", None, "demo").is_none());
     let ns = target.object("", "namespaces", None, "prod").unwrap();
-    assert_eq!(ns["metadata"]["labels"]["kubernetes.io/metadata.name"], "prod");
-    let rb = target.object("rbac.authorization.k8s.io", "rolebindings", Some("prod"), "read-pods").unwrap();
+    assert_eq!(
+        ns["metadata"]["labels"]["kubernetes.io/metadata.name"],
+        "prod"
+    );
+    let rb = target
+        .object(
+            "rbac.authorization.k8s.io",
+            "rolebindings",
+            Some("prod"),
+            "read-pods",
+        )
+        .unwrap();
     assert_eq!(rb["subjects"][0]["namespace"], "prod");
-    let pv = target.object("", "persistentvolumes", None, "my-model-pv").unwrap();
+    let pv = target
+        .object("", "persistentvolumes", None, "my-model-pv")
+        .unwrap();
     assert_eq!(pv["spec"]["claimRef"]["namespace"], "staging");
-    assert!(target.object("samplecontroller.k8s.io", "foos", Some("staging"), "example-foo").is_some());
-    let planned = report.objects.iter().find(|o| o.name == "app-config").unwrap();
+    assert!(target
+        .object(
+            "samplecontroller.k8s.io",
+            "foos",
+            Some("staging"),
+            "example-foo"
+        )
+        .is_some());
+    let planned = report
+        .objects
+        .iter()
+        .find(|o| o.name == "app-config")
+        .unwrap();
     assert_eq!(planned.source_namespace.as_deref(), Some("demo"));
     assert_eq!(planned.namespace.as_deref(), Some("prod"));
 }
@@ -88,18 +143,39 @@ async fn crd_is_established_and_discovered_before_its_custom_resources() {
     let (_source, c) = backup_of_source(dir.path()).await;
     let target = FakeK8s::start();
     let opts = K8sRestoreOptions {
-        include_resources: vec!["customresourcedefinitions.apiextensions.k8s.io".into(), "foos.samplecontroller.k8s.io".into()],
+        include_resources: vec![
+            "customresourcedefinitions.apiextensions.k8s.io".into(),
+            "foos.samplecontroller.k8s.io".into(),
+        ],
         ..restore_opts(&target.kubeconfig(dir.path()))
     };
     let report = restore(c.files.clone(), &opts).await.unwrap();
     assert!(!report.has_failures(), "{:#?}", failures(&report));
     assert_eq!(report.counts["foos.samplecontroller.k8s.io"].created, 1);
-    let foo = target.object("samplecontroller.k8s.io", "foos", Some("default"), "example-foo").unwrap();
+    let foo = target
+        .object(
+            "samplecontroller.k8s.io",
+            "foos",
+            Some("default"),
+            "example-foo",
+        )
+        .unwrap();
     assert_eq!(foo["spec"]["replicas"], 1);
     let requests = target.state().requests.clone();
-    let crd_get = requests.iter().position(|r| r.starts_with("GET /apis/apiextensions.k8s.io/v1/customresourcedefinitions/foos")).unwrap();
-    let foo_post = requests.iter().position(|r| r.starts_with("POST /apis/samplecontroller.k8s.io/")).unwrap();
-    assert!(crd_get < foo_post, "waited for the CRD before creating its objects");
+    let crd_get = requests
+        .iter()
+        .position(|r| {
+            r.starts_with("GET /apis/apiextensions.k8s.io/v1/customresourcedefinitions/foos")
+        })
+        .unwrap();
+    let foo_post = requests
+        .iter()
+        .position(|r| r.starts_with("POST /apis/samplecontroller.k8s.io/"))
+        .unwrap();
+    assert!(
+        crd_get < foo_post,
+        "waited for the CRD before creating its objects"
+    );
 }
 
 #[tokio::test]
@@ -111,17 +187,34 @@ async fn invalid_objects_fail_one_by_one() {
         f.invalid.insert(("configmaps".into(), "app-config".into()));
     });
     let mut files = c.files.clone();
-    files.push(K8sFile { path: "k8s/core/configmaps/demo/broken.json".into(), data: b"{not json".to_vec() });
-    let report = restore(files, &restore_opts(&target.kubeconfig(dir.path()))).await.unwrap();
+    files.push(K8sFile {
+        path: "k8s/core/configmaps/demo/broken.json".into(),
+        data: b"{not json".to_vec(),
+    });
+    let report = restore(files, &restore_opts(&target.kubeconfig(dir.path())))
+        .await
+        .unwrap();
     assert!(report.has_failures());
     let failed = failures(&report);
     assert_eq!(failed.len(), 2, "{failed:#?}");
-    let invalid = report.objects.iter().find(|o| o.name == "app-config").unwrap();
+    let invalid = report
+        .objects
+        .iter()
+        .find(|o| o.name == "app-config")
+        .unwrap();
     assert_eq!(invalid.action, Action::Failed);
     let msg = invalid.message.as_deref().unwrap();
-    assert!(msg.contains("422") && msg.contains("demo/app-config") && msg.contains("is invalid"), "{msg}");
+    assert!(
+        msg.contains("422") && msg.contains("demo/app-config") && msg.contains("is invalid"),
+        "{msg}"
+    );
     assert_eq!(report.counts["configmaps"].failed, 2);
-    assert!(target.object("apps", "deployments", Some("demo"), "web").is_some(), "the rest is restored");
+    assert!(
+        target
+            .object("apps", "deployments", Some("demo"), "web")
+            .is_some(),
+        "the rest is restored"
+    );
 }
 
 fn changed_configmap(target: &FakeK8s) {
@@ -142,23 +235,68 @@ async fn conflicts_are_reported_or_updated_by_policy() {
     };
     let target = FakeK8s::start();
     changed_configmap(&target);
-    let opts = K8sRestoreOptions { kubeconfig: Some(target.kubeconfig(dir.path())), ..only_demo_cm(ExistingResourcePolicy::None) };
+    let opts = K8sRestoreOptions {
+        kubeconfig: Some(target.kubeconfig(dir.path())),
+        ..only_demo_cm(ExistingResourcePolicy::None)
+    };
     let report = restore(c.files.clone(), &opts).await.unwrap();
-    let cm = report.objects.iter().find(|o| o.name == "app-config").unwrap();
+    let cm = report
+        .objects
+        .iter()
+        .find(|o| o.name == "app-config")
+        .unwrap();
     assert_eq!(cm.action, Action::Conflict);
-    assert_eq!(report.objects.iter().find(|o| o.name == "demo").unwrap().action, Action::Skip);
+    assert_eq!(
+        report
+            .objects
+            .iter()
+            .find(|o| o.name == "demo")
+            .unwrap()
+            .action,
+        Action::Skip
+    );
     assert!(!report.has_failures());
     assert!(report.warnings.iter().any(|w| w.contains("app-config")));
-    assert_eq!(target.object("", "configmaps", Some("demo"), "app-config").unwrap()["data"]["LOG_LEVEL"], "info");
+    assert_eq!(
+        target
+            .object("", "configmaps", Some("demo"), "app-config")
+            .unwrap()["data"]["LOG_LEVEL"],
+        "info"
+    );
 
-    let opts = K8sRestoreOptions { kubeconfig: Some(target.kubeconfig(dir.path())), ..only_demo_cm(ExistingResourcePolicy::Update) };
+    let opts = K8sRestoreOptions {
+        kubeconfig: Some(target.kubeconfig(dir.path())),
+        ..only_demo_cm(ExistingResourcePolicy::Update)
+    };
     let report = restore(c.files.clone(), &opts).await.unwrap();
-    assert_eq!(report.objects.iter().find(|o| o.name == "app-config").unwrap().action, Action::Update);
+    assert_eq!(
+        report
+            .objects
+            .iter()
+            .find(|o| o.name == "app-config")
+            .unwrap()
+            .action,
+        Action::Update
+    );
     assert_eq!(report.counts["configmaps"].updated, 1);
-    assert_eq!(target.object("", "configmaps", Some("demo"), "app-config").unwrap()["data"]["LOG_LEVEL"], "debug");
+    assert_eq!(
+        target
+            .object("", "configmaps", Some("demo"), "app-config")
+            .unwrap()["data"]["LOG_LEVEL"],
+        "debug"
+    );
 
     let report = restore(c.files.clone(), &opts).await.unwrap();
-    assert_eq!(report.objects.iter().find(|o| o.name == "app-config").unwrap().action, Action::Skip, "now identical");
+    assert_eq!(
+        report
+            .objects
+            .iter()
+            .find(|o| o.name == "app-config")
+            .unwrap()
+            .action,
+        Action::Skip,
+        "now identical"
+    );
 }
 
 #[tokio::test]
@@ -167,26 +305,64 @@ async fn dry_run_plans_everything_and_writes_nothing() {
     let (_source, c) = backup_of_source(dir.path()).await;
     let target = FakeK8s::start();
     changed_configmap(&target);
-    let writes_before = target.state().requests.iter().filter(|r| !r.starts_with("GET")).count();
+    let writes_before = target
+        .state()
+        .requests
+        .iter()
+        .filter(|r| !r.starts_with("GET"))
+        .count();
     let mut opts = restore_opts(&target.kubeconfig(dir.path()));
     opts.dry_run = true;
     opts.namespace_mapping = [("default".to_string(), "staging".to_string())].into();
     let report = restore(c.files.clone(), &opts).await.unwrap();
-    let writes_after = target.state().requests.iter().filter(|r| !r.starts_with("GET")).count();
+    let writes_after = target
+        .state()
+        .requests
+        .iter()
+        .filter(|r| !r.starts_with("GET"))
+        .count();
     assert_eq!(writes_before, writes_after, "a dry run writes nothing");
-    assert!(report.dry_run && !report.has_failures(), "{:#?}", failures(&report));
-    let action = |name: &str| report.objects.iter().find(|o| o.name == name).unwrap().action;
+    assert!(
+        report.dry_run && !report.has_failures(),
+        "{:#?}",
+        failures(&report)
+    );
+    let action = |name: &str| {
+        report
+            .objects
+            .iter()
+            .find(|o| o.name == name)
+            .unwrap()
+            .action
+    };
     assert_eq!(action("app-config"), Action::Conflict);
     assert_eq!(action("demo"), Action::Skip);
     assert_eq!(action("web"), Action::Create);
-    assert_eq!(action("example-foo"), Action::Create, "custom resource of a CRD in the plan");
-    let objects = report.objects.iter().filter(|o| !o.path.starts_with("k8s/_status/")).count();
-    assert_eq!(objects, c.files.iter().filter(|f| !f.path.starts_with("k8s/_status/")).count());
+    assert_eq!(
+        action("example-foo"),
+        Action::Create,
+        "custom resource of a CRD in the plan"
+    );
+    let objects = report
+        .objects
+        .iter()
+        .filter(|o| !o.path.starts_with("k8s/_status/"))
+        .count();
+    assert_eq!(
+        objects,
+        c.files
+            .iter()
+            .filter(|f| !f.path.starts_with("k8s/_status/"))
+            .count()
+    );
     let text = report.render_human();
     assert!(text.starts_with("Restore plan for"));
     assert!(text.contains("namespace default -> staging"));
     assert!(text.contains("conflict") && text.contains("demo/app-config"));
     let json = serde_json::to_value(&report).unwrap();
-    assert_eq!(json["objects"][0]["resource"], "customresourcedefinitions.apiextensions.k8s.io");
+    assert_eq!(
+        json["objects"][0]["resource"],
+        "customresourcedefinitions.apiextensions.k8s.io"
+    );
     assert_eq!(json["objects"][0]["action"], "create");
 }

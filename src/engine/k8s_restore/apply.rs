@@ -45,7 +45,9 @@ pub async fn restore_item(ctx: &mut Ctx<'_>, item: &Item) -> PlannedObject {
         return item.planned(Action::Skip, Some(reason.clone()));
     }
     let served = ctx.discovery.find(&item.group, &item.resource).cloned();
-    let pending_crd = ctx.crds_in_plan.contains(&(item.group.clone(), item.resource.clone()));
+    let pending_crd = ctx
+        .crds_in_plan
+        .contains(&(item.group.clone(), item.resource.clone()));
     if served.is_none() && !(ctx.opts.dry_run && pending_crd) {
         let msg = format!(
             "{} is not served by {}; restore its CustomResourceDefinition or install the API first",
@@ -54,7 +56,12 @@ pub async fn restore_item(ctx: &mut Ctx<'_>, item: &Item) -> PlannedObject {
         return item.planned(Action::Failed, Some(msg));
     }
     let has_status = served.as_ref().is_some_and(|s| s.has_status());
-    let url = collection_url(&item.group, &item.version(), &item.resource, item.namespace.as_deref());
+    let url = collection_url(
+        &item.group,
+        &item.version(),
+        &item.resource,
+        item.namespace.as_deref(),
+    );
     let rest = Rest::new(ctx.conn, url);
     if ctx.opts.dry_run {
         return plan_only(ctx, &rest, item).await;
@@ -84,12 +91,18 @@ async fn plan_only(ctx: &Ctx<'_>, rest: &Rest<'_>, item: &Item) -> PlannedObject
     match rest.get(&item.name).await {
         Err(e) if kube_code(&e) == Some(404) => item.planned(Action::Create, None),
         Err(e) => failed(ctx, item, e),
-        Ok(live) if comparable(&live, &item.qualified) == comparable(&item.object, &item.qualified) => {
+        Ok(live)
+            if comparable(&live, &item.qualified) == comparable(&item.object, &item.qualified) =>
+        {
             item.planned(Action::Skip, Some("identical to the live object".into()))
         }
         Ok(_) => match ctx.opts.existing_resource_policy {
-            ExistingResourcePolicy::Update => item.planned(Action::Update, Some("differs from the live object".into())),
-            ExistingResourcePolicy::None => item.planned(Action::Conflict, Some(conflict_message())),
+            ExistingResourcePolicy::Update => {
+                item.planned(Action::Update, Some("differs from the live object".into()))
+            }
+            ExistingResourcePolicy::None => {
+                item.planned(Action::Conflict, Some(conflict_message()))
+            }
         },
     }
 }
@@ -122,8 +135,17 @@ fn conflict_message() -> String {
 }
 
 /// Writes the stored status through the status subresource, when asked.
-async fn restore_status(ctx: &Ctx<'_>, rest: &Rest<'_>, item: &Item, has_status: bool, mut live: Value) -> Option<String> {
-    let status = item.status.as_ref().filter(|_| ctx.opts.restore_status && has_status)?;
+async fn restore_status(
+    ctx: &Ctx<'_>,
+    rest: &Rest<'_>,
+    item: &Item,
+    has_status: bool,
+    mut live: Value,
+) -> Option<String> {
+    let status = item
+        .status
+        .as_ref()
+        .filter(|_| ctx.opts.restore_status && has_status)?;
     live["status"] = status.clone();
     match rest.replace_status(&item.name, &live).await {
         Ok(_) => None,

@@ -24,7 +24,10 @@ pub fn served_resource(crd: &Value) -> Option<(String, String)> {
 fn ready(crd: &Value) -> bool {
     let conditions = crd["status"]["conditions"].as_array();
     let is_true = |kind: &str| {
-        conditions.is_some_and(|cs| cs.iter().any(|c| c["type"] == kind && c["status"] == "True"))
+        conditions.is_some_and(|cs| {
+            cs.iter()
+                .any(|c| c["type"] == kind && c["status"] == "True")
+        })
     };
     is_true("Established") && is_true("NamesAccepted")
 }
@@ -51,7 +54,9 @@ pub async fn wait_established(
                     break;
                 }
                 Err(e) => {
-                    report.warnings.push(format!("cannot read CustomResourceDefinition {name}: {e}"));
+                    report
+                        .warnings
+                        .push(format!("cannot read CustomResourceDefinition {name}: {e}"));
                     break;
                 }
             }

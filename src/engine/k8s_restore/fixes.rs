@@ -21,7 +21,10 @@ pub fn apply_fixes(obj: &mut Value, qualified: &str) {
     match qualified {
         "services" => fix_service(obj),
         "persistentvolumes" => {
-            if let Some(claim) = obj.pointer_mut("/spec/claimRef").and_then(Value::as_object_mut) {
+            if let Some(claim) = obj
+                .pointer_mut("/spec/claimRef")
+                .and_then(Value::as_object_mut)
+            {
                 claim.remove("uid");
                 claim.remove("resourceVersion");
             }
@@ -61,7 +64,9 @@ fn fix_service(obj: &mut Value) {
     }
     if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
         for port in ports {
-            let keep = port["nodePort"].as_i64().is_some_and(|p| explicit_ports.contains(&p));
+            let keep = port["nodePort"]
+                .as_i64()
+                .is_some_and(|p| explicit_ports.contains(&p));
             if let (false, Some(port)) = (keep, port.as_object_mut()) {
                 port.remove("nodePort");
             }
@@ -81,12 +86,20 @@ fn explicit_node_ports(obj: &Value) -> Vec<i64> {
     let applied: Value = serde_json::from_str(text).unwrap_or(Value::Null);
     applied["spec"]["ports"]
         .as_array()
-        .map(|ports| ports.iter().filter_map(|p| p["nodePort"].as_i64()).collect())
+        .map(|ports| {
+            ports
+                .iter()
+                .filter_map(|p| p["nodePort"].as_i64())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn fix_service_account(obj: &mut Value) {
-    let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    let name = obj["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let prefix = format!("{name}-token-");
     if let Some(secrets) = obj.pointer_mut("/secrets").and_then(Value::as_array_mut) {
         secrets.retain(|s| !s["name"].as_str().is_some_and(|n| n.starts_with(&prefix)));
@@ -97,7 +110,11 @@ fn fix_service_account(obj: &mut Value) {
 }
 
 fn fix_job(obj: &mut Value) {
-    for path in ["/metadata/labels", "/spec/template/metadata/labels", "/spec/selector/matchLabels"] {
+    for path in [
+        "/metadata/labels",
+        "/spec/template/metadata/labels",
+        "/spec/selector/matchLabels",
+    ] {
         if let Some(labels) = obj.pointer_mut(path).and_then(Value::as_object_mut) {
             for key in JOB_UID_LABELS {
                 labels.remove(*key);
@@ -122,7 +139,10 @@ fn fix_job(obj: &mut Value) {
 }
 
 fn remove_annotations(obj: &mut Value, keys: &[&str]) {
-    if let Some(ann) = obj.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut) {
+    if let Some(ann) = obj
+        .pointer_mut("/metadata/annotations")
+        .and_then(Value::as_object_mut)
+    {
         for key in keys {
             ann.remove(*key);
         }
@@ -168,7 +188,10 @@ mod tests {
         let mut pv = json!({"metadata": {"name": "pv", "annotations": {"pv.kubernetes.io/bound-by-controller": "yes"}},
             "spec": {"claimRef": {"name": "c", "namespace": "n", "uid": "u", "resourceVersion": "7"}}});
         apply_fixes(&mut pv, "persistentvolumes");
-        assert_eq!(pv["spec"]["claimRef"], json!({"name": "c", "namespace": "n"}));
+        assert_eq!(
+            pv["spec"]["claimRef"],
+            json!({"name": "c", "namespace": "n"})
+        );
         assert_eq!(pv["metadata"]["annotations"], json!({}));
         let mut pod = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "node-1"}});
         apply_fixes(&mut pod, "pods");

@@ -38,14 +38,18 @@ pub fn map_namespaces(obj: &mut Value, qualified: &str, mapping: &BTreeMap<Strin
         "namespaces" => {
             if let Some(new) = mapped(&obj["metadata"]["name"]) {
                 obj["metadata"]["name"] = Value::String(new.clone());
-                if let Some(labels) = obj.pointer_mut("/metadata/labels").and_then(Value::as_object_mut) {
+                if let Some(labels) = obj
+                    .pointer_mut("/metadata/labels")
+                    .and_then(Value::as_object_mut)
+                {
                     if labels.contains_key("kubernetes.io/metadata.name") {
                         labels.insert("kubernetes.io/metadata.name".into(), Value::String(new));
                     }
                 }
             }
         }
-        "rolebindings.rbac.authorization.k8s.io" | "clusterrolebindings.rbac.authorization.k8s.io" => {
+        "rolebindings.rbac.authorization.k8s.io"
+        | "clusterrolebindings.rbac.authorization.k8s.io" => {
             if let Some(subjects) = obj.pointer_mut("/subjects").and_then(Value::as_array_mut) {
                 for subject in subjects {
                     if let Some(new) = mapped(&subject["namespace"]) {
@@ -93,6 +97,9 @@ mod tests {
         let mut ns = json!({"metadata": {"name": "demo", "labels": {"kubernetes.io/metadata.name": "demo"}}});
         map_namespaces(&mut ns, "namespaces", &m);
         assert_eq!(ns["metadata"]["name"], "prod");
-        assert_eq!(ns["metadata"]["labels"]["kubernetes.io/metadata.name"], "prod");
+        assert_eq!(
+            ns["metadata"]["labels"]["kubernetes.io/metadata.name"],
+            "prod"
+        );
     }
 }

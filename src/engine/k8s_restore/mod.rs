@@ -100,11 +100,18 @@ impl Default for K8sRestoreOptions {
 /// every per-object problem (422 Invalid, 403, unknown resource, damaged
 /// file) is an entry with [`Action::Failed`] in the report, whose
 /// [`K8sRestoreReport::has_failures`] tells the CLI to exit non-zero.
-pub async fn restore(objects: Vec<K8sFile>, opts: &K8sRestoreOptions) -> Result<K8sRestoreReport, K8sError> {
+pub async fn restore(
+    objects: Vec<K8sFile>,
+    opts: &K8sRestoreOptions,
+) -> Result<K8sRestoreReport, K8sError> {
     let (items, bad) = plan::prepare(objects, opts);
     let conn = connect(opts.kubeconfig.as_deref(), opts.context.as_deref()).await?;
     let discovery = discover(&conn).await?;
-    let mut report = K8sRestoreReport::new(conn.server.clone(), opts.dry_run, opts.namespace_mapping.clone());
+    let mut report = K8sRestoreReport::new(
+        conn.server.clone(),
+        opts.dry_run,
+        opts.namespace_mapping.clone(),
+    );
     for entry in bad {
         report.record(entry);
     }
@@ -131,7 +138,9 @@ pub async fn restore(objects: Vec<K8sFile>, opts: &K8sRestoreOptions) -> Result<
         }
         let planned = apply::restore_item(&mut ctx, item).await;
         tracing::debug!(resource = %planned.resource, name = %planned.name, action = ?planned.action, "object restored");
-        if order::is_crd(&item.qualified) && matches!(planned.action, Action::Create | Action::Update) {
+        if order::is_crd(&item.qualified)
+            && matches!(planned.action, Action::Create | Action::Update)
+        {
             touched_crds.push(item.name.clone());
         }
         report.record(planned);

@@ -33,7 +33,11 @@ pub fn rank(qualified: &str) -> (usize, String) {
         .iter()
         .position(|p| *p == qualified)
         .unwrap_or(PRIORITIES.len());
-    let name = if index < PRIORITIES.len() { String::new() } else { qualified.to_string() };
+    let name = if index < PRIORITIES.len() {
+        String::new()
+    } else {
+        qualified.to_string()
+    };
     (index, name)
 }
 

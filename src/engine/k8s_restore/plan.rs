@@ -64,7 +64,10 @@ pub fn prepare(files: Vec<K8sFile>, opts: &K8sRestoreOptions) -> (Vec<Item>, Vec
     let mut bad = Vec::new();
     for file in files {
         let Some(parsed) = parse_path(&file.path) else {
-            bad.push(bad_file(&file.path, "not a k8s/<group>/<resource>/<namespace>/<name>.json path"));
+            bad.push(bad_file(
+                &file.path,
+                "not a k8s/<group>/<resource>/<namespace>/<name>.json path",
+            ));
             continue;
         };
         match serde_json::from_slice::<Value>(&file.data) {
@@ -82,7 +85,11 @@ pub fn prepare(files: Vec<K8sFile>, opts: &K8sRestoreOptions) -> (Vec<Item>, Vec
     };
     let mut items = Vec::new();
     for (path, parsed, mut object) in objects {
-        let group = if parsed.group == "core" { String::new() } else { parsed.group };
+        let group = if parsed.group == "core" {
+            String::new()
+        } else {
+            parsed.group
+        };
         let qualified = qualified_name(&group, &parsed.resource);
         let info = ApiResourceInfo {
             group: group.clone(),
@@ -93,10 +100,21 @@ pub fn prepare(files: Vec<K8sFile>, opts: &K8sRestoreOptions) -> (Vec<Item>, Vec
             verbs: Vec::new(),
             subresources: Vec::new(),
         };
-        let scope_ns = if qualified == "namespaces" { Some(&parsed.name) } else { parsed.namespace.as_ref() };
+        let scope_ns = if qualified == "namespaces" {
+            Some(&parsed.name)
+        } else {
+            parsed.namespace.as_ref()
+        };
         if scope_ns.is_some_and(|ns| !ns_filter.matches(ns))
-            || (!opts.include_resources.is_empty() && !opts.include_resources.iter().any(|p| matches_resource(p, &info)))
-            || opts.exclude_resources.iter().any(|p| matches_resource(p, &info))
+            || (!opts.include_resources.is_empty()
+                && !opts
+                    .include_resources
+                    .iter()
+                    .any(|p| matches_resource(p, &info)))
+            || opts
+                .exclude_resources
+                .iter()
+                .any(|p| matches_resource(p, &info))
         {
             continue;
         }
@@ -107,8 +125,14 @@ pub fn prepare(files: Vec<K8sFile>, opts: &K8sRestoreOptions) -> (Vec<Item>, Vec
         let skip = skip_reason(&object, &qualified);
         items.push(Item {
             path,
-            namespace: object["metadata"]["namespace"].as_str().map(str::to_string).filter(|_| parsed.namespace.is_some()),
-            name: object["metadata"]["name"].as_str().unwrap_or(&parsed.name).to_string(),
+            namespace: object["metadata"]["namespace"]
+                .as_str()
+                .map(str::to_string)
+                .filter(|_| parsed.namespace.is_some()),
+            name: object["metadata"]["name"]
+                .as_str()
+                .unwrap_or(&parsed.name)
+                .to_string(),
             source_namespace: parsed.namespace,
             group,
             resource: parsed.resource,
@@ -119,7 +143,12 @@ pub fn prepare(files: Vec<K8sFile>, opts: &K8sRestoreOptions) -> (Vec<Item>, Vec
         });
     }
     items.sort_by(|a, b| {
-        (rank(&a.qualified), &a.qualified, &a.namespace, &a.name).cmp(&(rank(&b.qualified), &b.qualified, &b.namespace, &b.name))
+        (rank(&a.qualified), &a.qualified, &a.namespace, &a.name).cmp(&(
+            rank(&b.qualified),
+            &b.qualified,
+            &b.namespace,
+            &b.name,
+        ))
     });
     (items, bad)
 }
@@ -136,6 +165,8 @@ fn bad_file(path: &str, message: &str) -> PlannedObject {
         namespace: None,
         name: parsed.map(|p| p.name).unwrap_or_default(),
         action: Action::Failed,
-        message: Some(format!("invalid object file: {message}; the snapshot may be damaged (`ferry check`)")),
+        message: Some(format!(
+            "invalid object file: {message}; the snapshot may be damaged (`ferry check`)"
+        )),
     }
 }

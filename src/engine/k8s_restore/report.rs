@@ -102,19 +102,25 @@ impl K8sRestoreReport {
 
     /// Total counts over all resources.
     pub fn totals(&self) -> ResourceCounts {
-        self.counts.values().fold(ResourceCounts::default(), |a, c| ResourceCounts {
-            created: a.created + c.created,
-            skipped: a.skipped + c.skipped,
-            updated: a.updated + c.updated,
-            conflicts: a.conflicts + c.conflicts,
-            failed: a.failed + c.failed,
-        })
+        self.counts
+            .values()
+            .fold(ResourceCounts::default(), |a, c| ResourceCounts {
+                created: a.created + c.created,
+                skipped: a.skipped + c.skipped,
+                updated: a.updated + c.updated,
+                conflicts: a.conflicts + c.conflicts,
+                failed: a.failed + c.failed,
+            })
     }
 
     /// A plain-text rendering: the plan (dry run) or the problems, then the counts.
     pub fn render_human(&self) -> String {
         let mut out = String::new();
-        let verb = if self.dry_run { "Restore plan for" } else { "Restored into" };
+        let verb = if self.dry_run {
+            "Restore plan for"
+        } else {
+            "Restored into"
+        };
         let _ = writeln!(out, "{verb} {}", self.server);
         for (old, new) in &self.namespace_mapping {
             let _ = writeln!(out, "  namespace {old} -> {new}");
@@ -122,13 +128,25 @@ impl K8sRestoreReport {
         for o in &self.objects {
             if self.dry_run || matches!(o.action, Action::Conflict | Action::Failed) {
                 let action = format!("{:?}", o.action).to_lowercase();
-                let msg = o.message.as_deref().map(|m| format!("  ({m})")).unwrap_or_default();
+                let msg = o
+                    .message
+                    .as_deref()
+                    .map(|m| format!("  ({m})"))
+                    .unwrap_or_default();
                 let _ = writeln!(out, "  {action:<8} {} {}{msg}", o.resource, object_name(o));
             }
         }
-        let _ = writeln!(out, "{:<48} {:>7} {:>7} {:>7} {:>9} {:>6}", "RESOURCE", "CREATED", "SKIPPED", "UPDATED", "CONFLICTS", "FAILED");
+        let _ = writeln!(
+            out,
+            "{:<48} {:>7} {:>7} {:>7} {:>9} {:>6}",
+            "RESOURCE", "CREATED", "SKIPPED", "UPDATED", "CONFLICTS", "FAILED"
+        );
         for (res, c) in &self.counts {
-            let _ = writeln!(out, "{res:<48} {:>7} {:>7} {:>7} {:>9} {:>6}", c.created, c.skipped, c.updated, c.conflicts, c.failed);
+            let _ = writeln!(
+                out,
+                "{res:<48} {:>7} {:>7} {:>7} {:>9} {:>6}",
+                c.created, c.skipped, c.updated, c.conflicts, c.failed
+            );
         }
         out
     }

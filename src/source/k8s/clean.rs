@@ -98,7 +98,10 @@ pub struct ObjectPath {
 /// Parses a path made by [`object_path`] or [`status_path`].
 pub fn parse_path(path: &str) -> Option<ObjectPath> {
     let rest = path.strip_prefix(K8S_ROOT)?.strip_prefix('/')?;
-    let (is_status, rest) = match rest.strip_prefix(STATUS_DIR).and_then(|r| r.strip_prefix('/')) {
+    let (is_status, rest) = match rest
+        .strip_prefix(STATUS_DIR)
+        .and_then(|r| r.strip_prefix('/'))
+    {
         Some(r) => (true, r),
         None => (false, rest),
     };

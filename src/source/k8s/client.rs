@@ -20,12 +20,15 @@ pub struct Connection {
 /// `KUBECONFIG` is unset), then the default kubeconfig.
 ///
 /// No request is made: an unreachable server is reported by the first call.
-pub async fn connect(kubeconfig: Option<&Path>, context: Option<&str>) -> Result<Connection, K8sError> {
+pub async fn connect(
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+) -> Result<Connection, K8sError> {
     let config = load_config(kubeconfig, context).await?;
     let server = config.cluster_url.to_string();
     let client = Client::try_from(config).map_err(|source| K8sError::Client {
         server: server.clone(),
-        source,
+        source: Box::new(source),
     })?;
     tracing::debug!(server = %server, "kubernetes client ready");
     Ok(Connection { client, server })

@@ -20,14 +20,14 @@ use super::{K8sBackupOptions, K8sCollection, K8sError, K8sFile};
 /// `warnings` and recorded under `metadata.failed`.
 pub async fn collect(opts: &K8sBackupOptions) -> Result<K8sCollection, K8sError> {
     let conn = connect(opts.kubeconfig.as_deref(), opts.context.as_deref()).await?;
-    let version = conn
-        .client
-        .apiserver_version()
-        .await
-        .map_err(|source| K8sError::Unreachable {
-            server: conn.server.clone(),
-            source,
-        })?;
+    let version =
+        conn.client
+            .apiserver_version()
+            .await
+            .map_err(|source| K8sError::Unreachable {
+                server: conn.server.clone(),
+                source: Box::new(source),
+            })?;
     let discovery = discover(&conn).await?;
     let mut run = Run::default();
     for group in &discovery.failed_groups {
@@ -48,7 +48,8 @@ pub async fn collect(opts: &K8sBackupOptions) -> Result<K8sCollection, K8sError>
             include: &opts.include_resources,
             exclude: &opts.exclude_resources,
             cluster: opts.include_cluster_resources,
-            namespaces_limited: ns_filter.explicit().is_some() || !opts.exclude_namespaces.is_empty(),
+            namespaces_limited: ns_filter.explicit().is_some()
+                || !opts.exclude_namespaces.is_empty(),
         },
     );
     for res in &resources {
@@ -104,7 +105,14 @@ impl Run {
         let mut versions = BTreeMap::new();
         let mut count = 0u64;
         for scope in scopes {
-            let listed = list_all(conn, res, scope, opts.label_selector.as_deref(), opts.page_size).await?;
+            let listed = list_all(
+                conn,
+                res,
+                scope,
+                opts.label_selector.as_deref(),
+                opts.page_size,
+            )
+            .await?;
             versions.insert(scope.unwrap_or("_all").to_string(), listed.resource_version);
             for item in listed.items {
                 if self.take(res, item, ns_filter) {
@@ -121,11 +129,20 @@ impl Run {
     }
 
     /// Cleans and stores one listed object if the namespace filter keeps it.
-    fn take(&mut self, res: &ApiResourceInfo, mut item: Value, ns_filter: &NamespaceFilter<'_>) -> bool {
+    fn take(
+        &mut self,
+        res: &ApiResourceInfo,
+        mut item: Value,
+        ns_filter: &NamespaceFilter<'_>,
+    ) -> bool {
         let meta = &item["metadata"];
         let name = meta["name"].as_str().unwrap_or_default().to_string();
         let namespace = meta["namespace"].as_str().map(str::to_string);
-        let scope_ns = if is_namespaces(res) { Some(name.as_str()) } else { namespace.as_deref() };
+        let scope_ns = if is_namespaces(res) {
+            Some(name.as_str())
+        } else {
+            namespace.as_deref()
+        };
         if name.is_empty() || scope_ns.is_some_and(|ns| !ns_filter.matches(ns)) {
             return false;
         }
@@ -147,7 +164,10 @@ impl Run {
 
 /// The kube-system namespace uid: stable for the cluster's life, so it identifies it.
 async fn cluster_id(conn: &Connection, run: &mut Run) -> Value {
-    match Rest::new(conn, "/api/v1/namespaces".into()).get("kube-system").await {
+    match Rest::new(conn, "/api/v1/namespaces".into())
+        .get("kube-system")
+        .await
+    {
         Ok(ns) => ns["metadata"]["uid"].clone(),
         Err(e) => {
             tracing::warn!(server = %conn.server, error = %e, "cluster id unavailable");

@@ -150,12 +150,12 @@ pub(crate) fn discovery_error(conn: &Connection, e: kube::Error) -> K8sError {
     if kube_code(&e).is_some() {
         K8sError::Discovery {
             server: conn.server.clone(),
-            source: e,
+            source: Box::new(e),
         }
     } else {
         K8sError::Unreachable {
             server: conn.server.clone(),
-            source: e,
+            source: Box::new(e),
         }
     }
 }
@@ -189,7 +189,9 @@ fn add_group(group: APIGroupDiscovery, result: &mut DiscoveryResult) {
         return;
     }
     for res in preferred.resources {
-        let Some(resource) = res.resource else { continue };
+        let Some(resource) = res.resource else {
+            continue;
+        };
         result.resources.push(ApiResourceInfo {
             group: name.clone(),
             version: version.clone(),

@@ -4,7 +4,9 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::APIResourceList;
 
 use super::client::Connection;
-use super::discovery::{discovery_error, ApiResourceInfo, DiscoveryMode, DiscoveryResult, FailedGroup};
+use super::discovery::{
+    discovery_error, ApiResourceInfo, DiscoveryMode, DiscoveryResult, FailedGroup,
+};
 
 /// Reads `/apis`, each group's preferred version, then the core group.
 pub async fn discover(conn: &Connection) -> Result<DiscoveryResult, super::K8sError> {
@@ -49,7 +51,11 @@ pub async fn core(conn: &Connection, result: &mut DiscoveryResult) -> Result<(),
         .list_core_api_versions()
         .await
         .map_err(|e| discovery_error(conn, e))?;
-    let version = versions.versions.first().cloned().unwrap_or_else(|| "v1".into());
+    let version = versions
+        .versions
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "v1".into());
     match conn.client.list_core_api_resources(&version).await {
         Ok(list) => add_list("", list, result),
         Err(e) => {
@@ -70,7 +76,10 @@ fn add_list(group: &str, list: APIResourceList, result: &mut DiscoveryResult) {
         .next()
         .unwrap_or_default()
         .to_string();
-    let (subs, mains): (Vec<_>, Vec<_>) = list.resources.into_iter().partition(|r| r.name.contains('/'));
+    let (subs, mains): (Vec<_>, Vec<_>) = list
+        .resources
+        .into_iter()
+        .partition(|r| r.name.contains('/'));
     for res in mains {
         let prefix = format!("{}/", res.name);
         result.resources.push(ApiResourceInfo {

@@ -29,7 +29,9 @@ pub enum K8sError {
         source: kube::config::InferConfigError,
     },
     /// The in-cluster service account could not be loaded.
-    #[error("in-cluster configuration failed: {source}; check the pod's service account token mount")]
+    #[error(
+        "in-cluster configuration failed: {source}; check the pod's service account token mount"
+    )]
     InCluster {
         #[source]
         source: kube::config::InClusterError,
@@ -39,21 +41,21 @@ pub enum K8sError {
     Client {
         server: String,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// The API server did not answer.
     #[error("API server {server} is unreachable: {source}; check the address, network and credentials in the kubeconfig")]
     Unreachable {
         server: String,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// Discovery of the served resources failed as a whole.
     #[error("discovery failed on {server}: {source}")]
     Discovery {
         server: String,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// The server refused access (HTTP 403).
     #[error("{server}: access to {resource} denied (403): {message}; grant list/get (backup) or create/update (restore) on it to the service account")]
@@ -79,7 +81,7 @@ pub enum K8sError {
         resource: String,
         object: String,
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// A snapshot file does not hold a Kubernetes object ferry can restore.
     #[error("invalid object file {path}: {message}; the snapshot may be damaged (`ferry check`)")]
@@ -110,7 +112,7 @@ impl K8sError {
                 server: server.to_string(),
                 resource: resource.to_string(),
                 object: object.to_string(),
-                source: other,
+                source: Box::new(other),
             },
         }
     }

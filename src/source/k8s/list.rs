@@ -56,8 +56,15 @@ pub async fn list_all(
                     continue 'restart;
                 }
                 Err(e) => {
-                    let object = namespace.map(|n| format!("in namespace {n}")).unwrap_or_default();
-                    return Err(K8sError::from_kube(&conn.server, &res.qualified(), &object, e));
+                    let object = namespace
+                        .map(|n| format!("in namespace {n}"))
+                        .unwrap_or_default();
+                    return Err(K8sError::from_kube(
+                        &conn.server,
+                        &res.qualified(),
+                        &object,
+                        e,
+                    ));
                 }
             };
             let meta = &page["metadata"];
@@ -65,7 +72,9 @@ pub async fn list_all(
                 listed.resource_version = str_at(meta, "resourceVersion");
             }
             if let Some(items) = page.get("items").and_then(Value::as_array) {
-                listed.items.extend(items.iter().cloned().map(|item| with_type(item, res)));
+                listed
+                    .items
+                    .extend(items.iter().cloned().map(|item| with_type(item, res)));
             }
             let next = str_at(meta, "continue");
             tracing::debug!(resource = %res.qualified(), items = listed.items.len(), remaining = ?meta.get("remainingItemCount"), "list page");
@@ -78,7 +87,10 @@ pub async fn list_all(
 }
 
 fn str_at(v: &Value, key: &str) -> String {
-    v.get(key).and_then(Value::as_str).unwrap_or_default().to_string()
+    v.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string()
 }
 
 fn with_type(mut item: Value, res: &ApiResourceInfo) -> Value {

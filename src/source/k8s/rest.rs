@@ -10,7 +10,12 @@ use serde_json::Value;
 use super::client::Connection;
 
 /// The collection URL of a resource, in a namespace or cluster-wide.
-pub fn collection_url(group: &str, version: &str, resource: &str, namespace: Option<&str>) -> String {
+pub fn collection_url(
+    group: &str,
+    version: &str,
+    resource: &str,
+    namespace: Option<&str>,
+) -> String {
     let base = if group.is_empty() || group == "core" {
         format!("/api/{version}")
     } else {

@@ -40,8 +40,8 @@ pub struct NamespaceFilter<'a> {
 
 impl NamespaceFilter<'_> {
     pub fn matches(&self, namespace: &str) -> bool {
-        let included = self.include.is_empty()
-            || self.include.iter().any(|n| n == "*" || n == namespace);
+        let included =
+            self.include.is_empty() || self.include.iter().any(|n| n == "*" || n == namespace);
         included && !self.exclude.iter().any(|n| n == namespace)
     }
 

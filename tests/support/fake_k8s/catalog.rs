@@ -22,7 +22,9 @@ pub struct Catalog {
 }
 
 fn read(name: &str) -> Value {
-    let path = super::super::fixtures().join("discovery/kubernetes-api-discovery").join(name);
+    let path = super::super::fixtures()
+        .join("discovery/kubernetes-api-discovery")
+        .join(name);
     serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
 }
 
@@ -40,7 +42,13 @@ impl Catalog {
     pub fn load() -> Self {
         let core = legacy_to_aggregated("", &legacy_core_v1());
         let mut groups = vec![core];
-        groups.extend(read("aggregated_v2.json")["items"].as_array().unwrap().iter().cloned());
+        groups.extend(
+            read("aggregated_v2.json")["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .cloned(),
+        );
         Catalog { groups }
     }
 
@@ -51,17 +59,30 @@ impl Catalog {
     /// Finds a resource by group (empty = core), version and plural.
     pub fn find(&self, group: &str, version: &str, resource: &str) -> Option<Served> {
         let g = self.groups.iter().find(|g| Self::name(g) == group)?;
-        let v = g["versions"].as_array()?.iter().find(|v| v["version"] == version)?;
-        let r = v["resources"].as_array()?.iter().find(|r| r["resource"] == resource)?;
+        let v = g["versions"]
+            .as_array()?
+            .iter()
+            .find(|v| v["version"] == version)?;
+        let r = v["resources"]
+            .as_array()?
+            .iter()
+            .find(|r| r["resource"] == resource)?;
         Some(Served {
             group: group.into(),
             version: version.into(),
             resource: resource.into(),
-            kind: r["responseKind"]["kind"].as_str().unwrap_or_default().into(),
+            kind: r["responseKind"]["kind"]
+                .as_str()
+                .unwrap_or_default()
+                .into(),
             namespaced: r["scope"] == "Namespaced",
             subresources: r["subresources"]
                 .as_array()
-                .map(|s| s.iter().filter_map(|x| x["subresource"].as_str().map(String::from)).collect())
+                .map(|s| {
+                    s.iter()
+                        .filter_map(|x| x["subresource"].as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default(),
         })
     }
@@ -70,8 +91,14 @@ impl Catalog {
     pub fn find_kind(&self, api_version: &str, kind: &str) -> Option<Served> {
         let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
         let g = self.groups.iter().find(|g| Self::name(g) == group)?;
-        let v = g["versions"].as_array()?.iter().find(|v| v["version"] == version)?;
-        let r = v["resources"].as_array()?.iter().find(|r| r["responseKind"]["kind"] == kind)?;
+        let v = g["versions"]
+            .as_array()?
+            .iter()
+            .find(|v| v["version"] == version)?;
+        let r = v["resources"]
+            .as_array()?
+            .iter()
+            .find(|r| r["responseKind"]["kind"] == kind)?;
         self.find(group, version, r["resource"].as_str()?)
     }
 
@@ -80,7 +107,8 @@ impl Catalog {
         let idx = match self.groups.iter().position(|g| Self::name(g) == group) {
             Some(i) => i,
             None => {
-                self.groups.push(json!({"metadata": {"name": group}, "versions": []}));
+                self.groups
+                    .push(json!({"metadata": {"name": group}, "versions": []}));
                 self.groups.len() - 1
             }
         };
@@ -122,13 +150,21 @@ impl Catalog {
 
     /// Legacy `/apis` (`APIGroupList`).
     pub fn legacy_groups(&self) -> Value {
-        let groups: Vec<Value> = self.groups.iter().filter(|g| !Self::name(g).is_empty()).map(Self::api_group).collect();
+        let groups: Vec<Value> = self
+            .groups
+            .iter()
+            .filter(|g| !Self::name(g).is_empty())
+            .map(Self::api_group)
+            .collect();
         json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
     }
 
     /// Legacy `/apis/{group}` (`APIGroup`).
     pub fn legacy_group(&self, group: &str) -> Option<Value> {
-        let g = self.groups.iter().find(|g| Self::name(g) == group && !group.is_empty())?;
+        let g = self
+            .groups
+            .iter()
+            .find(|g| Self::name(g) == group && !group.is_empty())?;
         let mut doc = Self::api_group(g);
         doc["kind"] = json!("APIGroup");
         doc["apiVersion"] = json!("v1");
@@ -138,7 +174,10 @@ impl Catalog {
     /// Legacy `/apis/{group}/{version}` (`APIResourceList`).
     pub fn legacy_resources(&self, group: &str, version: &str) -> Option<Value> {
         let g = self.groups.iter().find(|g| Self::name(g) == group)?;
-        let v = g["versions"].as_array()?.iter().find(|v| v["version"] == version)?;
+        let v = g["versions"]
+            .as_array()?
+            .iter()
+            .find(|v| v["version"] == version)?;
         let mut out = Vec::new();
         for r in v["resources"].as_array()? {
             let name = r["resource"].as_str().unwrap_or_default();
@@ -156,18 +195,32 @@ impl Catalog {
                     "singularName": "", "namespaced": namespaced, "kind": s["responseKind"]["kind"], "verbs": s["verbs"]}));
             }
         }
-        let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-        Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": out}))
+        let gv = if group.is_empty() {
+            version.to_string()
+        } else {
+            format!("{group}/{version}")
+        };
+        Some(
+            json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": out}),
+        )
     }
 }
 
 /// Converts a legacy `APIResourceList` into an aggregated `APIGroupDiscovery`
 /// (what client-go's SplitGroupsAndResources undoes).
 fn legacy_to_aggregated(group: &str, list: &Value) -> Value {
-    let version = list["groupVersion"].as_str().unwrap().rsplit('/').next().unwrap();
+    let version = list["groupVersion"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap();
     let all = list["resources"].as_array().unwrap();
     let mut resources = Vec::new();
-    for r in all.iter().filter(|r| !r["name"].as_str().unwrap().contains('/')) {
+    for r in all
+        .iter()
+        .filter(|r| !r["name"].as_str().unwrap().contains('/'))
+    {
         let name = r["name"].as_str().unwrap();
         let subs: Vec<Value> = all
             .iter()

@@ -21,7 +21,9 @@ pub struct ListQuery {
 }
 
 fn token(rv: i64, start: &str) -> String {
-    URL_SAFE_NO_PAD.encode(json!({"v": "meta.k8s.io/v1", "rv": rv, "start": format!("{start}\u{0}")}).to_string())
+    URL_SAFE_NO_PAD.encode(
+        json!({"v": "meta.k8s.io/v1", "rv": rv, "start": format!("{start}\u{0}")}).to_string(),
+    )
 }
 
 fn decode(tok: &str) -> Option<(i64, String)> {
@@ -29,11 +31,17 @@ fn decode(tok: &str) -> Option<(i64, String)> {
     Some((raw["rv"].as_i64()?, raw["start"].as_str()?.to_string()))
 }
 
-pub fn list(state: &mut State, s: &Served, ns: Option<&str>, q: &ListQuery) -> Result<Value, ApiError> {
+pub fn list(
+    state: &mut State,
+    s: &Served,
+    ns: Option<&str>,
+    q: &ListQuery,
+) -> Result<Value, ApiError> {
     let (rv, start) = match q.continue_token.as_deref().filter(|t| !t.is_empty()) {
         None => (state.rv as i64, String::new()),
         Some(tok) => {
-            let (rv, start) = decode(tok).ok_or_else(|| st::bad_request("continue key is not valid".into()))?;
+            let (rv, start) =
+                decode(tok).ok_or_else(|| st::bad_request("continue key is not valid".into()))?;
             if std::mem::take(&mut state.faults.expire_next_continue) {
                 let mut err = st::expired();
                 err.1["metadata"]["continue"] = json!(token(-1, start.trim_end_matches('\u{0}')));
@@ -47,8 +55,19 @@ pub fn list(state: &mut State, s: &Served, ns: Option<&str>, q: &ListQuery) -> R
     let mut matching: Vec<(String, Value)> = state
         .objects
         .iter()
-        .filter(|((g, r, n, _), _)| *g == s.group && *r == s.resource && ns.is_none_or(|ns| ns == n))
-        .map(|((_, _, n, name), o)| (if n.is_empty() { name.clone() } else { format!("{n}/{name}") }, o))
+        .filter(|((g, r, n, _), _)| {
+            *g == s.group && *r == s.resource && ns.is_none_or(|ns| ns == n)
+        })
+        .map(|((_, _, n, name), o)| {
+            (
+                if n.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{n}/{name}")
+                },
+                o,
+            )
+        })
         .filter(|(key, _)| key.as_str() >= start.as_str())
         .filter(|(_, o)| label_match(labels, &o["metadata"]["labels"]) && field_match(fields, o))
         .map(|(k, o)| (k, o.clone()))
@@ -74,7 +93,9 @@ pub fn list(state: &mut State, s: &Served, ns: Option<&str>, q: &ListQuery) -> R
             o
         })
         .collect();
-    Ok(json!({"kind": format!("{}List", s.kind), "apiVersion": with_version(json!({}), s)["apiVersion"], "metadata": meta, "items": items}))
+    Ok(
+        json!({"kind": format!("{}List", s.kind), "apiVersion": with_version(json!({}), s)["apiVersion"], "metadata": meta, "items": items}),
+    )
 }
 
 /// Splits on commas outside parentheses.
@@ -93,7 +114,10 @@ fn requirements(sel: &str) -> Vec<String> {
         cur.push(c);
     }
     out.push(cur);
-    out.into_iter().map(|r| r.trim().to_string()).filter(|r| !r.is_empty()).collect()
+    out.into_iter()
+        .map(|r| r.trim().to_string())
+        .filter(|r| !r.is_empty())
+        .collect()
 }
 
 /// Label selector: `k=v`, `k==v`, `k!=v`, `k`, `!k`, `k in (a,b)`, `k notin (a,b)`.
@@ -101,7 +125,12 @@ pub fn label_match(sel: &str, labels: &Value) -> bool {
     let get = |k: &str| labels.get(k.trim()).and_then(Value::as_str);
     requirements(sel).iter().all(|r| {
         let set = |list: &str| -> Vec<String> {
-            list.trim().trim_start_matches('(').trim_end_matches(')').split(',').map(|x| x.trim().to_string()).collect()
+            list.trim()
+                .trim_start_matches('(')
+                .trim_end_matches(')')
+                .split(',')
+                .map(|x| x.trim().to_string())
+                .collect()
         };
         if let Some((k, v)) = r.split_once(" notin ") {
             get(k).is_none_or(|x| !set(v).iter().any(|s| s == x))

@@ -31,11 +31,16 @@ impl FakeK8s {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let shared = state.clone();
         let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                let app = axum::Router::new().fallback(handlers::handle).with_state(shared);
+                let app = axum::Router::new()
+                    .fallback(handlers::handle)
+                    .with_state(shared);
                 // Not graceful: clients keep idle connections open, and the
                 // runtime's end closes them all.
                 tokio::select! {
@@ -90,23 +95,31 @@ impl FakeK8s {
             .catalog
             .find_kind(&api_version, &kind)
             .unwrap_or_else(|| panic!("fake does not serve {api_version} {kind}"));
-        let ns = served
-            .namespaced
-            .then(|| obj["metadata"]["namespace"].as_str().unwrap_or("default").to_string());
+        let ns = served.namespaced.then(|| {
+            obj["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or("default")
+                .to_string()
+        });
         if let Some(ns) = &ns {
             let ns_served = state.catalog.find("", "v1", "namespaces").unwrap();
             let ns_obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
             let _ = state.create(&ns_served, None, ns_obj, "seed", true);
         }
         let status = obj.get("status").cloned();
-        let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let created = state
             .create(&served, ns.as_deref(), obj, "kubectl-create", true)
             .unwrap_or_else(|e| panic!("seeding {kind} {name}: {:?}", e.1));
         match status.filter(|s| s.as_object().is_some_and(|m| !m.is_empty())) {
             Some(status) => {
                 let body = json!({"metadata": {"name": name}, "status": status});
-                state.replace(&served, ns.as_deref(), &name, body, true).unwrap()
+                state
+                    .replace(&served, ns.as_deref(), &name, body, true)
+                    .unwrap()
             }
             None => created,
         }
@@ -120,14 +133,30 @@ impl FakeK8s {
     }
 
     /// Live object by group (empty = core), resource, namespace and name.
-    pub fn object(&self, group: &str, resource: &str, ns: Option<&str>, name: &str) -> Option<Value> {
-        let key = (group.to_string(), resource.to_string(), ns.unwrap_or("").to_string(), name.to_string());
+    pub fn object(
+        &self,
+        group: &str,
+        resource: &str,
+        ns: Option<&str>,
+        name: &str,
+    ) -> Option<Value> {
+        let key = (
+            group.to_string(),
+            resource.to_string(),
+            ns.unwrap_or("").to_string(),
+            name.to_string(),
+        );
         self.state().objects.get(&key).cloned()
     }
 
     /// Requests received so far whose "METHOD path?query" contains `needle`.
     pub fn requests_matching(&self, needle: &str) -> Vec<String> {
-        self.state().requests.iter().filter(|r| r.contains(needle)).cloned().collect()
+        self.state()
+            .requests
+            .iter()
+            .filter(|r| r.contains(needle))
+            .cloned()
+            .collect()
     }
 }
 

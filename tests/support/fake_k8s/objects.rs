@@ -58,7 +58,12 @@ impl State {
     }
 
     fn key(s: &Served, ns: Option<&str>, name: &str) -> Key {
-        (s.group.clone(), s.resource.clone(), ns.unwrap_or("").to_string(), name.to_string())
+        (
+            s.group.clone(),
+            s.resource.clone(),
+            ns.unwrap_or("").to_string(),
+            name.to_string(),
+        )
     }
 
     pub fn get(&mut self, s: &Served, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
@@ -73,14 +78,35 @@ impl State {
     }
 
     /// POST: a new object with server-set fields; `established` makes a CRD served at once.
-    pub fn create(&mut self, s: &Served, ns: Option<&str>, mut obj: Value, manager: &str, established: bool) -> Result<Value, ApiError> {
-        let name = obj["metadata"]["name"].as_str().unwrap_or_default().to_string();
+    pub fn create(
+        &mut self,
+        s: &Served,
+        ns: Option<&str>,
+        mut obj: Value,
+        manager: &str,
+        established: bool,
+    ) -> Result<Value, ApiError> {
+        let name = obj["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         if name.is_empty() {
-            return Err(st::invalid(&s.group, &s.resource, "", "metadata.name", "Required value: name or generateName is required"));
+            return Err(st::invalid(
+                &s.group,
+                &s.resource,
+                "",
+                "metadata.name",
+                "Required value: name or generateName is required",
+            ));
         }
         self.check_invalid(s, &name)?;
         if let Some(ns) = ns {
-            if !self.objects.contains_key(&(String::new(), "namespaces".into(), String::new(), ns.into())) {
+            if !self.objects.contains_key(&(
+                String::new(),
+                "namespaces".into(),
+                String::new(),
+                ns.into(),
+            )) {
                 return Err(st::namespace_not_found(ns));
             }
             obj["metadata"]["namespace"] = json!(ns);
@@ -94,7 +120,10 @@ impl State {
         }
         let rv = self.next_rv();
         let meta = obj["metadata"].as_object_mut().unwrap();
-        meta.insert("uid".into(), json!(format!("6f1c2a7e-0000-4000-8000-{:012}", self.rv)));
+        meta.insert(
+            "uid".into(),
+            json!(format!("6f1c2a7e-0000-4000-8000-{:012}", self.rv)),
+        );
         meta.insert("resourceVersion".into(), json!(rv));
         meta.insert("creationTimestamp".into(), json!(TIME));
         meta.insert("managedFields".into(), managed(manager, "Update", s));
@@ -114,13 +143,23 @@ impl State {
     }
 
     /// PUT on the object (`status_only` = PUT on `/status`).
-    pub fn replace(&mut self, s: &Served, ns: Option<&str>, name: &str, mut obj: Value, status_only: bool) -> Result<Value, ApiError> {
+    pub fn replace(
+        &mut self,
+        s: &Served,
+        ns: Option<&str>,
+        name: &str,
+        mut obj: Value,
+        status_only: bool,
+    ) -> Result<Value, ApiError> {
         self.check_invalid(s, name)?;
         let key = Self::key(s, ns, name);
         let Some(live) = self.objects.get(&key).cloned() else {
             return Err(st::not_found(&s.group, &s.resource, name));
         };
-        let sent_rv = obj["metadata"]["resourceVersion"].as_str().unwrap_or_default().to_string();
+        let sent_rv = obj["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         if !sent_rv.is_empty() && sent_rv != live["metadata"]["resourceVersion"] {
             return Err(st::conflict(&s.group, &s.resource, name));
         }
@@ -144,7 +183,8 @@ impl State {
             obj["metadata"]["namespace"] = json!(ns);
         }
         if !status_only && obj.get("spec") != live.get("spec") {
-            obj["metadata"]["generation"] = json!(live["metadata"]["generation"].as_i64().unwrap_or(0) + 1);
+            obj["metadata"]["generation"] =
+                json!(live["metadata"]["generation"].as_i64().unwrap_or(0) + 1);
         }
         obj["metadata"]["resourceVersion"] = json!(self.next_rv());
         obj["metadata"]["managedFields"] = managed("ferry", "Update", s);
@@ -153,7 +193,14 @@ impl State {
     }
 
     /// PATCH application/apply-patch+yaml: create, or merge into the live object.
-    pub fn apply(&mut self, s: &Served, ns: Option<&str>, name: &str, patch: Value, manager: &str) -> Result<(u16, Value), ApiError> {
+    pub fn apply(
+        &mut self,
+        s: &Served,
+        ns: Option<&str>,
+        name: &str,
+        patch: Value,
+        manager: &str,
+    ) -> Result<(u16, Value), ApiError> {
         let key = Self::key(s, ns, name);
         let Some(mut live) = self.objects.get(&key).cloned() else {
             let mut created = self.create(s, ns, patch, manager, false)?;
@@ -168,7 +215,13 @@ impl State {
     }
 
     /// PATCH application/merge-patch+json (and strategic merge, approximated).
-    pub fn merge_patch(&mut self, s: &Served, ns: Option<&str>, name: &str, patch: Value) -> Result<Value, ApiError> {
+    pub fn merge_patch(
+        &mut self,
+        s: &Served,
+        ns: Option<&str>,
+        name: &str,
+        patch: Value,
+    ) -> Result<Value, ApiError> {
         let mut live = self.get(s, ns, name)?;
         merge(&mut live, &patch);
         live["metadata"]["resourceVersion"] = Value::Null;
@@ -183,16 +236,33 @@ impl State {
     }
 
     fn check_invalid(&self, s: &Served, name: &str) -> Result<(), ApiError> {
-        if self.faults.invalid.contains(&(st::qualified(&s.group, &s.resource), name.to_string())) {
-            return Err(st::invalid(&s.group, &s.resource, name, "spec", "Invalid value: rejected by admission"));
+        if self
+            .faults
+            .invalid
+            .contains(&(st::qualified(&s.group, &s.resource), name.to_string()))
+        {
+            return Err(st::invalid(
+                &s.group,
+                &s.resource,
+                name,
+                "spec",
+                "Invalid value: rejected by admission",
+            ));
         }
         Ok(())
     }
 
     /// Marks a CRD Established/NamesAccepted and serves its versions.
     fn establish(&mut self, name: &str) {
-        let key = ("apiextensions.k8s.io".to_string(), "customresourcedefinitions".to_string(), String::new(), name.to_string());
-        let Some(crd) = self.objects.get_mut(&key) else { return };
+        let key = (
+            "apiextensions.k8s.io".to_string(),
+            "customresourcedefinitions".to_string(),
+            String::new(),
+            name.to_string(),
+        );
+        let Some(crd) = self.objects.get_mut(&key) else {
+            return;
+        };
         crd["status"] = json!({"conditions": [
             {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "lastTransitionTime": TIME, "message": "no conflicts found"},
             {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "lastTransitionTime": TIME, "message": "the initial names have been accepted"}],
@@ -201,7 +271,10 @@ impl State {
         let group = spec["group"].as_str().unwrap_or_default().to_string();
         let mut versions: Vec<Value> = spec["versions"].as_array().cloned().unwrap_or_default();
         versions.sort_by_key(|v| v["storage"] != true);
-        for v in versions.iter().filter(|v| v["served"] == true || v["served"].is_null()) {
+        for v in versions
+            .iter()
+            .filter(|v| v["served"] == true || v["served"].is_null())
+        {
             let version = v["name"].as_str().unwrap_or_default();
             let mut res = json!({"resource": spec["names"]["plural"],
                 "responseKind": {"group": group, "version": version, "kind": spec["names"]["kind"]},
@@ -213,20 +286,31 @@ impl State {
             if v["subresources"].get("status").is_some() {
                 res["subresources"] = json!([{"subresource": "status", "responseKind": {"group": group, "version": version, "kind": spec["names"]["kind"]}, "verbs": ["get", "patch", "update"]}]);
             }
-            self.catalog.add_version(&group, json!({"version": version, "resources": [res], "freshness": "Current"}));
+            self.catalog.add_version(
+                &group,
+                json!({"version": version, "resources": [res], "freshness": "Current"}),
+            );
         }
     }
 }
 
 /// Sets `apiVersion` to the version the object is served at, and its kind.
 pub fn with_version(mut obj: Value, s: &Served) -> Value {
-    obj["apiVersion"] = json!(if s.group.is_empty() { s.version.clone() } else { format!("{}/{}", s.group, s.version) });
+    obj["apiVersion"] = json!(if s.group.is_empty() {
+        s.version.clone()
+    } else {
+        format!("{}/{}", s.group, s.version)
+    });
     obj["kind"] = json!(s.kind);
     obj
 }
 
 fn managed(manager: &str, operation: &str, s: &Served) -> Value {
-    let api_version = if s.group.is_empty() { s.version.clone() } else { format!("{}/{}", s.group, s.version) };
+    let api_version = if s.group.is_empty() {
+        s.version.clone()
+    } else {
+        format!("{}/{}", s.group, s.version)
+    };
     json!([{"manager": manager, "operation": operation, "apiVersion": api_version, "time": TIME,
         "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {}}}])
 }
@@ -245,8 +329,16 @@ fn defaults(s: &Served, name: &str, obj: &mut Value, seq: u64) {
                 obj["spec"]["clusterIP"] = json!(ip);
                 obj["spec"]["clusterIPs"] = json!([ip]);
             }
-            let node_ports = matches!(obj["spec"]["type"].as_str(), Some("NodePort" | "LoadBalancer"));
-            for (i, port) in obj["spec"]["ports"].as_array_mut().into_iter().flatten().enumerate() {
+            let node_ports = matches!(
+                obj["spec"]["type"].as_str(),
+                Some("NodePort" | "LoadBalancer")
+            );
+            for (i, port) in obj["spec"]["ports"]
+                .as_array_mut()
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
                 if node_ports && port["nodePort"].is_null() {
                     port["nodePort"] = json!(30000 + (seq as usize * 7 + i) % 2000);
                 }

@@ -48,7 +48,12 @@ pub fn not_found(group: &str, resource: &str, name: &str) -> ApiError {
 }
 
 pub fn page_not_found() -> ApiError {
-    status(404, "NotFound", "the server could not find the requested resource".into(), Value::Null)
+    status(
+        404,
+        "NotFound",
+        "the server could not find the requested resource".into(),
+        Value::Null,
+    )
 }
 
 pub fn already_exists(group: &str, resource: &str, name: &str) -> ApiError {
@@ -85,7 +90,10 @@ pub fn forbidden(group: &str, resource: &str, verb: &str, namespace: Option<&str
 }
 
 pub fn invalid(group: &str, resource: &str, name: &str, field: &str, why: &str) -> ApiError {
-    let msg = format!("{} \"{name}\" is invalid: {field}: {why}", qualified(group, resource));
+    let msg = format!(
+        "{} \"{name}\" is invalid: {field}: {why}",
+        qualified(group, resource)
+    );
     let mut d = details(group, resource, name);
     d["causes"] = json!([{"reason": "FieldValueInvalid", "message": why, "field": field}]);
     status(422, "Invalid", msg, d)
@@ -100,5 +108,10 @@ pub fn bad_request(message: String) -> ApiError {
 }
 
 pub fn unavailable(group: &str, version: &str) -> ApiError {
-    status(503, "ServiceUnavailable", format!("the server is currently unable to handle the request ({group}/{version})"), Value::Null)
+    status(
+        503,
+        "ServiceUnavailable",
+        format!("the server is currently unable to handle the request ({group}/{version})"),
+        Value::Null,
+    )
 }
