@@ -118,3 +118,75 @@ pub fn parse_path(path: &str) -> Option<ObjectPath> {
         is_status,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn clean_removes_server_fields_and_returns_status() {
+        let mut obj = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "demo", "uid": "u", "resourceVersion": "7",
+                "creationTimestamp": "t", "generation": 2, "selfLink": "/x", "managedFields": [],
+                "labels": {"app": "web"},
+                "annotations": {"deployment.kubernetes.io/revision": "3"}},
+            "spec": {"replicas": 2}, "status": {"replicas": 2}});
+        let status = clean(&mut obj);
+        assert_eq!(status, Some(json!({"replicas": 2})));
+        assert_eq!(
+            obj,
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": "demo", "labels": {"app": "web"}},
+            "spec": {"replicas": 2}})
+        );
+        let mut empty_status = json!({"metadata": {"name": "x"}, "status": {}});
+        assert_eq!(clean(&mut empty_status), None);
+    }
+
+    #[test]
+    fn canonical_json_sorts_keys_at_every_level() {
+        let a = canonical_json(&json!({"b": 1, "a": {"d": [ {"z": 1, "y": 2} ], "c": null}}));
+        let text = String::from_utf8(a).unwrap();
+        assert!(text.ends_with("}\n"));
+        let order: Vec<usize> = ["\"a\"", "\"c\"", "\"d\"", "\"y\"", "\"z\"", "\"b\""]
+            .iter()
+            .map(|k| text.find(k).unwrap())
+            .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{text}");
+    }
+
+    #[test]
+    fn paths_round_trip() {
+        let p = object_path("", "configmaps", Some("demo"), "app-config");
+        assert_eq!(p, "k8s/core/configmaps/demo/app-config.json");
+        let c = object_path(
+            "rbac.authorization.k8s.io",
+            "clusterroles",
+            None,
+            "system:aggregate-to-edit",
+        );
+        assert_eq!(
+            c,
+            "k8s/rbac.authorization.k8s.io/clusterroles/_cluster/system:aggregate-to-edit.json"
+        );
+        let s = status_path("apps", "deployments", Some("demo"), "web.status");
+        assert_eq!(s, "k8s/_status/apps/deployments/demo/web.status.json");
+        let parsed = parse_path(&s).unwrap();
+        assert!(parsed.is_status);
+        assert_eq!(
+            (parsed.group.as_str(), parsed.name.as_str()),
+            ("apps", "web.status")
+        );
+        let parsed = parse_path(&c).unwrap();
+        assert_eq!(parsed.namespace, None);
+        assert!(!parsed.is_status);
+        for bad in [
+            "k8s/core/configmaps/demo.json",
+            "files/core/configmaps/demo/x.json",
+            "k8s/core/configmaps/demo/.json",
+        ] {
+            assert!(parse_path(bad).is_none(), "{bad}");
+        }
+    }
+}

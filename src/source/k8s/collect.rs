@@ -48,8 +48,8 @@ pub async fn collect(opts: &K8sBackupOptions) -> Result<K8sCollection, K8sError>
             include: &opts.include_resources,
             exclude: &opts.exclude_resources,
             cluster: opts.include_cluster_resources,
-            namespaces_limited: ns_filter.explicit().is_some()
-                || !opts.exclude_namespaces.is_empty(),
+            // As Velero: excluding some namespaces still backs up "all" of them.
+            namespaces_limited: ns_filter.explicit().is_some(),
         },
     );
     for res in &resources {

@@ -109,3 +109,152 @@ fn wanted(res: &ApiResourceInfo, filter: ResourceFilter<'_>) -> bool {
 pub fn is_namespaces(res: &ApiResourceInfo) -> bool {
     res.group.is_empty() && res.resource == "namespaces"
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn res(group: &str, resource: &str, kind: &str, namespaced: bool) -> ApiResourceInfo {
+        ApiResourceInfo {
+            group: group.into(),
+            version: "v1".into(),
+            resource: resource.into(),
+            kind: kind.into(),
+            namespaced,
+            verbs: [
+                "create", "delete", "get", "list", "patch", "update", "watch",
+            ]
+            .map(String::from)
+            .to_vec(),
+            subresources: Vec::new(),
+        }
+    }
+
+    fn names(picked: &[ApiResourceInfo]) -> Vec<String> {
+        picked.iter().map(ApiResourceInfo::qualified).collect()
+    }
+
+    fn filter<'a>(
+        include: &'a [String],
+        exclude: &'a [String],
+        cluster: IncludeClusterResources,
+        limited: bool,
+    ) -> ResourceFilter<'a> {
+        ResourceFilter {
+            include,
+            exclude,
+            cluster,
+            namespaces_limited: limited,
+        }
+    }
+
+    fn cluster() -> Vec<ApiResourceInfo> {
+        let mut no_create = res("", "componentstatuses", "ComponentStatus", false);
+        no_create.verbs = vec!["get".into(), "list".into()];
+        vec![
+            res("", "configmaps", "ConfigMap", true),
+            res("", "events", "Event", true),
+            res("events.k8s.io", "events", "Event", true),
+            res("", "nodes", "Node", false),
+            res("", "namespaces", "Namespace", false),
+            res("apps", "deployments", "Deployment", true),
+            res("storage.k8s.io", "storageclasses", "StorageClass", false),
+            no_create,
+        ]
+    }
+
+    #[test]
+    fn defaults_exclude_velero_list_and_unrestorable_resources() {
+        let picked = select(
+            &cluster(),
+            filter(&[], &[], IncludeClusterResources::Auto, false),
+        );
+        assert_eq!(
+            names(&picked),
+            [
+                "configmaps",
+                "namespaces",
+                "deployments.apps",
+                "storageclasses.storage.k8s.io"
+            ]
+        );
+    }
+
+    #[test]
+    fn naming_a_default_exclusion_includes_it_once() {
+        let include = vec!["events".to_string(), "nodes".to_string()];
+        let picked = select(
+            &cluster(),
+            filter(&include, &[], IncludeClusterResources::Auto, false),
+        );
+        assert_eq!(
+            names(&picked),
+            ["events", "nodes"],
+            "events.k8s.io duplicate dropped"
+        );
+    }
+
+    #[test]
+    fn cluster_scope_follows_the_option_but_namespaces_follow_the_namespace_filter() {
+        let limited = select(
+            &cluster(),
+            filter(&[], &[], IncludeClusterResources::Auto, true),
+        );
+        assert_eq!(
+            names(&limited),
+            ["configmaps", "namespaces", "deployments.apps"]
+        );
+        let forced = select(
+            &cluster(),
+            filter(&[], &[], IncludeClusterResources::Include, true),
+        );
+        assert!(names(&forced).contains(&"storageclasses.storage.k8s.io".to_string()));
+        let never = select(
+            &cluster(),
+            filter(&[], &[], IncludeClusterResources::Exclude, false),
+        );
+        assert_eq!(
+            names(&never),
+            ["configmaps", "namespaces", "deployments.apps"]
+        );
+    }
+
+    #[test]
+    fn patterns_match_plural_qualified_and_kind() {
+        let d = res("apps", "deployments", "Deployment", true);
+        for p in [
+            "*",
+            "deployments",
+            "deployments.apps",
+            "deployment",
+            "Deployment",
+            "deploy",
+            "apps",
+        ] {
+            assert_eq!(matches_resource(p, &d), p != "deploy" && p != "apps", "{p}");
+        }
+        let exclude = vec!["Deployment".to_string()];
+        let picked = select(
+            &cluster(),
+            filter(&[], &exclude, IncludeClusterResources::Auto, false),
+        );
+        assert!(!names(&picked).contains(&"deployments.apps".to_string()));
+    }
+
+    #[test]
+    fn namespace_filter() {
+        let include = vec!["a".to_string(), "b".to_string()];
+        let exclude = vec!["b".to_string()];
+        let f = NamespaceFilter {
+            include: &include,
+            exclude: &exclude,
+        };
+        assert!(f.matches("a") && !f.matches("b") && !f.matches("c"));
+        assert_eq!(f.explicit(), Some(include.as_slice()));
+        let all = NamespaceFilter {
+            include: &[],
+            exclude: &exclude,
+        };
+        assert!(all.matches("c") && !all.matches("b") && all.explicit().is_none());
+    }
+}
