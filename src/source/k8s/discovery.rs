@@ -207,3 +207,77 @@ fn add_group(group: APIGroupDiscovery, result: &mut DiscoveryResult) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/k8s-fixtures/discovery/kubernetes-api-discovery/"
+        );
+        std::fs::read(format!("{dir}{name}")).unwrap()
+    }
+
+    #[test]
+    fn aggregated_capture_gives_preferred_versions_and_subresources() {
+        let list: APIGroupDiscoveryList =
+            serde_json::from_slice(&fixture("aggregated_v2.json")).unwrap();
+        let result = from_aggregated(list);
+        assert!(result.failed_groups.is_empty());
+        let deploy = result.find("apps", "deployments").unwrap();
+        assert_eq!(
+            (deploy.version.as_str(), deploy.kind.as_str()),
+            ("v1", "Deployment")
+        );
+        assert!(deploy.namespaced && deploy.has_status() && deploy.supports("create"));
+        assert!(deploy.subresources.contains(&"scale".to_string()));
+        let hpa = result
+            .find("autoscaling", "horizontalpodautoscalers")
+            .unwrap();
+        assert_eq!(hpa.version, "v2", "first listed version is preferred");
+        let crd = result
+            .find("apiextensions.k8s.io", "customresourcedefinitions")
+            .unwrap();
+        assert!(!crd.namespaced);
+        assert_eq!(
+            crd.qualified(),
+            "customresourcedefinitions.apiextensions.k8s.io"
+        );
+    }
+
+    #[test]
+    fn stale_groups_are_failed_not_served() {
+        let mut raw: serde_json::Value =
+            serde_json::from_slice(&fixture("aggregated_v2.json")).unwrap();
+        for g in raw["items"].as_array_mut().unwrap() {
+            if g["metadata"]["name"] == "batch" {
+                g["versions"][0]["freshness"] = "Stale".into();
+            }
+        }
+        let result = from_aggregated(serde_json::from_value(raw).unwrap());
+        assert!(result.find("batch", "jobs").is_none());
+        assert_eq!(result.failed_groups[0].group, "batch");
+    }
+
+    #[test]
+    fn a_legacy_answer_parses_as_an_empty_aggregated_list() {
+        // Why `discover` treats an empty aggregated answer as "fall back".
+        let list: APIGroupDiscoveryList = serde_json::from_slice(&fixture("apis.json")).unwrap();
+        assert!(list.items.is_empty());
+    }
+
+    #[test]
+    fn api_resource_urls() {
+        let list: APIGroupDiscoveryList =
+            serde_json::from_slice(&fixture("aggregated_v2.json")).unwrap();
+        let result = from_aggregated(list);
+        let ar = result.find("apps", "deployments").unwrap().api_resource();
+        assert_eq!(
+            (ar.api_version.as_str(), ar.plural.as_str()),
+            ("apps/v1", "deployments")
+        );
+        assert_eq!(qualified_name("core", "pods"), "pods");
+    }
+}

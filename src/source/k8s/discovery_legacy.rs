@@ -96,3 +96,31 @@ fn add_list(group: &str, list: APIResourceList, result: &mut DiscoveryResult) {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_core_list_attaches_subresources_to_their_resource() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../shared/k8s-fixtures/discovery/kubernetes-api-discovery/api__v1.json"
+        );
+        let list: APIResourceList = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+        let mut result = DiscoveryResult {
+            mode: DiscoveryMode::Legacy,
+            resources: Vec::new(),
+            failed_groups: Vec::new(),
+        };
+        add_list("", list, &mut result);
+        let pods = result.find("", "pods").unwrap();
+        assert_eq!((pods.version.as_str(), pods.kind.as_str()), ("v1", "Pod"));
+        for sub in ["status", "log", "exec", "eviction"] {
+            assert!(pods.subresources.iter().any(|s| s == sub), "pods/{sub}");
+        }
+        assert!(result.resources.iter().all(|r| !r.resource.contains('/')));
+        let bindings = result.find("core", "bindings").unwrap();
+        assert!(!bindings.supports("list"));
+    }
+}
