@@ -7,6 +7,7 @@ mod backup;
 mod bad_input;
 mod config_files;
 mod kubectl;
+mod outcomes;
 mod restore;
 
 use std::path::Path;

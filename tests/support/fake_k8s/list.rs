@@ -6,7 +6,8 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use super::catalog::Served;
-use super::objects::{with_version, State};
+use super::fields::with_version;
+use super::objects::State;
 use super::status::{self as st, ApiError};
 
 /// Query parameters of a list.

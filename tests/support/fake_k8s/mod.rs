@@ -2,6 +2,8 @@
 //! real discovery captures and manifests, with faults the tests switch on.
 
 pub mod catalog;
+mod crd;
+pub mod fields;
 pub mod handlers;
 pub mod list;
 pub mod objects;

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::{json, Value};
 
 use super::catalog::{Catalog, Served};
+use super::fields::{defaults, managed, merge, with_version};
 use super::status::{self as st, ApiError};
 
 /// (group, resource, namespace or "", name).
@@ -38,7 +39,7 @@ pub struct State {
     pub pending_crds: BTreeSet<String>,
 }
 
-const TIME: &str = "2026-11-25T10:00:00Z";
+pub(super) const TIME: &str = "2026-11-25T10:00:00Z";
 
 impl State {
     pub fn new() -> Self {
@@ -250,119 +251,5 @@ impl State {
             ));
         }
         Ok(())
-    }
-
-    /// Marks a CRD Established/NamesAccepted and serves its versions.
-    fn establish(&mut self, name: &str) {
-        let key = (
-            "apiextensions.k8s.io".to_string(),
-            "customresourcedefinitions".to_string(),
-            String::new(),
-            name.to_string(),
-        );
-        let Some(crd) = self.objects.get_mut(&key) else {
-            return;
-        };
-        crd["status"] = json!({"conditions": [
-            {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts", "lastTransitionTime": TIME, "message": "no conflicts found"},
-            {"type": "Established", "status": "True", "reason": "InitialNamesAccepted", "lastTransitionTime": TIME, "message": "the initial names have been accepted"}],
-            "acceptedNames": crd["spec"]["names"].clone(), "storedVersions": []});
-        let spec = crd["spec"].clone();
-        let group = spec["group"].as_str().unwrap_or_default().to_string();
-        let mut versions: Vec<Value> = spec["versions"].as_array().cloned().unwrap_or_default();
-        versions.sort_by_key(|v| v["storage"] != true);
-        for v in versions
-            .iter()
-            .filter(|v| v["served"] == true || v["served"].is_null())
-        {
-            let version = v["name"].as_str().unwrap_or_default();
-            let mut res = json!({"resource": spec["names"]["plural"],
-                "responseKind": {"group": group, "version": version, "kind": spec["names"]["kind"]},
-                "scope": spec["scope"], "singularResource": spec["names"]["singular"],
-                "verbs": ["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"]});
-            if let Some(short) = spec["names"].get("shortNames") {
-                res["shortNames"] = short.clone();
-            }
-            if v["subresources"].get("status").is_some() {
-                res["subresources"] = json!([{"subresource": "status", "responseKind": {"group": group, "version": version, "kind": spec["names"]["kind"]}, "verbs": ["get", "patch", "update"]}]);
-            }
-            self.catalog.add_version(
-                &group,
-                json!({"version": version, "resources": [res], "freshness": "Current"}),
-            );
-        }
-    }
-}
-
-/// Sets `apiVersion` to the version the object is served at, and its kind.
-pub fn with_version(mut obj: Value, s: &Served) -> Value {
-    obj["apiVersion"] = json!(if s.group.is_empty() {
-        s.version.clone()
-    } else {
-        format!("{}/{}", s.group, s.version)
-    });
-    obj["kind"] = json!(s.kind);
-    obj
-}
-
-fn managed(manager: &str, operation: &str, s: &Served) -> Value {
-    let api_version = if s.group.is_empty() {
-        s.version.clone()
-    } else {
-        format!("{}/{}", s.group, s.version)
-    };
-    json!([{"manager": manager, "operation": operation, "apiVersion": api_version, "time": TIME,
-        "fieldsType": "FieldsV1", "fieldsV1": {"f:metadata": {}}}])
-}
-
-/// Defaults the real server fills in on create.
-fn defaults(s: &Served, name: &str, obj: &mut Value, seq: u64) {
-    match (s.group.as_str(), s.resource.as_str()) {
-        ("", "namespaces") => {
-            obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = json!(name);
-            obj["spec"] = json!({"finalizers": ["kubernetes"]});
-            obj["status"] = json!({"phase": "Active"});
-        }
-        ("", "services") => {
-            if obj["spec"]["clusterIP"].is_null() {
-                let ip = format!("10.96.{}.{}", (seq / 250) % 250, seq % 250 + 1);
-                obj["spec"]["clusterIP"] = json!(ip);
-                obj["spec"]["clusterIPs"] = json!([ip]);
-            }
-            let node_ports = matches!(
-                obj["spec"]["type"].as_str(),
-                Some("NodePort" | "LoadBalancer")
-            );
-            for (i, port) in obj["spec"]["ports"]
-                .as_array_mut()
-                .into_iter()
-                .flatten()
-                .enumerate()
-            {
-                if node_ports && port["nodePort"].is_null() {
-                    port["nodePort"] = json!(30000 + (seq as usize * 7 + i) % 2000);
-                }
-            }
-        }
-        _ => {}
-    }
-}
-
-/// JSON merge patch (RFC 7386); also used to approximate apply and strategic merge.
-pub fn merge(target: &mut Value, patch: &Value) {
-    let Some(patch) = patch.as_object() else {
-        *target = patch.clone();
-        return;
-    };
-    if !target.is_object() {
-        *target = json!({});
-    }
-    let map = target.as_object_mut().unwrap();
-    for (k, v) in patch {
-        if v.is_null() {
-            map.remove(k);
-        } else {
-            merge(map.entry(k.clone()).or_insert(Value::Null), v);
-        }
     }
 }
