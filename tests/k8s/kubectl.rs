@@ -44,6 +44,10 @@ fn kubectl_get_and_apply_work_against_the_fake() {
     let list: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(list["items"][0]["metadata"]["name"], "app-config");
 
+    assert!(
+        fake.state().aggregated_served >= 2,
+        "kubectl negotiated aggregated discovery"
+    );
     let names = kubectl(&kc, &cache, &["get", "deployments", "-A", "-o", "name"]).unwrap();
     assert!(names.contains("deployment.apps/web"), "{names}");
     let web = kubectl(

@@ -1,9 +1,9 @@
-//! Raw JSON requests on one resource: URLs, list/get/create/replace/apply,
+//! Raw JSON requests on one resource: URLs, list/get/create/replace,
 //! keeping objects as `serde_json::Value` so no field is lost in transit.
 
 use std::time::Duration;
 
-use kube::core::params::{GetParams, ListParams, Patch, PatchParams, PostParams};
+use kube::core::params::{GetParams, ListParams, PostParams};
 use kube::core::{request, Request};
 use serde_json::Value;
 
@@ -103,11 +103,5 @@ impl<'a> Rest<'a> {
         let body = serde_json::to_vec(obj).map_err(kube::Error::SerdeError)?;
         self.send(|r| r.replace_subresource("status", name, &pp, body.clone()))
             .await
-    }
-
-    /// Server-side apply, taking ownership of conflicting fields.
-    pub async fn apply(&self, name: &str, obj: &Value) -> Result<Value, kube::Error> {
-        let pp = PatchParams::apply(FIELD_MANAGER).force();
-        self.send(|r| r.patch(name, &pp, &Patch::Apply(obj))).await
     }
 }

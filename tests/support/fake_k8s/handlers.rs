@@ -78,6 +78,7 @@ fn dispatch(
             "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.24.0", "compiler": "gc", "platform": "linux/amd64"}),
         )),
         ["api"] | ["apis"] if aggregated => {
+            state.aggregated_served += 1;
             let doc = state
                 .catalog
                 .aggregated(segs[0] == "api", &state.faults.failing_groups);

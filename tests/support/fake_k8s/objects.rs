@@ -35,6 +35,8 @@ pub struct State {
     pub faults: Faults,
     /// "METHOD path?query" of every request, in order.
     pub requests: Vec<String>,
+    /// Discovery answers given in the aggregated (v2) form.
+    pub aggregated_served: u32,
     /// CRDs created but not yet established (they are on their first GET).
     pub pending_crds: BTreeSet<String>,
 }
@@ -49,6 +51,7 @@ impl State {
             rv: 1000,
             faults: Faults::default(),
             requests: Vec::new(),
+            aggregated_served: 0,
             pending_crds: BTreeSet::new(),
         }
     }
