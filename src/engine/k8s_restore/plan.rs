@@ -120,6 +120,15 @@ pub fn prepare(files: Vec<K8sFile>, opts: &K8sRestoreOptions) -> (Vec<Item>, Vec
         }
         let status = statuses.remove(&path);
         clean(&mut object);
+        // The path says where the object lived; the object agrees with it.
+        if let (Some(ns), Some(meta)) = (
+            &parsed.namespace,
+            object
+                .pointer_mut("/metadata")
+                .and_then(Value::as_object_mut),
+        ) {
+            meta.insert("namespace".into(), Value::String(ns.clone()));
+        }
         map_namespaces(&mut object, &qualified, &opts.namespace_mapping);
         apply_fixes(&mut object, &qualified);
         let skip = skip_reason(&object, &qualified);
@@ -168,5 +177,74 @@ fn bad_file(path: &str, message: &str) -> PlannedObject {
         message: Some(format!(
             "invalid object file: {message}; the snapshot may be damaged (`ferry check`)"
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn file(path: &str, v: Value) -> K8sFile {
+        K8sFile {
+            path: path.into(),
+            data: serde_json::to_vec(&v).unwrap(),
+        }
+    }
+
+    #[test]
+    fn prepare_orders_maps_filters_and_reports_bad_files() {
+        let files = vec![
+            file(
+                "k8s/apps/deployments/demo/web.json",
+                json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}}),
+            ),
+            file(
+                "k8s/core/namespaces/_cluster/demo.json",
+                json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo"}}),
+            ),
+            file(
+                "k8s/core/configmaps/other/c.json",
+                json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "other"}}),
+            ),
+            file(
+                "k8s/_status/apps/deployments/demo/web.json",
+                json!({"replicas": 1}),
+            ),
+            file("k8s/core/configmaps/demo/bad.json", json!([1, 2])),
+            file("elsewhere/x.json", json!({})),
+        ];
+        let opts = K8sRestoreOptions {
+            namespace_mapping: [("demo".to_string(), "prod".to_string())].into(),
+            exclude_namespaces: vec!["other".into()],
+            ..K8sRestoreOptions::default()
+        };
+        let (items, bad) = prepare(files, &opts);
+        let order: Vec<(&str, Option<&str>, &str)> = items
+            .iter()
+            .map(|i| {
+                (
+                    i.qualified.as_str(),
+                    i.namespace.as_deref(),
+                    i.name.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            order,
+            [
+                ("namespaces", None, "prod"),
+                ("deployments.apps", Some("prod"), "web")
+            ]
+        );
+        assert_eq!(
+            items[1].object["metadata"]["namespace"], "prod",
+            "namespace taken from the path, then mapped"
+        );
+        assert_eq!(items[1].status, Some(json!({"replicas": 1})));
+        assert_eq!(items[1].source_namespace.as_deref(), Some("demo"));
+        assert_eq!(bad.len(), 2);
+        assert!(bad.iter().all(|b| b.action == Action::Failed));
+        assert_eq!(bad[0].resource, "configmaps");
     }
 }
