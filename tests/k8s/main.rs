@@ -6,6 +6,7 @@ mod support;
 mod backup;
 mod bad_input;
 mod config_files;
+mod crds;
 mod kubectl;
 mod outcomes;
 mod restore;

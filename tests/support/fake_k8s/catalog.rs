@@ -102,9 +102,10 @@ impl Catalog {
         self.find(group, version, r["resource"].as_str()?)
     }
 
-    /// Adds a version of a group (CRD established); replaces it if present.
-    pub fn add_version(&mut self, group: &str, version: Value) {
-        let idx = match self.groups.iter().position(|g| Self::name(g) == group) {
+    /// Serves a resource at a group version (a CRD established), replacing
+    /// an earlier entry of the same resource.
+    pub fn add_resource(&mut self, group: &str, version: &str, resource: Value) {
+        let g = match self.groups.iter().position(|g| Self::name(g) == group) {
             Some(i) => i,
             None => {
                 self.groups
@@ -112,9 +113,17 @@ impl Catalog {
                 self.groups.len() - 1
             }
         };
-        let versions = self.groups[idx]["versions"].as_array_mut().unwrap();
-        versions.retain(|v| v["version"] != version["version"]);
-        versions.push(version);
+        let versions = self.groups[g]["versions"].as_array_mut().unwrap();
+        let v = match versions.iter().position(|v| v["version"] == version) {
+            Some(i) => i,
+            None => {
+                versions.push(json!({"version": version, "resources": [], "freshness": "Current"}));
+                versions.len() - 1
+            }
+        };
+        let resources = versions[v]["resources"].as_array_mut().unwrap();
+        resources.retain(|r| r["resource"] != resource["resource"]);
+        resources.push(resource);
     }
 
     /// `/apis` or `/api` as an `APIGroupDiscoveryList`; failing groups are stale.

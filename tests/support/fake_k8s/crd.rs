@@ -40,10 +40,7 @@ impl State {
             if v["subresources"].get("status").is_some() {
                 res["subresources"] = json!([{"subresource": "status", "responseKind": {"group": group, "version": version, "kind": spec["names"]["kind"]}, "verbs": ["get", "patch", "update"]}]);
             }
-            self.catalog.add_version(
-                &group,
-                json!({"version": version, "resources": [res], "freshness": "Current"}),
-            );
+            self.catalog.add_resource(&group, version, res);
         }
     }
 }
