@@ -57,6 +57,19 @@ fn kubectl_get_and_apply_work_against_the_fake() {
     )
     .unwrap();
     assert_eq!(web.trim(), "deployment.apps/web");
+    let by_field = [
+        "get",
+        "services",
+        "-A",
+        "--field-selector",
+        "metadata.namespace=demo",
+        "-o",
+        "name",
+    ];
+    assert_eq!(
+        kubectl(&kc, &cache, &by_field).unwrap().trim(),
+        "service/web"
+    );
     let foo = kubectl(
         &kc,
         &cache,

@@ -196,3 +196,72 @@ async fn dry_run_plans_everything_and_writes_nothing() {
     );
     assert_eq!(json["objects"][0]["action"], "create");
 }
+
+#[tokio::test]
+async fn forbidden_and_unserved_resources_fail_per_object() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_source, c) = backup_of_source(dir.path()).await;
+    let target = FakeK8s::start();
+    target.faults(|f| {
+        f.forbidden.insert("secrets".into());
+    });
+    let opts = K8sRestoreOptions {
+        exclude_resources: vec!["customresourcedefinitions.apiextensions.k8s.io".into()],
+        ..restore_opts(&target.kubeconfig(dir.path()))
+    };
+    let report = restore(c.files.clone(), &opts).await.unwrap();
+    let secret = report
+        .objects
+        .iter()
+        .find(|o| o.name == "db-credentials")
+        .unwrap();
+    assert_eq!(secret.action, Action::Failed);
+    let msg = secret.message.as_deref().unwrap();
+    assert!(msg.contains("403") && msg.contains("grant"), "{msg}");
+    let foo = report
+        .objects
+        .iter()
+        .find(|o| o.name == "example-foo")
+        .unwrap();
+    assert_eq!(foo.action, Action::Failed);
+    assert!(
+        foo.message.as_deref().unwrap().contains("not served"),
+        "{foo:?}"
+    );
+    assert_eq!(
+        report.counts["deployments.apps"].created, 6,
+        "everything else restored"
+    );
+}
+
+#[tokio::test]
+async fn a_crd_that_never_becomes_established_fails_its_objects_after_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_source, c) = backup_of_source(dir.path()).await;
+    let target = FakeK8s::start();
+    target.faults(|f| f.crds_never_established = true);
+    let opts = K8sRestoreOptions {
+        crd_ready_timeout_seconds: 1,
+        include_resources: vec![
+            "customresourcedefinitions.apiextensions.k8s.io".into(),
+            "foos.samplecontroller.k8s.io".into(),
+        ],
+        ..restore_opts(&target.kubeconfig(dir.path()))
+    };
+    let started = std::time::Instant::now();
+    let report = restore(c.files.clone(), &opts).await.unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    assert_eq!(
+        report.counts["customresourcedefinitions.apiextensions.k8s.io"].created,
+        1
+    );
+    assert_eq!(report.counts["foos.samplecontroller.k8s.io"].failed, 1);
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("not Established")),
+        "{:?}",
+        report.warnings
+    );
+}

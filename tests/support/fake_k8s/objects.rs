@@ -26,6 +26,8 @@ pub struct Faults {
     pub expire_next_continue: bool,
     /// Answer discovery only with the legacy documents.
     pub legacy_only: bool,
+    /// Created CRDs never become established.
+    pub crds_never_established: bool,
 }
 
 pub struct State {
@@ -71,7 +73,10 @@ impl State {
     }
 
     pub fn get(&mut self, s: &Served, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
-        if s.group == "apiextensions.k8s.io" && self.pending_crds.remove(name) {
+        if s.group == "apiextensions.k8s.io"
+            && !self.faults.crds_never_established
+            && self.pending_crds.remove(name)
+        {
             self.establish(name);
         }
         self.objects
