@@ -121,6 +121,18 @@ fn kubectl_get_and_apply_work_against_the_fake() {
     .unwrap();
     assert!(again.contains("serverside-applied"), "{again}");
     assert!(!fake.requests_matching("PATCH ").is_empty());
+
+    // What kubectl wrote, ferry backs up, managed fields and all cleaned.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let c = rt
+        .block_on(ferry::source::k8s::collect(&super::backup_opts(&kc)))
+        .unwrap();
+    let cm = super::file(&c, "k8s/core/configmaps/default/test1.json")
+        .expect("applied configmap backed up");
+    let cm = super::json_of(cm);
+    assert_eq!(cm["data"]["key2"], "apple");
+    assert!(cm["metadata"].get("managedFields").is_none());
+    assert!(super::file(&c, "k8s/apps/deployments/default/tf-serving.json").is_some());
 }
 
 #[test]
