@@ -59,3 +59,19 @@ async fn unreachable_server_is_reported_for_backup_and_restore() {
     let err = restore(Vec::new(), &restore_opts(&path)).await.unwrap_err();
     assert!(matches!(err, K8sError::Unreachable { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn rejected_credentials_say_so() {
+    let fake = FakeK8s::start();
+    fake.faults(|f| f.unauthorized = true);
+    let dir = tempfile::tempdir().unwrap();
+    let kc = fake.kubeconfig(dir.path());
+    let err = collect(&backup_opts(&kc)).await.unwrap_err();
+    assert!(matches!(err, K8sError::Unauthorized { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("401") && err.to_string().contains("kubeconfig"),
+        "{err}"
+    );
+    let err = restore(Vec::new(), &restore_opts(&kc)).await.unwrap_err();
+    assert!(matches!(err, K8sError::Unauthorized { .. }), "{err:?}");
+}

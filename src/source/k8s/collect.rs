@@ -20,14 +20,18 @@ use super::{K8sBackupOptions, K8sCollection, K8sError, K8sFile};
 /// `warnings` and recorded under `metadata.failed`.
 pub async fn collect(opts: &K8sBackupOptions) -> Result<K8sCollection, K8sError> {
     let conn = connect(opts.kubeconfig.as_deref(), opts.context.as_deref()).await?;
-    let version =
-        conn.client
-            .apiserver_version()
-            .await
-            .map_err(|source| K8sError::Unreachable {
+    let version = match conn.client.apiserver_version().await {
+        Ok(version) => version,
+        Err(e @ kube::Error::Api(_)) => {
+            return Err(K8sError::from_kube(&conn.server, "/version", "", e))
+        }
+        Err(e) => {
+            return Err(K8sError::Unreachable {
                 server: conn.server.clone(),
-                source: Box::new(source),
-            })?;
+                source: Box::new(e),
+            })
+        }
+    };
     let discovery = discover(&conn).await?;
     let mut run = Run::default();
     for group in &discovery.failed_groups {
@@ -54,6 +58,10 @@ pub async fn collect(opts: &K8sBackupOptions) -> Result<K8sCollection, K8sError>
     );
     for res in &resources {
         if let Err(e) = run.resource(&conn, res, &ns_filter, opts).await {
+            if e.is_transport() {
+                // The server went away: a snapshot missing the rest is no backup.
+                return Err(e);
+            }
             tracing::warn!(resource = %res.qualified(), error = %e, "resource left out of backup");
             run.fail(json!({"resource": res.qualified(), "code": e.status_code(), "reason": e.to_string()}));
             run.warnings.push(e.to_string());

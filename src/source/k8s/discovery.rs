@@ -147,7 +147,11 @@ pub async fn discover(conn: &Connection) -> Result<DiscoveryResult, K8sError> {
 }
 
 pub(crate) fn discovery_error(conn: &Connection, e: kube::Error) -> K8sError {
-    if kube_code(&e).is_some() {
+    if kube_code(&e) == Some(401) {
+        K8sError::Unauthorized {
+            server: conn.server.clone(),
+        }
+    } else if kube_code(&e).is_some() {
         K8sError::Discovery {
             server: conn.server.clone(),
             source: Box::new(e),

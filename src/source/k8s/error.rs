@@ -57,6 +57,9 @@ pub enum K8sError {
         #[source]
         source: Box<kube::Error>,
     },
+    /// The server rejected the credentials (HTTP 401).
+    #[error("{server} rejected the credentials (401); refresh the token or certificate in the kubeconfig (e.g. log in again)")]
+    Unauthorized { server: String },
     /// The server refused access (HTTP 403).
     #[error("{server}: access to {resource} denied (403): {message}; grant list/get (backup) or create/update (restore) on it to the service account")]
     Forbidden {
@@ -95,6 +98,9 @@ impl K8sError {
     /// Converts a kube error about `resource`/`object` into a [`K8sError`] with context.
     pub fn from_kube(server: &str, resource: &str, object: &str, err: kube::Error) -> Self {
         match err {
+            kube::Error::Api(status) if status.code == 401 => K8sError::Unauthorized {
+                server: server.to_string(),
+            },
             kube::Error::Api(status) if status.code == 403 => K8sError::Forbidden {
                 server: server.to_string(),
                 resource: resource.to_string(),
@@ -120,9 +126,27 @@ impl K8sError {
     /// The HTTP status code when the server answered with an error status.
     pub fn status_code(&self) -> Option<u16> {
         match self {
+            K8sError::Unauthorized { .. } => Some(401),
             K8sError::Forbidden { .. } => Some(403),
             K8sError::Api { code, .. } => Some(*code),
             _ => None,
+        }
+    }
+}
+
+impl K8sError {
+    /// Whether the connection to the server failed (rather than the server
+    /// answering an error): going on with other requests is pointless.
+    pub fn is_transport(&self) -> bool {
+        match self {
+            K8sError::Unreachable { .. } => true,
+            K8sError::Request { source, .. } => {
+                matches!(
+                    **source,
+                    kube::Error::HyperError(_) | kube::Error::Service(_)
+                )
+            }
+            _ => false,
         }
     }
 }

@@ -67,6 +67,9 @@ fn dispatch(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<Response, ApiError> {
+    if state.faults.unauthorized {
+        return Err(st::unauthorized());
+    }
     let path = uri.path().trim_end_matches('/');
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let aggregated = wants_aggregated(headers) && !state.faults.legacy_only;

@@ -115,3 +115,7 @@ pub fn unavailable(group: &str, version: &str) -> ApiError {
         Value::Null,
     )
 }
+
+pub fn unauthorized() -> ApiError {
+    status(401, "Unauthorized", "Unauthorized".into(), Value::Null)
+}
