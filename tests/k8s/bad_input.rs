@@ -75,3 +75,15 @@ async fn rejected_credentials_say_so() {
     let err = restore(Vec::new(), &restore_opts(&kc)).await.unwrap_err();
     assert!(matches!(err, K8sError::Unauthorized { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn a_connection_lost_mid_backup_fails_the_backup() {
+    let fake = super::source_cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let kc = fake.kubeconfig(dir.path());
+    let before = fake.state().requests.len();
+    fake.faults(|f| f.drop_connections_after = Some(before + 10));
+    let err = collect(&backup_opts(&kc)).await.unwrap_err();
+    assert!(err.is_transport(), "{err:?}");
+    assert!(err.to_string().contains(&fake.url()), "{err}");
+}

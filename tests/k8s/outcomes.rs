@@ -265,3 +265,36 @@ async fn a_crd_that_never_becomes_established_fails_its_objects_after_the_timeou
         report.warnings
     );
 }
+
+#[tokio::test]
+async fn a_lost_connection_stops_the_restore_with_every_object_accounted_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_source, c) = backup_of_source(dir.path()).await;
+    let target = FakeK8s::start();
+    let kc = target.kubeconfig(dir.path());
+    let before = target.state().requests.len();
+    target.faults(|f| f.drop_connections_after = Some(before + 30));
+    let report = restore(c.files.clone(), &restore_opts(&kc)).await.unwrap();
+    assert!(report.has_failures());
+    let objects = c
+        .files
+        .iter()
+        .filter(|f| !f.path.starts_with("k8s/_status/"))
+        .count();
+    assert_eq!(report.objects.len(), objects);
+    let skipped_rest = report
+        .objects
+        .iter()
+        .filter(|o| {
+            o.message
+                .as_deref()
+                .is_some_and(|m| m.starts_with("not attempted"))
+        })
+        .count();
+    assert!(skipped_rest > 10, "{:#?}", failures(&report));
+    let after = target.state().requests.len() - before;
+    assert!(
+        after <= 32,
+        "{after} requests: nothing more is sent once the connection is lost"
+    );
+}

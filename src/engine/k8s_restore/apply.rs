@@ -2,6 +2,7 @@
 //! object and skip, update or report a conflict; or, in a dry run, plan it.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{json, Value};
 
@@ -25,6 +26,8 @@ pub struct Ctx<'a> {
     pub crds_in_plan: BTreeSet<(String, String)>,
     /// Namespaces known to exist in the target.
     pub namespaces_ready: BTreeSet<String>,
+    /// Set when the connection to the server failed: the rest is not attempted.
+    pub lost: AtomicBool,
 }
 
 /// An object as compared with another: cleaned, fixed, empty maps dropped.
@@ -41,6 +44,13 @@ pub fn comparable(obj: &Value, qualified: &str) -> Value {
 
 /// Restores (or plans) one object and says what happened.
 pub async fn restore_item(ctx: &mut Ctx<'_>, item: &Item) -> PlannedObject {
+    if ctx.lost.load(Ordering::Relaxed) {
+        let msg = format!(
+            "not attempted: the connection to {} was lost",
+            ctx.conn.server
+        );
+        return item.planned(Action::Failed, Some(msg));
+    }
     if let Some(reason) = &item.skip {
         return item.planned(Action::Skip, Some(reason.clone()));
     }
@@ -68,6 +78,9 @@ pub async fn restore_item(ctx: &mut Ctx<'_>, item: &Item) -> PlannedObject {
     }
     if let Some(ns) = &item.namespace {
         if let Err(e) = ensure_namespace(ctx, ns).await {
+            if e.is_transport() {
+                ctx.lost.store(true, Ordering::Relaxed);
+            }
             return item.planned(Action::Failed, Some(e.to_string()));
         }
     }
@@ -182,6 +195,9 @@ fn failed(ctx: &Ctx<'_>, item: &Item, e: kube::Error) -> PlannedObject {
         None => item.name.clone(),
     };
     let err = K8sError::from_kube(&ctx.conn.server, &item.qualified, &object, e);
+    if err.is_transport() {
+        ctx.lost.store(true, Ordering::Relaxed);
+    }
     tracing::warn!(resource = %item.qualified, object = %object, error = %err, "object not restored");
     item.planned(Action::Failed, Some(err.to_string()))
 }

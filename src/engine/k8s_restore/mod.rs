@@ -126,6 +126,7 @@ pub async fn restore(
         opts,
         crds_in_plan,
         namespaces_ready: BTreeSet::new(),
+        lost: Default::default(),
     };
     let mut touched_crds = Vec::new();
     let mut crds_settled = false;

@@ -31,11 +31,22 @@ pub async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let dead = {
+        let mut state = shared.lock().unwrap();
+        state.requests.push(format!(
+            "{method} {}",
+            uri.path_and_query().map(|p| p.as_str()).unwrap_or("")
+        ));
+        state
+            .faults
+            .drop_connections_after
+            .is_some_and(|n| state.requests.len() > n)
+    };
+    if dead {
+        // A panicking handler makes hyper drop the connection unanswered.
+        std::panic::resume_unwind(Box::new("fake API server: connection dropped"));
+    }
     let mut state = shared.lock().unwrap();
-    state.requests.push(format!(
-        "{method} {}",
-        uri.path_and_query().map(|p| p.as_str()).unwrap_or("")
-    ));
     match dispatch(&mut state, &method, &uri, &headers, &body) {
         Ok(resp) => resp,
         Err(err) => err.into_response(),

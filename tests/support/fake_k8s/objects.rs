@@ -26,6 +26,8 @@ pub struct Faults {
     pub expire_next_continue: bool,
     /// Answer discovery only with the legacy documents.
     pub legacy_only: bool,
+    /// After this many requests, every connection is dropped without answer.
+    pub drop_connections_after: Option<usize>,
     /// Every request answered 401 Unauthorized.
     pub unauthorized: bool,
     /// Created CRDs never become established.
