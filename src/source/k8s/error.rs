@@ -86,9 +86,6 @@ pub enum K8sError {
         #[source]
         source: Box<kube::Error>,
     },
-    /// A snapshot file does not hold a Kubernetes object ferry can restore.
-    #[error("invalid object file {path}: {message}; the snapshot may be damaged (`ferry check`)")]
-    InvalidFile { path: String, message: String },
     /// Options given by the user are inconsistent.
     #[error("invalid option: {0}")]
     InvalidOption(String),
