@@ -87,3 +87,12 @@ async fn a_connection_lost_mid_backup_fails_the_backup() {
     assert!(err.is_transport(), "{err:?}");
     assert!(err.to_string().contains(&fake.url()), "{err}");
 }
+
+#[test]
+fn entry_points_can_be_spawned() {
+    fn assert_send<T: Send>(_: &T) {}
+    let backup = K8sBackupOptions::default();
+    let restore_opts = ferry::engine::k8s_restore::K8sRestoreOptions::default();
+    assert_send(&collect(&backup));
+    assert_send(&restore(Vec::new(), &restore_opts));
+}
