@@ -1,9 +1,11 @@
 //! The use cases: backup, restore, check, listing and diffing snapshots,
-//! each driving the repository through the pipeline.
+//! each driving the repository through the pipeline, and restoring
+//! Kubernetes objects into a cluster.
 
 pub mod backup;
 pub mod check;
 pub mod diff;
+pub mod k8s_restore;
 pub mod ls;
 pub mod progress;
 pub mod restore;

@@ -1,4 +1,5 @@
-//! Sources of backup entries: the file system, and in-memory files (such as
-//! Kubernetes objects) placed into the same snapshot tree.
+//! Sources of backup entries: the file system, and Kubernetes API objects,
+//! which become in-memory files placed into the same snapshot tree.
 
 pub mod fs;
+pub mod k8s;
