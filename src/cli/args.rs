@@ -127,11 +127,46 @@ pub struct FilterArgs {
     pub tags: Vec<String>,
 }
 
-#[derive(Debug, Args)]
+/// Which cluster to talk to (kubeconfig as kubectl reads it, or the pod's
+/// service account).
+#[derive(Debug, Args, Clone, Default)]
+pub struct ClusterArgs {
+    /// Kubeconfig file (default: KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context (default: the current one).
+    #[arg(long)]
+    pub context: Option<String>,
+    /// Only these namespaces (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub include_namespaces: Vec<String>,
+    /// Not these namespaces (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub exclude_namespaces: Vec<String>,
+    /// Only these resources, e.g. deployments.apps,configmaps.
+    #[arg(long, value_delimiter = ',')]
+    pub include_resources: Vec<String>,
+    /// Not these resources, e.g. secrets.
+    #[arg(long, value_delimiter = ',')]
+    pub exclude_resources: Vec<String>,
+}
+
+#[derive(Debug, Args, Clone)]
 pub struct BackupArgs {
-    /// Files and directories to back up.
-    #[arg(required = true)]
+    /// Files and directories to back up (volume paths; optional with --k8s).
+    #[arg(required_unless_present = "k8s")]
     pub paths: Vec<PathBuf>,
+    /// Back up the Kubernetes cluster's objects into k8s/ of the snapshot.
+    #[arg(long)]
+    pub k8s: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Label selector for Kubernetes objects, e.g. app=web.
+    #[arg(long)]
+    pub selector: Option<String>,
+    /// Back up cluster-scoped resources: auto (when no namespace filter), true, false.
+    #[arg(long, default_value = "auto")]
+    pub include_cluster_resources: String,
     /// Tag the snapshot (repeatable).
     #[arg(long = "tag")]
     pub tags: Vec<String>,
@@ -183,9 +218,23 @@ pub struct RestoreArgs {
     /// Restore the newest snapshot taken at or before this time (RFC 3339).
     #[arg(long, conflicts_with = "snapshot")]
     pub at: Option<String>,
-    /// Directory to restore into.
-    #[arg(long, short = 't')]
-    pub target: PathBuf,
+    /// Directory to restore files into (required unless --k8s).
+    #[arg(long, short = 't', required_unless_present = "k8s")]
+    pub target: Option<PathBuf>,
+    /// Restore the snapshot's Kubernetes objects into the cluster.
+    #[arg(long)]
+    pub k8s: bool,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Rewrite namespaces: old:new,...
+    #[arg(long)]
+    pub namespace_mapping: Option<String>,
+    /// What to do with objects that already exist and differ: none (warn) or update.
+    #[arg(long, default_value = "none")]
+    pub existing_resource_policy: String,
+    /// Also restore the objects' recorded status.
+    #[arg(long)]
+    pub restore_status: bool,
     /// Only restore entries matching this glob (and below; repeatable).
     #[arg(long = "include")]
     pub includes: Vec<String>,

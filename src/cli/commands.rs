@@ -57,6 +57,7 @@ pub async fn run(mut cli: Cli) -> Result<i32> {
         }
         Command::Backup(a) => {
             let repo = open_repo(g).await?;
+            let k8s_args = a.clone();
             let parent = match (&a.parent, a.force) {
                 (_, true) => ParentChoice::None,
                 (Some(p), _) => {
@@ -71,10 +72,10 @@ pub async fn run(mut cli: Cli) -> Result<i32> {
             } else {
                 a.tags
             };
-            let opts = BackupOptions {
-                paths: a.paths,
+            let mut opts = BackupOptions {
+                paths: a.paths.clone(),
                 tags,
-                host: a.host.or(cfg.backup.host.clone()),
+                host: a.host.clone().or(cfg.backup.host.clone()),
                 parent,
                 excludes,
                 memory_limit: parse_size(
@@ -88,6 +89,9 @@ pub async fn run(mut cli: Cli) -> Result<i32> {
                 scan: true,
                 ..Default::default()
             };
+            if a.k8s {
+                super::k8s::add_cluster(&k8s_args, &mut opts).await?;
+            }
             let progress = Arc::new(Progress::default());
             let bar = Bar::start(g, &progress, "backup");
             let out = backup(repo, &opts, progress).await;
@@ -227,8 +231,11 @@ pub async fn run(mut cli: Cli) -> Result<i32> {
                 (None, Some(s)) => select(repo.snapshots()?, s, &f)?,
                 (None, None) => bail!("name a snapshot (`latest` or an id) or a time with --at"),
             };
+            if a.k8s {
+                return super::k8s::restore(g.json, &repo, id, &snap, a).await;
+            }
             let opts = RestoreOptions {
-                target: a.target,
+                target: a.target.context("--target is required to restore files")?,
                 includes: a.includes,
                 excludes: a.excludes,
                 dry_run: a.dry_run,

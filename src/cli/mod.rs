@@ -3,6 +3,7 @@
 
 pub mod args;
 mod commands;
+mod k8s;
 mod output;
 pub mod password;
 

@@ -76,3 +76,13 @@ pub async fn walk(repo: &Arc<Repository>, root: BlobId, descend: impl Fn(&str) -
     }
     out
 }
+
+/// The bytes of a regular file of a snapshot (sparse holes not filled:
+/// this is for small files such as Kubernetes objects).
+pub async fn read_content(repo: &Repository, node: &Node) -> crate::repo::RepoResult<Vec<u8>> {
+    let mut out = Vec::with_capacity(node.size as usize);
+    for id in &node.content {
+        out.extend_from_slice(&repo.read_blob(id).await?);
+    }
+    Ok(out)
+}

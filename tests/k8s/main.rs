@@ -5,6 +5,7 @@ mod support;
 
 mod backup;
 mod bad_input;
+mod cli;
 mod config_files;
 mod crds;
 mod kubectl;

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use super::progress::Progress;
 use super::{EngineError, EngineResult};
 use crate::pipeline::{Pipeline, PipelineOptions};
-use crate::repo::snapshot::{Snapshot, Summary};
+use crate::repo::snapshot::{Skipped, Snapshot, Summary};
 use crate::repo::{Repository, SnapshotId};
 use archiver::Archiver;
 use files::Reader;
@@ -37,6 +37,11 @@ pub struct BackupOptions {
     /// In-memory files placed at relative paths of the snapshot root.
     pub files: Vec<(String, Vec<u8>)>,
     pub extra: Option<serde_json::Value>,
+    /// Names of the in-memory sources (`/k8s`), recorded beside the paths.
+    pub sources: Vec<String>,
+    /// Problems the caller met gathering in-memory sources, recorded as
+    /// skipped entries.
+    pub warnings: Vec<Skipped>,
     pub tags: Vec<String>,
     pub host: Option<String>,
     pub parent: ParentChoice,
@@ -56,6 +61,8 @@ impl Default for BackupOptions {
             paths: Vec::new(),
             files: Vec::new(),
             extra: None,
+            sources: Vec::new(),
+            warnings: Vec::new(),
             tags: Vec::new(),
             host: None,
             parent: ParentChoice::Auto,
@@ -110,7 +117,9 @@ pub async fn backup(
     }
     paths.sort();
     paths.dedup();
-    let path_strings: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    let mut path_strings: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    path_strings.extend(opts.sources.iter().cloned());
+    path_strings.sort();
     let host = opts.host.clone().unwrap_or_else(crate::util::hostname);
 
     let parent = match &opts.parent {
@@ -202,6 +211,7 @@ pub async fn backup(
         elapsed_seconds: started.elapsed().as_secs_f64(),
     };
     let mut skipped = std::mem::take(&mut *archiver.skipped.lock().unwrap());
+    skipped.extend(opts.warnings.iter().cloned());
     skipped.sort_by(|a, b| a.path.cmp(&b.path));
     let snapshot = Snapshot {
         time,
