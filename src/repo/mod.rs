@@ -350,7 +350,12 @@ impl Repository {
 
     /// Loads a tree, from the catalog's cache when it has it.
     pub async fn load_tree(&self, id: &BlobId) -> RepoResult<Tree> {
-        let cached = self.catalog().tree(id).map_err(Self::cat_err)?;
+        // The cache may hold trees whose pack never became durable (an
+        // interrupted backup): only trust it for blobs the index names.
+        let cached = match self.index().contains(id) {
+            true => self.catalog().tree(id).map_err(Self::cat_err)?,
+            false => None,
+        };
         let object = || format!("tree {id}");
         if let Some(data) = cached {
             if let Ok(t) = Tree::decode(&data) {

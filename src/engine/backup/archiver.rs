@@ -72,6 +72,9 @@ fn lstat(path: &Path) -> std::io::Result<Metadata> {
     std::fs::symlink_metadata(path)
 }
 
+/// New trees cached in the catalog at once.
+const TREE_BATCH: usize = 512;
+
 /// Subdirectories listed ahead of the walk, per directory being walked.
 const LIST_AHEAD: usize = 4;
 
@@ -381,7 +384,18 @@ impl Archiver {
         let data = tree.encode();
         let id = self.repo.key().blob_id(&data);
         if self.pipe.claim(&id) {
-            self.new_trees.lock().unwrap().push((id, data.clone()));
+            let batch = {
+                let mut t = self.new_trees.lock().unwrap();
+                t.push((id, data.clone()));
+                (t.len() >= TREE_BATCH).then(|| std::mem::take(&mut *t))
+            };
+            // Cache new trees in the catalog as they come, so that memory
+            // does not grow with the number of directories.
+            if let Some(batch) = batch {
+                if let Err(e) = self.repo.catalog().put_trees(&batch) {
+                    tracing::warn!(error = %e, "could not cache trees in the catalog");
+                }
+            }
             self.pipe
                 .submit(RawBlob {
                     kind: BlobType::Tree,
