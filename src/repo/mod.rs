@@ -283,21 +283,40 @@ impl Repository {
         Ok(data)
     }
 
+    /// Reads a sealed object named by its BLAKE3, verifies and opens it.
+    async fn open_object(&self, key: &str, id: &[u8; 32], aad: &[u8]) -> RepoResult<Vec<u8>> {
+        let data = self.get_verified(key, id).await?;
+        self.cipher
+            .open(&data, aad)
+            .map_err(|e| RepoError::corrupt(key, e))
+    }
+
+    /// Seals `plain`, names it by the BLAKE3 of the result, and stores it
+    /// under the key `key_of` gives for that name.
+    async fn seal_object(
+        &self,
+        plain: &[u8],
+        aad: &[u8],
+        key_of: impl Fn([u8; 32]) -> String,
+    ) -> RepoResult<[u8; 32]> {
+        let sealed = self.cipher.seal(plain, aad);
+        let id = *blake3::hash(&sealed).as_bytes();
+        self.store.put(&key_of(id), sealed.into()).await?;
+        Ok(id)
+    }
+
     pub async fn load_index(&self, id: &IndexId) -> RepoResult<IndexFile> {
         let key = id.key();
-        let data = self.get_verified(&key, id.as_bytes()).await?;
-        let plain = self
-            .cipher
-            .open(&data, aad::INDEX)
-            .map_err(|e| RepoError::corrupt(&key, e))?;
+        let plain = self.open_object(&key, id.as_bytes(), aad::INDEX).await?;
         IndexFile::decode(&plain).map_err(|e| RepoError::corrupt(&key, e))
     }
 
     /// Writes an index object. Call only once every pack it names is durable.
     pub async fn save_index(&self, index: &IndexFile) -> RepoResult<IndexId> {
-        let sealed = self.cipher.seal(&index.encode(), aad::INDEX);
-        let id = IndexId::of_bytes(&sealed);
-        self.store.put(&id.key(), sealed.into()).await?;
+        let id = IndexId(
+            self.seal_object(&index.encode(), aad::INDEX, |id| IndexId(id).key())
+                .await?,
+        );
         self.catalog()
             .add_index(&id, index)
             .map_err(Self::cat_err)?;
@@ -306,11 +325,7 @@ impl Repository {
 
     pub async fn load_snapshot(&self, id: &SnapshotId) -> RepoResult<Snapshot> {
         let key = id.key();
-        let data = self.get_verified(&key, id.as_bytes()).await?;
-        let plain = self
-            .cipher
-            .open(&data, aad::SNAPSHOT)
-            .map_err(|e| RepoError::corrupt(&key, e))?;
+        let plain = self.open_object(&key, id.as_bytes(), aad::SNAPSHOT).await?;
         serde_json::from_slice(&plain).map_err(|e| RepoError::corrupt(&key, e))
     }
 
@@ -318,9 +333,10 @@ impl Repository {
     /// named by durable index objects.
     pub async fn save_snapshot(&self, snap: &Snapshot) -> RepoResult<SnapshotId> {
         let plain = serde_json::to_vec(snap).expect("snapshot serializes");
-        let sealed = self.cipher.seal(&plain, aad::SNAPSHOT);
-        let id = SnapshotId::of_bytes(&sealed);
-        self.store.put(&id.key(), sealed.into()).await?;
+        let id = SnapshotId(
+            self.seal_object(&plain, aad::SNAPSHOT, |id| SnapshotId(id).key())
+                .await?,
+        );
         self.catalog()
             .add_snapshot(&id, snap)
             .map_err(Self::cat_err)?;
