@@ -2,13 +2,19 @@
 //! (local directory, S3/OSS) implements, and the wrappers composed over it.
 
 pub mod local;
+pub mod options;
+pub mod retry;
+pub mod s3;
 pub mod testsuite;
+pub mod throttle;
 
 use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+
+pub use options::StoreOptions;
 
 /// What an object listing returns for each object.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -127,17 +133,50 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
 /// A shared handle to a store, as the repository layer holds it.
 pub type DynStore = Arc<dyn ObjectStore>;
 
-/// Opens the store a repository URL names. Plain paths and `file://` URLs
-/// are local directories.
-pub fn open_url(url: &str) -> anyhow::Result<DynStore> {
+/// Wraps a base store in the layers every repository uses, in this order
+/// from the outside: retries (so a retried transfer is throttled again),
+/// then bandwidth limits (only when a limit is set), then the base store.
+pub fn compose(base: DynStore, options: &StoreOptions) -> DynStore {
+    let mut store = base;
+    if options.limit_upload.is_some() || options.limit_download.is_some() {
+        store = Arc::new(throttle::Throttled::new(
+            store,
+            options.limit_upload.clone(),
+            options.limit_download.clone(),
+        ));
+    }
+    Arc::new(retry::Retrying::new(store, options.retry.clone()))
+}
+
+/// Opens the base store a repository URL names, without wrappers.
+/// `s3://bucket[/prefix]` is an S3 bucket reached with `options.s3`; plain
+/// paths and `file://` URLs are local directories.
+pub fn open_base(url: &str, options: &StoreOptions) -> anyhow::Result<DynStore> {
+    if url.starts_with("s3://") {
+        return Ok(Arc::new(s3::S3Store::from_url(url, &options.s3)?));
+    }
     if let Some(rest) = url.strip_prefix("file://") {
         return Ok(Arc::new(local::LocalStore::new(rest)));
     }
     if let Some((scheme, _)) = url.split_once("://") {
         anyhow::bail!(
-            "repository URL {url:?}: the {scheme}:// scheme is not supported by this build; \
-             use a local directory path"
+            "repository URL {url:?}: the {scheme}:// scheme is not supported; \
+             use s3://bucket/prefix or a local directory path"
         );
     }
     Ok(Arc::new(local::LocalStore::new(url)))
+}
+
+/// Opens the store a repository URL names, with retries and bandwidth
+/// limits as `options` set them ([`compose`]). Sends no request; S3
+/// credentials are looked up on first use.
+pub fn open_url_with(url: &str, options: &StoreOptions) -> anyhow::Result<DynStore> {
+    Ok(compose(open_base(url, options)?, options))
+}
+
+/// Opens the store a repository URL names with default options (S3
+/// settings from `FERRY_S3_*` are not read here; see
+/// [`StoreOptions::apply_env`]).
+pub fn open_url(url: &str) -> anyhow::Result<DynStore> {
+    open_url_with(url, &StoreOptions::default())
 }
