@@ -34,11 +34,14 @@ impl StoreOptions {
             ("FERRY_LIMIT_DOWNLOAD", &mut self.limit_download),
         ] {
             if let Some(value) = env(var).filter(|v| !v.is_empty()) {
-                let schedule = value.parse().map_err(|e: super::throttle::ParseError| EnvError {
-                    var,
-                    value: value.clone(),
-                    reason: e.reason,
-                })?;
+                let schedule =
+                    value
+                        .parse()
+                        .map_err(|e: super::throttle::ParseError| EnvError {
+                            var,
+                            value: value.clone(),
+                            reason: e.reason,
+                        })?;
                 *field = Some(schedule);
             }
         }
@@ -89,18 +92,31 @@ mod tests {
         o.apply_env(|k| env.get(k).map(|v| v.to_string())).unwrap();
         assert_eq!(o.s3.region.as_deref(), Some("cn-shanghai"));
         assert_eq!(o.s3.connections, 16);
-        assert_eq!(o.s3.endpoint.as_deref(), Some("https://s3.oss-cn-hangzhou.aliyuncs.com"));
+        assert_eq!(
+            o.s3.endpoint.as_deref(),
+            Some("https://s3.oss-cn-hangzhou.aliyuncs.com")
+        );
         assert_eq!(o.limit_download.unwrap().rate_now(), Some(100 << 20));
-        assert!(o.limit_upload.is_some(), "the file's value stays when the environment is silent");
-        assert!(!format!("{:?}", o.s3).contains("hunter2"), "secrets stay out of Debug");
+        assert!(
+            o.limit_upload.is_some(),
+            "the file's value stays when the environment is silent"
+        );
+        assert!(
+            !format!("{:?}", o.s3).contains("hunter2"),
+            "secrets stay out of Debug"
+        );
     }
 
     #[test]
     fn bad_environment_names_the_variable() {
         let mut o = StoreOptions::default();
-        let e = o.apply_env(|k| (k == "FERRY_S3_PROVIDER").then(|| "s4".to_string())).unwrap_err();
+        let e = o
+            .apply_env(|k| (k == "FERRY_S3_PROVIDER").then(|| "s4".to_string()))
+            .unwrap_err();
         assert!(e.to_string().contains("FERRY_S3_PROVIDER"), "{e}");
-        let e = o.apply_env(|k| (k == "FERRY_LIMIT_UPLOAD").then(|| "fast".to_string())).unwrap_err();
+        let e = o
+            .apply_env(|k| (k == "FERRY_LIMIT_UPLOAD").then(|| "fast".to_string()))
+            .unwrap_err();
         assert!(e.to_string().contains("FERRY_LIMIT_UPLOAD"), "{e}");
     }
 

@@ -27,7 +27,12 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { max_attempts: 10, initial_backoff_ms: 200, max_backoff_ms: 20_000, budget_seconds: 600 }
+        RetryPolicy {
+            max_attempts: 10,
+            initial_backoff_ms: 200,
+            max_backoff_ms: 20_000,
+            budget_seconds: 600,
+        }
     }
 }
 
@@ -36,24 +41,28 @@ impl RetryPolicy {
     /// step plus a random part of the other half, so that clients which
     /// failed together do not retry together.
     pub fn backoff(&self, next: u32) -> Duration {
-        let step = self.initial_backoff_ms.saturating_mul(1 << (next.saturating_sub(2)).min(30));
+        let step = self
+            .initial_backoff_ms
+            .saturating_mul(1 << (next.saturating_sub(2)).min(30));
         let step = step.min(self.max_backoff_ms).max(1);
         Duration::from_millis(step / 2 + rand::random::<u64>() % (step - step / 2 + 1))
     }
 
-    /// Runs `op(attempt)` until it succeeds, fails with a non-transient
-    /// error, or the budget is spent. The final error keeps the last
+    /// Runs `op(previous)` until it succeeds, fails with a non-transient
+    /// error, or the budget is spent; `previous` is the `op` field of the
+    /// failure before this attempt (`None` on the first). The final error keeps the last
     /// failure's kind, location and key and says how many attempts were made.
     pub async fn run<T, F, Fut>(&self, mut op: F) -> StoreResult<T>
     where
-        F: FnMut(u32) -> Fut,
+        F: FnMut(Option<&'static str>) -> Fut,
         Fut: Future<Output = StoreResult<T>>,
     {
         let start = Instant::now();
         let budget = Duration::from_secs(self.budget_seconds);
         let mut attempt = 1;
+        let mut previous = None;
         loop {
-            let err = match op(attempt).await {
+            let err = match op(previous).await {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
             };
@@ -69,6 +78,7 @@ impl RetryPolicy {
                 delay_ms = delay.as_millis() as u64, error = %err.message, "store retry"
             );
             tokio::time::sleep(delay).await;
+            previous = Some(err.op);
             attempt += 1;
         }
     }
@@ -76,7 +86,11 @@ impl RetryPolicy {
 
 fn gave_up(mut e: StoreError, attempts: u32, elapsed: Duration) -> StoreError {
     if attempts > 1 {
-        e.message = format!("{} (gave up after {attempts} attempts in {:.1} s)", e.message, elapsed.as_secs_f64());
+        e.message = format!(
+            "{} (gave up after {attempts} attempts in {:.1} s)",
+            e.message,
+            elapsed.as_secs_f64()
+        );
     }
     e
 }
@@ -86,9 +100,11 @@ fn gave_up(mut e: StoreError, attempts: u32, elapsed: Duration) -> StoreError {
 /// An attempt that failed transiently may still have taken effect on the
 /// server (the response was lost), so later attempts of non-idempotent
 /// operations are read in that light: a `delete` that finds the key gone
-/// after such a failure succeeded, and a `put_if_absent` that finds the key
-/// taken reads the object back and reports success if it holds exactly the
-/// bytes being written.
+/// after a failed delete request (not a failed look-up before it)
+/// succeeded, and a `put_if_absent` that finds the key taken after a failed
+/// attempt reads the object back and reports success if it holds exactly
+/// the bytes being written (objects that must not be overwritten, such as
+/// locks, carry a unique id, so equal bytes mean the earlier attempt won).
 #[derive(Debug)]
 pub struct Retrying {
     inner: DynStore,
@@ -112,7 +128,9 @@ impl ObjectStore for Retrying {
     }
 
     async fn get_range(&self, key: &str, offset: u64, length: u64) -> StoreResult<Bytes> {
-        self.policy.run(|_| self.inner.get_range(key, offset, length)).await
+        self.policy
+            .run(|_| self.inner.get_range(key, offset, length))
+            .await
     }
 
     async fn put(&self, key: &str, data: Bytes) -> StoreResult<()> {
@@ -121,11 +139,11 @@ impl ObjectStore for Retrying {
 
     async fn put_if_absent(&self, key: &str, data: Bytes) -> StoreResult<bool> {
         self.policy
-            .run(|attempt| {
+            .run(|previous| {
                 let data = data.clone();
                 async move {
                     let created = self.inner.put_if_absent(key, data.clone()).await?;
-                    if created || attempt == 1 {
+                    if created || previous.is_none() {
                         return Ok(created);
                     }
                     // An earlier attempt may have created it before failing.
@@ -149,9 +167,9 @@ impl ObjectStore for Retrying {
 
     async fn delete(&self, key: &str) -> StoreResult<()> {
         self.policy
-            .run(|attempt| async move {
+            .run(|previous| async move {
                 match self.inner.delete(key).await {
-                    Err(e) if e.is_not_found() && attempt > 1 => Ok(()),
+                    Err(e) if e.is_not_found() && previous == Some("delete") => Ok(()),
                     r => r,
                 }
             })

@@ -85,7 +85,9 @@ impl FaultProxy {
         let st = state.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((socket, _)) = listener.accept().await else { continue };
+                let Ok((socket, _)) = listener.accept().await else {
+                    continue;
+                };
                 // Closing with SO_LINGER 0 sends a TCP reset, not a FIN.
                 let _ = socket.set_zero_linger();
                 let st = st.clone();
@@ -131,12 +133,18 @@ fn pick(state: &State) -> Option<Fault> {
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 fn s3_error(status: StatusCode, code: &str) -> Response<Body> {
     let xml = format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>{code}</Code><Message>injected by the test proxy</Message></Error>");
-    Response::builder().status(status).header("content-type", "application/xml").body(full(xml)).unwrap()
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/xml")
+        .body(full(xml))
+        .unwrap()
 }
 
 /// A body that yields `head`, then either fails (the connection is reset),
@@ -151,14 +159,19 @@ fn cut_body(head: Bytes, then: Fault) -> Body {
                 tokio::time::sleep(Duration::from_secs(3600)).await;
                 None
             }
-            Fault::ResetMidBody => Some((Err(std::io::Error::other("injected reset")), (None, then))),
+            Fault::ResetMidBody => {
+                Some((Err(std::io::Error::other("injected reset")), (None, then)))
+            }
             _ => None,
         }
     });
     StreamBody::new(stream).boxed()
 }
 
-async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, std::io::Error> {
+async fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, std::io::Error> {
     let fault = pick(&state);
     let (parts, body) = req.into_parts();
     if fault == Some(Fault::ResetUpload) {
@@ -166,7 +179,11 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         let _ = body.frame().await;
         return Err(std::io::Error::other("injected reset during upload"));
     }
-    let body = body.collect().await.map_err(std::io::Error::other)?.to_bytes();
+    let body = body
+        .collect()
+        .await
+        .map_err(std::io::Error::other)?
+        .to_bytes();
     match fault {
         Some(Fault::SlowDown) => return Ok(s3_error(StatusCode::SERVICE_UNAVAILABLE, "SlowDown")),
         Some(Fault::Latency) => {
@@ -177,11 +194,17 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     }
     let upstream = forward(state.upstream, Request::from_parts(parts, body)).await?;
     let (parts, body) = upstream.into_parts();
-    let body = body.collect().await.map_err(std::io::Error::other)?.to_bytes();
+    let body = body
+        .collect()
+        .await
+        .map_err(std::io::Error::other)?
+        .to_bytes();
     let half = body.slice(..body.len() / 2);
     let response = |b: Body| Ok(Response::from_parts(parts.clone(), b));
     match fault {
-        Some(Fault::InternalErrorAfter) => Ok(s3_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError")),
+        Some(Fault::InternalErrorAfter) => {
+            Ok(s3_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalError"))
+        }
         Some(f @ (Fault::ResetMidBody | Fault::TruncatedBody)) => response(cut_body(half, f)),
         Some(Fault::Stall) => {
             tokio::time::sleep(Duration::from_secs(3600)).await;
@@ -192,14 +215,21 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
     }
 }
 
-async fn forward(upstream: SocketAddr, req: Request<Bytes>) -> Result<Response<Incoming>, std::io::Error> {
+async fn forward(
+    upstream: SocketAddr,
+    req: Request<Bytes>,
+) -> Result<Response<Incoming>, std::io::Error> {
     let stream = TcpStream::connect(upstream).await?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(std::io::Error::other)?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(std::io::Error::other)?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
     let (parts, body) = req.into_parts();
     let req = Request::from_parts(parts, Full::new(body));
-    sender.send_request(req).await.map_err(std::io::Error::other)
+    sender
+        .send_request(req)
+        .await
+        .map_err(std::io::Error::other)
 }

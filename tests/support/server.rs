@@ -36,20 +36,31 @@ impl S3Server {
         let mut builder = S3ServiceBuilder::new(fs);
         builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
         let service = builder.build();
-        let listener = TcpListener::bind(bind).await.expect("bind the test S3 server");
+        let listener = TcpListener::bind(bind)
+            .await
+            .expect("bind the test S3 server");
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
             let http = ConnBuilder::new(TokioExecutor::new());
             loop {
-                let Ok((socket, _)) = listener.accept().await else { continue };
+                let Ok((socket, _)) = listener.accept().await else {
+                    continue;
+                };
                 let _ = socket.set_nodelay(true);
-                let conn = http.serve_connection(TokioIo::new(socket), service.clone()).into_owned();
+                let conn = http
+                    .serve_connection(TokioIo::new(socket), service.clone())
+                    .into_owned();
                 tokio::spawn(async move {
                     let _ = conn.await;
                 });
             }
         });
-        S3Server { addr, region: region.to_string(), root, task }
+        S3Server {
+            addr,
+            region: region.to_string(),
+            root,
+            task,
+        }
     }
 
     pub fn endpoint(&self) -> String {

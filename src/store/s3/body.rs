@@ -32,7 +32,11 @@ impl Activity {
 
     /// Runs `fut` until it ends, or until `idle` passes without a touch.
     /// Time spent waiting for the bandwidth limiter counts as progress.
-    pub async fn watch<T>(&self, idle: Duration, fut: impl Future<Output = T>) -> Result<T, Stalled> {
+    pub async fn watch<T>(
+        &self,
+        idle: Duration,
+        fut: impl Future<Output = T>,
+    ) -> Result<T, Stalled> {
         tokio::pin!(fut);
         loop {
             let deadline = self.last() + idle;
@@ -54,7 +58,11 @@ pub(crate) struct Stalled(pub Duration);
 
 impl std::fmt::Display for Stalled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "no progress for {:.1} s: request abandoned", self.0.as_secs_f64())
+        write!(
+            f,
+            "no progress for {:.1} s: request abandoned",
+            self.0.as_secs_f64()
+        )
     }
 }
 
@@ -70,7 +78,12 @@ pub(crate) struct PacedBody {
 impl PacedBody {
     /// Takes the enclosing throttle's upload limiter, if any.
     pub fn new(data: Bytes, activity: Activity) -> PacedBody {
-        PacedBody { data, limiter: throttle::upload_limiter(), activity, wait: None }
+        PacedBody {
+            data,
+            limiter: throttle::upload_limiter(),
+            activity,
+            wait: None,
+        }
     }
 
     pub fn into_sdk_body(self) -> aws_sdk_s3::primitives::SdkBody {
@@ -82,7 +95,10 @@ impl Body for PacedBody {
     type Data = Bytes;
     type Error = std::convert::Infallible;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         if this.data.is_empty() {
             return Poll::Ready(None);

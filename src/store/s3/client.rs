@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use aws_config::default_provider::credentials::DefaultCredentialsChain;
 use aws_credential_types::provider::{self, future, ProvideCredentials};
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
     SharedCredentialsProvider, StalledStreamProtectionConfig,
 };
-use aws_sdk_s3::config::retry::RetryConfig;
-use aws_sdk_s3::config::timeout::TimeoutConfig;
 
 use super::S3Settings;
 
@@ -58,7 +58,11 @@ pub(crate) fn build(settings: &S3Settings, region: &str) -> aws_sdk_s3::Client {
         // watchdog, which knows about bandwidth limits.
         .retry_config(RetryConfig::disabled())
         .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
-        .timeout_config(TimeoutConfig::builder().connect_timeout(Duration::from_secs(10)).build());
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .build(),
+        );
     if let Some(endpoint) = &settings.endpoint {
         config = config.endpoint_url(endpoint.trim_end_matches('/'));
     }
@@ -84,7 +88,8 @@ impl ProvideCredentials for LazyDefaultChain {
             let chain = self
                 .chain
                 .get_or_init(|| async {
-                    let mut builder = DefaultCredentialsChain::builder().region(self.region.clone());
+                    let mut builder =
+                        DefaultCredentialsChain::builder().region(self.region.clone());
                     if let Some(profile) = &self.profile {
                         builder = builder.profile_name(profile);
                     }

@@ -24,7 +24,12 @@ const TRANSIENT_CODES: &[&str] = &[
     "OperationAborted",
 ];
 
-const NO_SPACE_CODES: &[&str] = &["QuotaExceeded", "XMinioStorageFull", "StorageFull", "InsufficientStorage"];
+const NO_SPACE_CODES: &[&str] = &[
+    "QuotaExceeded",
+    "XMinioStorageFull",
+    "StorageFull",
+    "InsufficientStorage",
+];
 
 /// The HTTP status and S3 error code of a failure the server answered.
 pub(crate) struct Answer {
@@ -78,14 +83,19 @@ where
             (classify(status, code), format!("HTTP {status} {what}"))
         }
         // The request never left: a bad setting, or no credentials.
-        SdkError::ConstructionFailure(_) => {
-            (StoreErrorKind::Permanent, format!("request not sent: {}", DisplayErrorContext(err)))
-        }
-        SdkError::DispatchFailure(d) if d.is_user() => {
-            (StoreErrorKind::Permanent, format!("request not sent: {}", DisplayErrorContext(err)))
-        }
+        SdkError::ConstructionFailure(_) => (
+            StoreErrorKind::Permanent,
+            format!("request not sent: {}", DisplayErrorContext(err)),
+        ),
+        SdkError::DispatchFailure(d) if d.is_user() => (
+            StoreErrorKind::Permanent,
+            format!("request not sent: {}", DisplayErrorContext(err)),
+        ),
         // Timeouts, refused or reset connections, cut or unreadable responses.
-        _ => (StoreErrorKind::Transient, format!("connection failed: {}", DisplayErrorContext(err))),
+        _ => (
+            StoreErrorKind::Transient,
+            format!("connection failed: {}", DisplayErrorContext(err)),
+        ),
     }
 }
 

@@ -46,11 +46,12 @@ impl S3Store {
     async fn create_bucket(&self) -> StoreResult<()> {
         // AWS wants the region named, except for its first one; the other
         // providers take the region from the endpoint.
-        let config = (self.settings.provider == Provider::Aws && self.region != "us-east-1").then(|| {
-            CreateBucketConfiguration::builder()
-                .location_constraint(BucketLocationConstraint::from(self.region.as_str()))
-                .build()
-        });
+        let config =
+            (self.settings.provider == Provider::Aws && self.region != "us-east-1").then(|| {
+                CreateBucketConfiguration::builder()
+                    .location_constraint(BucketLocationConstraint::from(self.region.as_str()))
+                    .build()
+            });
         self.request("init", "", &Activity::new(), async {
             let sent = self
                 .client
@@ -61,7 +62,12 @@ impl S3Store {
                 .await;
             match sent {
                 Ok(_) => Ok(()),
-                Err(e) if answer(&e).is_some_and(|a| a.code.as_deref() == Some("BucketAlreadyOwnedByYou")) => Ok(()),
+                Err(e)
+                    if answer(&e)
+                        .is_some_and(|a| a.code.as_deref() == Some("BucketAlreadyOwnedByYou")) =>
+                {
+                    Ok(())
+                }
                 Err(e) => {
                     let mut err = lacking(self.sdk_err("init", "", e), "s3:CreateBucket");
                     if err.kind == StoreErrorKind::PermissionDenied {
@@ -78,13 +84,27 @@ impl S3Store {
     async fn probe(&self) -> StoreResult<()> {
         let key = format!("ferry-init-probe-{:016x}", rand::random::<u64>());
         let data = Bytes::from_static(b"ferry init probe");
-        self.list(&key).await.map_err(|e| lacking(e, "s3:ListBucket"))?;
-        self.put(&key, data.clone()).await.map_err(|e| lacking(e, "s3:PutObject"))?;
-        let read = self.get(&key).await.map_err(|e| lacking(e, "s3:GetObject"))?;
+        self.list(&key)
+            .await
+            .map_err(|e| lacking(e, "s3:ListBucket"))?;
+        self.put(&key, data.clone())
+            .await
+            .map_err(|e| lacking(e, "s3:PutObject"))?;
+        let read = self
+            .get(&key)
+            .await
+            .map_err(|e| lacking(e, "s3:GetObject"))?;
         if read != data {
-            return Err(self.err(StoreErrorKind::Permanent, "init", &key, "the probe object read back differs"));
+            return Err(self.err(
+                StoreErrorKind::Permanent,
+                "init",
+                &key,
+                "the probe object read back differs",
+            ));
         }
-        self.delete(&key).await.map_err(|e| lacking(e, "s3:DeleteObject"))
+        self.delete(&key)
+            .await
+            .map_err(|e| lacking(e, "s3:DeleteObject"))
     }
 }
 

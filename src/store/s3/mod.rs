@@ -55,13 +55,21 @@ pub enum S3ConfigError {
 impl S3Store {
     /// Opens `bucket` under `prefix` (`""` for the whole bucket). Sends no
     /// request: credentials are looked up on first use.
-    pub fn new(bucket: &str, prefix: &str, settings: &S3Settings) -> Result<S3Store, S3ConfigError> {
+    pub fn new(
+        bucket: &str,
+        prefix: &str,
+        settings: &S3Settings,
+    ) -> Result<S3Store, S3ConfigError> {
         settings.validate().map_err(S3ConfigError::Settings)?;
         if bucket.is_empty() || bucket.contains('/') {
             return Err(S3ConfigError::BadUrl(format!("s3://{bucket}/{prefix}")));
         }
         let prefix = prefix.trim_matches('/');
-        let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
+        let prefix = if prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{prefix}/")
+        };
         let region = client::region(settings);
         Ok(S3Store {
             client: client::build(settings, &region),
@@ -72,13 +80,20 @@ impl S3Store {
             quirks: settings.provider.quirks(),
             connections: Semaphore::new(settings.connections),
             create_locks: (0..64).map(|_| Mutex::new(())).collect(),
-            part_retry: RetryPolicy { max_attempts: 4, initial_backoff_ms: 100, max_backoff_ms: 2_000, budget_seconds: 120 },
+            part_retry: RetryPolicy {
+                max_attempts: 4,
+                initial_backoff_ms: 100,
+                max_backoff_ms: 2_000,
+                budget_seconds: 120,
+            },
         })
     }
 
     /// Opens the store an `s3://bucket/prefix` URL names.
     pub fn from_url(url: &str, settings: &S3Settings) -> Result<S3Store, S3ConfigError> {
-        let rest = url.strip_prefix("s3://").ok_or_else(|| S3ConfigError::BadUrl(url.to_string()))?;
+        let rest = url
+            .strip_prefix("s3://")
+            .ok_or_else(|| S3ConfigError::BadUrl(url.to_string()))?;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         S3Store::new(bucket, prefix, settings).map_err(|e| match e {
             S3ConfigError::BadUrl(_) => S3ConfigError::BadUrl(url.to_string()),
@@ -107,13 +122,27 @@ impl S3Store {
         Duration::from_millis(self.settings.idle_timeout_ms)
     }
 
-    fn err(&self, kind: StoreErrorKind, op: &'static str, key: &str, message: impl Into<String>) -> StoreError {
+    fn err(
+        &self,
+        kind: StoreErrorKind,
+        op: &'static str,
+        key: &str,
+        message: impl Into<String>,
+    ) -> StoreError {
         StoreError::new(kind, self.location_string(), op, key, message)
     }
 
     fn location_string(&self) -> String {
-        let endpoint = self.settings.endpoint.as_deref().map(|e| format!(", {e}")).unwrap_or_default();
-        format!("s3://{}/{} ({}{endpoint})", self.bucket, self.prefix, self.region)
+        let endpoint = self
+            .settings
+            .endpoint
+            .as_deref()
+            .map(|e| format!(", {e}"))
+            .unwrap_or_default();
+        format!(
+            "s3://{}/{} ({}{endpoint})",
+            self.bucket, self.prefix, self.region
+        )
     }
 
     fn check_key(&self, op: &'static str, key: &str) -> Result<(), StoreError> {
@@ -122,7 +151,9 @@ impl S3Store {
                 !seg.is_empty()
                     && seg != "."
                     && seg != ".."
-                    && seg.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+                    && seg
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
             });
         if valid {
             Ok(())
@@ -132,7 +163,10 @@ impl S3Store {
     }
 
     async fn connection(&self) -> SemaphorePermit<'_> {
-        self.connections.acquire().await.expect("the connection semaphore is never closed")
+        self.connections
+            .acquire()
+            .await
+            .expect("the connection semaphore is never closed")
     }
 
     fn create_lock(&self, key: &str) -> &Mutex<()> {
@@ -154,8 +188,9 @@ impl S3Store {
         activity.touch();
         match activity.watch(self.idle(), fut).await {
             Ok(r) => r,
-            Err(stalled @ Stalled(_)) => Err(self.err(StoreErrorKind::Transient, op, key, stalled.to_string())),
+            Err(stalled @ Stalled(_)) => {
+                Err(self.err(StoreErrorKind::Transient, op, key, stalled.to_string()))
+            }
         }
     }
 }
-

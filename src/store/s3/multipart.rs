@@ -18,12 +18,23 @@ impl S3Store {
         let full = self.object_key(key);
         let created = self
             .request("put", key, &Activity::new(), async {
-                let out = self.client.create_multipart_upload().bucket(&self.bucket).key(&full).send().await;
+                let out = self
+                    .client
+                    .create_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(&full)
+                    .send()
+                    .await;
                 out.map_err(|e| self.sdk_err("put", key, e))
             })
             .await?;
         let Some(upload_id) = created.upload_id() else {
-            return Err(self.err(StoreErrorKind::Transient, "put", key, "the server gave no multipart upload id"));
+            return Err(self.err(
+                StoreErrorKind::Transient,
+                "put",
+                key,
+                "the server gave no multipart upload id",
+            ));
         };
         let result = match self.upload_parts(key, &full, upload_id, &data).await {
             Ok(parts) => self.complete(key, &full, upload_id, parts).await,
@@ -37,10 +48,21 @@ impl S3Store {
         result
     }
 
-    async fn upload_parts(&self, key: &str, full: &str, upload_id: &str, data: &Bytes) -> StoreResult<Vec<CompletedPart>> {
+    async fn upload_parts(
+        &self,
+        key: &str,
+        full: &str,
+        upload_id: &str,
+        data: &Bytes,
+    ) -> StoreResult<Vec<CompletedPart>> {
         let part_size = self.settings.part_size as usize;
         let parts = data.len().div_ceil(part_size);
-        let chunks = (0..parts).map(|i| (i as i32 + 1, data.slice(i * part_size..data.len().min((i + 1) * part_size))));
+        let chunks = (0..parts).map(|i| {
+            (
+                i as i32 + 1,
+                data.slice(i * part_size..data.len().min((i + 1) * part_size)),
+            )
+        });
         let mut done: Vec<CompletedPart> = futures::stream::iter(chunks)
             .map(|(number, chunk)| self.upload_part(key, full, upload_id, number, chunk))
             .buffer_unordered(self.settings.connections)
@@ -50,7 +72,14 @@ impl S3Store {
         Ok(done)
     }
 
-    async fn upload_part(&self, key: &str, full: &str, upload_id: &str, number: i32, chunk: Bytes) -> StoreResult<CompletedPart> {
+    async fn upload_part(
+        &self,
+        key: &str,
+        full: &str,
+        upload_id: &str,
+        number: i32,
+        chunk: Bytes,
+    ) -> StoreResult<CompletedPart> {
         let md5 = Self::content_md5(&chunk);
         self.part_retry
             .run(|_| async {
@@ -65,22 +94,40 @@ impl S3Store {
                         .part_number(number)
                         .content_length(chunk.len() as i64)
                         .content_md5(&md5)
-                        .body(ByteStream::new(PacedBody::new(chunk.clone(), activity.clone()).into_sdk_body()))
+                        .body(ByteStream::new(
+                            PacedBody::new(chunk.clone(), activity.clone()).into_sdk_body(),
+                        ))
                         .send()
                         .await
                         .map_err(|e| self.sdk_err("put", key, e))?;
                     let Some(etag) = out.e_tag() else {
-                        return Err(self.err(StoreErrorKind::Transient, "put", key, format!("no ETag for part {number}")));
+                        return Err(self.err(
+                            StoreErrorKind::Transient,
+                            "put",
+                            key,
+                            format!("no ETag for part {number}"),
+                        ));
                     };
-                    Ok(CompletedPart::builder().part_number(number).e_tag(etag).build())
+                    Ok(CompletedPart::builder()
+                        .part_number(number)
+                        .e_tag(etag)
+                        .build())
                 })
                 .await
             })
             .await
     }
 
-    async fn complete(&self, key: &str, full: &str, upload_id: &str, parts: Vec<CompletedPart>) -> StoreResult<()> {
-        let upload = CompletedMultipartUpload::builder().set_parts(Some(parts)).build();
+    async fn complete(
+        &self,
+        key: &str,
+        full: &str,
+        upload_id: &str,
+        parts: Vec<CompletedPart>,
+    ) -> StoreResult<()> {
+        let upload = CompletedMultipartUpload::builder()
+            .set_parts(Some(parts))
+            .build();
         self.request("put", key, &Activity::new(), async {
             self.client
                 .complete_multipart_upload()
@@ -99,7 +146,14 @@ impl S3Store {
     async fn abort(&self, key: &str, full: &str, upload_id: &str) {
         let aborted = self
             .request("put", key, &Activity::new(), async {
-                let out = self.client.abort_multipart_upload().bucket(&self.bucket).key(full).upload_id(upload_id).send().await;
+                let out = self
+                    .client
+                    .abort_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(full)
+                    .upload_id(upload_id)
+                    .send()
+                    .await;
                 out.map(|_| ()).map_err(|e| self.sdk_err("put", key, e))
             })
             .await;
@@ -133,8 +187,12 @@ impl S3Store {
                 })
                 .await?;
             for upload in page.uploads() {
-                let (Some(full), Some(id)) = (upload.key(), upload.upload_id()) else { continue };
-                let started = upload.initiated().and_then(|t| SystemTime::try_from(*t).ok());
+                let (Some(full), Some(id)) = (upload.key(), upload.upload_id()) else {
+                    continue;
+                };
+                let started = upload
+                    .initiated()
+                    .and_then(|t| SystemTime::try_from(*t).ok());
                 if started.is_some_and(|t| t < cutoff) {
                     self.abort(full, full, id).await;
                     aborted += 1;

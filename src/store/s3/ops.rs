@@ -42,7 +42,10 @@ impl S3Store {
     async fn put_single(&self, key: &str, data: Bytes, condition: Condition) -> StoreResult<bool> {
         let activity = Activity::new();
         let md5 = Self::content_md5(&data);
-        let crc = self.quirks.flexible_checksums.then(|| BASE64.encode(crc32c::crc32c(&data).to_be_bytes()));
+        let crc = self
+            .quirks
+            .flexible_checksums
+            .then(|| BASE64.encode(crc32c::crc32c(&data).to_be_bytes()));
         let full = self.object_key(key);
         self.request("put", key, &activity, async {
             let req = self
@@ -52,9 +55,11 @@ impl S3Store {
                 .key(&full)
                 .content_length(data.len() as i64)
                 .content_md5(md5)
-                .set_checksum_crc32c(crc)
+                .set_checksum_crc32_c(crc)
                 .set_if_none_match((condition == Condition::IfNoneMatch).then(|| "*".to_string()))
-                .body(ByteStream::new(PacedBody::new(data.clone(), activity.clone()).into_sdk_body()));
+                .body(ByteStream::new(
+                    PacedBody::new(data.clone(), activity.clone()).into_sdk_body(),
+                ));
             let sent = if condition == Condition::OssForbidOverwrite {
                 req.customize()
                     .mutate_request(|r| {
@@ -157,7 +162,10 @@ impl ObjectStore for S3Store {
         match self.head(key).await? {
             None => Err(self.err(StoreErrorKind::NotFound, "get", key, "no such object")),
             Some(m) if offset > m.size => {
-                let msg = format!("range {offset}+0 extends past the end of the object ({} bytes)", m.size);
+                let msg = format!(
+                    "range {offset}+0 extends past the end of the object ({} bytes)",
+                    m.size
+                );
                 Err(self.err(StoreErrorKind::Permanent, "get", key, msg))
             }
             Some(_) => Ok(Bytes::new()),
@@ -169,16 +177,21 @@ impl ObjectStore for S3Store {
         if data.len() as u64 >= self.settings.multipart_threshold {
             return self.put_multipart(key, data).await;
         }
-        self.put_single(key, data, Condition::None).await.map(|_| ())
+        self.put_single(key, data, Condition::None)
+            .await
+            .map(|_| ())
     }
 
     async fn put_if_absent(&self, key: &str, data: Bytes) -> StoreResult<bool> {
         self.check_key("put", key)?;
         let _one_at_a_time = self.create_lock(key).lock().await;
         match self.quirks.conditional_create {
-            ConditionalCreate::IfNoneMatch => self.put_single(key, data, Condition::IfNoneMatch).await,
+            ConditionalCreate::IfNoneMatch => {
+                self.put_single(key, data, Condition::IfNoneMatch).await
+            }
             ConditionalCreate::OssForbidOverwrite => {
-                self.put_single(key, data, Condition::OssForbidOverwrite).await
+                self.put_single(key, data, Condition::OssForbidOverwrite)
+                    .await
             }
             ConditionalCreate::WriteThenVerify => {
                 if self.head(key).await?.is_some() {
@@ -193,10 +206,23 @@ impl ObjectStore for S3Store {
     async fn head(&self, key: &str) -> StoreResult<Option<ObjectMeta>> {
         self.check_key("head", key)?;
         self.request("head", key, &Activity::new(), async {
-            match self.client.head_object().bucket(&self.bucket).key(self.object_key(key)).send().await {
+            match self
+                .client
+                .head_object()
+                .bucket(&self.bucket)
+                .key(self.object_key(key))
+                .send()
+                .await
+            {
                 Ok(out) => {
-                    let size = out.content_length().and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
-                    Ok(Some(ObjectMeta { key: key.to_string(), size }))
+                    let size = out
+                        .content_length()
+                        .and_then(|n| u64::try_from(n).ok())
+                        .unwrap_or(0);
+                    Ok(Some(ObjectMeta {
+                        key: key.to_string(),
+                        size,
+                    }))
                 }
                 Err(e) if answer(&e).is_some_and(|a| a.status == 404) => Ok(None),
                 Err(e) => Err(self.sdk_err("head", key, e)),
@@ -224,12 +250,17 @@ impl ObjectStore for S3Store {
                 })
                 .await?;
             for obj in page.contents() {
-                let Some(key) = obj.key().and_then(|k| k.strip_prefix(&self.prefix)) else { continue };
+                let Some(key) = obj.key().and_then(|k| k.strip_prefix(&self.prefix)) else {
+                    continue;
+                };
                 if key.is_empty() || key.ends_with('/') {
                     continue;
                 }
                 let size = obj.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
-                out.push(ObjectMeta { key: key.to_string(), size });
+                out.push(ObjectMeta {
+                    key: key.to_string(),
+                    size,
+                });
             }
             match page.next_continuation_token() {
                 Some(t) if page.is_truncated() == Some(true) => token = Some(t.to_string()),

@@ -76,7 +76,11 @@ impl Provider {
             Provider::Garage => (true, false, WriteThenVerify),
             Provider::Generic => (true, false, WriteThenVerify),
         };
-        Quirks { path_style, flexible_checksums, conditional_create }
+        Quirks {
+            path_style,
+            flexible_checksums,
+            conditional_create,
+        }
     }
 
     pub fn name(self) -> &'static str {

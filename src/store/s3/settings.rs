@@ -82,7 +82,11 @@ fn parsed<T: std::str::FromStr>(var: &'static str, value: String) -> Result<T, E
 where
     T::Err: fmt::Display,
 {
-    value.trim().parse().map_err(|e: T::Err| EnvError { var, value, reason: e.to_string() })
+    value.trim().parse().map_err(|e: T::Err| EnvError {
+        var,
+        value,
+        reason: e.to_string(),
+    })
 }
 
 impl S3Settings {
@@ -142,7 +146,9 @@ impl S3Settings {
             return Err("part-size must be at least 5 MiB on AWS".into());
         }
         if self.part_size == 0 || self.multipart_threshold < self.part_size {
-            return Err("multipart-threshold must be at least part-size, and part-size above 0".into());
+            return Err(
+                "multipart-threshold must be at least part-size, and part-size above 0".into(),
+            );
         }
         if self.access_key_id.is_some() != self.secret_access_key.is_some() {
             return Err("access-key-id and secret-access-key go together".into());

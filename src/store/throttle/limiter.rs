@@ -27,7 +27,10 @@ pub struct Limiter {
 
 impl Limiter {
     pub fn new(schedule: Schedule) -> Limiter {
-        Limiter { schedule, next_free: Mutex::new(None) }
+        Limiter {
+            schedule,
+            next_free: Mutex::new(None),
+        }
     }
 
     pub fn schedule(&self) -> &Schedule {
@@ -124,7 +127,10 @@ mod tests {
                 .filter(|(t, _)| *t >= *t0 && *t < *t0 + Duration::from_secs(1))
                 .map(|(_, n)| n)
                 .sum();
-            assert!(in_window <= rate + CHUNK_BYTES, "{in_window} bytes in the second after {t0:?}");
+            assert!(
+                in_window <= rate + CHUNK_BYTES,
+                "{in_window} bytes in the second after {t0:?}"
+            );
         }
     }
 

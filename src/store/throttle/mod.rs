@@ -42,7 +42,11 @@ fn take(upload: bool) -> Option<Arc<Limiter>> {
     PACING
         .try_with(|p| {
             p.taken.store(true, Ordering::Relaxed);
-            if upload { p.upload.clone() } else { p.download.clone() }
+            if upload {
+                p.upload.clone()
+            } else {
+                p.download.clone()
+            }
         })
         .ok()
         .flatten()
@@ -72,8 +76,13 @@ pub struct Throttled {
 impl Throttled {
     /// Wraps `inner`; `None` or an `off` schedule leaves that direction free.
     pub fn new(inner: DynStore, upload: Option<Schedule>, download: Option<Schedule>) -> Throttled {
-        let limiter = |s: Option<Schedule>| s.filter(|s| !s.is_off()).map(|s| Arc::new(Limiter::new(s)));
-        Throttled { inner, upload: limiter(upload), download: limiter(download) }
+        let limiter =
+            |s: Option<Schedule>| s.filter(|s| !s.is_off()).map(|s| Arc::new(Limiter::new(s)));
+        Throttled {
+            inner,
+            upload: limiter(upload),
+            download: limiter(download),
+        }
     }
 
     /// Runs `call` with the limiters visible to the inner store; charges
@@ -85,7 +94,9 @@ impl Throttled {
         call: impl std::future::Future<Output = StoreResult<T>>,
         bytes: impl FnOnce(&T) -> usize,
     ) -> StoreResult<T> {
-        let Some(limiter) = limiter else { return call.await };
+        let Some(limiter) = limiter else {
+            return call.await;
+        };
         let taken = Arc::new(AtomicBool::new(false));
         let pacing = Pacing {
             upload: self.upload.clone(),
@@ -112,21 +123,29 @@ impl ObjectStore for Throttled {
     }
 
     async fn get(&self, key: &str) -> StoreResult<Bytes> {
-        self.paced(&self.download, self.inner.get(key), Bytes::len).await
+        self.paced(&self.download, self.inner.get(key), Bytes::len)
+            .await
     }
 
     async fn get_range(&self, key: &str, offset: u64, length: u64) -> StoreResult<Bytes> {
-        self.paced(&self.download, self.inner.get_range(key, offset, length), Bytes::len).await
+        self.paced(
+            &self.download,
+            self.inner.get_range(key, offset, length),
+            Bytes::len,
+        )
+        .await
     }
 
     async fn put(&self, key: &str, data: Bytes) -> StoreResult<()> {
         let len = data.len();
-        self.paced(&self.upload, self.inner.put(key, data), |_| len).await
+        self.paced(&self.upload, self.inner.put(key, data), |_| len)
+            .await
     }
 
     async fn put_if_absent(&self, key: &str, data: Bytes) -> StoreResult<bool> {
         let len = data.len();
-        self.paced(&self.upload, self.inner.put_if_absent(key, data), |_| len).await
+        self.paced(&self.upload, self.inner.put_if_absent(key, data), |_| len)
+            .await
     }
 
     async fn head(&self, key: &str) -> StoreResult<Option<ObjectMeta>> {

@@ -17,7 +17,10 @@ pub struct ParseError {
 }
 
 fn bad(input: &str, reason: impl Into<String>) -> ParseError {
-    ParseError { input: input.to_string(), reason: reason.into() }
+    ParseError {
+        input: input.to_string(),
+        reason: reason.into(),
+    }
 }
 
 /// Parses one rate. `off` (or `0`) is unlimited. Units: `B`, `K`/`KiB`,
@@ -28,10 +31,17 @@ pub fn parse_rate(s: &str) -> Result<Rate, ParseError> {
     if t.eq_ignore_ascii_case("off") || t.eq_ignore_ascii_case("unlimited") {
         return Ok(None);
     }
-    let t = t.strip_suffix("/s").or_else(|| t.strip_suffix("ps")).unwrap_or(t);
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let t = t
+        .strip_suffix("/s")
+        .or_else(|| t.strip_suffix("ps"))
+        .unwrap_or(t);
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let value: f64 = num.parse().map_err(|_| bad(s, "expected a number such as 40MiB/s, or off"))?;
+    let value: f64 = num
+        .parse()
+        .map_err(|_| bad(s, "expected a number such as 40MiB/s, or off"))?;
     let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "k" | "ki" | "kib" => 1024.0,
         "b" => 1.0,
@@ -40,7 +50,12 @@ pub fn parse_rate(s: &str) -> Result<Rate, ParseError> {
         "kb" => 1e3,
         "mb" => 1e6,
         "gb" => 1e9,
-        other => return Err(bad(s, format!("unknown unit {other:?}; use B, KiB, MiB, GiB, KB, MB or GB"))),
+        other => {
+            return Err(bad(
+                s,
+                format!("unknown unit {other:?}; use B, KiB, MiB, GiB, KB, MB or GB"),
+            ))
+        }
     };
     let bytes = value * mult;
     if !bytes.is_finite() || bytes >= u64::MAX as f64 {
@@ -71,7 +86,10 @@ impl Schedule {
             None => "off".to_string(),
             Some(r) => format!("{r}B/s"),
         };
-        Schedule { entries: vec![(0, rate)], text }
+        Schedule {
+            entries: vec![(0, rate)],
+            text,
+        }
     }
 
     /// The rate in force at a minute of the week: the latest entry at or
@@ -90,7 +108,8 @@ impl Schedule {
             return self.entries[0].1;
         }
         let now = chrono::Local::now();
-        let minute = now.weekday().num_days_from_monday() * 24 * 60 + now.hour() * 60 + now.minute();
+        let minute =
+            now.weekday().num_days_from_monday() * 24 * 60 + now.hour() * 60 + now.minute();
         self.rate_at_minute(minute)
     }
 
@@ -101,9 +120,15 @@ impl Schedule {
 }
 
 fn parse_time(s: &str, t: &str) -> Result<u32, ParseError> {
-    let (h, m) = t.split_once(':').ok_or_else(|| bad(s, format!("time {t:?} is not HH:MM")))?;
-    let h: u32 = h.parse().map_err(|_| bad(s, format!("bad hour in {t:?}")))?;
-    let m: u32 = m.parse().map_err(|_| bad(s, format!("bad minute in {t:?}")))?;
+    let (h, m) = t
+        .split_once(':')
+        .ok_or_else(|| bad(s, format!("time {t:?} is not HH:MM")))?;
+    let h: u32 = h
+        .parse()
+        .map_err(|_| bad(s, format!("bad hour in {t:?}")))?;
+    let m: u32 = m
+        .parse()
+        .map_err(|_| bad(s, format!("bad minute in {t:?}")))?;
     if h > 23 || m > 59 {
         return Err(bad(s, format!("time {t:?} out of range")));
     }
@@ -116,7 +141,10 @@ impl FromStr for Schedule {
     fn from_str(s: &str) -> Result<Schedule, ParseError> {
         let text = s.trim().to_string();
         if !text.contains(',') {
-            return Ok(Schedule { entries: vec![(0, parse_rate(&text)?)], text });
+            return Ok(Schedule {
+                entries: vec![(0, parse_rate(&text)?)],
+                text,
+            });
         }
         let mut entries = Vec::new();
         for item in text.split_whitespace() {

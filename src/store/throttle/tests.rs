@@ -10,7 +10,11 @@ fn rates() {
     assert_eq!(parse_rate("40M"), Ok(Some(40 * MIB)));
     assert_eq!(parse_rate("10MiB"), Ok(Some(10 * MIB)));
     assert_eq!(parse_rate("512k"), Ok(Some(512 * 1024)));
-    assert_eq!(parse_rate("512"), Ok(Some(512 * 1024)), "a bare number is KiB/s, as in rclone");
+    assert_eq!(
+        parse_rate("512"),
+        Ok(Some(512 * 1024)),
+        "a bare number is KiB/s, as in rclone"
+    );
     assert_eq!(parse_rate("1.5G"), Ok(Some(3 * 512 * MIB)));
     assert_eq!(parse_rate("100MB/s"), Ok(Some(100_000_000)));
     assert_eq!(parse_rate("800B/s"), Ok(Some(800)));
@@ -43,18 +47,28 @@ fn a_single_rate_is_a_constant_schedule() {
 #[test]
 fn daily_timetable() {
     let s: Schedule = "08:00,10MiB 19:00,off".parse().unwrap();
-    assert_eq!(s.rate_at_minute(at(2, 7, 59)), None, "before 08:00, yesterday's 19:00 entry holds");
+    assert_eq!(
+        s.rate_at_minute(at(2, 7, 59)),
+        None,
+        "before 08:00, yesterday's 19:00 entry holds"
+    );
     assert_eq!(s.rate_at_minute(at(2, 8, 0)), Some(10 * MIB));
     assert_eq!(s.rate_at_minute(at(2, 18, 59)), Some(10 * MIB));
     assert_eq!(s.rate_at_minute(at(2, 19, 0)), None);
-    assert_eq!(s.rate_at_minute(at(0, 0, 0)), None, "Monday 00:00 wraps to Sunday 19:00");
+    assert_eq!(
+        s.rate_at_minute(at(0, 0, 0)),
+        None,
+        "Monday 00:00 wraps to Sunday 19:00"
+    );
     assert!(!s.is_off());
     assert_eq!(s.to_string(), "08:00,10MiB 19:00,off");
 }
 
 #[test]
 fn rclone_example_timetable() {
-    let s: Schedule = "08:00,512k 12:00,10M 13:00,512k 18:00,30M 23:00,off".parse().unwrap();
+    let s: Schedule = "08:00,512k 12:00,10M 13:00,512k 18:00,30M 23:00,off"
+        .parse()
+        .unwrap();
     assert_eq!(s.rate_at_minute(at(4, 12, 30)), Some(10 * MIB));
     assert_eq!(s.rate_at_minute(at(4, 13, 0)), Some(512 * 1024));
     assert_eq!(s.rate_at_minute(at(4, 22, 0)), Some(30 * MIB));
@@ -78,7 +92,13 @@ fn later_entry_for_the_same_time_wins() {
 
 #[test]
 fn bad_timetables() {
-    for s in ["08:00,10M 25:00,off", "08:00;10M", "8h,10M 9:00,1M", "Xyz-08:00,1M 09:00,off", "08:00,lots 09:00,1M"] {
+    for s in [
+        "08:00,10M 25:00,off",
+        "08:00;10M",
+        "8h,10M 9:00,1M",
+        "Xyz-08:00,1M 09:00,off",
+        "08:00,lots 09:00,1M",
+    ] {
         assert!(s.parse::<Schedule>().is_err(), "{s} should not parse");
     }
 }
