@@ -42,6 +42,9 @@ impl S3Server {
         let addr = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
             let http = ConnBuilder::new(TokioExecutor::new());
+            // Connections live in this task's set, so that stopping the
+            // server also drops its open keep-alive connections.
+            let mut connections = tokio::task::JoinSet::new();
             loop {
                 let Ok((socket, _)) = listener.accept().await else {
                     continue;
@@ -50,9 +53,10 @@ impl S3Server {
                 let conn = http
                     .serve_connection(TokioIo::new(socket), service.clone())
                     .into_owned();
-                tokio::spawn(async move {
+                connections.spawn(async move {
                     let _ = conn.await;
                 });
+                while connections.try_join_next().is_some() {}
             }
         });
         S3Server {
