@@ -69,12 +69,9 @@ async fn s3_store_through_faults_passes_the_suite() {
     let server = S3Server::start("test-faulty").await;
     s3_store(&server, "faulty", "").await;
     let proxy = FaultProxy::start(server.addr, 7, 0.2, &ALL_FAULTS).await;
-    let base = S3Store::new(
-        "faulty",
-        "repo",
-        &settings_for(&proxy.endpoint(), &server.region),
-    )
-    .unwrap();
+    let mut settings = settings_for(&proxy.endpoint(), &server.region);
+    settings.idle_timeout_ms = 500;
+    let base = S3Store::new("faulty", "repo", &settings).unwrap();
     let store = Retrying::new(Arc::new(base), fast_retries());
     testsuite::run(&store).await;
     let injected = proxy.injected();
@@ -92,7 +89,8 @@ async fn faults_end_in_correct_data_or_a_clear_error() {
     let server = S3Server::start("test-chaos").await;
     let direct = s3_store(&server, "chaos", "").await;
     let proxy = FaultProxy::start(server.addr, 11, 0.5, &ALL_FAULTS).await;
-    let settings = settings_for(&proxy.endpoint(), &server.region);
+    let mut settings = settings_for(&proxy.endpoint(), &server.region);
+    settings.idle_timeout_ms = 500;
     // Few attempts, so that some operations fail for good.
     let policy = RetryPolicy {
         max_attempts: 2,
@@ -362,4 +360,42 @@ async fn retry_never_repeats_permanent_failures() {
         1,
         "a permanent failure is not retried"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_put_carries_a_checksum() {
+    let server = S3Server::start("test-sums").await;
+    s3_store(&server, "sums", "").await;
+    let proxy = FaultProxy::start(server.addr, 1, 0.0, &[]).await;
+    for provider in [Provider::Minio, Provider::Generic] {
+        let mut settings = settings_for(&proxy.endpoint(), "test-sums");
+        settings.provider = provider;
+        let store = S3Store::new("sums", provider.name(), &settings).unwrap();
+        store.put("small", Bytes::from(vec![1u8; 1000])).await.unwrap();
+        store.put("large", Bytes::from(vec![2u8; 12 << 20])).await.unwrap();
+        assert!(store.put_if_absent("lock", Bytes::from_static(b"me")).await.unwrap());
+    }
+    let puts: Vec<_> = proxy.log().into_iter().filter(|s| s.line.starts_with("PUT ") && !s.line.ends_with("/sums")).collect();
+    assert!(puts.len() >= 2 * (1 + 3 + 1), "single PUTs and parts: {puts:#?}");
+    for put in &puts {
+        assert!(put.headers.iter().any(|h| h == "content-md5"), "no Content-MD5: {put:?}");
+        let crc = put.headers.iter().any(|h| h == "x-amz-checksum-crc32c");
+        let single = !put.line.contains("partNumber=");
+        assert_eq!(crc, single && put.line.contains("/minio/"), "CRC32C only where the provider knows it: {put:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_multipart_upload_is_aborted_and_invisible() {
+    let server = S3Server::start("test-abort").await;
+    s3_store(&server, "abort", "").await;
+    let proxy = FaultProxy::start(server.addr, 3, 1.0, &[Fault::ResetUpload]).await;
+    proxy.only_matching("partNumber=2");
+    let store = S3Store::new("abort", "", &settings_for(&proxy.endpoint(), "test-abort")).unwrap();
+    let e = store.put("data/big", Bytes::from(vec![3u8; 12 << 20])).await.unwrap_err();
+    assert_eq!(e.kind, StoreErrorKind::Transient, "{e}");
+    assert!(store.head("data/big").await.unwrap().is_none(), "no half-visible object");
+    let log = proxy.log();
+    assert!(log.iter().any(|s| s.line.starts_with("DELETE ") && s.line.contains("uploadId=")), "the upload was aborted: {log:#?}");
+    assert_eq!(log.iter().filter(|s| s.line.contains("partNumber=2")).count(), 4, "a part is retried on its own");
 }

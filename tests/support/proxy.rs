@@ -61,6 +61,19 @@ struct State {
     faults: Vec<Fault>,
     requests: AtomicUsize,
     injected: Mutex<Vec<Fault>>,
+    /// Faults go only to requests whose method and path contain this.
+    only: Mutex<Option<String>>,
+    log: Mutex<Vec<Seen>>,
+}
+
+/// A request as the proxy saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// `METHOD /path?query`.
+    pub line: String,
+    /// The request's headers, names in lowercase.
+    pub headers: Vec<String>,
+    pub fault: Option<Fault>,
 }
 
 /// A running proxy; stops accepting when dropped.
@@ -79,6 +92,8 @@ impl FaultProxy {
             faults: faults.to_vec(),
             requests: AtomicUsize::new(0),
             injected: Mutex::new(Vec::new()),
+            only: Mutex::new(None),
+            log: Mutex::new(Vec::new()),
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -110,6 +125,17 @@ impl FaultProxy {
         self.state.requests.load(Ordering::Relaxed)
     }
 
+    /// Injects faults only into requests whose `METHOD /path?query`
+    /// contains `pattern`.
+    pub fn only_matching(&self, pattern: &str) {
+        *self.state.only.lock().unwrap() = Some(pattern.to_string());
+    }
+
+    /// Every request seen so far.
+    pub fn log(&self) -> Vec<Seen> {
+        self.state.log.lock().unwrap().clone()
+    }
+
     pub fn injected(&self) -> Vec<Fault> {
         self.state.injected.lock().unwrap().clone()
     }
@@ -121,15 +147,24 @@ impl Drop for FaultProxy {
     }
 }
 
-fn pick(state: &State) -> Option<Fault> {
+fn pick<B>(state: &State, req: &Request<B>) -> Option<Fault> {
     state.requests.fetch_add(1, Ordering::Relaxed);
-    let mut rng = state.rng.lock().unwrap();
-    if state.faults.is_empty() || !rng.gen_bool(state.rate) {
-        return None;
+    let line = format!("{} {}", req.method(), req.uri());
+    let headers = req.headers().keys().map(|k| k.as_str().to_string()).collect();
+    let eligible = state.only.lock().unwrap().as_ref().is_none_or(|p| line.contains(p.as_str()));
+    let fault = {
+        let mut rng = state.rng.lock().unwrap();
+        if !eligible || state.faults.is_empty() || !rng.gen_bool(state.rate) {
+            None
+        } else {
+            Some(state.faults[rng.gen_range(0..state.faults.len())])
+        }
+    };
+    if let Some(f) = fault {
+        state.injected.lock().unwrap().push(f);
     }
-    let fault = state.faults[rng.gen_range(0..state.faults.len())];
-    state.injected.lock().unwrap().push(fault);
-    Some(fault)
+    state.log.lock().unwrap().push(Seen { line, headers, fault });
+    fault
 }
 
 fn full(bytes: impl Into<Bytes>) -> Body {
@@ -172,7 +207,7 @@ async fn handle(
     state: Arc<State>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, std::io::Error> {
-    let fault = pick(&state);
+    let fault = pick(&state, &req);
     let (parts, body) = req.into_parts();
     if fault == Some(Fault::ResetUpload) {
         let mut body = body;
