@@ -26,7 +26,10 @@ async fn main() {
     let [endpoint, bucket, mode, a, b] = &args[..] else {
         panic!("usage: s3_bench ENDPOINT BUCKET up|down|limit ARG ARG");
     };
-    let mut options = StoreOptions { s3: server::settings_for(endpoint, "local"), ..StoreOptions::default() };
+    let mut options = StoreOptions {
+        s3: server::settings_for(endpoint, "local"),
+        ..StoreOptions::default()
+    };
     options.s3.multipart_threshold = 64 << 20;
     options.s3.part_size = 16 << 20;
     options.s3.idle_timeout_ms = 60_000;
@@ -38,7 +41,9 @@ async fn main() {
     s3.init().await.unwrap();
     let store = compose(Arc::new(s3), &options);
     match mode.as_str() {
-        "up" | "down" => transfer(&store, mode == "up", a.parse().unwrap(), b.parse().unwrap()).await,
+        "up" | "down" => {
+            transfer(&store, mode == "up", a.parse().unwrap(), b.parse().unwrap()).await
+        }
         "limit" => limit(&store, b.parse().unwrap()).await,
         _ => panic!("mode is up, down or limit"),
     }
@@ -47,7 +52,8 @@ async fn main() {
 fn object(i: usize, size: usize) -> Bytes {
     let mut v = vec![0u8; size];
     for (j, chunk) in v.chunks_mut(8).enumerate() {
-        let x = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (j as u64).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        let x = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            ^ (j as u64).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
     }
     Bytes::from(v)
@@ -55,7 +61,11 @@ fn object(i: usize, size: usize) -> Bytes {
 
 async fn transfer(store: &DynStore, up: bool, total_mib: usize, object_mib: usize) {
     let count = total_mib / object_mib;
-    let objects: Vec<Bytes> = if up { (0..count).map(|i| object(i, object_mib * MIB)).collect() } else { Vec::new() };
+    let objects: Vec<Bytes> = if up {
+        (0..count).map(|i| object(i, object_mib * MIB)).collect()
+    } else {
+        Vec::new()
+    };
     let start = Instant::now();
     let jobs = (0..count).map(|i| {
         let data = objects.get(i).cloned();
@@ -67,7 +77,13 @@ async fn transfer(store: &DynStore, up: bool, total_mib: usize, object_mib: usiz
             }
         }
     });
-    let bytes: usize = futures::stream::iter(jobs).buffer_unordered(4).map(|r| r.unwrap()).collect::<Vec<_>>().await.iter().sum();
+    let bytes: usize = futures::stream::iter(jobs)
+        .buffer_unordered(4)
+        .map(|r| r.unwrap())
+        .collect::<Vec<_>>()
+        .await
+        .iter()
+        .sum();
     let secs = start.elapsed().as_secs_f64();
     println!(
         "ferry {}: {} MiB in {secs:.2} s = {:.1} MiB/s",
@@ -87,7 +103,10 @@ async fn limit(store: &DynStore, seconds: u64) {
             let data = object(w, MIB);
             let mut i = 0;
             while Instant::now() < end {
-                store.put(&format!("limit/{w}/{i}"), data.clone()).await.unwrap();
+                store
+                    .put(&format!("limit/{w}/{i}"), data.clone())
+                    .await
+                    .unwrap();
                 done.lock().unwrap().push(start.elapsed());
                 i += 1;
             }
@@ -95,14 +114,22 @@ async fn limit(store: &DynStore, seconds: u64) {
     });
     futures::future::join_all(workers).await;
     let done = done.lock().unwrap();
-    let measured: Vec<Duration> = done.iter().copied().filter(|t| t.as_secs() < seconds).collect();
+    let measured: Vec<Duration> = done
+        .iter()
+        .copied()
+        .filter(|t| t.as_secs() < seconds)
+        .collect();
     let avg = measured.len() as f64 / seconds as f64;
-    let per_second: Vec<usize> =
-        (0..seconds).map(|s| measured.iter().filter(|t| t.as_secs() == s).count()).collect();
+    let per_second: Vec<usize> = (0..seconds)
+        .map(|s| measured.iter().filter(|t| t.as_secs() == s).count())
+        .collect();
     let windows: Vec<usize> = (0..(seconds * 10).saturating_sub(10))
         .map(|d| {
             let from = Duration::from_millis(d * 100);
-            measured.iter().filter(|t| **t >= from && **t < from + Duration::from_secs(1)).count()
+            measured
+                .iter()
+                .filter(|t| **t >= from && **t < from + Duration::from_secs(1))
+                .count()
         })
         .collect();
     println!(

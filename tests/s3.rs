@@ -371,17 +371,40 @@ async fn every_put_carries_a_checksum() {
         let mut settings = settings_for(&proxy.endpoint(), "test-sums");
         settings.provider = provider;
         let store = S3Store::new("sums", provider.name(), &settings).unwrap();
-        store.put("small", Bytes::from(vec![1u8; 1000])).await.unwrap();
-        store.put("large", Bytes::from(vec![2u8; 12 << 20])).await.unwrap();
-        assert!(store.put_if_absent("lock", Bytes::from_static(b"me")).await.unwrap());
+        store
+            .put("small", Bytes::from(vec![1u8; 1000]))
+            .await
+            .unwrap();
+        store
+            .put("large", Bytes::from(vec![2u8; 12 << 20]))
+            .await
+            .unwrap();
+        assert!(store
+            .put_if_absent("lock", Bytes::from_static(b"me"))
+            .await
+            .unwrap());
     }
-    let puts: Vec<_> = proxy.log().into_iter().filter(|s| s.line.starts_with("PUT ") && !s.line.ends_with("/sums")).collect();
-    assert!(puts.len() >= 2 * (1 + 3 + 1), "single PUTs and parts: {puts:#?}");
+    let puts: Vec<_> = proxy
+        .log()
+        .into_iter()
+        .filter(|s| s.line.starts_with("PUT ") && !s.line.ends_with("/sums"))
+        .collect();
+    assert!(
+        puts.len() >= 2 * (1 + 3 + 1),
+        "single PUTs and parts: {puts:#?}"
+    );
     for put in &puts {
-        assert!(put.headers.iter().any(|h| h == "content-md5"), "no Content-MD5: {put:?}");
+        assert!(
+            put.headers.iter().any(|h| h == "content-md5"),
+            "no Content-MD5: {put:?}"
+        );
         let crc = put.headers.iter().any(|h| h == "x-amz-checksum-crc32c");
         let single = !put.line.contains("partNumber=");
-        assert_eq!(crc, single && put.line.contains("/minio/"), "CRC32C only where the provider knows it: {put:?}");
+        assert_eq!(
+            crc,
+            single && put.line.contains("/minio/"),
+            "CRC32C only where the provider knows it: {put:?}"
+        );
     }
 }
 
@@ -392,10 +415,26 @@ async fn a_failed_multipart_upload_is_aborted_and_invisible() {
     let proxy = FaultProxy::start(server.addr, 3, 1.0, &[Fault::ResetUpload]).await;
     proxy.only_matching("partNumber=2");
     let store = S3Store::new("abort", "", &settings_for(&proxy.endpoint(), "test-abort")).unwrap();
-    let e = store.put("data/big", Bytes::from(vec![3u8; 12 << 20])).await.unwrap_err();
+    let e = store
+        .put("data/big", Bytes::from(vec![3u8; 12 << 20]))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind, StoreErrorKind::Transient, "{e}");
-    assert!(store.head("data/big").await.unwrap().is_none(), "no half-visible object");
+    assert!(
+        store.head("data/big").await.unwrap().is_none(),
+        "no half-visible object"
+    );
     let log = proxy.log();
-    assert!(log.iter().any(|s| s.line.starts_with("DELETE ") && s.line.contains("uploadId=")), "the upload was aborted: {log:#?}");
-    assert_eq!(log.iter().filter(|s| s.line.contains("partNumber=2")).count(), 4, "a part is retried on its own");
+    assert!(
+        log.iter()
+            .any(|s| s.line.starts_with("DELETE ") && s.line.contains("uploadId=")),
+        "the upload was aborted: {log:#?}"
+    );
+    assert_eq!(
+        log.iter()
+            .filter(|s| s.line.contains("partNumber=2"))
+            .count(),
+        4,
+        "a part is retried on its own"
+    );
 }

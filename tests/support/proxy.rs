@@ -150,8 +150,15 @@ impl Drop for FaultProxy {
 fn pick<B>(state: &State, req: &Request<B>) -> Option<Fault> {
     state.requests.fetch_add(1, Ordering::Relaxed);
     let line = format!("{} {}", req.method(), req.uri());
-    let headers = req.headers().keys().map(|k| k.as_str().to_string()).collect();
-    let eligible = state.only.lock().unwrap().as_ref().is_none_or(|p| line.contains(p.as_str()));
+    let headers = req
+        .headers()
+        .keys()
+        .map(|k| k.as_str().to_string())
+        .collect();
+    let eligible = match &*state.only.lock().unwrap() {
+        Some(p) => line.contains(p.as_str()),
+        None => true,
+    };
     let fault = {
         let mut rng = state.rng.lock().unwrap();
         if !eligible || state.faults.is_empty() || !rng.gen_bool(state.rate) {
@@ -163,7 +170,11 @@ fn pick<B>(state: &State, req: &Request<B>) -> Option<Fault> {
     if let Some(f) = fault {
         state.injected.lock().unwrap().push(f);
     }
-    state.log.lock().unwrap().push(Seen { line, headers, fault });
+    state.log.lock().unwrap().push(Seen {
+        line,
+        headers,
+        fault,
+    });
     fault
 }
 
