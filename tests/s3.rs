@@ -438,3 +438,24 @@ async fn a_failed_multipart_upload_is_aborted_and_invisible() {
         "a part is retried on its own"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_objects_are_not_returned() {
+    let server = S3Server::start("test-rot").await;
+    let store = s3_store(&server, "rot", "").await;
+    let data = Bytes::from(vec![5u8; 100_000]);
+    store.put("data/00/pack", data.clone()).await.unwrap();
+    let path = server.root.path().join("rot/data/00/pack");
+    let mut on_disk = std::fs::read(&path).unwrap();
+    on_disk[50_000] ^= 1;
+    std::fs::write(&path, on_disk).unwrap();
+    let e = store
+        .get("data/00/pack")
+        .await
+        .expect_err("a damaged object fails its CRC32C");
+    assert_eq!(e.kind, StoreErrorKind::Transient, "{e}");
+    assert!(
+        e.to_string().contains("data/00/pack") && e.message.contains("checksum"),
+        "{e}"
+    );
+}

@@ -2,7 +2,7 @@
 //! PUTs, conditional creates per provider, verified GETs, paginated lists.
 
 use async_trait::async_trait;
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ChecksumMode;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -113,7 +113,7 @@ impl S3Store {
             let mut buf = BytesMut::with_capacity(expected.unwrap_or(0).min(1 << 30) as usize);
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(|e| {
-                    self.err(StoreErrorKind::Transient, "get", key, format!("reading the response: {e}"))
+                    self.err(StoreErrorKind::Transient, "get", key, format!("reading the response: {}", DisplayErrorContext(&e)))
                 })?;
                 activity.touch();
                 if let Some(limiter) = &limiter {
