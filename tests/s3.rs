@@ -459,3 +459,33 @@ async fn damaged_objects_are_not_returned() {
         "{e}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_answers_to_creates_and_deletes_are_read_right() {
+    let server = S3Server::start("test-lost").await;
+    s3_store(&server, "lost", "").await;
+    let proxy = FaultProxy::start(server.addr, 5, 1.0, &[Fault::InternalErrorAfter]).await;
+    let store = Retrying::new(
+        Arc::new(S3Store::new("lost", "", &settings_for(&proxy.endpoint(), "test-lost")).unwrap()),
+        fast_retries(),
+    );
+    // The server creates the lock, the answer is lost; the retry finds the
+    // key taken, by our own bytes.
+    proxy.only_matching("PUT /lost/locks/");
+    proxy.limit_faults(1);
+    assert!(store
+        .put_if_absent("locks/a", Bytes::from_static(b"lock a"))
+        .await
+        .unwrap());
+    assert!(!store
+        .put_if_absent("locks/a", Bytes::from_static(b"lock b"))
+        .await
+        .unwrap());
+    // The server deletes, the answer is lost; the retry finds nothing left.
+    proxy.only_matching("DELETE /lost/locks/");
+    proxy.limit_faults(1);
+    store.delete("locks/a").await.unwrap();
+    assert_eq!(proxy.injected().len(), 2);
+    let e = store.delete("locks/a").await.unwrap_err();
+    assert!(e.is_not_found(), "{e}");
+}

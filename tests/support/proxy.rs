@@ -63,6 +63,8 @@ struct State {
     injected: Mutex<Vec<Fault>>,
     /// Faults go only to requests whose method and path contain this.
     only: Mutex<Option<String>>,
+    /// Faults left to inject.
+    budget: AtomicUsize,
     log: Mutex<Vec<Seen>>,
 }
 
@@ -93,6 +95,7 @@ impl FaultProxy {
             requests: AtomicUsize::new(0),
             injected: Mutex::new(Vec::new()),
             only: Mutex::new(None),
+            budget: AtomicUsize::new(usize::MAX),
             log: Mutex::new(Vec::new()),
         });
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -131,6 +134,11 @@ impl FaultProxy {
         *self.state.only.lock().unwrap() = Some(pattern.to_string());
     }
 
+    /// Injects at most `n` more faults.
+    pub fn limit_faults(&self, n: usize) {
+        self.state.budget.store(n, Ordering::Relaxed);
+    }
+
     /// Every request seen so far.
     pub fn log(&self) -> Vec<Seen> {
         self.state.log.lock().unwrap().clone()
@@ -161,13 +169,15 @@ fn pick<B>(state: &State, req: &Request<B>) -> Option<Fault> {
     };
     let fault = {
         let mut rng = state.rng.lock().unwrap();
-        if !eligible || state.faults.is_empty() || !rng.gen_bool(state.rate) {
+        let spent = state.budget.load(Ordering::Relaxed) == 0;
+        if spent || !eligible || state.faults.is_empty() || !rng.gen_bool(state.rate) {
             None
         } else {
             Some(state.faults[rng.gen_range(0..state.faults.len())])
         }
     };
     if let Some(f) = fault {
+        state.budget.fetch_sub(1, Ordering::Relaxed);
         state.injected.lock().unwrap().push(f);
     }
     state.log.lock().unwrap().push(Seen {
