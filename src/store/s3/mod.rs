@@ -9,6 +9,7 @@ mod multipart;
 mod ops;
 mod provider;
 mod settings;
+mod transfer;
 
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
