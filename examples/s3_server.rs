@@ -17,7 +17,7 @@ async fn main() {
         }
         None => tempfile::tempdir().expect("temporary directory"),
     };
-    let server = server::S3Server::start_in("local", root, &bind).await;
+    let server = server::S3Server::start_in("local", root, &bind, &[]).await;
     eprintln!(
         "s3s-fs at {} (root {}), access key {}, secret key {}",
         server.endpoint(),

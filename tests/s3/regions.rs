@@ -162,3 +162,25 @@ async fn every_put_carries_a_checksum() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_names_the_missing_permission() {
+    let server = S3Server::start_denying("test-policy", &["CreateBucket"]).await;
+    let store = S3Store::new("new-bucket", "", &server.settings()).unwrap();
+    let e = store.init().await.unwrap_err();
+    assert_eq!(e.kind, StoreErrorKind::PermissionDenied, "{e}");
+    assert!(
+        e.message.contains("does not exist") && e.message.contains("s3:CreateBucket"),
+        "{e}"
+    );
+
+    let server = S3Server::start_denying("test-policy", &["PutObject"]).await;
+    let store = S3Store::new("bucket", "repo", &server.settings()).unwrap();
+    let e = store.init().await.unwrap_err();
+    assert_eq!(e.kind, StoreErrorKind::PermissionDenied, "{e}");
+    assert!(e.message.contains("s3:PutObject"), "{e}");
+    assert!(
+        e.to_string().contains("s3://bucket/repo/ (test-policy"),
+        "{e}"
+    );
+}

@@ -7,8 +7,10 @@ use std::net::SocketAddr;
 use ferry::store::s3::{Provider, S3Settings, Secret};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::SimpleAuth;
 use s3s::service::S3ServiceBuilder;
+use s3s::S3Result;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -26,15 +28,27 @@ pub struct S3Server {
 
 impl S3Server {
     pub async fn start(region: &str) -> S3Server {
+        S3Server::start_denying(region, &[]).await
+    }
+
+    /// A server on which the test keys may not run the operations named
+    /// (`"CreateBucket"`, `"PutObject"`, ...): a bucket policy in miniature.
+    pub async fn start_denying(region: &str, denied: &[&'static str]) -> S3Server {
         let root = tempfile::tempdir().expect("temporary directory");
-        S3Server::start_in(region, root, "127.0.0.1:0").await
+        S3Server::start_in(region, root, "127.0.0.1:0", denied).await
     }
 
     /// Serves the buckets under `root` on `bind` (`127.0.0.1:0` for any port).
-    pub async fn start_in(region: &str, root: tempfile::TempDir, bind: &str) -> S3Server {
+    pub async fn start_in(
+        region: &str,
+        root: tempfile::TempDir,
+        bind: &str,
+        denied: &[&'static str],
+    ) -> S3Server {
         let fs = s3s_fs::FileSystem::new(root.path()).expect("s3s-fs root");
         let mut builder = S3ServiceBuilder::new(fs);
         builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+        builder.set_access(Deny(denied.to_vec()));
         let service = builder.build();
         let listener = TcpListener::bind(bind)
             .await
@@ -91,6 +105,22 @@ pub fn settings_for(endpoint: &str, region: &str) -> S3Settings {
         idle_timeout_ms: 2_000,
         list_page_size: 7,
         ..S3Settings::default()
+    }
+}
+
+/// Access control: signed requests may do anything but the denied operations.
+struct Deny(Vec<&'static str>);
+
+#[async_trait::async_trait]
+impl S3Access for Deny {
+    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        if cx.credentials().is_none() || self.0.contains(&cx.s3_op().name()) {
+            return Err(s3s::s3_error!(
+                AccessDenied,
+                "denied by the test server's policy"
+            ));
+        }
+        Ok(())
     }
 }
 
