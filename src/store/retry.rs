@@ -176,3 +176,85 @@ impl ObjectStore for Retrying {
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap() {
+        let p = RetryPolicy {
+            initial_backoff_ms: 100,
+            max_backoff_ms: 1000,
+            ..RetryPolicy::default()
+        };
+        for (attempt, step) in [
+            (2, 100),
+            (3, 200),
+            (4, 400),
+            (5, 800),
+            (6, 1000),
+            (40, 1000),
+        ] {
+            for _ in 0..50 {
+                let ms = p.backoff(attempt).as_millis() as u64;
+                assert!(
+                    ms >= step / 2 && ms <= step,
+                    "attempt {attempt}: {ms} ms for a step of {step}"
+                );
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn budget_of_attempts_and_time() {
+        use crate::store::StoreErrorKind::{Permanent, Transient};
+        let fail =
+            |kind| async move { Err::<(), _>(StoreError::new(kind, "here", "get", "k", "boom")) };
+        let p = RetryPolicy {
+            max_attempts: 4,
+            initial_backoff_ms: 10,
+            max_backoff_ms: 10,
+            budget_seconds: 60,
+        };
+        let mut calls = 0;
+        let e = p
+            .run(|_| {
+                calls += 1;
+                fail(Transient)
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(calls, 4);
+        assert!(
+            e.to_string()
+                .starts_with("here: get k: boom (gave up after 4 attempts"),
+            "{e}"
+        );
+        let mut calls = 0;
+        p.run(|_| {
+            calls += 1;
+            fail(Permanent)
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(calls, 1, "permanent failures are not retried");
+        let slow = RetryPolicy {
+            max_attempts: 100,
+            initial_backoff_ms: 1000,
+            max_backoff_ms: 1000,
+            budget_seconds: 3,
+        };
+        let mut calls = 0;
+        slow.run(|_| {
+            calls += 1;
+            fail(Transient)
+        })
+        .await
+        .unwrap_err();
+        assert!(
+            (3..=4).contains(&calls),
+            "the time budget ends the retries: {calls} calls"
+        );
+    }
+}
