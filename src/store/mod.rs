@@ -136,14 +136,22 @@ pub type DynStore = Arc<dyn ObjectStore>;
 /// Wraps a base store in the layers every repository uses, in this order
 /// from the outside: retries (so a retried transfer is throttled again),
 /// then bandwidth limits (only when a limit is set), then the base store.
+/// The limits are this store's own; see [`compose_shared`].
 pub fn compose(base: DynStore, options: &StoreOptions) -> DynStore {
+    compose_shared(base, options, &options.bandwidth())
+}
+
+/// [`compose`] with limiters shared with other stores: build one
+/// [`throttle::Bandwidth`] with [`StoreOptions::bandwidth`] and pass it for
+/// every region, so that `--limit-upload` bounds the process as a whole.
+pub fn compose_shared(
+    base: DynStore,
+    options: &StoreOptions,
+    bandwidth: &throttle::Bandwidth,
+) -> DynStore {
     let mut store = base;
-    if options.limit_upload.is_some() || options.limit_download.is_some() {
-        store = Arc::new(throttle::Throttled::new(
-            store,
-            options.limit_upload.clone(),
-            options.limit_download.clone(),
-        ));
+    if !bandwidth.is_unlimited() {
+        store = Arc::new(throttle::Throttled::shared(store, bandwidth));
     }
     Arc::new(retry::Retrying::new(store, options.retry.clone()))
 }

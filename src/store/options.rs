@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::retry::RetryPolicy;
 use super::s3::{EnvError, S3Settings};
-use super::throttle::Schedule;
+use super::throttle::{Bandwidth, Schedule};
 
 /// Everything [`super::open_url_with`] and [`super::compose`] need besides
 /// the URL. Sources are merged by the caller: config file, then
@@ -46,6 +46,11 @@ impl StoreOptions {
             }
         }
         Ok(())
+    }
+
+    /// Limiters for `limit_upload` and `limit_download`.
+    pub fn bandwidth(&self) -> Bandwidth {
+        Bandwidth::new(self.limit_upload.clone(), self.limit_download.clone())
     }
 
     /// The options from the process environment over the defaults.

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ferry::store::throttle::Throttled;
-use ferry::store::{compose, local::LocalStore, DynStore, ObjectStore, StoreOptions};
+use ferry::store::{
+    compose, compose_shared, local::LocalStore, DynStore, ObjectStore, StoreOptions,
+};
 
 use crate::s3_store;
 use crate::support::server::S3Server;
@@ -61,5 +63,40 @@ async fn throttle_charges_stores_that_do_not_pace() {
     assert!(
         start.elapsed() < Duration::from_millis(10),
         "downloads are not limited"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regions_share_one_limit() {
+    let (a, b) = (
+        S3Server::start("lim-a").await,
+        S3Server::start("lim-b").await,
+    );
+    let options = StoreOptions {
+        limit_upload: Some("8MiB/s".parse().unwrap()),
+        ..StoreOptions::default()
+    };
+    let bandwidth = options.bandwidth();
+    let stores: Vec<DynStore> = vec![
+        compose_shared(
+            Arc::new(s3_store(&a, "shared", "").await),
+            &options,
+            &bandwidth,
+        ),
+        compose_shared(
+            Arc::new(s3_store(&b, "shared", "").await),
+            &options,
+            &bandwidth,
+        ),
+    ];
+    let data = Bytes::from(vec![1u8; 4 << 20]);
+    let start = Instant::now();
+    futures::future::try_join_all(stores.iter().map(|s| s.put("pack", data.clone())))
+        .await
+        .unwrap();
+    let took = start.elapsed();
+    assert!(
+        took >= Duration::from_millis(950),
+        "8 MiB through one 8 MiB/s limit took {took:?}"
     );
 }

@@ -65,6 +65,32 @@ pub fn download_limiter() -> Option<Arc<Limiter>> {
     take(false)
 }
 
+/// An upload and a download limiter. Clones share the same limiters, so
+/// stores wrapped with one `Bandwidth` (several regions, say) share its
+/// limits between them.
+#[derive(Debug, Clone, Default)]
+pub struct Bandwidth {
+    pub upload: Option<Arc<Limiter>>,
+    pub download: Option<Arc<Limiter>>,
+}
+
+impl Bandwidth {
+    /// Limiters for the two schedules; `None` or `off` leaves that
+    /// direction free.
+    pub fn new(upload: Option<Schedule>, download: Option<Schedule>) -> Bandwidth {
+        let limiter =
+            |s: Option<Schedule>| s.filter(|s| !s.is_off()).map(|s| Arc::new(Limiter::new(s)));
+        Bandwidth {
+            upload: limiter(upload),
+            download: limiter(download),
+        }
+    }
+
+    pub fn is_unlimited(&self) -> bool {
+        self.upload.is_none() && self.download.is_none()
+    }
+}
+
 /// A store whose transfers share an upload and a download limit.
 #[derive(Debug)]
 pub struct Throttled {
@@ -74,14 +100,17 @@ pub struct Throttled {
 }
 
 impl Throttled {
-    /// Wraps `inner`; `None` or an `off` schedule leaves that direction free.
+    /// Wraps `inner` with limiters of its own.
     pub fn new(inner: DynStore, upload: Option<Schedule>, download: Option<Schedule>) -> Throttled {
-        let limiter =
-            |s: Option<Schedule>| s.filter(|s| !s.is_off()).map(|s| Arc::new(Limiter::new(s)));
+        Throttled::shared(inner, &Bandwidth::new(upload, download))
+    }
+
+    /// Wraps `inner` with limiters shared with other stores.
+    pub fn shared(inner: DynStore, bandwidth: &Bandwidth) -> Throttled {
         Throttled {
             inner,
-            upload: limiter(upload),
-            download: limiter(download),
+            upload: bandwidth.upload.clone(),
+            download: bandwidth.download.clone(),
         }
     }
 
