@@ -14,6 +14,7 @@ OBJECT_MIB=64
 PORT=${PORT:-19000}
 WORK=$(mktemp -d /tmp/ferry-s3-bench.XXXXXX)
 ENDPOINT=http://127.0.0.1:$PORT
+export RCLONE_CONFIG=/dev/null
 
 cargo build --release --example s3_server --example s3_bench -q
 ./target/release/examples/s3_server 127.0.0.1:$PORT "$WORK/server" 2>"$WORK/server.log" &
@@ -52,6 +53,8 @@ if command -v rclone >/dev/null; then
     RCLONE_CONFIG_BENCH_ENDPOINT=$ENDPOINT RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE=true \
     RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID RCLONE_CONFIG_BENCH_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY \
     RCLONE_CONFIG_BENCH_REGION=local
+  # rclone's S3 client refuses a CA bundle for plain-HTTP endpoints.
+  unset AWS_CA_BUNDLE
   rclone mkdir bench:rclone
   s=$(timed rclone copy --transfers 4 "$WORK/src" bench:rclone/bench)
   echo "rclone copy upload: $TOTAL_MIB MiB in ${s} s = $(rate "$s")"
@@ -60,4 +63,4 @@ if command -v rclone >/dev/null; then
 fi
 
 echo "== upload limit 20MiB/s for $LIMIT_SECONDS s"
-./target/release/examples/s3_bench "$ENDPOINT" limit 20MiB/s "$LIMIT_SECONDS"
+./target/release/examples/s3_bench "$ENDPOINT" ferry limit 20MiB/s "$LIMIT_SECONDS"

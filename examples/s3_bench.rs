@@ -10,13 +10,16 @@
 #[allow(dead_code)]
 mod server;
 
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ferry::store::s3::S3Store;
 use ferry::store::{compose, DynStore, StoreOptions};
 use futures::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 const MIB: usize = 1 << 20;
 
@@ -44,7 +47,7 @@ async fn main() {
         "up" | "down" => {
             transfer(&store, mode == "up", a.parse().unwrap(), b.parse().unwrap()).await
         }
-        "limit" => limit(&store, b.parse().unwrap()).await,
+        "limit" => limit(&options, bucket, b.parse().unwrap()).await,
         _ => panic!("mode is up, down or limit"),
     }
 }
@@ -93,12 +96,58 @@ async fn transfer(store: &DynStore, up: bool, total_mib: usize, object_mib: usiz
     );
 }
 
-async fn limit(store: &DynStore, seconds: u64) {
-    let done = Arc::new(Mutex::new(Vec::new()));
+/// A TCP relay to `upstream` that counts the bytes sent towards it.
+async fn counting_relay(upstream: String, sent: Arc<AtomicU64>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (mut client, _) = listener.accept().await.unwrap();
+            let mut server = TcpStream::connect(&upstream).await.unwrap();
+            let sent = sent.clone();
+            tokio::spawn(async move {
+                let (mut cr, mut cw) = client.split();
+                let (mut sr, mut sw) = server.split();
+                let up = async {
+                    let mut buf = vec![0u8; 64 << 10];
+                    loop {
+                        let n = cr.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 || sw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                        sent.fetch_add(n as u64, Ordering::Relaxed);
+                    }
+                    let _ = sw.shutdown().await;
+                };
+                let down = tokio::io::copy(&mut sr, &mut cw);
+                let _ = tokio::join!(up, down);
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+/// Uploads 1 MiB objects from 8 workers for `seconds` under the store's
+/// upload limit, counting the bytes on the wire every 100 ms.
+async fn limit(options: &StoreOptions, bucket: &str, seconds: u64) {
+    let sent = Arc::new(AtomicU64::new(0));
+    let upstream = options
+        .s3
+        .endpoint
+        .clone()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_string();
+    let mut options = options.clone();
+    options.s3.endpoint = Some(counting_relay(upstream, sent.clone()).await);
+    let store = compose(
+        Arc::new(S3Store::new(bucket, "bench", &options.s3).unwrap()),
+        &options,
+    );
     let start = Instant::now();
     let end = start + Duration::from_secs(seconds);
     let workers = (0..8).map(|w| {
-        let done = done.clone();
+        let store = store.clone();
         async move {
             let data = object(w, MIB);
             let mut i = 0;
@@ -107,37 +156,31 @@ async fn limit(store: &DynStore, seconds: u64) {
                     .put(&format!("limit/{w}/{i}"), data.clone())
                     .await
                     .unwrap();
-                done.lock().unwrap().push(start.elapsed());
                 i += 1;
             }
         }
     });
-    futures::future::join_all(workers).await;
-    let done = done.lock().unwrap();
-    let measured: Vec<Duration> = done
-        .iter()
-        .copied()
-        .filter(|t| t.as_secs() < seconds)
-        .collect();
-    let avg = measured.len() as f64 / seconds as f64;
-    let per_second: Vec<usize> = (0..seconds)
-        .map(|s| measured.iter().filter(|t| t.as_secs() == s).count())
-        .collect();
-    let windows: Vec<usize> = (0..(seconds * 10).saturating_sub(10))
-        .map(|d| {
-            let from = Duration::from_millis(d * 100);
-            measured
-                .iter()
-                .filter(|t| **t >= from && **t < from + Duration::from_secs(1))
-                .count()
-        })
-        .collect();
+    let sampler = async {
+        let mut samples = Vec::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        while Instant::now() < end {
+            tick.tick().await;
+            samples.push(sent.load(Ordering::Relaxed));
+        }
+        samples
+    };
+    let (_, samples) = tokio::join!(futures::future::join_all(workers), sampler);
+    let mib = |b: u64| b as f64 / MIB as f64;
+    let total = samples.last().unwrap() - samples[0];
+    let span = (samples.len() - 1) as f64 / 10.0;
+    let windows: Vec<u64> = samples.windows(11).map(|w| w[10] - w[0]).collect();
     println!(
-        "ferry limited upload over {seconds} s: average {avg:.2} MiB/s; per second min {} max {} MiB; \
-         any 1-s window (100 ms steps) min {} max {} MiB",
-        per_second[1..].iter().min().unwrap(),
-        per_second.iter().max().unwrap(),
-        windows[10..].iter().min().unwrap(),
-        windows.iter().max().unwrap()
+        "ferry upload limited to {}: {:.2} MiB in {span:.1} s = {:.2} MiB/s on the wire; \
+         1-s windows (100 ms steps) min {:.2} max {:.2} MiB",
+        options.limit_upload.as_ref().unwrap(),
+        mib(total),
+        mib(total) / span,
+        mib(*windows[1..].iter().min().unwrap()),
+        mib(*windows.iter().max().unwrap()),
     );
 }
