@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use ferry::store::s3::S3Store;
+use ferry::store::s3::{S3Settings, S3Store};
 use ferry::store::{compose, DynStore, StoreOptions};
 use futures::StreamExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -33,10 +33,14 @@ async fn main() {
         s3: server::settings_for(endpoint, "local"),
         ..StoreOptions::default()
     };
-    options.s3.multipart_threshold = 64 << 20;
+    options.s3.multipart_threshold = S3Settings::default().multipart_threshold;
     options.s3.part_size = 16 << 20;
     options.s3.idle_timeout_ms = 60_000;
     options.s3.list_page_size = 1000;
+    // FERRY_S3_* variables override the settings above, as in the CLI.
+    options
+        .apply_env(|k| std::env::var(k).ok())
+        .expect("FERRY_S3_* settings");
     if mode == "limit" {
         options.limit_upload = Some(a.parse().expect("a rate"));
     }

@@ -253,7 +253,7 @@ mod tests {
         .await
         .unwrap_err();
         assert!(
-            (3..=4).contains(&calls),
+            (4..=6).contains(&calls),
             "the time budget ends the retries: {calls} calls"
         );
     }

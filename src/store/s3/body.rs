@@ -66,6 +66,8 @@ impl std::fmt::Display for Stalled {
     }
 }
 
+const UNLIMITED_FRAME_BYTES: usize = 1 << 20;
+
 /// An upload body: the object's bytes in chunks, each released only when the
 /// upload limiter (if any) allows, each marking progress.
 pub(crate) struct PacedBody {
@@ -103,7 +105,14 @@ impl Body for PacedBody {
         if this.data.is_empty() {
             return Poll::Ready(None);
         }
-        let n = this.data.len().min(CHUNK_BYTES);
+        // Unlimited transfers go in larger frames (fewer writes), still
+        // small enough that progress is seen well within the idle timeout.
+        let frame = if this.limiter.is_some() {
+            CHUNK_BYTES
+        } else {
+            UNLIMITED_FRAME_BYTES
+        };
+        let n = this.data.len().min(frame);
         if this.wait.is_none() {
             if let Some(deadline) = this.limiter.as_ref().and_then(|l| l.reserve_now(n)) {
                 this.wait = Some(Box::pin(tokio::time::sleep_until(deadline)));

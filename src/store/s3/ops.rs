@@ -42,7 +42,7 @@ impl ObjectStore for S3Store {
 
     async fn put(&self, key: &str, data: Bytes) -> StoreResult<()> {
         self.check_key("put", key)?;
-        if data.len() as u64 >= self.settings.multipart_threshold {
+        if data.len() as u64 > self.settings.multipart_threshold {
             return self.put_multipart(key, data).await;
         }
         self.put_single(key, data, Condition::None)

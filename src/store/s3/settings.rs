@@ -38,7 +38,7 @@ pub struct S3Settings {
     pub session_token: Option<Secret>,
     /// HTTP requests in flight at once (whole objects and multipart parts).
     pub connections: usize,
-    /// Objects of this size and above are uploaded in parts, in parallel.
+    /// Objects larger than this are uploaded in parts, in parallel.
     pub multipart_threshold: u64,
     pub part_size: u64,
     /// A request that makes no progress (no byte sent or received) for this
@@ -61,7 +61,10 @@ impl Default for S3Settings {
             // Transfers wait on the network, not the CPU: 8 keeps a 2-core
             // pod's link busy without a crowd of half-finished parts.
             connections: 8,
-            multipart_threshold: 64 << 20,
+            // Packs (up to 128 MiB) go in one PUT: one request, and a
+            // whole-object CRC32C the server checks and returns on GET,
+            // which a multipart object lacks.
+            multipart_threshold: 128 << 20,
             part_size: 16 << 20,
             idle_timeout_ms: 60_000,
             list_page_size: 1000,
