@@ -208,3 +208,20 @@ async fn lost_answers_to_creates_and_deletes_are_read_right() {
     let e = store.delete("locks/a").await.unwrap_err();
     assert!(e.is_not_found(), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_upload_cleanup_says_when_the_server_cannot() {
+    // s3s-fs 0.14.1 has no ListMultipartUploads.
+    let server = S3Server::start("test-stale").await;
+    let store = s3_store(&server, "stale", "p").await;
+    match store
+        .abort_stale_uploads(std::time::Duration::from_secs(3600))
+        .await
+    {
+        Ok(n) => assert_eq!(n, 0),
+        Err(e) => {
+            assert_eq!(e.kind, StoreErrorKind::Permanent, "{e}");
+            assert!(e.message.contains("501"), "{e}");
+        }
+    }
+}

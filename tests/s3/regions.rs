@@ -184,3 +184,33 @@ async fn init_names_the_missing_permission() {
         "{e}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oss_creates_with_its_own_header() {
+    let server = S3Server::start("oss-cn-test").await;
+    s3_store(&server, "oss-bucket", "").await;
+    let proxy = FaultProxy::start(server.addr, 1, 0.0, &[]).await;
+    let mut settings = settings_for(&proxy.endpoint(), "oss-cn-test");
+    settings.provider = Provider::Oss;
+    let store = S3Store::new("oss-bucket", "", &settings).unwrap();
+    assert!(store
+        .put_if_absent("locks/1", Bytes::from_static(b"me"))
+        .await
+        .unwrap());
+    let put = proxy
+        .log()
+        .into_iter()
+        .find(|s| s.line.starts_with("PUT "))
+        .unwrap();
+    assert!(
+        put.headers.iter().any(|h| h == "x-oss-forbid-overwrite"),
+        "{put:?}"
+    );
+    assert!(
+        !put.headers
+            .iter()
+            .any(|h| h == "if-none-match" || h.starts_with("x-amz-checksum")),
+        "{put:?}"
+    );
+    assert!(put.headers.iter().any(|h| h == "content-md5"), "{put:?}");
+}

@@ -58,6 +58,8 @@ pub fn classify(status: u16, code: Option<&str>) -> StoreErrorKind {
     }
     match status {
         404 => StoreErrorKind::NotFound,
+        // The server lacks the operation; asking again will not help.
+        501 => StoreErrorKind::Permanent,
         401 | 403 => StoreErrorKind::PermissionDenied,
         408 | 429 | 500..=599 => StoreErrorKind::Transient,
         _ => StoreErrorKind::Permanent,
@@ -119,6 +121,7 @@ mod tests {
         assert_eq!(classify(416, Some("InvalidRange")), Permanent);
         assert_eq!(classify(409, Some("BucketAlreadyExists")), Permanent);
         assert_eq!(classify(507, None), NoSpace);
+        assert_eq!(classify(501, Some("NotImplemented")), Permanent);
         assert_eq!(classify(403, Some("QuotaExceeded")), NoSpace);
     }
 }
