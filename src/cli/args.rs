@@ -63,6 +63,21 @@ pub struct Global {
     /// No progress bars even on a terminal.
     #[arg(long, global = true)]
     pub no_progress: bool,
+    /// S3 endpoint URL (OSS, MinIO, Ceph, Garage; AWS needs none).
+    #[arg(long, global = true)]
+    pub s3_endpoint: Option<String>,
+    /// S3 provider: aws, oss, minio, ceph, garage or generic.
+    #[arg(long, global = true)]
+    pub s3_provider: Option<String>,
+    /// S3 region name.
+    #[arg(long, global = true)]
+    pub s3_region: Option<String>,
+    /// Upload bandwidth limit: `40MiB/s`, `off`, or a timetable `"08:00,10MiB 19:00,off"`.
+    #[arg(long, global = true)]
+    pub limit_upload: Option<String>,
+    /// Download bandwidth limit, as --limit-upload.
+    #[arg(long, global = true)]
+    pub limit_download: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -39,7 +39,15 @@ pub async fn run(mut cli: Cli) -> Result<i32> {
                 },
             };
             let url = super::repo_url(g)?;
-            let store = crate::store::open_url(&url)?;
+            if url.starts_with("s3://") {
+                // Create the bucket when it is missing and the credentials allow.
+                let o = super::store::options(g, &cfg)?;
+                let s3 = crate::store::s3::S3Store::from_url(&url, &o.s3)?;
+                if let crate::store::s3::BucketInit::Created = s3.init().await? {
+                    tracing::info!(url = %url, "created the bucket");
+                }
+            }
+            let store = super::open_store(g)?;
             let pw = super::password::password(g, true)?;
             let repo = Repository::init(store, &pw, &opts, g.catalog.clone()).await?;
             if g.json {

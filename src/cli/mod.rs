@@ -6,6 +6,7 @@ mod commands;
 mod k8s;
 mod output;
 pub mod password;
+mod store;
 
 use std::sync::Arc;
 
@@ -108,9 +109,15 @@ pub(crate) fn repo_url(g: &Global) -> Result<String> {
     )
 }
 
-pub(crate) async fn open_repo(g: &Global) -> Result<Arc<Repository>> {
+/// The repository's store, with retries and bandwidth limits.
+pub(crate) fn open_store(g: &Global) -> Result<crate::store::DynStore> {
     let url = repo_url(g)?;
-    let store = crate::store::open_url(&url)?;
+    let opts = store::options(g, &file_config(g)?)?;
+    crate::store::open_url_with(&url, &opts)
+}
+
+pub(crate) async fn open_repo(g: &Global) -> Result<Arc<Repository>> {
+    let store = open_store(g)?;
     let pw = password::password(g, false)?;
     Ok(Arc::new(
         Repository::open(store, &pw, g.catalog.clone()).await?,

@@ -3,13 +3,19 @@
 
 pub mod local;
 pub mod memory;
+pub mod options;
+pub mod retry;
+pub mod s3;
 pub mod testsuite;
+pub mod throttle;
 
 use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+
+pub use options::StoreOptions;
 
 /// What an object listing returns for each object.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -128,17 +134,58 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
 /// A shared handle to a store, as the repository layer holds it.
 pub type DynStore = Arc<dyn ObjectStore>;
 
-/// Opens the store a repository URL names. Plain paths and `file://` URLs
-/// are local directories.
-pub fn open_url(url: &str) -> anyhow::Result<DynStore> {
+/// Wraps a base store in the layers every repository uses, in this order
+/// from the outside: retries (so a retried transfer is throttled again),
+/// then bandwidth limits (only when a limit is set), then the base store.
+/// The limits are this store's own; see [`compose_shared`].
+pub fn compose(base: DynStore, options: &StoreOptions) -> DynStore {
+    compose_shared(base, options, &options.bandwidth())
+}
+
+/// [`compose`] with limiters shared with other stores: build one
+/// [`throttle::Bandwidth`] with [`StoreOptions::bandwidth`] and pass it for
+/// every region, so that `--limit-upload` bounds the process as a whole.
+pub fn compose_shared(
+    base: DynStore,
+    options: &StoreOptions,
+    bandwidth: &throttle::Bandwidth,
+) -> DynStore {
+    let mut store = base;
+    if !bandwidth.is_unlimited() {
+        store = Arc::new(throttle::Throttled::shared(store, bandwidth));
+    }
+    Arc::new(retry::Retrying::new(store, options.retry.clone()))
+}
+
+/// Opens the base store a repository URL names, without wrappers.
+/// `s3://bucket[/prefix]` is an S3 bucket reached with `options.s3`; plain
+/// paths and `file://` URLs are local directories.
+pub fn open_base(url: &str, options: &StoreOptions) -> anyhow::Result<DynStore> {
+    if url.starts_with("s3://") {
+        return Ok(Arc::new(s3::S3Store::from_url(url, &options.s3)?));
+    }
     if let Some(rest) = url.strip_prefix("file://") {
         return Ok(Arc::new(local::LocalStore::new(rest)));
     }
     if let Some((scheme, _)) = url.split_once("://") {
         anyhow::bail!(
-            "repository URL {url:?}: the {scheme}:// scheme is not supported by this build; \
-             use a local directory path"
+            "repository URL {url:?}: the {scheme}:// scheme is not supported; \
+             use s3://bucket/prefix or a local directory path"
         );
     }
     Ok(Arc::new(local::LocalStore::new(url)))
+}
+
+/// Opens the store a repository URL names, with retries and bandwidth
+/// limits as `options` set them ([`compose`]). Sends no request; S3
+/// credentials are looked up on first use.
+pub fn open_url_with(url: &str, options: &StoreOptions) -> anyhow::Result<DynStore> {
+    Ok(compose(open_base(url, options)?, options))
+}
+
+/// Opens the store a repository URL names with default options (S3
+/// settings from `FERRY_S3_*` are not read here; see
+/// [`StoreOptions::apply_env`]).
+pub fn open_url(url: &str) -> anyhow::Result<DynStore> {
+    open_url_with(url, &StoreOptions::default())
 }

@@ -1,7 +1,10 @@
-//! Test support: the fake Kubernetes API server and fixture helpers.
+//! Test support: the fake Kubernetes API server, s3s-fs S3 servers in the
+//! test process, a fault-injecting HTTP proxy, and fixture helpers.
 #![allow(dead_code)]
 
 pub mod fake_k8s;
+pub mod proxy;
+pub mod server;
 
 use std::path::PathBuf;
 

@@ -1,0 +1,54 @@
+//! Store settings for a command: the config file's region, then
+//! `FERRY_S3_*` and `FERRY_LIMIT_*` environment variables, then flags.
+
+use anyhow::{Context, Result};
+
+use super::args::Global;
+use crate::config::FileConfig;
+use crate::store::options::StoreOptions;
+
+pub fn options(g: &Global, cfg: &FileConfig) -> Result<StoreOptions> {
+    let mut o = StoreOptions::default();
+    if let Some(r) = cfg
+        .region
+        .iter()
+        .find(|r| g.repo.as_deref() == Some(r.url.as_str()))
+    {
+        o.s3.endpoint = r.endpoint.clone();
+        if let Some(p) = &r.provider {
+            o.s3.provider = p
+                .parse()
+                .with_context(|| format!("region {:?}: provider", r.name))?;
+        }
+        o.s3.region = r.s3_region.clone().or_else(|| Some(r.name.clone()));
+        if let Some(l) = &r.upload_limit {
+            o.limit_upload = Some(
+                l.parse()
+                    .with_context(|| format!("region {:?}: upload-limit", r.name))?,
+            );
+        }
+        if let Some(l) = &r.download_limit {
+            o.limit_download = Some(
+                l.parse()
+                    .with_context(|| format!("region {:?}: download-limit", r.name))?,
+            );
+        }
+    }
+    o.apply_env(|k| std::env::var(k).ok())?;
+    if let Some(e) = &g.s3_endpoint {
+        o.s3.endpoint = Some(e.clone());
+    }
+    if let Some(p) = &g.s3_provider {
+        o.s3.provider = p.parse().context("--s3-provider")?;
+    }
+    if let Some(r) = &g.s3_region {
+        o.s3.region = Some(r.clone());
+    }
+    if let Some(l) = &g.limit_upload {
+        o.limit_upload = Some(l.parse().context("--limit-upload")?);
+    }
+    if let Some(l) = &g.limit_download {
+        o.limit_download = Some(l.parse().context("--limit-download")?);
+    }
+    Ok(o)
+}
