@@ -9,8 +9,8 @@ cd "$(dirname "$0")/.."
 SRC=$(realpath "${1:-src}")
 WORK=$(mktemp -d /tmp/ferry-quickstart.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
-cargo build --release --quiet
-ferry() { ./target/release/ferry "$@"; }
+cargo build --quiet   # dev profile: dependencies optimised, shares the test build
+ferry() { ./target/debug/ferry "$@"; }
 export FERRY_REPO="$WORK/repo" FERRY_PASSWORD="quickstart" XDG_CACHE_HOME="$WORK/cache"
 
 mkdir -p "$WORK/data"

@@ -24,6 +24,9 @@ pub async fn connect(
     kubeconfig: Option<&Path>,
     context: Option<&str>,
 ) -> Result<Connection, K8sError> {
+    // The S3 client brings a second TLS crypto backend into the build, after
+    // which rustls needs the process-wide choice made explicitly.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let config = load_config(kubeconfig, context).await?;
     let server = config.cluster_url.to_string();
     let client = Client::try_from(config).map_err(|source| K8sError::Client {
