@@ -94,9 +94,12 @@ pub async fn run(mut cli: Cli) -> Result<i32> {
             }
             let progress = Arc::new(Progress::default());
             let bar = Bar::start(g, &progress, "backup");
-            let out = backup(repo, &opts, progress).await;
+            let out = backup(repo.clone(), &opts, progress).await;
             bar.finish();
             let out = out?;
+            if let Err(e) = super::regions::record_primary(g, &repo).await {
+                tracing::warn!(error = %format!("{e:#}"), "could not record the primary's objects in the catalog");
+            }
             let s = &out.snapshot;
             if g.json {
                 print_json(
@@ -137,7 +140,10 @@ pub async fn run(mut cli: Cli) -> Result<i32> {
             })
         }
         Command::Snapshots(f) => {
-            let repo = open_repo(g).await?;
+            let (repo, region) = super::regions::open_read(g).await?;
+            if let (Some(r), false) = (&region, g.quiet) {
+                eprintln!("using region {r}");
+            }
             let filter = filter(&f);
             let snaps: Vec<_> = repo
                 .snapshots()?
@@ -224,7 +230,10 @@ pub async fn run(mut cli: Cli) -> Result<i32> {
             Ok(exit::OK)
         }
         Command::Restore(a) => {
-            let repo = open_repo(g).await?;
+            let (repo, region) = super::regions::open_read(g).await?;
+            if let (Some(r), false) = (&region, g.quiet) {
+                eprintln!("using region {r}");
+            }
             let f = filter(&a.filter);
             let (id, snap) = match (&a.at, &a.snapshot) {
                 (Some(t), _) => select_at(repo.snapshots()?, parse_time(t)?, &f)?,
@@ -248,7 +257,7 @@ pub async fn run(mut cli: Cli) -> Result<i32> {
             let report = report?;
             if g.json {
                 print_json(
-                    &serde_json::json!({ "snapshot": id, "time": snap.time, "report": report }),
+                    &serde_json::json!({ "snapshot": id, "time": snap.time, "region": region, "report": report }),
                 );
             } else {
                 if report.dry_run {
@@ -332,6 +341,9 @@ pub async fn run(mut cli: Cli) -> Result<i32> {
             }
             Ok(exit::OK)
         }
+        Command::Replicate(a) => super::regions::replicate_cmd(g, a).await,
+        Command::Status => super::regions::status_cmd(g).await,
+        Command::Repair => super::regions::repair_cmd(g).await,
         Command::Catalog(CatalogCommand::Rebuild) => {
             let repo = open_repo(g).await?;
             repo.catalog().clear().context("clearing the catalog")?;
