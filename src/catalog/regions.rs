@@ -16,7 +16,11 @@ pub struct Totals {
 
 impl Catalog {
     /// Replaces what is recorded for `region` with a full listing.
-    pub fn set_region_objects(&mut self, region: &str, objects: &[ObjectMeta]) -> CatalogResult<()> {
+    pub fn set_region_objects(
+        &mut self,
+        region: &str,
+        objects: &[ObjectMeta],
+    ) -> CatalogResult<()> {
         let path = self.path.display().to_string();
         let err = |source| CatalogError {
             path: path.clone(),
@@ -27,7 +31,9 @@ impl Catalog {
             .map_err(err)?;
         {
             let mut st = tx
-                .prepare_cached("INSERT OR REPLACE INTO region_objects (region, key, size) VALUES (?1, ?2, ?3)")
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO region_objects (region, key, size) VALUES (?1, ?2, ?3)",
+                )
                 .map_err(err)?;
             for m in objects {
                 st.execute(params![region, m.key, m.size as i64])
@@ -53,7 +59,12 @@ impl Catalog {
             .query_row(
                 "SELECT count(*), coalesce(sum(size), 0) FROM region_objects WHERE region = ?1",
                 [region],
-                |r| Ok(Totals { objects: r.get::<_, i64>(0)? as u64, bytes: r.get::<_, i64>(1)? as u64 }),
+                |r| {
+                    Ok(Totals {
+                        objects: r.get::<_, i64>(0)? as u64,
+                        bytes: r.get::<_, i64>(1)? as u64,
+                    })
+                },
             )
             .map_err(|e| self.err(e))
     }
@@ -66,7 +77,12 @@ impl Catalog {
                  WHERE p.region = ?2 AND NOT EXISTS
                    (SELECT 1 FROM region_objects r WHERE r.region = ?1 AND r.key = p.key)",
                 [region, primary],
-                |r| Ok(Totals { objects: r.get::<_, i64>(0)? as u64, bytes: r.get::<_, i64>(1)? as u64 }),
+                |r| {
+                    Ok(Totals {
+                        objects: r.get::<_, i64>(0)? as u64,
+                        bytes: r.get::<_, i64>(1)? as u64,
+                    })
+                },
             )
             .map_err(|e| self.err(e))
     }

@@ -82,7 +82,9 @@ pub(crate) async fn record_primary(g: &Global, repo: &Repository) -> Result<()> 
 
 fn parse_interval(s: &str) -> Result<Duration> {
     let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = n.parse().with_context(|| format!("interval {s:?}: write e.g. 30s, 5m, 1h"))?;
+    let n: u64 = n
+        .parse()
+        .with_context(|| format!("interval {s:?}: write e.g. 30s, 5m, 1h"))?;
     let mult = match unit {
         "" | "s" => 1,
         "m" => 60,
@@ -95,14 +97,21 @@ fn parse_interval(s: &str) -> Result<Duration> {
 pub(crate) async fn replicate_cmd(g: &Global, a: ReplicateArgs) -> Result<i32> {
     let primary = need_regions(g)?.clone();
     let targets: Vec<Region> = match &a.to {
-        Some(name) if *name == primary.name => bail!("{name} is the primary: replicate copies from it"),
+        Some(name) if *name == primary.name => {
+            bail!("{name} is the primary: replicate copies from it")
+        }
         Some(name) => vec![find(&g.regions, name)?.clone()],
-        None => g.regions.iter().filter(|r| r.name != primary.name).cloned().collect(),
+        None => g
+            .regions
+            .iter()
+            .filter(|r| r.name != primary.name)
+            .cloned()
+            .collect(),
     };
     let global = match (&a.schedule, &a.limit) {
-        (Some(s), _) | (None, Some(s)) => {
-            Some(Arc::new(RateLimiter::new(Schedule::parse(s).map_err(anyhow::Error::msg)?)))
-        }
+        (Some(s), _) | (None, Some(s)) => Some(Arc::new(RateLimiter::new(
+            Schedule::parse(s).map_err(anyhow::Error::msg)?,
+        ))),
         _ => None,
     };
     let mut per_region = Vec::new();
@@ -129,7 +138,9 @@ pub(crate) async fn replicate_cmd(g: &Global, a: ReplicateArgs) -> Result<i32> {
                 verify: a.verify,
             };
             let outcome = match region_store(r) {
-                Ok(dest) => replicate(&source, &dest, &opts).await.map_err(anyhow::Error::from),
+                Ok(dest) => replicate(&source, &dest, &opts)
+                    .await
+                    .map_err(anyhow::Error::from),
                 Err(e) => Err(e),
             };
             match outcome {
@@ -145,7 +156,15 @@ pub(crate) async fn replicate_cmd(g: &Global, a: ReplicateArgs) -> Result<i32> {
                             rep.objects(),
                             human_bytes(rep.bytes()),
                             rep.present,
-                            if a.verify { format!("; verified {}, {} damaged", rep.verified, rep.damaged.len()) } else { String::new() }
+                            if a.verify {
+                                format!(
+                                    "; verified {}, {} damaged",
+                                    rep.verified,
+                                    rep.damaged.len()
+                                )
+                            } else {
+                                String::new()
+                            }
                         );
                         for (k, e) in &rep.failed {
                             eprintln!("{}: not copied: {k}: {e}", r.name);
@@ -190,7 +209,10 @@ pub(crate) async fn status_cmd(g: &Global) -> Result<i32> {
         return Ok(exit::OK);
     }
     for s in &status {
-        let rpo = s.rpo_seconds.map(|t| format!("{t}s")).unwrap_or_else(|| "-".into());
+        let rpo = s
+            .rpo_seconds
+            .map(|t| format!("{t}s"))
+            .unwrap_or_else(|| "-".into());
         println!(
             "{:<16} {:<11} {:>8} objects {:>10}  behind {:>6} objects {:>10}  newest {} (RPO {rpo}){}",
             s.name,
@@ -210,20 +232,28 @@ pub(crate) async fn status_cmd(g: &Global) -> Result<i32> {
 }
 
 pub(crate) async fn repair_cmd(g: &Global) -> Result<i32> {
-    let name = g.region.as_deref().context("name the region to repair with --region")?;
+    let name = g
+        .region
+        .as_deref()
+        .context("name the region to repair with --region")?;
     let target = find(&g.regions, name)?;
     let repo = open_repo(g).await?;
     let check = crate::engine::check::check(&repo, true).await?;
     let keys = crate::engine::repair::damaged_keys(&check);
     let mut sources = Vec::new();
-    for r in ordered(&g.regions).into_iter().filter(|r| r.name != target.name) {
+    for r in ordered(&g.regions)
+        .into_iter()
+        .filter(|r| r.name != target.name)
+    {
         sources.push((r.name.clone(), region_store(r)?));
     }
     let report = crate::engine::repair::repair(repo.store(), &keys, &sources).await;
     let listed = repo.store().list("").await?;
     open_catalog(g, &repo.config().id)?.set_region_objects(&target.name, &listed)?;
     if g.json {
-        print_json(&serde_json::json!({ "region": target.name, "damaged": keys.len(), "report": report }));
+        print_json(
+            &serde_json::json!({ "region": target.name, "damaged": keys.len(), "report": report }),
+        );
     } else {
         for (k, from) in &report.repaired {
             println!("repaired {k} from {from}");
@@ -231,10 +261,19 @@ pub(crate) async fn repair_cmd(g: &Global) -> Result<i32> {
         for (k, e) in &report.unrepaired {
             eprintln!("not repaired: {k}: {e}");
         }
-        println!("{}: {} damaged objects, {} repaired", target.name, keys.len(), report.repaired.len());
+        println!(
+            "{}: {} damaged objects, {} repaired",
+            target.name,
+            keys.len(),
+            report.repaired.len()
+        );
     }
     if !report.unrepaired.is_empty() {
-        return Err(Reported(format!("{} objects could not be repaired; see above", report.unrepaired.len())).into());
+        return Err(Reported(format!(
+            "{} objects could not be repaired; see above",
+            report.unrepaired.len()
+        ))
+        .into());
     }
     Ok(exit::OK)
 }

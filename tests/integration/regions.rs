@@ -28,7 +28,10 @@ impl Regions {
         let mut toml = String::new();
         for n in NAMES {
             let url = env.path(n);
-            toml += &format!("[[region]]\nname = {n:?}\nurl = {:?}\n", url.to_str().unwrap());
+            toml += &format!(
+                "[[region]]\nname = {n:?}\nurl = {:?}\n",
+                url.to_str().unwrap()
+            );
             if n == "hz" {
                 toml += "primary = true\n";
             }
@@ -77,7 +80,15 @@ impl Regions {
     fn restore_from(&self, region: &str) -> PathBuf {
         let target = self.env.path(&format!("restore-{region}"));
         let t = target.to_str().unwrap();
-        self.ferry(&["restore", "--region", region, "--at", "2100-01-01T00:00:00Z", "--target", t]);
+        self.ferry(&[
+            "restore",
+            "--region",
+            region,
+            "--at",
+            "2100-01-01T00:00:00Z",
+            "--target",
+            t,
+        ]);
         target
     }
 }
@@ -131,7 +142,11 @@ fn replicate_restore_from_every_region_and_incrementally() {
     for n in ["eu", "nas"] {
         let rep = region_report(&v, n);
         assert_eq!(rep["ok"], true, "{v}");
-        assert_eq!(copied_bytes(rep), total, "{n} received the whole repository");
+        assert_eq!(
+            copied_bytes(rep),
+            total,
+            "{n} received the whole repository"
+        );
         assert_eq!(objects(&r.dir(n)), primary, "{n} holds the same objects");
     }
     let st = r.status();
@@ -150,9 +165,15 @@ fn replicate_restore_from_every_region_and_incrementally() {
     std::fs::write(r.src.join("new"), bytes(400 << 10, 9)).unwrap();
     let second = r.backup();
     let after = objects(&r.dir("hz"));
-    let new: BTreeMap<_, _> = after.iter().filter(|(k, _)| !primary.contains_key(*k)).collect();
+    let new: BTreeMap<_, _> = after
+        .iter()
+        .filter(|(k, _)| !primary.contains_key(*k))
+        .collect();
     let new_bytes: u64 = new.values().copied().sum();
-    assert!(new.keys().any(|k| k.starts_with("data/")) && new.keys().any(|k| k.starts_with("snapshots/")));
+    assert!(
+        new.keys().any(|k| k.starts_with("data/"))
+            && new.keys().any(|k| k.starts_with("snapshots/"))
+    );
     let st = r.status();
     assert_eq!(st["eu"]["behind"]["objects"], new.len() as u64);
     assert_eq!(st["eu"]["behind"]["bytes"], new_bytes);
@@ -160,13 +181,24 @@ fn replicate_restore_from_every_region_and_incrementally() {
 
     let v = r.ferry(&["replicate", "--to", "eu", "--json"]).json();
     let rep = region_report(&v, "eu");
-    assert_eq!(copied_bytes(rep), new_bytes, "only the new objects were sent: {v}");
-    assert_eq!(rep["report"]["present"], primary.len() as u64 - 1, "all but config listed as present");
+    assert_eq!(
+        copied_bytes(rep),
+        new_bytes,
+        "only the new objects were sent: {v}"
+    );
+    assert_eq!(
+        rep["report"]["present"],
+        primary.len() as u64 - 1,
+        "all but config listed as present"
+    );
     assert_eq!(objects(&r.dir("eu")), after);
     let st = r.status();
     assert_eq!(st["eu"]["behind"]["objects"], 0);
     assert_eq!(st["eu"]["newest_snapshot"], second.as_str());
-    assert_eq!(st["nas"]["behind"]["bytes"], new_bytes, "nas was not replicated");
+    assert_eq!(
+        st["nas"]["behind"]["bytes"], new_bytes,
+        "nas was not replicated"
+    );
     assert_eq!(st["nas"]["newest_snapshot"], first.as_str());
 }
 
@@ -175,28 +207,43 @@ fn interrupted_replication_resumes_and_a_down_region_is_reported() {
     let r = Regions::new();
     r.backup();
     let primary = objects(&r.dir("hz"));
-    // eu cannot take index objects: packs go in, the snapshot must not.
-    std::fs::create_dir_all(r.dir("eu")).unwrap();
-    std::fs::write(r.dir("eu").join("index"), b"not a directory").unwrap();
+    // eu cannot take the index object (a directory is in its way): packs go
+    // in, the snapshot must not.
+    let index = primary.keys().find(|k| k.starts_with("index/")).unwrap();
+    std::fs::create_dir_all(r.dir("eu").join(index)).unwrap();
     let run = r.try_ferry(&["replicate", "--json"]);
     assert_ne!(run.code, 0);
     let v = run.json();
     assert_eq!(region_report(&v, "eu")["ok"], false);
-    assert_eq!(region_report(&v, "nas")["ok"], true, "the other region still replicates");
+    assert_eq!(
+        region_report(&v, "nas")["ok"],
+        true,
+        "the other region still replicates"
+    );
     let eu = objects(&r.dir("eu"));
     assert!(eu.keys().any(|k| k.starts_with("data/")));
-    assert!(!eu.keys().any(|k| k.starts_with("snapshots/")), "no snapshot before its index");
+    assert!(
+        !eu.keys().any(|k| k.starts_with("snapshots/")),
+        "no snapshot before its index"
+    );
 
-    std::fs::remove_file(r.dir("eu").join("index")).unwrap();
+    std::fs::remove_dir(r.dir("eu").join(index)).unwrap();
     let v = r.ferry(&["replicate", "--to", "eu", "--json"]).json();
     let copied = &region_report(&v, "eu")["report"]["copied"];
-    assert!(copied.get("data").is_none(), "packs are not sent again: {copied}");
+    assert!(
+        copied.get("data").is_none(),
+        "packs are not sent again: {copied}"
+    );
     assert_eq!(copied["index"]["objects"], 1);
     assert_eq!(copied["snapshots"]["objects"], 1);
     assert_eq!(objects(&r.dir("eu")), primary);
 
     // Lost objects are copied again, and only they.
-    let lost: Vec<_> = primary.keys().filter(|k| k.starts_with("data/")).take(2).collect();
+    let lost: Vec<_> = primary
+        .keys()
+        .filter(|k| k.starts_with("data/"))
+        .take(2)
+        .collect();
     for k in &lost {
         std::fs::remove_file(r.dir("nas").join(k)).unwrap();
     }
@@ -214,7 +261,14 @@ fn restore_fails_over_when_the_primary_is_down() {
     r.ferry(&["replicate"]);
     std::fs::rename(r.dir("hz"), r.env.path("hz-gone")).unwrap();
     let t = r.env.path("restored");
-    let run = r.ferry(&["restore", "--json", "--at", "2100-01-01T00:00:00Z", "--target", t.to_str().unwrap()]);
+    let run = r.ferry(&[
+        "restore",
+        "--json",
+        "--at",
+        "2100-01-01T00:00:00Z",
+        "--target",
+        t.to_str().unwrap(),
+    ]);
     assert_eq!(run.json()["region"], "eu", "{}", run.stderr);
     assert!(run.stderr.contains("using region eu"), "{}", run.stderr);
     assert_same_tree(&r.src, &Env::restored(&t, &r.src));
@@ -222,7 +276,10 @@ fn restore_fails_over_when_the_primary_is_down() {
     assert!(run.stderr.contains("using region eu") && run.stdout.contains("1 snapshots"));
     let st = r.status();
     assert_eq!(st["hz"]["reachable"], false);
-    assert!(st["hz"]["error"].as_str().unwrap().contains("no repository"));
+    assert!(st["hz"]["error"]
+        .as_str()
+        .unwrap()
+        .contains("no repository"));
     assert_eq!(st["eu"]["reachable"], true);
     assert_eq!(st["nas"]["behind"]["objects"], 0);
 }
@@ -232,7 +289,10 @@ fn check_finds_a_damaged_pack_and_repair_replaces_it() {
     let r = Regions::new();
     r.backup();
     r.ferry(&["replicate"]);
-    let pack = objects(&r.dir("nas")).into_keys().find(|k| k.starts_with("data/")).unwrap();
+    let pack = objects(&r.dir("nas"))
+        .into_keys()
+        .find(|k| k.starts_with("data/"))
+        .unwrap();
     let path = r.dir("nas").join(&pack);
     let good = std::fs::read(&path).unwrap();
     let mut bad = good.clone();
@@ -254,9 +314,48 @@ fn check_finds_a_damaged_pack_and_repair_replaces_it() {
     // replicate --verify finds damage that a listing cannot see.
     let eu = r.dir("eu").join(&pack);
     std::fs::write(&eu, &bad).unwrap();
-    let v = r.ferry(&["replicate", "--to", "eu", "--verify", "--json"]).json();
+    let v = r
+        .ferry(&["replicate", "--to", "eu", "--verify", "--json"])
+        .json();
     let rep = &region_report(&v, "eu")["report"];
     assert_eq!(rep["damaged"][0], pack.as_str(), "{v}");
     assert!(rep["verified"].as_u64().unwrap() > 3);
     assert_eq!(std::fs::read(&eu).unwrap(), good);
+}
+
+#[test]
+fn bandwidth_limit_and_timetable_are_honoured() {
+    let r = Regions::new();
+    r.backup();
+    let total: u64 = objects(&r.dir("hz")).values().sum();
+    let start = std::time::Instant::now();
+    r.ferry(&[
+        "replicate",
+        "--to",
+        "eu",
+        "--limit",
+        "4MiB/s",
+        "--concurrency",
+        "8",
+    ]);
+    let secs = start.elapsed().as_secs_f64();
+    let floor = total as f64 / (4 << 20) as f64 - 0.15;
+    assert!(
+        secs >= floor,
+        "{total} bytes at 4 MiB/s took only {secs:.2}s"
+    );
+    // A timetable that is `off` all day does not slow anything down.
+    r.ferry(&[
+        "replicate",
+        "--to",
+        "nas",
+        "--schedule",
+        "00:00,off 12:00,off",
+    ]);
+    let run = r.try_ferry(&["replicate", "--schedule", "8am,1M"]);
+    assert!(
+        run.code != 0 && run.stderr.contains("HH:MM"),
+        "{}",
+        run.stderr
+    );
 }

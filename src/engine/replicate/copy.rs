@@ -42,9 +42,7 @@ pub async fn copy_object(
     key: &str,
     limits: &[Arc<RateLimiter>],
 ) -> Result<u64, String> {
-    let data = retry(|| source.get(key))
-        .await
-        .map_err(|e| e.to_string())?;
+    let data = retry(|| source.get(key)).await.map_err(|e| e.to_string())?;
     if !matches_name(key, &data) {
         return Err(format!(
             "the source copy in {} does not match its name; run `ferry check --read-data` \

@@ -82,11 +82,18 @@ mod tests {
     #[test]
     fn timetable() {
         let s = Schedule::parse("08:00,10MiB 19:00,off").unwrap();
-        assert_eq!(s.rate_at(7 * 60), None, "before the first entry the last one holds");
+        assert_eq!(
+            s.rate_at(7 * 60),
+            None,
+            "before the first entry the last one holds"
+        );
         assert_eq!(s.rate_at(8 * 60), Some(10 << 20));
         assert_eq!(s.rate_at(18 * 60 + 59), Some(10 << 20));
         assert_eq!(s.rate_at(20 * 60), None);
-        assert_eq!(Schedule::parse("50MiB/s").unwrap().rate_now(), Some(50 << 20));
+        assert_eq!(
+            Schedule::parse("50MiB/s").unwrap().rate_now(),
+            Some(50 << 20)
+        );
         assert_eq!(Schedule::parse("off").unwrap().rate_now(), None);
         assert!(Schedule::parse("25:00,1M").is_err());
         assert!(Schedule::parse("08:00 1M").is_err());
