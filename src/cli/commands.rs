@@ -341,7 +341,7 @@ pub async fn run(mut cli: Cli) -> Result<i32> {
             }
             Ok(exit::OK)
         }
-        Command::Replicate(a) => super::regions::replicate_cmd(g, a).await,
+        Command::Replicate(a) => super::replicate::replicate_cmd(g, a).await,
         Command::Status => super::regions::status_cmd(g).await,
         Command::Repair => super::regions::repair_cmd(g).await,
         Command::Catalog(CatalogCommand::Rebuild) => {

@@ -7,6 +7,7 @@ mod k8s;
 mod output;
 pub mod password;
 mod regions;
+mod replicate;
 
 use std::sync::Arc;
 

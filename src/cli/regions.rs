@@ -1,19 +1,16 @@
-//! The region commands (`replicate`, `status`, `repair`) and reads that fail
-//! over from one region to the next.
+//! The region commands `status` and `repair`, the catalog they share with
+//! `replicate`, and reads that fail over from one region to the next.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use super::args::{Global, ReplicateArgs};
+use super::args::Global;
 use super::output::print_json;
 use super::{exit, open_repo, Reported};
 use crate::catalog::Catalog;
 use crate::config::Region;
 use crate::engine::regions::{ordered, primary, probe, region_store};
-use crate::engine::replicate::schedule::Schedule;
-use crate::engine::replicate::{replicate, RateLimiter, ReplicateOptions};
 use crate::repo::{RepoError, Repository};
 use crate::util::human_bytes;
 
@@ -24,7 +21,7 @@ pub(crate) fn find<'a>(regions: &'a [Region], name: &str) -> Result<&'a Region> 
     })
 }
 
-fn need_regions(g: &Global) -> Result<&Region> {
+pub(crate) fn need_regions(g: &Global) -> Result<&Region> {
     primary(&g.regions).context("this command needs [[region]] tables in the --config file")
 }
 
@@ -78,120 +75,6 @@ pub(crate) async fn record_primary(g: &Global, repo: &Repository) -> Result<()> 
     let mut cat = open_catalog(g, &repo.config().id)?;
     cat.set_region_objects(&r.name, &listed)?;
     Ok(())
-}
-
-fn parse_interval(s: &str) -> Result<Duration> {
-    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = n
-        .parse()
-        .with_context(|| format!("interval {s:?}: write e.g. 30s, 5m, 1h"))?;
-    let mult = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        _ => bail!("interval {s:?}: unit {unit:?} is not s, m or h"),
-    };
-    Ok(Duration::from_secs(n * mult))
-}
-
-pub(crate) async fn replicate_cmd(g: &Global, a: ReplicateArgs) -> Result<i32> {
-    let primary = need_regions(g)?.clone();
-    let targets: Vec<Region> = match &a.to {
-        Some(name) if *name == primary.name => {
-            bail!("{name} is the primary: replicate copies from it")
-        }
-        Some(name) => vec![find(&g.regions, name)?.clone()],
-        None => g
-            .regions
-            .iter()
-            .filter(|r| r.name != primary.name)
-            .cloned()
-            .collect(),
-    };
-    let global = match (&a.schedule, &a.limit) {
-        (Some(s), _) | (None, Some(s)) => Some(Arc::new(RateLimiter::new(
-            Schedule::parse(s).map_err(anyhow::Error::msg)?,
-        ))),
-        _ => None,
-    };
-    let mut per_region = Vec::new();
-    for r in &targets {
-        let mut limits: Vec<_> = global.iter().cloned().collect();
-        if let Some(l) = &r.upload_limit {
-            let s = Schedule::parse(l).map_err(|e| anyhow::anyhow!("region {}: {e}", r.name))?;
-            limits.push(Arc::new(RateLimiter::new(s)));
-        }
-        per_region.push(limits);
-    }
-    let interval = parse_interval(&a.interval)?;
-    let source = region_store(&primary)?;
-    let id = probe(&primary)
-        .await
-        .map_err(|e| anyhow::anyhow!("primary region {}: {e}", primary.name))?;
-    loop {
-        let mut results = Vec::new();
-        let mut failed = 0;
-        for (r, limits) in targets.iter().zip(&per_region) {
-            let opts = ReplicateOptions {
-                concurrency: a.concurrency,
-                limits: limits.clone(),
-                verify: a.verify,
-            };
-            let outcome = match region_store(r) {
-                Ok(dest) => replicate(&source, &dest, &opts)
-                    .await
-                    .map_err(anyhow::Error::from),
-                Err(e) => Err(e),
-            };
-            match outcome {
-                Ok(rep) => {
-                    let mut cat = open_catalog(g, &id)?;
-                    cat.set_region_objects(&primary.name, &rep.source_objects)?;
-                    cat.set_region_objects(&r.name, &rep.dest_objects)?;
-                    failed += usize::from(!rep.complete());
-                    if !g.json {
-                        println!(
-                            "{}: copied {} objects, {} ({} already there){}",
-                            r.name,
-                            rep.objects(),
-                            human_bytes(rep.bytes()),
-                            rep.present,
-                            if a.verify {
-                                format!(
-                                    "; verified {}, {} damaged",
-                                    rep.verified,
-                                    rep.damaged.len()
-                                )
-                            } else {
-                                String::new()
-                            }
-                        );
-                        for (k, e) in &rep.failed {
-                            eprintln!("{}: not copied: {k}: {e}", r.name);
-                        }
-                    }
-                    results.push(serde_json::json!({ "region": r.name, "ok": rep.complete(), "report": rep }));
-                }
-                Err(e) => {
-                    failed += 1;
-                    if !g.json {
-                        eprintln!("{}: replication failed: {e:#}", r.name);
-                    }
-                    results.push(serde_json::json!({ "region": r.name, "ok": false, "error": format!("{e:#}") }));
-                }
-            }
-        }
-        if g.json {
-            print_json(&serde_json::json!({ "source": primary.name, "regions": results }));
-        }
-        if !a.watch {
-            if failed > 0 {
-                return Err(Reported(format!("{failed} regions are not fully replicated; see above; run replicate again once they are reachable")).into());
-            }
-            return Ok(exit::OK);
-        }
-        tokio::time::sleep(interval).await;
-    }
 }
 
 pub(crate) async fn status_cmd(g: &Global) -> Result<i32> {
