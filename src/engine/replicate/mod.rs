@@ -179,3 +179,6 @@ fn check_same_repo(dest: &DynStore, id: &str, theirs: &[u8]) -> EngineResult<()>
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;
