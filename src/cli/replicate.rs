@@ -67,18 +67,21 @@ pub(crate) async fn replicate_cmd(g: &Global, a: ReplicateArgs) -> Result<i32> {
     loop {
         let mut results = Vec::new();
         let mut failed = 0;
-        for (r, limits) in targets.iter().zip(&per_region) {
+        // Regions are served at the same time, each with its own concurrency.
+        let rounds = targets.iter().zip(&per_region).map(|(r, limits)| {
             let opts = ReplicateOptions {
                 concurrency: a.concurrency,
                 limits: limits.clone(),
                 verify: a.verify,
             };
-            let outcome = match region_store(r) {
-                Ok(dest) => replicate(&source, &dest, &opts)
-                    .await
-                    .map_err(anyhow::Error::from),
-                Err(e) => Err(e),
-            };
+            let source = &source;
+            async move {
+                let dest = region_store(r)?;
+                Ok::<_, anyhow::Error>(replicate(source, &dest, &opts).await?)
+            }
+        });
+        let outcomes = futures::future::join_all(rounds).await;
+        for (r, outcome) in targets.iter().zip(outcomes) {
             match outcome {
                 Ok(rep) => {
                     let mut cat = open_catalog(g, &id)?;
