@@ -42,6 +42,9 @@ pub async fn run(mut cli: Cli) -> Result<i32> {
             let store = crate::store::open_url(&url)?;
             let pw = super::password::password(g, true)?;
             let repo = Repository::init(store, &pw, &opts, g.catalog.clone()).await?;
+            if let Err(e) = super::regions::record_primary(g, &repo).await {
+                tracing::warn!(error = %format!("{e:#}"), "could not record the primary's objects in the catalog");
+            }
             if g.json {
                 print_json(
                     &serde_json::json!({ "repository": repo.location(), "id": repo.config().id, "config": repo.config() }),

@@ -359,3 +359,37 @@ fn bandwidth_limit_and_timetable_are_honoured() {
         run.stderr
     );
 }
+
+#[test]
+fn watch_keeps_regions_caught_up() {
+    let r = Regions::new();
+    r.backup();
+    let mut cmd = r.env.command();
+    cmd.args(["replicate", "--watch", "--interval", "1s", "--config"])
+        .arg(&r.cfg)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let snapshots = |n: &str| {
+        std::fs::read_dir(r.dir(n).join("snapshots"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let wait_for = |count: usize| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while snapshots("eu") < count || snapshots("nas") < count {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "regions not caught up"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    wait_for(1);
+    std::fs::write(r.src.join("later"), bytes(100 << 10, 7)).unwrap();
+    r.backup();
+    wait_for(2);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(objects(&r.dir("eu")), objects(&r.dir("hz")));
+}
