@@ -204,6 +204,10 @@ pub struct BackupArgs {
     /// Record this time instead of now (RFC 3339).
     #[arg(long)]
     pub time: Option<String>,
+    /// Then copy the new objects to every other region of the --config file
+    /// (a region that fails is reported; `replicate` catches it up later).
+    #[arg(long)]
+    pub fanout: bool,
 }
 
 #[derive(Debug, Args)]

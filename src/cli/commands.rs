@@ -103,10 +103,27 @@ pub async fn run(mut cli: Cli) -> Result<i32> {
             if let Err(e) = super::regions::record_primary(g, &repo).await {
                 tracing::warn!(error = %format!("{e:#}"), "could not record the primary's objects in the catalog");
             }
+            let fanout = match a.fanout {
+                true => Some(super::replicate::fanout(g).await),
+                false => None,
+            };
             let s = &out.snapshot;
+            let fanout = match fanout {
+                None => serde_json::Value::Null,
+                Some(Ok((regions, failed))) => {
+                    if failed > 0 {
+                        eprintln!("warning: {failed} regions did not receive the backup; run `ferry replicate` once they are reachable");
+                    }
+                    serde_json::Value::Array(regions)
+                }
+                Some(Err(e)) => {
+                    eprintln!("warning: the backup was not copied to the other regions: {e:#}");
+                    serde_json::json!({ "error": format!("{e:#}") })
+                }
+            };
             if g.json {
                 print_json(
-                    &serde_json::json!({ "id": out.id, "complete": s.is_complete(), "snapshot": s }),
+                    &serde_json::json!({ "id": out.id, "complete": s.is_complete(), "snapshot": s, "fanout": fanout }),
                 );
             } else {
                 let m = &s.summary;

@@ -393,3 +393,27 @@ fn watch_keeps_regions_caught_up() {
     child.wait().unwrap();
     assert_eq!(objects(&r.dir("eu")), objects(&r.dir("hz")));
 }
+
+#[test]
+fn backup_fanout_copies_to_the_regions_that_are_up() {
+    let r = Regions::new();
+    std::fs::write(
+        r.dir("nas"),
+        b"a file where the region's directory should be",
+    )
+    .unwrap();
+    let run = r.ferry(&["backup", "--fanout", "--json", r.src.to_str().unwrap()]);
+    let v = run.json();
+    let fan = serde_json::json!({ "regions": v["fanout"] });
+    assert_eq!(region_report(&fan, "eu")["ok"], true, "{v}");
+    assert_eq!(region_report(&fan, "nas")["ok"], false, "{v}");
+    assert!(
+        run.stderr.contains("1 regions did not receive"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(objects(&r.dir("eu")), objects(&r.dir("hz")));
+    let st = r.status();
+    assert_eq!(st["eu"]["behind"]["objects"], 0);
+    assert_eq!(st["nas"]["reachable"], false);
+}
