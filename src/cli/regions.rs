@@ -80,11 +80,21 @@ pub(crate) async fn record_primary(g: &Global, repo: &Repository) -> Result<()> 
 pub(crate) async fn status_cmd(g: &Global) -> Result<i32> {
     need_regions(g)?;
     let probes = futures::future::join_all(g.regions.iter().map(probe)).await;
-    let id = probes
-        .iter()
-        .find_map(|p| p.as_ref().ok())
-        .context("no region is reachable; see `ferry status -v` for each one's error")?
-        .clone();
+    let Some(id) = probes.iter().find_map(|p| p.as_ref().ok()).cloned() else {
+        let errors: Vec<String> = g
+            .regions
+            .iter()
+            .zip(&probes)
+            .map(|(r, p)| {
+                format!(
+                    "{}: {}",
+                    r.name,
+                    p.as_ref().err().cloned().unwrap_or_default()
+                )
+            })
+            .collect();
+        bail!("no region is reachable: {}", errors.join("; "));
+    };
     let cat = open_catalog(g, &id)?;
     let status = crate::engine::regions::status(&cat, &g.regions, &probes, &id)?;
     if g.json {
