@@ -106,14 +106,13 @@ impl FileConfig {
                 return bad(format!("region {:?} has no url", r.name));
             }
             for limit in [&r.upload_limit, &r.download_limit].into_iter().flatten() {
-                if limit != "off" {
-                    crate::util::parse_size(limit.trim_end_matches("/s")).map_err(|e| {
-                        ConfigError::Invalid {
-                            path: origin.into(),
-                            message: format!("region {:?}: {e}", r.name),
-                        }
-                    })?;
-                }
+                // A rate (`40MiB/s`, `off`) or an rclone-style timetable.
+                crate::engine::replicate::schedule::Schedule::parse(limit).map_err(|e| {
+                    ConfigError::Invalid {
+                        path: origin.into(),
+                        message: format!("region {:?}: {e}", r.name),
+                    }
+                })?;
             }
         }
         if self.region.iter().filter(|r| r.primary).count() > 1 {
@@ -163,5 +162,7 @@ upload-limit = "40MiB/s"
         assert!(
             FileConfig::parse("[[region]]\nname='a'\nurl='x'\nupload-limit='fast'", "t").is_err()
         );
+        let timetable = "[[region]]\nname='a'\nurl='x'\nupload-limit='08:00,10MiB 19:00,off'";
+        assert!(FileConfig::parse(timetable, "t").is_ok());
     }
 }
