@@ -40,6 +40,35 @@ pub struct Region {
     pub download_limit: Option<String>,
 }
 
+impl Region {
+    /// The store settings this region names, before environment variables
+    /// and flags are applied over them.
+    pub fn store_options(&self) -> anyhow::Result<crate::store::options::StoreOptions> {
+        use anyhow::Context;
+        let mut o = crate::store::options::StoreOptions::default();
+        o.s3.endpoint = self.endpoint.clone();
+        if let Some(p) = &self.provider {
+            o.s3.provider = p
+                .parse()
+                .with_context(|| format!("region {:?}: provider", self.name))?;
+        }
+        o.s3.region = self.s3_region.clone().or_else(|| Some(self.name.clone()));
+        if let Some(l) = &self.upload_limit {
+            o.limit_upload = Some(
+                l.parse()
+                    .with_context(|| format!("region {:?}: upload-limit", self.name))?,
+            );
+        }
+        if let Some(l) = &self.download_limit {
+            o.limit_download = Some(
+                l.parse()
+                    .with_context(|| format!("region {:?}: download-limit", self.name))?,
+            );
+        }
+        Ok(o)
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct BackupDefaults {
@@ -106,14 +135,13 @@ impl FileConfig {
                 return bad(format!("region {:?} has no url", r.name));
             }
             for limit in [&r.upload_limit, &r.download_limit].into_iter().flatten() {
-                if limit != "off" {
-                    crate::util::parse_size(limit.trim_end_matches("/s")).map_err(|e| {
-                        ConfigError::Invalid {
-                            path: origin.into(),
-                            message: format!("region {:?}: {e}", r.name),
-                        }
-                    })?;
-                }
+                // A rate (`40MiB/s`, `off`) or an rclone-style timetable.
+                crate::engine::replicate::schedule::Schedule::parse(limit).map_err(|e| {
+                    ConfigError::Invalid {
+                        path: origin.into(),
+                        message: format!("region {:?}: {e}", r.name),
+                    }
+                })?;
             }
         }
         if self.region.iter().filter(|r| r.primary).count() > 1 {
@@ -163,5 +191,7 @@ upload-limit = "40MiB/s"
         assert!(
             FileConfig::parse("[[region]]\nname='a'\nurl='x'\nupload-limit='fast'", "t").is_err()
         );
+        let timetable = "[[region]]\nname='a'\nurl='x'\nupload-limit='08:00,10MiB 19:00,off'";
+        assert!(FileConfig::parse(timetable, "t").is_ok());
     }
 }

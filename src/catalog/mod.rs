@@ -4,6 +4,8 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+mod regions;
+
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::repo::blob::{BlobEntry, BlobType};
@@ -27,6 +29,10 @@ CREATE TABLE IF NOT EXISTS snapshots (
     tags TEXT NOT NULL, tree TEXT NOT NULL, json TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS snapshots_time ON snapshots (time);
 CREATE TABLE IF NOT EXISTS trees (id BLOB PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS region_objects (
+    region TEXT NOT NULL, key TEXT NOT NULL, size INTEGER NOT NULL,
+    PRIMARY KEY (region, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS snapshot_times (id TEXT PRIMARY KEY, time TEXT NOT NULL);
 ";
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +44,8 @@ pub struct CatalogError {
 }
 
 pub type CatalogResult<T> = Result<T, CatalogError>;
+
+pub use regions::Totals;
 
 pub struct Catalog {
     conn: Connection,
@@ -248,6 +256,15 @@ impl Catalog {
 
     pub fn add_snapshot(&self, id: &SnapshotId, s: &Snapshot) -> CatalogResult<()> {
         let json = serde_json::to_string(s).expect("snapshot serializes");
+        let time = s.time.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        // Kept when the snapshot leaves the store the catalog follows, so that
+        // region status can still date it.
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO snapshot_times (id, time) VALUES (?1, ?2)",
+                params![id.to_hex(), time],
+            )
+            .map_err(|e| self.err(e))?;
         self.conn
             .execute(
                 "INSERT OR REPLACE INTO snapshots (id, time, host, paths, tags, tree, json)
@@ -321,7 +338,8 @@ impl Catalog {
     pub fn clear(&mut self) -> CatalogResult<()> {
         self.conn
             .execute_batch(
-                "DELETE FROM blobs; DELETE FROM packs; DELETE FROM indexes; DELETE FROM snapshots; DELETE FROM trees;",
+                "DELETE FROM blobs; DELETE FROM packs; DELETE FROM indexes; DELETE FROM snapshots; DELETE FROM trees; \
+                 DELETE FROM region_objects; DELETE FROM snapshot_times;",
             )
             .map_err(|e| self.err(e))
     }

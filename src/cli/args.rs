@@ -32,6 +32,16 @@ pub struct Global {
     /// Repository location: a local directory (the default kind) or URL.
     #[arg(long, short = 'r', global = true, env = "FERRY_REPO")]
     pub repo: Option<String>,
+    /// Use this region of the --config file as the repository (not with --repo).
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// The regions of the config file (filled in from it, not a flag).
+    #[arg(skip)]
+    pub regions: Vec<crate::config::Region>,
+    /// Whether the repository came from the config file's regions rather
+    /// than from --repo or FERRY_REPO (reads may then fail over).
+    #[arg(skip)]
+    pub repo_from_regions: bool,
     /// Read the repository password from this file (first line).
     #[arg(long, global = true)]
     pub password_file: Option<PathBuf>,
@@ -96,6 +106,12 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Verify the repository's structure, and with --read-data all its data.
     Check(CheckArgs),
+    /// Copy to other regions what they lack of the primary's objects.
+    Replicate(ReplicateArgs),
+    /// Per region: reachable?, newest snapshot and its age, lag behind the primary.
+    Status,
+    /// Check a region (--region) and replace its damaged objects from healthy regions.
+    Repair,
     /// Manage the local catalog.
     #[command(subcommand)]
     Catalog(CatalogCommand),
@@ -203,6 +219,10 @@ pub struct BackupArgs {
     /// Record this time instead of now (RFC 3339).
     #[arg(long)]
     pub time: Option<String>,
+    /// Then copy the new objects to every other region of the --config file
+    /// (a region that fails is reported; `replicate` catches it up later).
+    #[arg(long)]
+    pub fanout: bool,
 }
 
 #[derive(Debug, Args)]
@@ -271,6 +291,31 @@ pub struct CheckArgs {
     /// Read and verify every pack.
     #[arg(long)]
     pub read_data: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReplicateArgs {
+    /// Only this region (default: every region but the primary).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Bandwidth for all copies together, e.g. 50MiB/s (or `off`).
+    #[arg(long)]
+    pub limit: Option<String>,
+    /// Bandwidth timetable, as rclone's: "08:00,10MiB 19:00,off" (wins over --limit).
+    #[arg(long)]
+    pub schedule: Option<String>,
+    /// Keep replicating, every --interval.
+    #[arg(long)]
+    pub watch: bool,
+    /// Pause between rounds with --watch (e.g. 30s, 5m, 1h).
+    #[arg(long, default_value = "60s")]
+    pub interval: String,
+    /// Re-list each region, re-read every object it holds, and replace damaged copies.
+    #[arg(long)]
+    pub verify: bool,
+    /// Objects copied at once per region.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
 }
 
 #[derive(Debug, Subcommand)]

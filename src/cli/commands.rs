@@ -50,6 +50,9 @@ pub async fn run(mut cli: Cli) -> Result<i32> {
             let store = super::open_store(g)?;
             let pw = super::password::password(g, true)?;
             let repo = Repository::init(store, &pw, &opts, g.catalog.clone()).await?;
+            if let Err(e) = super::regions::record_primary(g, &repo).await {
+                tracing::warn!(error = %format!("{e:#}"), "could not record the primary's objects in the catalog");
+            }
             if g.json {
                 print_json(
                     &serde_json::json!({ "repository": repo.location(), "id": repo.config().id, "config": repo.config() }),
@@ -102,13 +105,33 @@ pub async fn run(mut cli: Cli) -> Result<i32> {
             }
             let progress = Arc::new(Progress::default());
             let bar = Bar::start(g, &progress, "backup");
-            let out = backup(repo, &opts, progress).await;
+            let out = backup(repo.clone(), &opts, progress).await;
             bar.finish();
             let out = out?;
+            if let Err(e) = super::regions::record_primary(g, &repo).await {
+                tracing::warn!(error = %format!("{e:#}"), "could not record the primary's objects in the catalog");
+            }
+            let fanout = match a.fanout {
+                true => Some(super::replicate::fanout(g).await),
+                false => None,
+            };
             let s = &out.snapshot;
+            let fanout = match fanout {
+                None => serde_json::Value::Null,
+                Some(Ok((regions, failed))) => {
+                    if failed > 0 {
+                        eprintln!("warning: {failed} regions did not receive the backup; run `ferry replicate` once they are reachable");
+                    }
+                    serde_json::Value::Array(regions)
+                }
+                Some(Err(e)) => {
+                    eprintln!("warning: the backup was not copied to the other regions: {e:#}");
+                    serde_json::json!({ "error": format!("{e:#}") })
+                }
+            };
             if g.json {
                 print_json(
-                    &serde_json::json!({ "id": out.id, "complete": s.is_complete(), "snapshot": s }),
+                    &serde_json::json!({ "id": out.id, "complete": s.is_complete(), "snapshot": s, "fanout": fanout }),
                 );
             } else {
                 let m = &s.summary;
@@ -145,7 +168,10 @@ pub async fn run(mut cli: Cli) -> Result<i32> {
             })
         }
         Command::Snapshots(f) => {
-            let repo = open_repo(g).await?;
+            let (repo, region) = super::regions::open_read(g).await?;
+            if let (Some(r), false) = (&region, g.quiet) {
+                eprintln!("using region {r}");
+            }
             let filter = filter(&f);
             let snaps: Vec<_> = repo
                 .snapshots()?
@@ -232,7 +258,10 @@ pub async fn run(mut cli: Cli) -> Result<i32> {
             Ok(exit::OK)
         }
         Command::Restore(a) => {
-            let repo = open_repo(g).await?;
+            let (repo, region) = super::regions::open_read(g).await?;
+            if let (Some(r), false) = (&region, g.quiet) {
+                eprintln!("using region {r}");
+            }
             let f = filter(&a.filter);
             let (id, snap) = match (&a.at, &a.snapshot) {
                 (Some(t), _) => select_at(repo.snapshots()?, parse_time(t)?, &f)?,
@@ -256,7 +285,7 @@ pub async fn run(mut cli: Cli) -> Result<i32> {
             let report = report?;
             if g.json {
                 print_json(
-                    &serde_json::json!({ "snapshot": id, "time": snap.time, "report": report }),
+                    &serde_json::json!({ "snapshot": id, "time": snap.time, "region": region, "report": report }),
                 );
             } else {
                 if report.dry_run {
@@ -340,6 +369,9 @@ pub async fn run(mut cli: Cli) -> Result<i32> {
             }
             Ok(exit::OK)
         }
+        Command::Replicate(a) => super::replicate::replicate_cmd(g, a).await,
+        Command::Status => super::regions::status_cmd(g).await,
+        Command::Repair => super::regions::repair_cmd(g).await,
         Command::Catalog(CatalogCommand::Rebuild) => {
             let repo = open_repo(g).await?;
             repo.catalog().clear().context("clearing the catalog")?;

@@ -6,6 +6,8 @@ mod commands;
 mod k8s;
 mod output;
 pub mod password;
+mod regions;
+mod replicate;
 mod store;
 
 use std::sync::Arc;
@@ -88,8 +90,17 @@ pub(crate) fn file_config(g: &Global) -> Result<crate::config::FileConfig> {
 /// Fills what flags and environment left unset from the config file.
 pub(crate) fn apply_config(g: &mut Global) -> Result<crate::config::FileConfig> {
     let cfg = file_config(g)?;
+    g.regions = cfg.region.clone();
+    if let Some(name) = &g.region {
+        if g.repo.is_some() {
+            anyhow::bail!("give --repo or --region, not both (FERRY_REPO counts as --repo)");
+        }
+        let r = regions::find(&g.regions, name)?;
+        g.repo = Some(r.url.clone());
+    }
     if g.repo.is_none() {
         g.repo = cfg.default_repo().map(str::to_string);
+        g.repo_from_regions = !g.regions.is_empty();
     }
     if g.catalog.is_none() {
         g.catalog = cfg.catalog.clone();

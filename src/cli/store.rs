@@ -8,32 +8,14 @@ use crate::config::FileConfig;
 use crate::store::options::StoreOptions;
 
 pub fn options(g: &Global, cfg: &FileConfig) -> Result<StoreOptions> {
-    let mut o = StoreOptions::default();
-    if let Some(r) = cfg
+    let mut o = match cfg
         .region
         .iter()
         .find(|r| g.repo.as_deref() == Some(r.url.as_str()))
     {
-        o.s3.endpoint = r.endpoint.clone();
-        if let Some(p) = &r.provider {
-            o.s3.provider = p
-                .parse()
-                .with_context(|| format!("region {:?}: provider", r.name))?;
-        }
-        o.s3.region = r.s3_region.clone().or_else(|| Some(r.name.clone()));
-        if let Some(l) = &r.upload_limit {
-            o.limit_upload = Some(
-                l.parse()
-                    .with_context(|| format!("region {:?}: upload-limit", r.name))?,
-            );
-        }
-        if let Some(l) = &r.download_limit {
-            o.limit_download = Some(
-                l.parse()
-                    .with_context(|| format!("region {:?}: download-limit", r.name))?,
-            );
-        }
-    }
+        Some(r) => r.store_options()?,
+        None => StoreOptions::default(),
+    };
     o.apply_env(|k| std::env::var(k).ok())?;
     if let Some(e) = &g.s3_endpoint {
         o.s3.endpoint = Some(e.clone());

@@ -116,6 +116,18 @@ pub fn peek_version(data: &[u8]) -> RepoResult<u64> {
         .ok_or_else(|| RepoError::corrupt(CONFIG_KEY, "no format version"))
 }
 
+/// Reads the repository id without a key (it is stored in clear, under the
+/// MAC), so that copies can be matched before anything is unlocked.
+pub fn peek_id(data: &[u8]) -> RepoResult<String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(data).map_err(|e| RepoError::corrupt(CONFIG_KEY, e))?;
+    v.get("config")
+        .and_then(|c| c.get("id"))
+        .and_then(|v| v.as_str())
+        .map(str::to_string)
+        .ok_or_else(|| RepoError::corrupt(CONFIG_KEY, "no repository id"))
+}
+
 /// Parses and authenticates the config with the unlocked master key.
 pub fn decode(data: &[u8], key: &MasterKey) -> RepoResult<ConfigBody> {
     let file: ConfigFile =

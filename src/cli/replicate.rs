@@ -1,0 +1,182 @@
+//! `replicate`: copies from the primary to the other regions, once or in
+//! rounds with `--watch`, and records what each region holds.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use super::args::{Global, ReplicateArgs};
+use super::output::print_json;
+use super::regions::{find, need_regions, open_catalog};
+use super::{exit, Reported};
+use crate::config::Region;
+use crate::engine::regions::{probe, region_store};
+use crate::engine::replicate::schedule::Schedule;
+use crate::engine::replicate::{replicate, RateLimiter, ReplicateOptions};
+use crate::util::human_bytes;
+
+fn parse_interval(s: &str) -> Result<Duration> {
+    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = n
+        .parse()
+        .with_context(|| format!("interval {s:?}: write e.g. 30s, 5m, 1h"))?;
+    let mult = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => bail!("interval {s:?}: unit {unit:?} is not s, m or h"),
+    };
+    Ok(Duration::from_secs(n * mult))
+}
+
+pub(crate) async fn replicate_cmd(g: &Global, a: ReplicateArgs) -> Result<i32> {
+    let primary = need_regions(g)?.clone();
+    let targets: Vec<Region> = match &a.to {
+        Some(name) if *name == primary.name => {
+            bail!("{name} is the primary: replicate copies from it")
+        }
+        Some(name) => vec![find(&g.regions, name)?.clone()],
+        None => g
+            .regions
+            .iter()
+            .filter(|r| r.name != primary.name)
+            .cloned()
+            .collect(),
+    };
+    let global = match (&a.schedule, &a.limit) {
+        (Some(s), _) | (None, Some(s)) => Some(Arc::new(RateLimiter::new(
+            Schedule::parse(s).map_err(anyhow::Error::msg)?,
+        ))),
+        _ => None,
+    };
+    let per_region = limits(&targets, global)?;
+    let interval = parse_interval(&a.interval)?;
+    let id = probe(&primary)
+        .await
+        .map_err(|e| anyhow::anyhow!("primary region {}: {e}", primary.name))?;
+    loop {
+        let (results, failed) = round(
+            g,
+            &id,
+            &primary,
+            &targets,
+            &per_region,
+            a.concurrency,
+            a.verify,
+        )
+        .await?;
+        if g.json {
+            print_json(&serde_json::json!({ "source": primary.name, "regions": results }));
+        }
+        if !a.watch {
+            if failed > 0 {
+                return Err(Reported(format!("{failed} regions are not fully replicated; see above; run replicate again once they are reachable")).into());
+            }
+            return Ok(exit::OK);
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// One replication of every target region at the same time: the JSON
+/// report of each and how many did not complete.
+#[allow(clippy::too_many_arguments)]
+async fn round(
+    g: &Global,
+    id: &str,
+    primary: &Region,
+    targets: &[Region],
+    per_region: &[Vec<Arc<RateLimiter>>],
+    concurrency: usize,
+    verify: bool,
+) -> Result<(Vec<serde_json::Value>, usize)> {
+    let source = region_store(primary)?;
+    let mut results = Vec::new();
+    let mut failed = 0;
+    // Regions are served at the same time, each with its own concurrency.
+    let rounds = targets.iter().zip(per_region).map(|(r, limits)| {
+        let opts = ReplicateOptions {
+            concurrency,
+            limits: limits.clone(),
+            verify,
+        };
+        let source = &source;
+        async move {
+            let dest = region_store(r)?;
+            Ok::<_, anyhow::Error>(replicate(source, &dest, &opts).await?)
+        }
+    });
+    let outcomes = futures::future::join_all(rounds).await;
+    for (r, outcome) in targets.iter().zip(outcomes) {
+        match outcome {
+            Ok(rep) => {
+                let mut cat = open_catalog(g, id)?;
+                cat.set_region_objects(&primary.name, &rep.source_objects)?;
+                cat.set_region_objects(&r.name, &rep.dest_objects)?;
+                failed += usize::from(!rep.complete());
+                if !g.json {
+                    println!(
+                        "{}: copied {} objects, {} ({} already there){}",
+                        r.name,
+                        rep.objects(),
+                        human_bytes(rep.bytes()),
+                        rep.present,
+                        if verify {
+                            format!("; verified {}, {} damaged", rep.verified, rep.damaged.len())
+                        } else {
+                            String::new()
+                        }
+                    );
+                    for (k, e) in &rep.failed {
+                        eprintln!("{}: not copied: {k}: {e}", r.name);
+                    }
+                }
+                results.push(
+                    serde_json::json!({ "region": r.name, "ok": rep.complete(), "report": rep }),
+                );
+            }
+            Err(e) => {
+                failed += 1;
+                if !g.json {
+                    eprintln!("{}: replication failed: {e:#}", r.name);
+                }
+                results.push(
+                    serde_json::json!({ "region": r.name, "ok": false, "error": format!("{e:#}") }),
+                );
+            }
+        }
+    }
+    Ok((results, failed))
+}
+
+/// After a backup with `--fanout`: copies the new objects to every other
+/// region. Failures are reported, not fatal.
+pub(crate) async fn fanout(g: &Global) -> Result<(Vec<serde_json::Value>, usize)> {
+    let primary = need_regions(g)?.clone();
+    let targets: Vec<Region> = g
+        .regions
+        .iter()
+        .filter(|r| r.name != primary.name)
+        .cloned()
+        .collect();
+    let per_region = limits(&targets, None)?;
+    let id = probe(&primary).await.map_err(anyhow::Error::msg)?;
+    round(g, &id, &primary, &targets, &per_region, 4, false).await
+}
+
+fn limits(
+    targets: &[Region],
+    global: Option<Arc<RateLimiter>>,
+) -> Result<Vec<Vec<Arc<RateLimiter>>>> {
+    let mut per_region = Vec::new();
+    for r in targets {
+        let mut limits: Vec<_> = global.iter().cloned().collect();
+        if let Some(l) = &r.upload_limit {
+            let s = Schedule::parse(l).map_err(|e| anyhow::anyhow!("region {}: {e}", r.name))?;
+            limits.push(Arc::new(RateLimiter::new(s)));
+        }
+        per_region.push(limits);
+    }
+    Ok(per_region)
+}
