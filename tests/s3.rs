@@ -12,6 +12,8 @@ mod faults;
 mod limits;
 #[path = "s3/regions.rs"]
 mod regions;
+#[path = "s3/regions_cli.rs"]
+mod regions_cli;
 #[path = "s3/suite.rs"]
 mod suite;
 
