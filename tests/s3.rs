@@ -37,3 +37,56 @@ pub async fn s3_store(server: &S3Server, bucket: &str, prefix: &str) -> S3Store 
     store.init().await.expect("init the bucket");
     store
 }
+
+/// Runs the `ferry` binary with the test servers' keys, a cache of its own
+/// under `dir`, and `extra` arguments after `args`.
+pub fn ferry(dir: &std::path::Path, args: &[&str], extra: &[&str]) -> (i32, String, String) {
+    let out = tokio::task::block_in_place(|| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
+            .args(args)
+            .args(extra)
+            .env("FERRY_PASSWORD", "s3-test")
+            .env("XDG_CACHE_HOME", dir.join("cache"))
+            .env("FERRY_HOST", "s3-host")
+            .env("AWS_ACCESS_KEY_ID", support::server::ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", support::server::SECRET_KEY)
+            .env("FERRY_S3_IDLE_TIMEOUT_MS", "3000")
+            .env_remove("FERRY_REPO")
+            .output()
+            .unwrap()
+    });
+    let s = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+    (
+        out.status.code().unwrap_or(-1),
+        s(out.stdout),
+        s(out.stderr),
+    )
+}
+
+/// Like [`ferry`], asserting success; returns stdout.
+pub fn ferry_ok(dir: &std::path::Path, args: &[&str], extra: &[&str]) -> String {
+    let (code, out, err) = ferry(dir, args, extra);
+    assert_eq!(code, 0, "ferry {args:?}:\n{out}\n{err}");
+    out
+}
+
+/// Every file below `root` with its content, sorted by relative path.
+pub fn read_tree(root: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((
+                    p.strip_prefix(root).unwrap().display().to_string(),
+                    std::fs::read(&p).unwrap(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}

@@ -3,45 +3,23 @@
 //! restore through the fault-injecting proxy that still give a valid
 //! snapshot and identical files.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use crate::support::proxy::{Fault, FaultProxy};
-use crate::support::server::{S3Server, ACCESS_KEY, SECRET_KEY};
+use crate::support::server::S3Server;
 
-fn ferry(dir: &Path, endpoint: &str, args: &[&str]) -> (i32, String, String) {
-    let out = tokio::task::block_in_place(|| {
-        Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .args(args)
-            .args([
-                "--s3-endpoint",
-                endpoint,
-                "--s3-provider",
-                "minio",
-                "--s3-region",
-                "test-1",
-            ])
-            .env("FERRY_PASSWORD", "s3-test")
-            .env("XDG_CACHE_HOME", dir.join("cache"))
-            .env("FERRY_HOST", "s3-host")
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .env("FERRY_S3_IDLE_TIMEOUT_MS", "3000")
-            .output()
-            .unwrap()
-    });
-    let s = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
-    (
-        out.status.code().unwrap_or(-1),
-        s(out.stdout),
-        s(out.stderr),
-    )
+const ENDPOINT_ARGS: [&str; 4] = ["--s3-provider", "minio", "--s3-region", "test-1"];
+
+fn run(dir: &Path, endpoint: &str, args: &[&str]) -> (i32, String, String) {
+    let mut extra = vec!["--s3-endpoint", endpoint];
+    extra.extend(ENDPOINT_ARGS);
+    crate::ferry(dir, args, &extra)
 }
 
 fn ok(dir: &Path, endpoint: &str, args: &[&str]) -> String {
-    let (code, out, err) = ferry(dir, endpoint, args);
-    assert_eq!(code, 0, "ferry {args:?}:\n{out}\n{err}");
-    out
+    let mut extra = vec!["--s3-endpoint", endpoint];
+    extra.extend(ENDPOINT_ARGS);
+    crate::ferry_ok(dir, args, &extra)
 }
 
 fn data(len: usize, seed: u64) -> Vec<u8> {
@@ -60,27 +38,10 @@ fn data(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-fn files(root: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(root).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(files(&p));
-        } else {
-            out.push((
-                p.strip_prefix(root).unwrap().to_path_buf(),
-                std::fs::read(&p).unwrap(),
-            ));
-        }
-    }
-    out.sort();
-    out
-}
-
 fn assert_same(src: &Path, out: &Path) {
     let restored = out.join(src.strip_prefix("/").unwrap());
     assert!(
-        files(src) == files(&restored),
+        crate::read_tree(src) == crate::read_tree(&restored),
         "restored files differ from {}",
         src.display()
     );
@@ -157,14 +118,14 @@ async fn backup_restore_and_check_on_s3_from_the_cli() {
     ];
     let proxy = FaultProxy::start(server.addr, 7, 0.15, &faults).await;
     let pep = format!("http://{}", proxy.addr);
-    let (code, o, e) = ferry(
+    let (code, o, e) = run(
         d,
         &pep,
         &["backup", "--repo", repo, "--json", src.to_str().unwrap()],
     );
     assert_eq!(code, 0, "backup through faults:\n{o}\n{e}");
     let out2 = d.join("out2");
-    let (code, o, e) = ferry(
+    let (code, o, e) = run(
         d,
         &pep,
         &[
@@ -188,7 +149,7 @@ async fn backup_restore_and_check_on_s3_from_the_cli() {
 async fn missing_credentials_and_repository_are_clear_errors() {
     let server = S3Server::start("test-1").await;
     let dir = tempfile::tempdir().unwrap();
-    let (code, _, err) = ferry(
+    let (code, _, err) = run(
         dir.path(),
         &server.endpoint(),
         &["snapshots", "--repo", "s3://nobucket/x"],

@@ -3,58 +3,15 @@
 //! restore from each; the primary's server stopped, restore fails over.
 
 use std::path::Path;
-use std::process::Command;
 
-use crate::support::server::{S3Server, ACCESS_KEY, SECRET_KEY};
+use crate::support::server::S3Server;
 
 fn ferry(dir: &Path, cfg: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = tokio::task::block_in_place(|| {
-        Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .args(args)
-            .arg("--config")
-            .arg(cfg)
-            .env("FERRY_PASSWORD", "regions")
-            .env("XDG_CACHE_HOME", dir.join("cache"))
-            .env("FERRY_HOST", "node-a")
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .env("FERRY_S3_IDLE_TIMEOUT_MS", "2000")
-            .env_remove("FERRY_REPO")
-            .output()
-            .unwrap()
-    });
-    let s = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
-    (
-        out.status.code().unwrap_or(-1),
-        s(out.stdout),
-        s(out.stderr),
-    )
+    crate::ferry(dir, args, &["--config", cfg.to_str().unwrap()])
 }
 
 fn ok(dir: &Path, cfg: &Path, args: &[&str]) -> String {
-    let (code, out, err) = ferry(dir, cfg, args);
-    assert_eq!(code, 0, "ferry {args:?}:\n{out}\n{err}");
-    out
-}
-
-fn read_tree(root: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((
-                    p.strip_prefix(root).unwrap().display().to_string(),
-                    std::fs::read(&p).unwrap(),
-                ));
-            }
-        }
-    }
-    out.sort();
-    out
+    crate::ferry_ok(dir, args, &["--config", cfg.to_str().unwrap()])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,7 +100,7 @@ async fn replicate_across_s3_regions_and_fail_over() {
             ],
         );
         assert!(
-            read_tree(&src) == read_tree(&out.join(src.strip_prefix("/").unwrap())),
+            crate::read_tree(&src) == crate::read_tree(&out.join(src.strip_prefix("/").unwrap())),
             "restore from {region} identical"
         );
         ok(d, &cfg, &["check", "--region", region, "--read-data"]);
@@ -164,5 +121,5 @@ async fn replicate_across_s3_regions_and_fail_over() {
     );
     assert_eq!(code, 0, "failover restore:\n{o}\n{e}");
     assert!(e.contains("eu-central-1"), "says which region it used: {e}");
-    assert!(read_tree(&src) == read_tree(&out.join(src.strip_prefix("/").unwrap())));
+    assert!(crate::read_tree(&src) == crate::read_tree(&out.join(src.strip_prefix("/").unwrap())));
 }
