@@ -48,6 +48,11 @@ pub(crate) async fn open_read(g: &Global) -> Result<(Arc<Repository>, Option<Str
     let pw = super::password::password(g, false)?;
     let mut failures = Vec::new();
     for r in ordered(&g.regions) {
+        if let Err(e) = probe(r).await {
+            tracing::warn!(region = %r.name, error = %e, "region unavailable; trying the next");
+            failures.push(format!("{}: {e}", r.name));
+            continue;
+        }
         let store = region_store(r)?;
         match Repository::open(store, &pw, g.catalog.clone()).await {
             Ok(repo) => {

@@ -12,9 +12,19 @@ use crate::store::DynStore;
 /// Opens a region's store. Every region is opened here, so that store
 /// options (endpoint, provider, limits) are applied in one place.
 pub fn region_store(r: &Region) -> anyhow::Result<DynStore> {
+    open_region(r, None)
+}
+
+fn open_region(
+    r: &Region,
+    retry: Option<crate::store::retry::RetryPolicy>,
+) -> anyhow::Result<DynStore> {
     use anyhow::Context;
     let mut o = r.store_options()?;
     o.apply_env(|k| std::env::var(k).ok())?;
+    if let Some(p) = retry {
+        o.retry = p;
+    }
     crate::store::open_url_with(&r.url, &o).with_context(|| format!("region {:?}", r.name))
 }
 
@@ -33,7 +43,15 @@ pub fn primary(regions: &[Region]) -> Option<&Region> {
 
 /// Whether a region answers and holds a repository: its repository id.
 pub async fn probe(r: &Region) -> Result<String, String> {
-    let store = region_store(r).map_err(|e| format!("{e:#}"))?;
+    // A region that is down should be reported (or failed over from) in
+    // seconds, not after a transfer's whole retry budget.
+    let quick = crate::store::retry::RetryPolicy {
+        max_attempts: 2,
+        initial_backoff_ms: 200,
+        max_backoff_ms: 500,
+        budget_seconds: 5,
+    };
+    let store = open_region(r, Some(quick)).map_err(|e| format!("{e:#}"))?;
     match store.get(CONFIG_KEY).await {
         Ok(data) => peek_id(&data).map_err(|e| e.to_string()),
         Err(e) if e.is_not_found() => Err(format!(
