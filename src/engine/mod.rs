@@ -49,3 +49,14 @@ impl From<tokio::task::JoinError> for EngineError {
 }
 
 pub type EngineResult<T> = Result<T, EngineError>;
+
+/// Builds the set of glob patterns that `--include`/`--exclude` name
+/// (`*` does not cross `/`).
+pub(crate) fn glob_set(patterns: &[String]) -> EngineResult<globset::GlobSet> {
+    let mut b = globset::GlobSetBuilder::new();
+    for p in patterns {
+        let g = globset::GlobBuilder::new(p).literal_separator(true).build();
+        b.add(g.map_err(|e| EngineError::Usage(format!("pattern {p:?}: {e}")))?);
+    }
+    b.build().map_err(|e| EngineError::Usage(e.to_string()))
+}

@@ -423,15 +423,6 @@ impl Repository {
         }
         Ok(self.store.delete(&id.key()).await?)
     }
-
-    pub fn init_options(&self) -> InitOptions {
-        InitOptions {
-            chunker: self.config.chunker.clone(),
-            compression_level: self.config.compression_level,
-            pack_size: self.config.pack_size,
-            kdf: KdfParams::default(),
-        }
-    }
 }
 
 /// Tries every key object with the password; the first that opens wins.

@@ -80,18 +80,6 @@ pub struct BackupOutcome {
     pub snapshot: Snapshot,
 }
 
-fn glob_set(patterns: &[String]) -> EngineResult<globset::GlobSet> {
-    let mut b = globset::GlobSetBuilder::new();
-    for p in patterns {
-        let g = globset::GlobBuilder::new(p)
-            .literal_separator(true)
-            .build()
-            .map_err(|e| EngineError::Usage(format!("pattern {p:?}: {e}")))?;
-        b.add(g);
-    }
-    b.build().map_err(|e| EngineError::Usage(e.to_string()))
-}
-
 pub async fn backup(
     repo: Arc<Repository>,
     opts: &BackupOptions,
@@ -179,7 +167,7 @@ pub async fn backup(
         pipe.clone(),
         jobs_tx.clone(),
         progress,
-        glob_set(&opts.excludes)?,
+        super::glob_set(&opts.excludes)?,
     ));
     drop(jobs_tx);
 

@@ -52,15 +52,6 @@ pub struct RestoreReport {
     pub planned: Vec<String>,
 }
 
-fn globs(patterns: &[String]) -> EngineResult<globset::GlobSet> {
-    let mut b = globset::GlobSetBuilder::new();
-    for p in patterns {
-        let g = globset::GlobBuilder::new(p).literal_separator(true).build();
-        b.add(g.map_err(|e| EngineError::Usage(format!("pattern {p:?}: {e}")))?);
-    }
-    b.build().map_err(|e| EngineError::Usage(e.to_string()))
-}
-
 /// Whether a pattern set matches `path` or its last component.
 fn matches(set: &globset::GlobSet, path: &str) -> bool {
     set.is_match(path) || set.is_match(path.rsplit('/').next().unwrap_or(path))
@@ -111,7 +102,10 @@ pub async fn restore(
     opts: &RestoreOptions,
     progress: Arc<Progress>,
 ) -> EngineResult<RestoreReport> {
-    let (inc, exc) = (globs(&opts.includes)?, globs(&opts.excludes)?);
+    let (inc, exc) = (
+        super::glob_set(&opts.includes)?,
+        super::glob_set(&opts.excludes)?,
+    );
     let w = walk(repo, root, |_| true).await;
     let mut report = RestoreReport {
         dry_run: opts.dry_run,
