@@ -67,7 +67,14 @@ pub async fn run(mut cli: Cli) -> Result<i32> {
             Ok(exit::OK)
         }
         Command::Backup(a) => {
-            let repo = open_repo(g).await?;
+            let tee = match a.fanout {
+                true => Some(super::replicate::tee(g).await?),
+                false => None,
+            };
+            let repo = match &tee {
+                Some(t) => super::open_repo_on(g, t.clone()).await?,
+                None => open_repo(g).await?,
+            };
             let k8s_args = a.clone();
             let parent = match (&a.parent, a.force) {
                 (_, true) => ParentChoice::None,
@@ -111,9 +118,9 @@ pub async fn run(mut cli: Cli) -> Result<i32> {
             if let Err(e) = super::regions::record_primary(g, &repo).await {
                 tracing::warn!(error = %format!("{e:#}"), "could not record the primary's objects in the catalog");
             }
-            let fanout = match a.fanout {
-                true => Some(super::replicate::fanout(g).await),
-                false => None,
+            let fanout = match &tee {
+                Some(t) => Some(super::replicate::fanout(g, t).await),
+                None => None,
             };
             let s = &out.snapshot;
             let fanout = match fanout {

@@ -128,7 +128,14 @@ pub(crate) fn open_store(g: &Global) -> Result<crate::store::DynStore> {
 }
 
 pub(crate) async fn open_repo(g: &Global) -> Result<Arc<Repository>> {
-    let store = open_store(g)?;
+    open_repo_on(g, open_store(g)?).await
+}
+
+/// Opens the repository on a store built by the caller.
+pub(crate) async fn open_repo_on(
+    g: &Global,
+    store: crate::store::DynStore,
+) -> Result<Arc<Repository>> {
     let pw = password::password(g, false)?;
     Ok(Arc::new(
         Repository::open(store, &pw, g.catalog.clone()).await?,

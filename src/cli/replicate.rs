@@ -14,6 +14,7 @@ use crate::config::Region;
 use crate::engine::regions::{probe, region_store};
 use crate::engine::replicate::schedule::Schedule;
 use crate::engine::replicate::{replicate, RateLimiter, ReplicateOptions};
+use crate::store::tee::Tee;
 use crate::util::human_bytes;
 
 fn parse_interval(s: &str) -> Result<Duration> {
@@ -150,9 +151,40 @@ async fn round(
     Ok((results, failed))
 }
 
-/// After a backup with `--fanout`: copies the new objects to every other
-/// region. Failures are reported, not fatal.
-pub(crate) async fn fanout(g: &Global) -> Result<(Vec<serde_json::Value>, usize)> {
+/// For `backup --fanout`: the primary's store, also writing packs and index
+/// objects to every other region that answers now and already holds this
+/// repository. The others are left to the replication round after the
+/// backup.
+pub(crate) async fn tee(g: &Global) -> Result<Arc<Tee>> {
+    let primary = need_regions(g)?.clone();
+    let others: Vec<&Region> = g
+        .regions
+        .iter()
+        .filter(|r| r.name != primary.name)
+        .collect();
+    let (id, probes) = futures::join!(
+        probe(&primary),
+        futures::future::join_all(others.iter().map(|r| probe(r)))
+    );
+    let mut copies = Vec::new();
+    if let Ok(id) = id {
+        for (r, p) in others.iter().zip(probes) {
+            match p {
+                Ok(theirs) if theirs == id => copies.push((r.name.clone(), region_store(r)?)),
+                Ok(theirs) => tracing::warn!(region = %r.name,
+                    "holds another repository ({theirs}); not written by this backup"),
+                Err(e) => tracing::warn!(region = %r.name, error = %e,
+                    "not written during this backup; it is replicated after it if it answers then"),
+            }
+        }
+    }
+    Ok(Tee::new(super::open_store(g)?, copies))
+}
+
+/// After a backup with `--fanout`: copies to every other region what it
+/// still lacks (the snapshot, and everything for a region the backup could
+/// not write to). Failures are reported, not fatal.
+pub(crate) async fn fanout(g: &Global, tee: &Tee) -> Result<(Vec<serde_json::Value>, usize)> {
     let primary = need_regions(g)?.clone();
     let targets: Vec<Region> = g
         .regions
@@ -162,7 +194,20 @@ pub(crate) async fn fanout(g: &Global) -> Result<(Vec<serde_json::Value>, usize)
         .collect();
     let per_region = limits(&targets, None)?;
     let id = probe(&primary).await.map_err(anyhow::Error::msg)?;
-    round(g, &id, &primary, &targets, &per_region, 4, false).await
+    let (mut results, failed) =
+        round(g, &id, &primary, &targets, &per_region, 4, false).await?;
+    for t in tee.reports() {
+        if let Some(why) = &t.dropped {
+            eprintln!(
+                "warning: {} stopped receiving the backup's data ({why}); it was caught up afterwards only if its report says ok",
+                t.region
+            );
+        }
+        if let Some(r) = results.iter_mut().find(|r| r["region"] == t.region) {
+            r["streamed"] = serde_json::to_value(&t)?;
+        }
+    }
+    Ok((results, failed))
 }
 
 fn limits(

@@ -6,6 +6,7 @@ pub mod memory;
 pub mod options;
 pub mod retry;
 pub mod s3;
+pub mod tee;
 pub mod testsuite;
 pub mod throttle;
 

@@ -417,3 +417,36 @@ fn backup_fanout_copies_to_the_regions_that_are_up() {
     assert_eq!(st["eu"]["behind"]["objects"], 0);
     assert_eq!(st["nas"]["reachable"], false);
 }
+
+#[test]
+fn backup_fanout_streams_new_data_to_regions_holding_the_repository() {
+    let r = Regions::new();
+    r.backup();
+    r.ferry(&["replicate", "--to", "eu"]);
+    // nas holds no repository yet: it is caught up by the round after the
+    // backup instead.
+    std::fs::write(r.src.join("new"), bytes(900 << 10, 9)).unwrap();
+    let v = r
+        .ferry(&["backup", "--fanout", "--json", r.src.to_str().unwrap()])
+        .json();
+    let fan = serde_json::json!({ "regions": v["fanout"] });
+    let eu = region_report(&fan, "eu");
+    assert_eq!(eu["ok"], true, "{v}");
+    assert!(eu["streamed"]["objects"].as_u64().unwrap() >= 2, "{v}");
+    assert_eq!(eu["streamed"]["dropped"], Value::Null, "{v}");
+    // The packs and index went with the backup; the round sent the snapshot.
+    let copied = eu["report"]["copied"].as_object().unwrap();
+    assert_eq!(copied.keys().collect::<Vec<_>>(), ["snapshots"], "{v}");
+    assert_eq!(copied["snapshots"]["objects"], 1, "{v}");
+    let nas = region_report(&fan, "nas");
+    assert_eq!(nas["ok"], true, "{v}");
+    assert!(nas["report"]["copied"]["data"]["objects"].as_u64().unwrap() >= 2);
+    for region in ["eu", "nas"] {
+        assert_eq!(objects(&r.dir(region)), objects(&r.dir("hz")), "{region}");
+        let out = r.restore_from(region);
+        assert_same_tree(&r.src, &Env::restored(&out, &r.src));
+    }
+    let st = r.status();
+    assert_eq!(st["eu"]["behind"]["objects"], 0);
+    assert_eq!(st["nas"]["behind"]["objects"], 0);
+}
