@@ -159,7 +159,7 @@ start_server() { # NAME PORT: starts it, sets SERVER_PID
   done
   die "server $name did not start; see $WORK/logs/server-$name.log"
 }
-start_server a "$PORT_A"
+start_server a "$PORT_A"; PID_A=$SERVER_PID
 start_server b "$PORT_B"; PID_B=$SERVER_PID
 
 load() { cut -d' ' -f1-3 /proc/loadavg; }
@@ -222,12 +222,16 @@ fi
 FAILURES=0
 fail() { echo "FAILED: $*" >&2; FAILURES=$((FAILURES + 1)); }
 
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+
 # timed NAME CMD...: runs CMD (stdout to logs/NAME.out, stderr to logs/NAME.err),
-# sets SECS (wall), CPU (user+sys s), RSS (peak MiB), LOAD (before), RC.
+# sets SECS (wall), CPU (user+sys s), RSS (peak MiB), SRV (CPU s of both
+# servers meanwhile), LOAD (before), RC.
 timed() {
-  local name=$1 t0 t1 e m u s; shift
+  local name=$1 t0 t1 e m u s c0; shift
   sync
   LOAD=$(load) RC=0 CPU=- RSS=-
+  c0=$(($(ticks "$PID_A") + $(ticks "$PID_B")))
   echo "-- $name: $*" >&2
   t0=$EPOCHREALTIME
   if [ ${#TIME[@]} -gt 0 ]; then
@@ -237,11 +241,13 @@ timed() {
   fi
   t1=$EPOCHREALTIME
   SECS=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+  SRV=$(awk -v t=$(($(ticks "$PID_A") + $(ticks "$PID_B") - c0)) -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", t / hz }')
   if [ ${#TIME[@]} -gt 0 ] && read -r e m u s < <(tail -n1 "$WORK/logs/$name.time") 2>/dev/null; then
     CPU=$(awk -v u="$u" -v s="$s" 'BEGIN { printf "%.1f", u + s }' 2>/dev/null || echo -)
     RSS=$(awk -v k="$m" 'BEGIN { printf "%.0f", k / 1024 }' 2>/dev/null || echo -)
   fi
-  printf '   %s s, exit %s, cpu %s s, peak %s MiB (load before: %s)\n' "$SECS" "$RC" "$CPU" "$RSS" "$LOAD" >&2
+  printf '   %s s, exit %s, cpu %s s, peak %s MiB; servers cpu %s s (load before: %s)\n' \
+    "$SECS" "$RC" "$CPU" "$RSS" "$SRV" "$LOAD" >&2
   if [ "$RC" != 0 ]; then tail -n 5 "$WORK/logs/$name.err" >&2; fi
 }
 
@@ -278,7 +284,7 @@ report_bytes() {
   jq '[.regions[].report.copied // {} | .[].bytes] | add // 0' "$WORK/logs/$1.out" 2>/dev/null || echo 0
 }
 
-declare -A SECS_OF=() CPU_OF=() RSS_OF=() LOAD_OF=()
+declare -A SECS_OF=() CPU_OF=() RSS_OF=() SRV_OF=() LOAD_OF=()
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 mibs() { awk -v b="$SRC_BYTES" -v s="$1" 'BEGIN { printf "%.1f", b / 1048576 / s }'; }
 
@@ -298,7 +304,8 @@ ferry_copy() {
     verify "$name" "$bucket" "$region" || true
   fi
   drop "$bucket"
-  SECS_OF[$key]+=" $SECS" CPU_OF[$key]+=" $CPU" RSS_OF[$key]+=" $RSS" LOAD_OF[$key]+=" ${LOAD%% *}"
+  SECS_OF[$key]+=" $SECS" CPU_OF[$key]+=" $CPU" RSS_OF[$key]+=" $RSS" SRV_OF[$key]+=" $SRV"
+  LOAD_OF[$key]+=" ${LOAD%% *}"
 }
 
 # rclone_copy KEY TRANSFERS RUN
@@ -310,7 +317,8 @@ rclone_copy() {
   if [ "$RC" != 0 ]; then fail "$name: rclone copy exited $RC (see $WORK/logs/$name.err)"; return; fi
   verify "$name" "$bucket" || true
   drop "$bucket"
-  SECS_OF[$key]+=" $SECS" CPU_OF[$key]+=" $CPU" RSS_OF[$key]+=" $RSS" LOAD_OF[$key]+=" ${LOAD%% *}"
+  SECS_OF[$key]+=" $SECS" CPU_OF[$key]+=" $CPU" RSS_OF[$key]+=" $RSS" SRV_OF[$key]+=" $SRV"
+  LOAD_OF[$key]+=" ${LOAD%% *}"
 }
 
 log "throughput: $SRC_MIB MiB from server A to server B, $RUNS run(s) each"
@@ -406,8 +414,9 @@ row() { # LABEL KEY
   local key=$2 s; [ -n "${SECS_OF[$key]:-}" ] || return 0
   # shellcheck disable=SC2086
   s=$(median ${SECS_OF[$key]})
-  printf '| %s | %s | %s | %s | %s | %s |\n' "$1" "$s" "$(mibs "$s")" \
-    "$(median ${CPU_OF[$key]//-/0})" "$(median ${RSS_OF[$key]//-/0})" "$(median ${LOAD_OF[$key]})"
+  printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$1" "$s" "$(mibs "$s")" "${SECS_OF[$key]# }" \
+    "$(median ${CPU_OF[$key]//-/0})" "$(median ${RSS_OF[$key]//-/0})" "$(median ${SRV_OF[$key]})" \
+    "$(median ${LOAD_OF[$key]})"
 }
 ratio() { # KEY_FERRY KEY_RCLONE
   [ -n "${SECS_OF[$1]:-}" ] && [ -n "${SECS_OF[$2]:-}" ] || return 0
@@ -419,8 +428,8 @@ echo
 echo "== ferry replicate, server A -> server B on loopback: $SRC_OBJECTS objects, $SRC_MIB MiB"
 echo "   ($(nproc) cores, load average at the end $(load); median of $RUNS run(s))"
 echo
-echo "| copy | s | MiB/s | cpu s | peak MiB | load |"
-echo "|---|---|---|---|---|---|"
+echo "| copy | s | MiB/s | every run, s | cpu s | peak MiB | servers cpu s | load |"
+echo "|---|---|---|---|---|---|---|---|"
 row "ferry replicate (--concurrency default, 4)" default
 row "rclone copy --transfers 4 (its default)" t4
 if [ "$HIGH" != 0 ]; then
