@@ -8,7 +8,15 @@ use crate::repo::{BlobId, Repository};
 
 /// Sorts paths component by component, as a directory listing reads.
 pub fn sort_entries(entries: &mut [Entry]) {
-    entries.sort_by(|a, b| a.path.split('/').cmp(b.path.split('/')));
+    // Component by component: the same as comparing the bytes with `/`
+    // below every byte a name can hold (names hold no NUL).
+    let key = |p: &str| {
+        p.as_bytes()
+            .iter()
+            .map(|&c| if c == b'/' { 0 } else { c })
+            .collect::<Vec<u8>>()
+    };
+    entries.sort_by_cached_key(|e| key(&e.path));
 }
 
 pub async fn ls(

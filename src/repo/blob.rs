@@ -129,23 +129,78 @@ pub fn open_blob(
     entry: &BlobEntry,
     sealed: &[u8],
 ) -> RepoResult<Vec<u8>> {
+    let mut bufs = BlobBuffers::default();
+    open_blob_in(key, cipher, entry, sealed, &mut bufs)?;
+    Ok(bufs.take())
+}
+
+/// Buffers reused from one blob to the next by [`open_blob_with`], so that
+/// reading many blobs does not allocate (and fault in) fresh memory for
+/// each.
+#[derive(Default)]
+pub struct BlobBuffers {
+    body: Vec<u8>,
+    plain: Vec<u8>,
+    compressed: bool,
+}
+
+impl BlobBuffers {
+    fn take(mut self) -> Vec<u8> {
+        std::mem::take(match self.compressed {
+            true => &mut self.plain,
+            false => &mut self.body,
+        })
+    }
+}
+
+/// [`open_blob`] into reused buffers: the content, valid until the next use
+/// of `bufs`.
+pub fn open_blob_with<'a>(
+    key: &MasterKey,
+    cipher: &Cipher,
+    entry: &BlobEntry,
+    sealed: &[u8],
+    bufs: &'a mut BlobBuffers,
+) -> RepoResult<&'a [u8]> {
+    open_blob_in(key, cipher, entry, sealed, bufs)?;
+    Ok(match bufs.compressed {
+        true => &bufs.plain,
+        false => &bufs.body,
+    })
+}
+
+fn open_blob_in(
+    key: &MasterKey,
+    cipher: &Cipher,
+    entry: &BlobEntry,
+    sealed: &[u8],
+    bufs: &mut BlobBuffers,
+) -> RepoResult<()> {
     let object = || format!("blob {} ({:?})", entry.id, entry.kind);
-    let body = cipher
-        .open(sealed, &blob_aad(entry.kind, &entry.id))
+    cipher
+        .open_into(sealed, &blob_aad(entry.kind, &entry.id), &mut bufs.body)
         .map_err(|e| RepoError::corrupt(object(), e))?;
-    let plain = match entry.codec {
-        codec::NONE => body,
-        codec::ZSTD => decompress(&body, entry.raw_length as usize)
-            .map_err(|e| RepoError::corrupt(object(), format!("decompression failed: {e}")))?,
+    bufs.compressed = match entry.codec {
+        codec::NONE => false,
+        codec::ZSTD => {
+            decompress_into(&bufs.body, entry.raw_length as usize, &mut bufs.plain).map_err(
+                |e| RepoError::corrupt(object(), format!("decompression failed: {e}")),
+            )?;
+            true
+        }
         c => return Err(RepoError::corrupt(object(), format!("unknown codec {c}"))),
     };
-    if plain.len() != entry.raw_length as usize || key.blob_id(&plain) != entry.id {
+    let plain = match bufs.compressed {
+        true => &bufs.plain,
+        false => &bufs.body,
+    };
+    if plain.len() != entry.raw_length as usize || key.blob_id(plain) != entry.id {
         return Err(RepoError::corrupt(
             object(),
             "content does not match its id",
         ));
     }
-    Ok(plain)
+    Ok(())
 }
 
 thread_local! {
@@ -155,12 +210,15 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-fn decompress(data: &[u8], capacity: usize) -> std::io::Result<Vec<u8>> {
+fn decompress_into(data: &[u8], capacity: usize, out: &mut Vec<u8>) -> std::io::Result<()> {
+    out.clear();
+    out.reserve(capacity);
     DECOMPRESSOR.with(|d| {
         let mut d = d.borrow_mut();
         if d.is_none() {
             *d = Some(zstd::bulk::Decompressor::new()?);
         }
-        d.as_mut().unwrap().decompress(data, capacity)
+        d.as_mut().unwrap().decompress_to_buffer(data, out)?;
+        Ok(())
     })
 }

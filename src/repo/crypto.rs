@@ -107,21 +107,29 @@ impl Cipher {
     /// Opens a sealed object, checking that it was sealed with this key and
     /// `aad` and has not been altered.
     pub fn open(&self, sealed: &[u8], aad: &[u8]) -> Result<Vec<u8>, OpenError> {
+        let mut buf = Vec::new();
+        self.open_into(sealed, aad, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// [`Cipher::open`] into a buffer the caller reuses (its contents are
+    /// replaced).
+    pub fn open_into(&self, sealed: &[u8], aad: &[u8], buf: &mut Vec<u8>) -> Result<(), OpenError> {
         if sealed.len() < OVERHEAD {
             return Err(OpenError);
         }
         let (nonce, rest) = sealed.split_at(NONCE_LEN);
         let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
-        let mut buf = ct.to_vec();
+        buf.clear();
+        buf.extend_from_slice(ct);
         self.0
             .decrypt_in_place_detached(
                 XNonce::from_slice(nonce),
                 aad,
-                &mut buf,
+                buf,
                 Tag::from_slice(tag),
             )
-            .map_err(|_| OpenError)?;
-        Ok(buf)
+            .map_err(|_| OpenError)
     }
 }
 

@@ -71,6 +71,9 @@ fn select(
     includes: &globset::GlobSet,
     excludes: &globset::GlobSet,
 ) -> Vec<Entry> {
+    if includes.is_empty() && excludes.is_empty() {
+        return entries;
+    }
     let excluded = |p: &str| matches(excludes, p) || ancestors(p).any(|a| matches(excludes, a));
     let kept: Vec<Entry> = entries.into_iter().filter(|e| !excluded(&e.path)).collect();
     if includes.is_empty() {
@@ -106,7 +109,9 @@ pub async fn restore(
         super::glob_set(&opts.includes)?,
         super::glob_set(&opts.excludes)?,
     );
+    let started = std::time::Instant::now();
     let w = walk(repo, root, |_| true).await;
+    tracing::debug!(entries = w.entries.len(), elapsed = ?started.elapsed(), "trees read");
     let mut report = RestoreReport {
         dry_run: opts.dry_run,
         ..Default::default()
@@ -141,6 +146,7 @@ pub async fn restore(
         })?
     };
     check_conflicts(&target, &entries, opts.overwrite)?;
+    tracing::debug!(elapsed = ?started.elapsed(), "target checked");
 
     if opts.dry_run {
         for e in &entries {
@@ -175,6 +181,7 @@ pub async fn restore(
         }
     }
     let below_failed = |p: &str| failed_dirs.iter().any(|d| super::walk::within(p, d));
+    tracing::debug!(elapsed = ?started.elapsed(), "directories made");
 
     // Regular files; the first link of each hard-linked inode only.
     let mut first_link: HashMap<(u64, u64), String> = HashMap::new();
@@ -206,6 +213,7 @@ pub async fn restore(
         &mut report,
     )
     .await;
+    tracing::debug!(elapsed = ?started.elapsed(), "files written");
 
     // Then hard links, special files and symlinks (last, so that no path
     // created by this restore can lead through one).
@@ -246,6 +254,7 @@ pub async fn restore(
             }),
         }
     }
+    tracing::debug!(elapsed = ?started.elapsed(), "links and special files made");
     // Directory metadata last, deepest first, so that writing into them is
     // over before their modes and times are set.
     for e in entries
@@ -260,13 +269,16 @@ pub async fn restore(
             &mut report.warnings,
         );
     }
+    tracing::debug!(elapsed = ?started.elapsed(), "directory metadata set");
     Ok(report)
 }
 
 /// Refuses, before anything is written, to replace existing entries unless
 /// `overwrite`; an existing directory is merged into.
 fn check_conflicts(target: &Path, entries: &[Entry], overwrite: bool) -> EngineResult<()> {
-    if overwrite {
+    // Nothing can be in the way in an empty target (the common case).
+    let empty = std::fs::read_dir(target).is_ok_and(|mut d| d.next().is_none());
+    if overwrite || empty {
         return Ok(());
     }
     let mut conflicts = Vec::new();
