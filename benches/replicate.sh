@@ -163,9 +163,14 @@ start_server a "$PORT_A"; PID_A=$SERVER_PID
 start_server b "$PORT_B"; PID_B=$SERVER_PID
 
 load() { cut -d' ' -f1-3 /proc/loadavg; }
+LOAD0=$(load)
 echo "ferry: $FERRY_BIN ($("$FERRY_BIN" --version 2>/dev/null || echo unknown version))" >&2
 echo "rclone: $(rclone version 2>/dev/null | head -n1)" >&2
-echo "work directory: $WORK; $(nproc) cores; load average $(load)" >&2
+echo "work directory: $WORK; $(nproc) cores; load average $LOAD0" >&2
+if awk -v l="${LOAD0%% *}" 'BEGIN { exit !(l >= 1) }'; then
+  echo "WARNING: the machine is not idle (load average $LOAD0): the servers, ferry and rclone" \
+       "share its cores, so throughput figures move with whatever else runs" >&2
+fi
 
 # --- regions -------------------------------------------------------------------------
 # Region a (server A) is the primary; each measured ferry copy goes to a
@@ -426,7 +431,7 @@ ratio() { # KEY_FERRY KEY_RCLONE
 
 echo
 echo "== ferry replicate, server A -> server B on loopback: $SRC_OBJECTS objects, $SRC_MIB MiB"
-echo "   ($(nproc) cores, load average at the end $(load); median of $RUNS run(s))"
+echo "   ($(nproc) cores; load average $LOAD0 at the start, $(load) at the end; median of $RUNS run(s))"
 echo
 echo "| copy | s | MiB/s | every run, s | cpu s | peak MiB | servers cpu s | load |"
 echo "|---|---|---|---|---|---|---|---|"
