@@ -104,7 +104,8 @@ pub async fn run(mut cli: Cli) -> Result<i32> {
                 )
                 .map_err(anyhow::Error::msg)?,
                 time: a.time.as_deref().map(parse_time).transpose()?,
-                scan: true,
+                // Totals for the progress bar: a second walk, only when shown.
+                scan: Bar::visible(g),
                 ..Default::default()
             };
             if a.k8s {

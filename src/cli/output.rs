@@ -24,6 +24,13 @@ pub fn init_logging(g: &Global) {
         .with_writer(std::io::stderr);
     match g.log_format {
         LogFormat::Json => b.json().with_current_span(false).init(),
+        // With -vv, text lines carry the time since start, to see where a
+        // run spends it.
+        LogFormat::Text if g.verbose >= 2 => b
+            .with_timer(tracing_subscriber::fmt::time::uptime())
+            .with_target(false)
+            .compact()
+            .init(),
         LogFormat::Text => b.without_time().with_target(false).compact().init(),
     }
 }
@@ -36,8 +43,13 @@ pub struct Bar {
 }
 
 impl Bar {
+    /// Whether progress is shown at all (interactive runs only).
+    pub fn visible(g: &Global) -> bool {
+        !(g.json || g.quiet || g.no_progress || !std::io::stderr().is_terminal())
+    }
+
     pub fn start(g: &Global, progress: &Arc<Progress>, verb: &'static str) -> Self {
-        if g.json || g.quiet || g.no_progress || !std::io::stderr().is_terminal() {
+        if !Self::visible(g) {
             return Bar {
                 bar: None,
                 task: None,

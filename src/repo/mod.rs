@@ -125,6 +125,7 @@ impl Repository {
             });
         }
         let (key_id, key) = unlock(&store, password).await?;
+        tracing::debug!(key = %key_id, "repository key unlocked");
         let config = config::decode(&raw, &key)?;
         let catalog_path = catalog.unwrap_or_else(|| crate::catalog::default_path(&config.id));
         let cat = Catalog::open(&catalog_path)?;
@@ -248,11 +249,13 @@ impl Repository {
             }
         }
 
+        tracing::debug!("catalog in step with the repository");
         let locations = self.catalog().blob_locations().map_err(Self::cat_err)?;
         let mut index = BlobIndex::default();
         for (pack, entry) in locations {
             index.insert(pack, entry);
         }
+        tracing::debug!(blobs = index.len(), "blob index loaded");
         *self.index_mut() = index;
         Ok(())
     }

@@ -57,6 +57,9 @@ pub struct Archiver {
     pub excludes: globset::GlobSet,
     pub new_trees: Mutex<Vec<(BlobId, Vec<u8>)>>,
     hardlinks: Mutex<HashMap<(u64, u64), FileFuture>>,
+    /// Subdirectories walked on tasks of their own, beside the walk that
+    /// found them (at most this many at once; others are walked in line).
+    walkers: Arc<tokio::sync::Semaphore>,
 }
 
 /// Whether a file can keep the parent snapshot's content unread.
@@ -116,6 +119,9 @@ impl Archiver {
             excludes,
             new_trees: Mutex::new(Vec::new()),
             hardlinks: Mutex::new(HashMap::new()),
+            walkers: Arc::new(tokio::sync::Semaphore::new(
+                2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
         }
     }
 
@@ -275,11 +281,25 @@ impl Archiver {
             match meta {
                 Ok(m) => {
                     let pnode = parent.as_ref().and_then(|t| t.find(&name)).cloned();
-                    pending.push(
-                        self.clone()
-                            .archive_entry(child, name, m, pnode, listing)
-                            .await?,
-                    );
+                    let is_dir = m.is_dir();
+                    let walk = self.clone().archive_entry(child, name, m, pnode, listing);
+                    // Sibling subtrees are walked in parallel while there are
+                    // free walkers; the tree's order does not depend on it.
+                    let spare = match is_dir {
+                        true => self.walkers.clone().try_acquire_owned().ok(),
+                        false => None,
+                    };
+                    pending.push(match spare {
+                        Some(permit) => Pending::Dir(tokio::spawn(async move {
+                            let walked = walk.await;
+                            drop(permit);
+                            match walked? {
+                                Pending::Dir(h) => h.await?,
+                                _ => unreachable!("a directory yields a directory"),
+                            }
+                        })),
+                        None => walk.await?,
+                    });
                 }
                 Err(e) => self.skip(&child, e),
             }

@@ -181,6 +181,7 @@ pub async fn backup(
     // A failure inside the pipeline is the cause of any error above.
     pipe.finish().await?;
     let tree = tree?;
+    tracing::debug!("files and trees stored");
 
     let c = &archiver.counters;
     let st = pipe.stats();
@@ -215,10 +216,12 @@ pub async fn backup(
         program_version: env!("CARGO_PKG_VERSION").to_string(),
     };
     let id = repo.save_snapshot(&snapshot).await?;
+    tracing::debug!(snapshot = %id, "snapshot saved");
     let trees = std::mem::take(&mut *archiver.new_trees.lock().unwrap());
     if let Err(e) = repo.catalog().put_trees(&trees) {
         tracing::warn!(error = %e, "could not cache trees in the catalog");
     }
+    tracing::debug!(trees = trees.len(), "trees cached");
     Ok(BackupOutcome { id, snapshot })
 }
 
