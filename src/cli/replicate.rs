@@ -194,8 +194,7 @@ pub(crate) async fn fanout(g: &Global, tee: &Tee) -> Result<(Vec<serde_json::Val
         .collect();
     let per_region = limits(&targets, None)?;
     let id = probe(&primary).await.map_err(anyhow::Error::msg)?;
-    let (mut results, failed) =
-        round(g, &id, &primary, &targets, &per_region, 4, false).await?;
+    let (mut results, failed) = round(g, &id, &primary, &targets, &per_region, 4, false).await?;
     for t in tee.reports() {
         if let Some(why) = &t.dropped {
             eprintln!(

@@ -183,9 +183,8 @@ fn open_blob_in(
     bufs.compressed = match entry.codec {
         codec::NONE => false,
         codec::ZSTD => {
-            decompress_into(&bufs.body, entry.raw_length as usize, &mut bufs.plain).map_err(
-                |e| RepoError::corrupt(object(), format!("decompression failed: {e}")),
-            )?;
+            decompress_into(&bufs.body, entry.raw_length as usize, &mut bufs.plain)
+                .map_err(|e| RepoError::corrupt(object(), format!("decompression failed: {e}")))?;
             true
         }
         c => return Err(RepoError::corrupt(object(), format!("unknown codec {c}"))),

@@ -123,12 +123,7 @@ impl Cipher {
         buf.clear();
         buf.extend_from_slice(ct);
         self.0
-            .decrypt_in_place_detached(
-                XNonce::from_slice(nonce),
-                aad,
-                buf,
-                Tag::from_slice(tag),
-            )
+            .decrypt_in_place_detached(XNonce::from_slice(nonce), aad, buf, Tag::from_slice(tag))
             .map_err(|_| OpenError)
     }
 }

@@ -23,10 +23,39 @@ pub struct FinishedPack {
     pub entries: Vec<BlobEntry>,
 }
 
+/// Buffers of stored packs, kept for the next packs: a fresh buffer of a
+/// pack's size is new memory that the kernel has to fault in page by page.
+static SPARE_BUFFERS: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
+const SPARE_MAX: usize = 2;
+
+/// A finished pack's bytes; its buffer goes back to the spares when the
+/// last reference is dropped.
+struct Recycled(Vec<u8>);
+
+impl AsRef<[u8]> for Recycled {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Recycled {
+    fn drop(&mut self) {
+        let mut buf = std::mem::take(&mut self.0);
+        buf.clear();
+        let mut spare = SPARE_BUFFERS.lock().unwrap();
+        if spare.len() < SPARE_MAX {
+            spare.push(buf);
+        }
+    }
+}
+
 impl PackWriter {
     pub fn with_capacity(cap: usize) -> Self {
+        let spare = SPARE_BUFFERS.lock().unwrap().pop();
+        let mut buf = spare.unwrap_or_default();
+        buf.reserve(cap);
         PackWriter {
-            buf: Vec::with_capacity(cap),
+            buf,
             entries: Vec::new(),
         }
     }
@@ -59,7 +88,7 @@ impl PackWriter {
             .extend_from_slice(&(sealed.len() as u32).to_le_bytes());
         FinishedPack {
             id: PackId::of_bytes(&self.buf),
-            data: self.buf.into(),
+            data: bytes::Bytes::from_owner(Recycled(self.buf)),
             entries: self.entries,
         }
     }

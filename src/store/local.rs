@@ -123,6 +123,15 @@ impl LocalStore {
         fs::create_dir_all(dir)?;
         let tmp = dir.join(format!("{TEMP_PREFIX}{:016x}", rand::random::<u64>()));
         let result = (|| {
+            if data.len() >= DIRECT_MIN {
+                match write_direct(&tmp, data) {
+                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                        // The filesystem does not take O_DIRECT: write through the cache.
+                        let _ = fs::remove_file(&tmp);
+                    }
+                    done => return done,
+                }
+            }
             let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
             f.write_all(data)?;
             f.sync_all()
@@ -135,6 +144,55 @@ impl LocalStore {
             }
         }
     }
+}
+
+/// Objects at least this large (packs) are written around the page cache:
+/// a backup does not read them back, so caching them would only push the
+/// user's data out of memory, and copying into the cache costs more CPU
+/// than the disk write itself.
+const DIRECT_MIN: usize = 1 << 20;
+/// O_DIRECT wants buffers, offsets and lengths aligned to the block size.
+const DIRECT_ALIGN: usize = 4096;
+/// Written at once through one aligned buffer per thread.
+const DIRECT_PIECE: usize = 1 << 20;
+
+thread_local! {
+    static ALIGNED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Creates `path` and writes `data` with O_DIRECT (the block-aligned part;
+/// the tail through the cache), synced. EINVAL means the filesystem does
+/// not support it.
+fn write_direct(path: &Path, data: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::io::AsRawFd;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)?;
+    let aligned = data.len() / DIRECT_ALIGN * DIRECT_ALIGN;
+    ALIGNED.with(|b| -> io::Result<()> {
+        let mut b = b.borrow_mut();
+        if b.len() < DIRECT_PIECE + DIRECT_ALIGN {
+            b.resize(DIRECT_PIECE + DIRECT_ALIGN, 0);
+        }
+        let start = b.as_ptr().align_offset(DIRECT_ALIGN);
+        let buf = &mut b[start..start + DIRECT_PIECE];
+        for piece in data[..aligned].chunks(DIRECT_PIECE) {
+            buf[..piece.len()].copy_from_slice(piece);
+            f.write_all(&buf[..piece.len()])?;
+        }
+        Ok(())
+    })?;
+    let fd = f.as_raw_fd();
+    // SAFETY: fcntl on a descriptor this function owns; only flags change.
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_DIRECT) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    f.write_all(&data[aligned..])?;
+    f.sync_all()
 }
 
 fn io_kind(e: &io::Error) -> StoreErrorKind {

@@ -110,7 +110,8 @@ impl ObjectStore for Tee {
     }
 
     async fn put(&self, key: &str, data: Bytes) -> StoreResult<()> {
-        let (primary, ()) = futures::join!(self.primary.put(key, data.clone()), self.copy(key, &data));
+        let (primary, ()) =
+            futures::join!(self.primary.put(key, data.clone()), self.copy(key, &data));
         primary
     }
 
@@ -153,12 +154,16 @@ mod tests {
             primary.clone(),
             vec![("good".into(), good.clone()), ("bad".into(), bad)],
         );
-        tee.put("data/ab/abcd", Bytes::from_static(b"pack")).await.unwrap();
+        tee.put("data/ab/abcd", Bytes::from_static(b"pack"))
+            .await
+            .unwrap();
         assert!(tee
             .put_if_absent("index/ef01", Bytes::from_static(b"index"))
             .await
             .unwrap());
-        tee.put("snapshots/0123", Bytes::from_static(b"snap")).await.unwrap();
+        tee.put("snapshots/0123", Bytes::from_static(b"snap"))
+            .await
+            .unwrap();
         for key in ["data/ab/abcd", "index/ef01", "snapshots/0123"] {
             assert!(primary.head(key).await.unwrap().is_some(), "{key}");
         }

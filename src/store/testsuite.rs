@@ -183,6 +183,23 @@ async fn large_object(store: &dyn ObjectStore, base: &str) {
     assert!(got == data, "a 24 MiB object reads back identical");
     let tail = store.get_range(&key, (24 << 20) - 100, 100).await.unwrap();
     assert_eq!(&tail[..], &data[data.len() - 100..]);
+    // Sizes that are not a multiple of any block size, by put and by
+    // put_if_absent.
+    for (i, size) in [(1 << 20) + 1, (3 << 20) + 4095, (5 << 20) - 7]
+        .into_iter()
+        .enumerate()
+    {
+        let data = payload(size, 10 + i as u8);
+        let key = format!("{base}/odd-{i}");
+        match i % 2 {
+            0 => store.put(&key, data.clone()).await.unwrap(),
+            _ => assert!(store.put_if_absent(&key, data.clone()).await.unwrap()),
+        }
+        assert!(
+            store.get(&key).await.unwrap() == data,
+            "{size} bytes read back identical"
+        );
+    }
 }
 
 async fn concurrent_put_if_absent(store: &dyn ObjectStore, base: &str) {

@@ -180,7 +180,12 @@ impl Restorer<'_> {
     }
 
     fn fail(&self, i: usize, error: String) {
-        self.files[i].inner.lock().unwrap().error.get_or_insert(error);
+        self.files[i]
+            .inner
+            .lock()
+            .unwrap()
+            .error
+            .get_or_insert(error);
     }
 
     /// Records `n` writes to file `i` as done; after its last one, applies
@@ -313,13 +318,20 @@ fn jobs(
     }
     let mut out = Vec::new();
     for pack in packs {
-        let mut blobs: Vec<_> = by_pack.remove(&pack).unwrap_or_default().into_values().collect();
+        let mut blobs: Vec<_> = by_pack
+            .remove(&pack)
+            .unwrap_or_default()
+            .into_values()
+            .collect();
         blobs.sort_by_key(|(e, _)| e.offset);
         let mut job: Option<Job> = None;
         for (entry, targets) in blobs {
             let end = entry.offset + entry.length as u64;
             if let Some(j) = job.as_mut() {
-                let (j_end, gap) = (j.offset + j.length, entry.offset.saturating_sub(j.offset + j.length));
+                let (j_end, gap) = (
+                    j.offset + j.length,
+                    entry.offset.saturating_sub(j.offset + j.length),
+                );
                 if gap <= MERGE_GAP && j.length < READ_SIZE {
                     j.length = end.max(j_end) - j.offset;
                     j.blobs.push((entry, targets));
