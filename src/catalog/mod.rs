@@ -78,10 +78,6 @@ impl Catalog {
             .map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err)?;
-        // Cached trees are read by the thousand: map the file rather than
-        // copy each page out of it.
-        conn.pragma_update(None, "mmap_size", 1i64 << 30)
-            .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         let cat = Catalog {
             conn,

@@ -124,11 +124,24 @@ impl Repository {
                 supported: FORMAT_VERSION,
             });
         }
+        // The catalog and its blob index load while the key is derived:
+        // the repository id is readable before the config is verified, and
+        // what was loaded is kept only if the verified id is the same.
+        let peeked = config::peek_id(&raw)?;
+        let preload = {
+            let (path, id) = (catalog.clone(), peeked.clone());
+            tokio::task::spawn_blocking(move || preload_catalog(path, &id))
+        };
         let (key_id, key) = unlock(&store, password).await?;
         tracing::debug!(key = %key_id, "repository key unlocked");
         let config = config::decode(&raw, &key)?;
-        let catalog_path = catalog.unwrap_or_else(|| crate::catalog::default_path(&config.id));
-        let cat = Catalog::open(&catalog_path)?;
+        let (cat, locations) = match preload.await {
+            Ok(Ok((cat, locations))) if peeked == config.id => (cat, locations),
+            _ => {
+                let path = catalog.unwrap_or_else(|| crate::catalog::default_path(&config.id));
+                (Catalog::open(&path)?, None)
+            }
+        };
         let repo = Repository {
             cipher: key.cipher(),
             store,
@@ -139,7 +152,7 @@ impl Repository {
             index: RwLock::new(BlobIndex::default()),
             damaged_indexes: Mutex::new(Vec::new()),
         };
-        repo.sync_catalog().await?;
+        repo.sync_catalog_with(locations).await?;
         Ok(repo)
     }
 
@@ -190,12 +203,22 @@ impl Repository {
     /// Makes the catalog match the index and snapshot objects in the store,
     /// then loads the blob index from it.
     pub async fn sync_catalog(&self) -> RepoResult<()> {
+        self.sync_catalog_with(None).await
+    }
+
+    /// [`Repository::sync_catalog`], given the blob locations the catalog
+    /// held before (used when the sync changes nothing).
+    async fn sync_catalog_with(
+        &self,
+        mut preloaded: Option<Vec<(PackId, BlobEntry)>>,
+    ) -> RepoResult<()> {
         {
             let cat = self.catalog();
             match cat.meta("repository").map_err(Self::cat_err)? {
                 Some(id) if id == self.config.id => {}
                 _ => {
                     drop(cat);
+                    preloaded = None;
                     let mut cat = self.catalog();
                     cat.clear().map_err(Self::cat_err)?;
                     cat.set_meta("repository", &self.config.id)
@@ -209,6 +232,9 @@ impl Repository {
             self.catalog().remove_index(gone).map_err(Self::cat_err)?;
         }
         let new: Vec<IndexId> = stored.difference(&known).copied().collect();
+        if stored != known {
+            preloaded = None;
+        }
         let mut loads = futures::stream::iter(new)
             .map(|id| async move { (id, self.load_index(&id).await) })
             .buffer_unordered(PARALLEL_LOADS);
@@ -250,7 +276,10 @@ impl Repository {
         }
 
         tracing::debug!("catalog in step with the repository");
-        let locations = self.catalog().blob_locations().map_err(Self::cat_err)?;
+        let locations = match preloaded {
+            Some(l) => l,
+            None => self.catalog().blob_locations().map_err(Self::cat_err)?,
+        };
         let mut index = BlobIndex::default();
         for (pack, entry) in locations {
             index.insert(pack, entry);
@@ -429,6 +458,21 @@ impl Repository {
 }
 
 /// Tries every key object with the password; the first that opens wins.
+/// Opens the catalog of repository `id` and reads its blob locations, if
+/// it is that repository's.
+fn preload_catalog(
+    path: Option<PathBuf>,
+    id: &str,
+) -> RepoResult<(Catalog, Option<Vec<(PackId, BlobEntry)>>)> {
+    let path = path.unwrap_or_else(|| crate::catalog::default_path(id));
+    let cat = Catalog::open(&path)?;
+    let locations = match cat.meta("repository")?.as_deref() == Some(id) {
+        true => Some(cat.blob_locations()?),
+        false => None,
+    };
+    Ok((cat, locations))
+}
+
 async fn unlock(store: &DynStore, password: &[u8]) -> RepoResult<(KeyId, MasterKey)> {
     let keys = store.list("keys/").await?;
     let mut tried = 0;

@@ -195,6 +195,135 @@ fn write_direct(path: &Path, data: &[u8]) -> io::Result<()> {
     f.sync_all()
 }
 
+/// A block-aligned buffer for O_DIRECT reads; back to [`SPARE_READS`] when
+/// the last `Bytes` reading from it is dropped, so that reading many packs
+/// does not keep faulting in fresh memory.
+struct AlignedBuf {
+    ptr: std::ptr::NonNull<u8>,
+    cap: usize,
+    len: usize,
+}
+
+// SAFETY: AlignedBuf owns its allocation exclusively.
+unsafe impl Send for AlignedBuf {}
+
+impl AlignedBuf {
+    fn layout(cap: usize) -> std::alloc::Layout {
+        std::alloc::Layout::from_size_align(cap, DIRECT_ALIGN).expect("valid layout")
+    }
+
+    /// A spare buffer of at least `cap` bytes, or a new one.
+    fn take(cap: usize) -> Self {
+        let mut spare = SPARE_READS.lock().unwrap();
+        if let Some(i) = spare.iter().position(|b| b.cap >= cap) {
+            return spare.swap_remove(i);
+        }
+        drop(spare);
+        let cap = cap.next_multiple_of(1 << 20);
+        // SAFETY: a non-zero size with a valid alignment; failure aborts.
+        let p = unsafe { std::alloc::alloc_zeroed(Self::layout(cap)) };
+        let ptr = std::ptr::NonNull::new(p)
+            .unwrap_or_else(|| std::alloc::handle_alloc_error(Self::layout(cap)));
+        AlignedBuf { ptr, cap, len: 0 }
+    }
+
+    fn spare_mut(&mut self) -> &mut [u8] {
+        // SAFETY: `cap` initialised bytes allocated in `take`, borrowed
+        // mutably through `self`.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.cap) }
+    }
+}
+
+impl AsRef<[u8]> for AlignedBuf {
+    fn as_ref(&self) -> &[u8] {
+        // SAFETY: `len` <= `cap` initialised bytes.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+struct Spare(AlignedBuf);
+
+impl AsRef<[u8]> for Spare {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_ref()
+    }
+}
+
+impl Drop for Spare {
+    fn drop(&mut self) {
+        let buf = std::mem::replace(
+            &mut self.0,
+            AlignedBuf {
+                ptr: std::ptr::NonNull::dangling(),
+                cap: 0,
+                len: 0,
+            },
+        );
+        let mut spare = SPARE_READS.lock().unwrap();
+        if spare.len() < SPARE_READS_MAX {
+            spare.push(buf);
+        }
+    }
+}
+
+impl Drop for AlignedBuf {
+    fn drop(&mut self) {
+        if self.cap > 0 {
+            // SAFETY: allocated in `take` with this layout.
+            unsafe { std::alloc::dealloc(self.ptr.as_ptr(), Self::layout(self.cap)) };
+        }
+    }
+}
+
+static SPARE_READS: std::sync::Mutex<Vec<AlignedBuf>> = std::sync::Mutex::new(Vec::new());
+const SPARE_READS_MAX: usize = 8;
+
+/// Reads `length` bytes at `offset` with O_DIRECT, around the page cache
+/// (a restore or a check reads each pack once). `Ok(None)` when the
+/// filesystem does not take O_DIRECT.
+fn read_direct(path: &Path, offset: u64, length: usize) -> io::Result<Option<Bytes>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)
+    {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => return Ok(None),
+        f => f?,
+    };
+    let align = DIRECT_ALIGN as u64;
+    let start = offset / align * align;
+    let end = (offset + length as u64).next_multiple_of(align);
+    let mut buf = AlignedBuf::take((end - start) as usize);
+    let mut got = 0usize;
+    {
+        let dst = &mut buf.spare_mut()[..(end - start) as usize];
+        while got < dst.len() {
+            match f.read_at(&mut dst[got..], start + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) && got == 0 => return Ok(None),
+                Err(e) => return Err(e),
+            }
+            if got % DIRECT_ALIGN != 0 {
+                break; // the end of the file
+            }
+        }
+    }
+    let from = (offset - start) as usize;
+    if got < from + length {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the object is shorter than the range",
+        ));
+    }
+    buf.len = got;
+    Ok(Some(
+        Bytes::from_owner(Spare(buf)).slice(from..from + length),
+    ))
+}
+
 fn io_kind(e: &io::Error) -> StoreErrorKind {
     match e.kind() {
         io::ErrorKind::NotFound => StoreErrorKind::NotFound,
@@ -223,9 +352,16 @@ impl ObjectStore for LocalStore {
         let path = self.path("get", key)?;
         let k = key.to_string();
         self.blocking("get", key, move |s| {
-            fs::read(&path)
-                .map(Bytes::from)
-                .map_err(|e| s.io_err("get", &k, e))
+            let direct = match fs::symlink_metadata(&path) {
+                Ok(m) if m.len() as usize >= DIRECT_MIN => read_direct(&path, 0, m.len() as usize),
+                _ => Ok(None),
+            };
+            match direct {
+                Ok(Some(data)) => Ok(data),
+                Ok(None) => fs::read(&path).map(Bytes::from),
+                Err(e) => Err(e),
+            }
+            .map_err(|e| s.io_err("get", &k, e))
         })
         .await
     }
@@ -234,11 +370,16 @@ impl ObjectStore for LocalStore {
         let path = self.path("get", key)?;
         let k = key.to_string();
         self.blocking("get", key, move |s| {
-            let f = s
-                .cached_open(&k, &path)
-                .map_err(|e| s.io_err("get", &k, e))?;
-            let mut buf = vec![0u8; length as usize];
-            f.read_exact_at(&mut buf, offset).map_err(|e| {
+            let read = match length as usize >= DIRECT_MIN {
+                true => read_direct(&path, offset, length as usize).transpose(),
+                false => None,
+            };
+            let read = read.unwrap_or_else(|| {
+                let f = s.cached_open(&k, &path)?;
+                let mut buf = vec![0u8; length as usize];
+                f.read_exact_at(&mut buf, offset).map(|()| Bytes::from(buf))
+            });
+            read.map_err(|e| {
                 if e.kind() == io::ErrorKind::UnexpectedEof {
                     s.err(
                         StoreErrorKind::Permanent,
@@ -249,8 +390,7 @@ impl ObjectStore for LocalStore {
                 } else {
                     s.io_err("get", &k, e)
                 }
-            })?;
-            Ok(Bytes::from(buf))
+            })
         })
         .await
     }

@@ -199,6 +199,18 @@ async fn large_object(store: &dyn ObjectStore, base: &str) {
             store.get(&key).await.unwrap() == data,
             "{size} bytes read back identical"
         );
+        let off = 4097u64;
+        let len = (size as u64 - off - 1).min((1 << 20) + 3);
+        let part = store.get_range(&key, off, len).await.unwrap();
+        assert!(
+            part == data.slice(off as usize..(off + len) as usize),
+            "a large range at an odd offset"
+        );
+        let past = store
+            .get_range(&key, size as u64 - 10, 1 << 20)
+            .await
+            .unwrap_err();
+        assert_eq!(past.kind, StoreErrorKind::Permanent, "past the end: {past}");
     }
 }
 
