@@ -136,12 +136,12 @@ impl FileConfig {
             }
             for limit in [&r.upload_limit, &r.download_limit].into_iter().flatten() {
                 // A rate (`40MiB/s`, `off`) or an rclone-style timetable.
-                crate::engine::replicate::schedule::Schedule::parse(limit).map_err(|e| {
-                    ConfigError::Invalid {
+                limit
+                    .parse::<crate::store::throttle::Schedule>()
+                    .map_err(|e| ConfigError::Invalid {
                         path: origin.into(),
                         message: format!("region {:?}: {e}", r.name),
-                    }
-                })?;
+                    })?;
             }
         }
         if self.region.iter().filter(|r| r.primary).count() > 1 {

@@ -12,9 +12,10 @@ use super::regions::{find, need_regions, open_catalog};
 use super::{exit, Reported};
 use crate::config::Region;
 use crate::engine::regions::{probe, region_store};
-use crate::engine::replicate::schedule::Schedule;
-use crate::engine::replicate::{replicate, RateLimiter, ReplicateOptions};
+use crate::engine::replicate::{replicate, ReplicateOptions};
 use crate::store::tee::Tee;
+use crate::store::throttle::{Bandwidth, Schedule, Throttled};
+use crate::store::DynStore;
 use crate::util::human_bytes;
 
 fn parse_interval(s: &str) -> Result<Duration> {
@@ -45,28 +46,25 @@ pub(crate) async fn replicate_cmd(g: &Global, a: ReplicateArgs) -> Result<i32> {
             .cloned()
             .collect(),
     };
+    // One upload limit shared by every region's copies, paced as the bytes
+    // travel, inside which each region's own upload-limit still holds.
     let global = match (&a.schedule, &a.limit) {
-        (Some(s), _) | (None, Some(s)) => Some(Arc::new(RateLimiter::new(
-            Schedule::parse(s).map_err(anyhow::Error::msg)?,
-        ))),
-        _ => None,
+        (Some(s), _) | (None, Some(s)) => Bandwidth::new(
+            Some(
+                s.parse::<Schedule>()
+                    .map_err(|e| anyhow::anyhow!("--limit/--schedule {s:?}: {e}"))?,
+            ),
+            None,
+        ),
+        _ => Bandwidth::default(),
     };
-    let per_region = limits(&targets, global)?;
     let interval = parse_interval(&a.interval)?;
     let id = probe(&primary)
         .await
         .map_err(|e| anyhow::anyhow!("primary region {}: {e}", primary.name))?;
     loop {
-        let (results, failed) = round(
-            g,
-            &id,
-            &primary,
-            &targets,
-            &per_region,
-            a.concurrency,
-            a.verify,
-        )
-        .await?;
+        let (results, failed) =
+            round(g, &id, &primary, &targets, &global, a.concurrency, a.verify).await?;
         if g.json {
             print_json(&serde_json::json!({ "source": primary.name, "regions": results }));
         }
@@ -88,7 +86,7 @@ async fn round(
     id: &str,
     primary: &Region,
     targets: &[Region],
-    per_region: &[Vec<Arc<RateLimiter>>],
+    global: &Bandwidth,
     concurrency: usize,
     verify: bool,
 ) -> Result<(Vec<serde_json::Value>, usize)> {
@@ -96,15 +94,17 @@ async fn round(
     let mut results = Vec::new();
     let mut failed = 0;
     // Regions are served at the same time, each with its own concurrency.
-    let rounds = targets.iter().zip(per_region).map(|(r, limits)| {
+    let rounds = targets.iter().map(|r| {
         let opts = ReplicateOptions {
             concurrency,
-            limits: limits.clone(),
             verify,
         };
         let source = &source;
         async move {
-            let dest = region_store(r)?;
+            let mut dest = region_store(r)?;
+            if !global.is_unlimited() {
+                dest = Arc::new(Throttled::shared(dest, global)) as DynStore;
+            }
             Ok::<_, anyhow::Error>(replicate(source, &dest, &opts).await?)
         }
     });
@@ -192,9 +192,9 @@ pub(crate) async fn fanout(g: &Global, tee: &Tee) -> Result<(Vec<serde_json::Val
         .filter(|r| r.name != primary.name)
         .cloned()
         .collect();
-    let per_region = limits(&targets, None)?;
     let id = probe(&primary).await.map_err(anyhow::Error::msg)?;
-    let (mut results, failed) = round(g, &id, &primary, &targets, &per_region, 4, false).await?;
+    let unlimited = Bandwidth::default();
+    let (mut results, failed) = round(g, &id, &primary, &targets, &unlimited, 4, false).await?;
     for t in tee.reports() {
         if let Some(why) = &t.dropped {
             eprintln!(
@@ -207,20 +207,4 @@ pub(crate) async fn fanout(g: &Global, tee: &Tee) -> Result<(Vec<serde_json::Val
         }
     }
     Ok((results, failed))
-}
-
-fn limits(
-    targets: &[Region],
-    global: Option<Arc<RateLimiter>>,
-) -> Result<Vec<Vec<Arc<RateLimiter>>>> {
-    let mut per_region = Vec::new();
-    for r in targets {
-        let mut limits: Vec<_> = global.iter().cloned().collect();
-        if let Some(l) = &r.upload_limit {
-            let s = Schedule::parse(l).map_err(|e| anyhow::anyhow!("region {}: {e}", r.name))?;
-            limits.push(Arc::new(RateLimiter::new(s)));
-        }
-        per_region.push(limits);
-    }
-    Ok(per_region)
 }

@@ -5,7 +5,6 @@
 use serde::Serialize;
 
 use super::check::CheckReport;
-use super::replicate::limit::RateLimiter;
 use super::replicate::PHASES;
 use crate::store::DynStore;
 
@@ -40,12 +39,11 @@ pub async fn repair(
     sources: &[(String, DynStore)],
 ) -> RepairReport {
     let mut report = RepairReport::default();
-    let none: [std::sync::Arc<RateLimiter>; 0] = [];
     for key in keys {
         let mut why = Vec::new();
         let mut done = false;
         for (name, store) in sources {
-            match super::replicate::copy_object(store, target, key, &none).await {
+            match super::replicate::copy_object(store, target, key).await {
                 Ok(_) => {
                     tracing::info!(key, from = %name, "repaired");
                     report.repaired.push((key.clone(), name.clone()));

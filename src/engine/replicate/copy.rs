@@ -1,11 +1,9 @@
 //! Copying and re-checking single objects: every object but `config` is
 //! named by the BLAKE3 of its bytes, so a copy is verified by its name.
 
-use std::sync::Arc;
-
 use futures::StreamExt;
 
-use super::{RateLimiter, ReplicateOptions, ReplicateReport};
+use super::{ReplicateOptions, ReplicateReport};
 use crate::engine::EngineResult;
 use crate::store::{DynStore, StoreError};
 
@@ -35,13 +33,9 @@ where
     }
 }
 
-/// Copies one object, verified, within the rate limits; returns its size.
-pub async fn copy_object(
-    source: &DynStore,
-    dest: &DynStore,
-    key: &str,
-    limits: &[Arc<RateLimiter>],
-) -> Result<u64, String> {
+/// Copies one object, verified; returns its size. Bandwidth limits are the
+/// stores' own (see [`crate::store::throttle`]), paced as the bytes travel.
+pub async fn copy_object(source: &DynStore, dest: &DynStore, key: &str) -> Result<u64, String> {
     let data = retry(|| source.get(key)).await.map_err(|e| e.to_string())?;
     if !matches_name(key, &data) {
         return Err(format!(
@@ -51,9 +45,6 @@ pub async fn copy_object(
         ));
     }
     let n = data.len() as u64;
-    for l in limits {
-        l.acquire(n).await;
-    }
     retry(|| dest.put(key, data.clone()))
         .await
         .map_err(|e| e.to_string())?;
@@ -93,7 +84,7 @@ pub async fn verify(
     }
     for key in damaged {
         report.damaged.push(key.clone());
-        match copy_object(source, dest, &key, &opts.limits).await {
+        match copy_object(source, dest, &key).await {
             Ok(n) => report.count(&key, n),
             Err(e) => report.failed.push((key, e)),
         }

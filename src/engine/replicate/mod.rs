@@ -4,11 +4,8 @@
 //! destination only once all its data is there.
 
 mod copy;
-pub mod limit;
-pub mod schedule;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 
 use futures::StreamExt;
 use serde::Serialize;
@@ -17,7 +14,6 @@ use super::{EngineError, EngineResult};
 use crate::repo::config::{peek_id, CONFIG_KEY};
 use crate::store::{DynStore, ObjectMeta};
 pub use copy::copy_object;
-pub use limit::RateLimiter;
 
 /// The object kinds in the order they are copied.
 pub const PHASES: [&str; 4] = ["keys/", "data/", "index/", "snapshots/"];
@@ -26,9 +22,6 @@ pub const PHASES: [&str; 4] = ["keys/", "data/", "index/", "snapshots/"];
 pub struct ReplicateOptions {
     /// Objects copied at once.
     pub concurrency: usize,
-    /// Budgets every copied byte must pass (a global one and the
-    /// destination's own, for instance).
-    pub limits: Vec<Arc<RateLimiter>>,
     /// Afterwards, re-read every object the destination holds, check it
     /// against its name, and replace damaged ones from the source.
     pub verify: bool,
@@ -120,7 +113,7 @@ pub async fn replicate(
             .count() as u64
             - missing.len() as u64;
         let mut copies = futures::stream::iter(missing)
-            .map(|m| async move { (copy_object(source, dest, &m.key, &opts.limits).await, m) })
+            .map(|m| async move { (copy_object(source, dest, &m.key).await, m) })
             .buffer_unordered(concurrency);
         while let Some((res, m)) = copies.next().await {
             match res {

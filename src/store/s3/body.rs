@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
-use crate::store::throttle::{self, Limiter, CHUNK_BYTES};
+use crate::store::throttle::{self, CHUNK_BYTES};
 
 /// When a transfer last made progress.
 #[derive(Debug, Clone)]
@@ -72,7 +72,7 @@ const UNLIMITED_FRAME_BYTES: usize = 1 << 20;
 /// upload limiter (if any) allows, each marking progress.
 pub(crate) struct PacedBody {
     data: Bytes,
-    limiter: Option<Arc<Limiter>>,
+    limiter: Option<throttle::Pace>,
     activity: Activity,
     wait: Option<Pin<Box<Sleep>>>,
 }

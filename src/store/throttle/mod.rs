@@ -30,38 +30,58 @@ tokio::task_local! {
     static PACING: Pacing;
 }
 
-/// The limiters in force for the current store call.
-#[derive(Clone)]
+/// The limiters in force for the current store call: those of every
+/// enclosing [`Throttled`] wrapper (a global limit around a region's own,
+/// say).
+#[derive(Clone, Default)]
 struct Pacing {
-    upload: Option<Arc<Limiter>>,
-    download: Option<Arc<Limiter>>,
-    taken: Arc<AtomicBool>,
+    upload: Vec<Arc<Limiter>>,
+    download: Vec<Arc<Limiter>>,
+    taken: Vec<Arc<AtomicBool>>,
 }
 
-fn take(upload: bool) -> Option<Arc<Limiter>> {
+/// The limiters one transfer must keep to: each chunk waits for the
+/// slowest.
+#[derive(Debug, Clone)]
+pub struct Pace(Vec<Arc<Limiter>>);
+
+impl Pace {
+    /// Reserves `n` bytes on every limiter; when the last slot ends.
+    pub fn reserve_now(&self, n: usize) -> Option<tokio::time::Instant> {
+        self.0.iter().filter_map(|l| l.reserve_now(n)).max()
+    }
+
+    /// Waits until `n` more bytes may pass every limiter.
+    pub async fn acquire(&self, n: usize) {
+        if let Some(deadline) = self.reserve_now(n) {
+            tokio::time::sleep_until(deadline).await;
+        }
+    }
+}
+
+fn take(upload: bool) -> Option<Pace> {
     PACING
         .try_with(|p| {
-            p.taken.store(true, Ordering::Relaxed);
-            if upload {
-                p.upload.clone()
-            } else {
-                p.download.clone()
+            for t in &p.taken {
+                t.store(true, Ordering::Relaxed);
             }
+            let limiters = if upload { &p.upload } else { &p.download };
+            (!limiters.is_empty()).then(|| Pace(limiters.clone()))
         })
         .ok()
         .flatten()
 }
 
-/// The upload limiter of the enclosing [`Throttled`] call, for a store that
-/// paces its request bodies itself. Taking it tells the wrapper not to
-/// charge the bytes again.
-pub fn upload_limiter() -> Option<Arc<Limiter>> {
+/// The upload limiters of the enclosing [`Throttled`] calls, for a store
+/// that paces its request bodies itself. Taking them tells the wrappers not
+/// to charge the bytes again.
+pub fn upload_limiter() -> Option<Pace> {
     take(true)
 }
 
-/// The download limiter of the enclosing [`Throttled`] call; see
+/// The download limiters of the enclosing [`Throttled`] calls; see
 /// [`upload_limiter`].
-pub fn download_limiter() -> Option<Arc<Limiter>> {
+pub fn download_limiter() -> Option<Pace> {
     take(false)
 }
 
@@ -127,11 +147,10 @@ impl Throttled {
             return call.await;
         };
         let taken = Arc::new(AtomicBool::new(false));
-        let pacing = Pacing {
-            upload: self.upload.clone(),
-            download: self.download.clone(),
-            taken: taken.clone(),
-        };
+        let mut pacing = PACING.try_with(Pacing::clone).unwrap_or_default();
+        pacing.upload.extend(self.upload.clone());
+        pacing.download.extend(self.download.clone());
+        pacing.taken.push(taken.clone());
         let out = PACING.scope(pacing, call).await?;
         if !taken.load(Ordering::Relaxed) {
             let mut left = bytes(&out);

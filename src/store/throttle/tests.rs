@@ -113,3 +113,98 @@ fn serde_as_a_string() {
     assert_eq!(t.limit.rate_at_minute(at(1, 9, 0)), Some(10 * MIB));
     assert!(toml::from_str::<T>(r#"limit = "fast""#).is_err());
 }
+
+mod nested {
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use async_trait::async_trait;
+    use bytes::Bytes;
+
+    use crate::store::memory::MemoryStore;
+    use crate::store::throttle::{upload_limiter, Schedule, Throttled, CHUNK_BYTES};
+    use crate::store::{DynStore, ObjectMeta, ObjectStore, StoreResult};
+
+    /// A store that paces its uploads itself, as the S3 store does, and
+    /// notes when the last one was through.
+    #[derive(Debug, Default)]
+    struct Pacing(MemoryStore, std::sync::Mutex<Option<Instant>>);
+
+    #[async_trait]
+    impl ObjectStore for Pacing {
+        fn location(&self) -> String {
+            "pacing".into()
+        }
+        async fn get(&self, key: &str) -> StoreResult<Bytes> {
+            self.0.get(key).await
+        }
+        async fn get_range(&self, key: &str, offset: u64, length: u64) -> StoreResult<Bytes> {
+            self.0.get_range(key, offset, length).await
+        }
+        async fn put(&self, key: &str, data: Bytes) -> StoreResult<()> {
+            if let Some(pace) = upload_limiter() {
+                for chunk in data.chunks(CHUNK_BYTES) {
+                    pace.acquire(chunk.len()).await;
+                }
+            }
+            *self.1.lock().unwrap() = Some(Instant::now());
+            self.0.put(key, data).await
+        }
+        async fn put_if_absent(&self, key: &str, data: Bytes) -> StoreResult<bool> {
+            self.0.put_if_absent(key, data).await
+        }
+        async fn head(&self, key: &str) -> StoreResult<Option<ObjectMeta>> {
+            self.0.head(key).await
+        }
+        async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
+            self.0.list(prefix).await
+        }
+        async fn delete(&self, key: &str) -> StoreResult<()> {
+            self.0.delete(key).await
+        }
+    }
+
+    fn limit(rate: &str) -> Option<Schedule> {
+        Some(rate.parse().unwrap())
+    }
+
+    /// A global limit around a region's own: the bytes travel at the pace
+    /// of the slower one (not at the region's, with the global one charged
+    /// after the burst), and are paced once.
+    #[tokio::test]
+    async fn the_slowest_of_nested_limits_holds() {
+        let base = Arc::new(Pacing::default());
+        let region: DynStore = Arc::new(Throttled::new(base.clone(), limit("4MiB/s"), None));
+        let both = Throttled::new(region.clone(), limit("1MiB/s"), None);
+        let start = Instant::now();
+        both.put("a", Bytes::from(vec![7u8; 256 << 10]))
+            .await
+            .unwrap();
+        let t = start.elapsed().as_secs_f64();
+        assert!(
+            (0.2..0.45).contains(&t),
+            "256 KiB under 1 MiB/s and 4 MiB/s took {t}s"
+        );
+        let sent = base.1.lock().unwrap().unwrap() - start;
+        assert!(
+            sent.as_secs_f64() >= 0.2,
+            "sent in {sent:?}: paced by the region's limit only"
+        );
+        // The region's limit alone, when it is the slower.
+        let slow: DynStore = Arc::new(Throttled::new(
+            Arc::new(Pacing::default()),
+            limit("1MiB/s"),
+            None,
+        ));
+        let fast = Throttled::new(slow, limit("8MiB/s"), None);
+        let start = Instant::now();
+        fast.put("b", Bytes::from(vec![7u8; 256 << 10]))
+            .await
+            .unwrap();
+        let t = start.elapsed().as_secs_f64();
+        assert!(
+            (0.2..0.45).contains(&t),
+            "256 KiB under 8 MiB/s and 1 MiB/s took {t}s"
+        );
+    }
+}
