@@ -93,6 +93,22 @@ fn blob_aad(kind: BlobType, id: &BlobId) -> [u8; 33] {
     a
 }
 
+/// Large blobs are first tried on a sample this big from their middle.
+const SAMPLE: usize = 16 << 10;
+
+/// Whether compressing `plain` may pay: false when a sample of it does not
+/// shrink (encrypted, compressed or random data), which spares compressing
+/// the whole blob to find out.
+fn worth_compressing(c: &mut zstd::bulk::Compressor<'static>, plain: &[u8]) -> bool {
+    if plain.len() < 8 * SAMPLE {
+        return true;
+    }
+    let mid = plain.len() / 2;
+    let sample = &plain[mid - SAMPLE / 2..mid + SAMPLE / 2];
+    c.compress(sample)
+        .map_or(true, |s| s.len() < SAMPLE - SAMPLE / 32)
+}
+
 /// Compresses (keeping the result only when it saves at least 1/32 of the
 /// size) and seals one blob. `compressor` is reused across calls: creating a
 /// zstd context per blob would dominate the cost of small files.
@@ -106,7 +122,10 @@ pub fn seal_blob(
     let aad = blob_aad(kind, &id);
     let compressed = compressor
         .filter(|_| plain.len() >= 64)
-        .and_then(|c| c.compress(plain).ok())
+        .and_then(|c| match worth_compressing(c, plain) {
+            true => c.compress(plain).ok(),
+            false => None,
+        })
         .filter(|c| c.len() < plain.len() - plain.len() / 32);
     let (codec, body) = match &compressed {
         Some(c) => (codec::ZSTD, c.as_slice()),
@@ -220,4 +239,40 @@ fn decompress_into(data: &[u8], capacity: usize, out: &mut Vec<u8>) -> std::io::
         d.as_mut().unwrap().decompress_to_buffer(data, out)?;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::crypto::MasterKey;
+
+    /// Random data is stored as it is (found from a sample), text
+    /// compressed; both open to what went in.
+    #[test]
+    fn compression_is_kept_only_where_it_pays() {
+        let key = MasterKey::generate();
+        let cipher = key.cipher();
+        let mut zstd = zstd::bulk::Compressor::new(3).unwrap();
+        let random: Vec<u8> = (0..1 << 20).map(|_| rand::random::<u8>()).collect();
+        let text: Vec<u8> = b"the quick brown fox jumps over the lazy dog. "
+            .iter()
+            .cycle()
+            .take(1 << 20)
+            .copied()
+            .collect();
+        for (data, codec) in [(&random, codec::NONE), (&text, codec::ZSTD)] {
+            let id = key.blob_id(data);
+            let sealed = seal_blob(&cipher, Some(&mut zstd), BlobType::Data, id, data);
+            assert_eq!(sealed.codec, codec);
+            let entry = BlobEntry {
+                kind: BlobType::Data,
+                codec: sealed.codec,
+                id,
+                offset: 0,
+                length: sealed.data.len() as u32,
+                raw_length: sealed.raw_length,
+            };
+            assert!(open_blob(&key, &cipher, &entry, &sealed.data).unwrap() == *data);
+        }
+    }
 }
