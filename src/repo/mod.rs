@@ -458,12 +458,12 @@ impl Repository {
 }
 
 /// Tries every key object with the password; the first that opens wins.
+/// Where every blob of the repository is, as the catalog lists them.
+type Locations = Vec<(PackId, BlobEntry)>;
+
 /// Opens the catalog of repository `id` and reads its blob locations, if
 /// it is that repository's.
-fn preload_catalog(
-    path: Option<PathBuf>,
-    id: &str,
-) -> RepoResult<(Catalog, Option<Vec<(PackId, BlobEntry)>>)> {
+fn preload_catalog(path: Option<PathBuf>, id: &str) -> RepoResult<(Catalog, Option<Locations>)> {
     let path = path.unwrap_or_else(|| crate::catalog::default_path(id));
     let cat = Catalog::open(&path)?;
     let locations = match cat.meta("repository")?.as_deref() == Some(id) {

@@ -306,7 +306,7 @@ fn read_direct(path: &Path, offset: u64, length: usize) -> io::Result<Option<Byt
                 Err(e) if e.raw_os_error() == Some(libc::EINVAL) && got == 0 => return Ok(None),
                 Err(e) => return Err(e),
             }
-            if got % DIRECT_ALIGN != 0 {
+            if !got.is_multiple_of(DIRECT_ALIGN) {
                 break; // the end of the file
             }
         }
