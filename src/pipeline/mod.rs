@@ -141,7 +141,9 @@ impl Pipeline {
             claimed: Mutex::new(HashSet::new()),
             raw_tx,
             writers: [
-                Mutex::new(PackWriter::default()),
+                // Data packs are built in aligned buffers from the start;
+                // tree packs are rarely full.
+                Mutex::new(PackWriter::with_capacity(pack_size + pack_size / 8)),
                 Mutex::new(PackWriter::default()),
             ],
             pack_tx,

@@ -13,8 +13,14 @@ const HEADER_VERSION: u8 = 1;
 #[derive(Default)]
 pub struct PackWriter {
     buf: Vec<u8>,
+    /// Where the pack starts in `buf`: at a block boundary of memory, so
+    /// that a store can write it with O_DIRECT without copying it first.
+    start: usize,
     entries: Vec<BlobEntry>,
 }
+
+/// Packs start at this alignment in memory.
+const ALIGN: usize = 4096;
 
 /// A finished pack: its id, bytes and the entries of its header.
 pub struct FinishedPack {
@@ -53,9 +59,12 @@ impl PackWriter {
     pub fn with_capacity(cap: usize) -> Self {
         let spare = SPARE_BUFFERS.lock().unwrap().pop();
         let mut buf = spare.unwrap_or_default();
-        buf.reserve(cap);
+        buf.reserve(cap + ALIGN);
+        let start = buf.as_ptr().align_offset(ALIGN);
+        buf.resize(start, 0);
         PackWriter {
             buf,
+            start,
             entries: Vec::new(),
         }
     }
@@ -65,7 +74,7 @@ impl PackWriter {
             kind: blob.kind,
             codec: blob.codec,
             id: blob.id,
-            offset: self.buf.len() as u64,
+            offset: (self.buf.len() - self.start) as u64,
             length: blob.data.len() as u32,
             raw_length: blob.raw_length,
         });
@@ -73,7 +82,7 @@ impl PackWriter {
     }
 
     pub fn len(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.start
     }
 
     pub fn is_empty(&self) -> bool {
@@ -87,8 +96,8 @@ impl PackWriter {
         self.buf
             .extend_from_slice(&(sealed.len() as u32).to_le_bytes());
         FinishedPack {
-            id: PackId::of_bytes(&self.buf),
-            data: bytes::Bytes::from_owner(Recycled(self.buf)),
+            id: PackId::of_bytes(&self.buf[self.start..]),
+            data: bytes::Bytes::from_owner(Recycled(self.buf)).slice(self.start..),
             entries: self.entries,
         }
     }

@@ -160,6 +160,24 @@ thread_local! {
     static ALIGNED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+/// Writes `data` (a multiple of the block size) to an O_DIRECT file
+/// through a reused aligned buffer.
+fn write_aligned_copy(f: &mut File, data: &[u8]) -> io::Result<()> {
+    ALIGNED.with(|b| -> io::Result<()> {
+        let mut b = b.borrow_mut();
+        if b.len() < DIRECT_PIECE + DIRECT_ALIGN {
+            b.resize(DIRECT_PIECE + DIRECT_ALIGN, 0);
+        }
+        let start = b.as_ptr().align_offset(DIRECT_ALIGN);
+        let buf = &mut b[start..start + DIRECT_PIECE];
+        for piece in data.chunks(DIRECT_PIECE) {
+            buf[..piece.len()].copy_from_slice(piece);
+            f.write_all(&buf[..piece.len()])?;
+        }
+        Ok(())
+    })
+}
+
 /// Creates `path` and writes `data` with O_DIRECT (the block-aligned part;
 /// the tail through the cache), synced. EINVAL means the filesystem does
 /// not support it.
@@ -172,19 +190,12 @@ fn write_direct(path: &Path, data: &[u8]) -> io::Result<()> {
         .custom_flags(libc::O_DIRECT)
         .open(path)?;
     let aligned = data.len() / DIRECT_ALIGN * DIRECT_ALIGN;
-    ALIGNED.with(|b| -> io::Result<()> {
-        let mut b = b.borrow_mut();
-        if b.len() < DIRECT_PIECE + DIRECT_ALIGN {
-            b.resize(DIRECT_PIECE + DIRECT_ALIGN, 0);
-        }
-        let start = b.as_ptr().align_offset(DIRECT_ALIGN);
-        let buf = &mut b[start..start + DIRECT_PIECE];
-        for piece in data[..aligned].chunks(DIRECT_PIECE) {
-            buf[..piece.len()].copy_from_slice(piece);
-            f.write_all(&buf[..piece.len()])?;
-        }
-        Ok(())
-    })?;
+    if (data.as_ptr() as usize).is_multiple_of(DIRECT_ALIGN) {
+        // Already where O_DIRECT wants it (packs are built so).
+        f.write_all(&data[..aligned])?;
+    } else {
+        write_aligned_copy(&mut f, &data[..aligned])?;
+    }
     let fd = f.as_raw_fd();
     // SAFETY: fcntl on a descriptor this function owns; only flags change.
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
