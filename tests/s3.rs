@@ -40,21 +40,27 @@ pub async fn s3_store(server: &S3Server, bucket: &str, prefix: &str) -> S3Store 
 
 /// Runs the `ferry` binary with the test servers' keys, a cache of its own
 /// under `dir`, and `extra` arguments after `args`.
+/// The ferry command the S3 tests run, with the test server's keys.
+pub fn ferry_command(
+    dir: &std::path::Path,
+    args: &[&str],
+    extra: &[&str],
+) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_ferry"));
+    c.args(args)
+        .args(extra)
+        .env("FERRY_PASSWORD", "s3-test")
+        .env("XDG_CACHE_HOME", dir.join("cache"))
+        .env("FERRY_HOST", "s3-host")
+        .env("AWS_ACCESS_KEY_ID", support::server::ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", support::server::SECRET_KEY)
+        .env("FERRY_S3_IDLE_TIMEOUT_MS", "3000")
+        .env_remove("FERRY_REPO");
+    c
+}
+
 pub fn ferry(dir: &std::path::Path, args: &[&str], extra: &[&str]) -> (i32, String, String) {
-    let out = tokio::task::block_in_place(|| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_ferry"))
-            .args(args)
-            .args(extra)
-            .env("FERRY_PASSWORD", "s3-test")
-            .env("XDG_CACHE_HOME", dir.join("cache"))
-            .env("FERRY_HOST", "s3-host")
-            .env("AWS_ACCESS_KEY_ID", support::server::ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", support::server::SECRET_KEY)
-            .env("FERRY_S3_IDLE_TIMEOUT_MS", "3000")
-            .env_remove("FERRY_REPO")
-            .output()
-            .unwrap()
-    });
+    let out = tokio::task::block_in_place(|| ferry_command(dir, args, extra).output().unwrap());
     let s = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
     (
         out.status.code().unwrap_or(-1),

@@ -22,10 +22,29 @@ pub struct StoreOptions {
     pub retry: RetryPolicy,
 }
 
+/// A whole number above 0 from the environment variable `var`, if set.
+fn positive(
+    env: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+) -> Result<Option<u64>, EnvError> {
+    let Some(value) = env(var).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    match value.trim().parse::<u64>() {
+        Ok(n) if n > 0 && n <= u32::MAX as u64 => Ok(Some(n)),
+        _ => Err(EnvError {
+            var,
+            value,
+            reason: "expected a whole number above 0".into(),
+        }),
+    }
+}
+
 impl StoreOptions {
     /// Overrides fields with environment variables: the `FERRY_S3_*` ones of
-    /// [`S3Settings::apply_env`], and `FERRY_LIMIT_UPLOAD` /
-    /// `FERRY_LIMIT_DOWNLOAD`. `env` is `|k| std::env::var(k).ok()` in the
+    /// [`S3Settings::apply_env`], `FERRY_LIMIT_UPLOAD` /
+    /// `FERRY_LIMIT_DOWNLOAD`, and `FERRY_RETRIES` (attempts per request) /
+    /// `FERRY_RETRY_BUDGET` (seconds one request may spend retrying). `env` is `|k| std::env::var(k).ok()` in the
     /// CLI, a map in tests.
     pub fn apply_env(&mut self, env: impl Fn(&str) -> Option<String>) -> Result<(), EnvError> {
         self.s3.apply_env(&env)?;
@@ -44,6 +63,12 @@ impl StoreOptions {
                         })?;
                 *field = Some(schedule);
             }
+        }
+        if let Some(n) = positive(&env, "FERRY_RETRIES")? {
+            self.retry.max_attempts = n as u32;
+        }
+        if let Some(n) = positive(&env, "FERRY_RETRY_BUDGET")? {
+            self.retry.budget_seconds = n;
         }
         Ok(())
     }

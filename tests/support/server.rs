@@ -24,6 +24,35 @@ pub struct S3Server {
     /// Where s3s-fs keeps the buckets (one directory each).
     pub root: tempfile::TempDir,
     task: JoinHandle<()>,
+    denied: Vec<&'static str>,
+}
+
+/// Serves s3s-fs over `root` on `listener` until the task is aborted.
+fn serve(root: &std::path::Path, listener: TcpListener, denied: &[&'static str]) -> JoinHandle<()> {
+    let fs = s3s_fs::FileSystem::new(root).expect("s3s-fs root");
+    let mut builder = S3ServiceBuilder::new(fs);
+    builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+    builder.set_access(Deny(denied.to_vec()));
+    let service = builder.build();
+    tokio::spawn(async move {
+        let http = ConnBuilder::new(TokioExecutor::new());
+        // Connections live in this task's set, so that stopping the
+        // server also drops its open keep-alive connections.
+        let mut connections = tokio::task::JoinSet::new();
+        loop {
+            let Ok((socket, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = socket.set_nodelay(true);
+            let conn = http
+                .serve_connection(TokioIo::new(socket), service.clone())
+                .into_owned();
+            connections.spawn(async move {
+                let _ = conn.await;
+            });
+            while connections.try_join_next().is_some() {}
+        }
+    })
 }
 
 impl S3Server {
@@ -45,40 +74,35 @@ impl S3Server {
         bind: &str,
         denied: &[&'static str],
     ) -> S3Server {
-        let fs = s3s_fs::FileSystem::new(root.path()).expect("s3s-fs root");
-        let mut builder = S3ServiceBuilder::new(fs);
-        builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
-        builder.set_access(Deny(denied.to_vec()));
-        let service = builder.build();
         let listener = TcpListener::bind(bind)
             .await
             .expect("bind the test S3 server");
         let addr = listener.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let http = ConnBuilder::new(TokioExecutor::new());
-            // Connections live in this task's set, so that stopping the
-            // server also drops its open keep-alive connections.
-            let mut connections = tokio::task::JoinSet::new();
-            loop {
-                let Ok((socket, _)) = listener.accept().await else {
-                    continue;
-                };
-                let _ = socket.set_nodelay(true);
-                let conn = http
-                    .serve_connection(TokioIo::new(socket), service.clone())
-                    .into_owned();
-                connections.spawn(async move {
-                    let _ = conn.await;
-                });
-                while connections.try_join_next().is_some() {}
-            }
-        });
+        let task = serve(root.path(), listener, denied);
         S3Server {
             addr,
             region: region.to_string(),
             root,
             task,
+            denied: denied.to_vec(),
         }
+    }
+
+    /// Stops answering, as a region that goes down; the buckets stay.
+    pub fn stop(&mut self) {
+        self.task.abort();
+    }
+
+    /// Serves the same buckets on the same address again.
+    pub async fn restart(&mut self) {
+        self.task.abort();
+        let listener = loop {
+            match TcpListener::bind(self.addr).await {
+                Ok(l) => break l,
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            }
+        };
+        self.task = serve(self.root.path(), listener, &self.denied);
     }
 
     pub fn endpoint(&self) -> String {

@@ -119,7 +119,16 @@ impl S3Store {
             let mut buf = BytesMut::with_capacity(expected.unwrap_or(0).min(1 << 30) as usize);
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(|e| {
-                    self.err(StoreErrorKind::Transient, "get", key, format!("reading the response: {}", DisplayErrorContext(&e)))
+                    let message = DisplayErrorContext(&e).to_string();
+                    // The bytes do not match the checksum the server stored
+                    // with the object: the stored copy is damaged, and asking
+                    // again returns the same bytes. `check` reports it and
+                    // `repair` replaces it.
+                    if message.to_ascii_lowercase().contains("checksum mismatch") {
+                        let m = format!("the stored object does not match its checksum (damaged): {message}");
+                        return self.err(StoreErrorKind::Permanent, "get", key, m);
+                    }
+                    self.err(StoreErrorKind::Transient, "get", key, format!("reading the response: {message}"))
                 })?;
                 activity.touch();
                 if let Some(limiter) = &limiter {
