@@ -40,6 +40,23 @@ pub async fn s3_store(server: &S3Server, bucket: &str, prefix: &str) -> S3Store 
 
 /// Runs the `ferry` binary with the test servers' keys, a cache of its own
 /// under `dir`, and `extra` arguments after `args`.
+/// `init` options for a small repository that tests fill quickly: 1 MiB
+/// packs, small chunks, a cheap key derivation.
+pub const SMALL_REPO: [&str; 12] = [
+    "--pack-size",
+    "1MiB",
+    "--chunk-min",
+    "16KiB",
+    "--chunk-avg",
+    "64KiB",
+    "--chunk-max",
+    "256KiB",
+    "--kdf-memory",
+    "8MiB",
+    "--kdf-iterations",
+    "1",
+];
+
 /// The ferry command the S3 tests run, with the test server's keys.
 pub fn ferry_command(
     dir: &std::path::Path,

@@ -60,27 +60,9 @@ async fn backup_restore_and_check_on_s3_from_the_cli() {
     }
     let ep = server.endpoint();
     let repo = "s3://ferry-cli/cluster-a";
-    ok(
-        d,
-        &ep,
-        &[
-            "init",
-            "--repo",
-            repo,
-            "--pack-size",
-            "1MiB",
-            "--chunk-min",
-            "16KiB",
-            "--chunk-avg",
-            "64KiB",
-            "--chunk-max",
-            "256KiB",
-            "--kdf-memory",
-            "8MiB",
-            "--kdf-iterations",
-            "1",
-        ],
-    );
+    let mut init = vec!["init", "--repo", repo];
+    init.extend(crate::SMALL_REPO);
+    ok(d, &ep, &init);
     assert!(
         server.root.path().join("ferry-cli").is_dir(),
         "init created the bucket"

@@ -61,25 +61,9 @@ async fn replicate_across_s3_regions_and_fail_over() {
         )
         .unwrap();
     }
-    ok(
-        d,
-        &cfg,
-        &[
-            "init",
-            "--pack-size",
-            "1MiB",
-            "--chunk-min",
-            "16KiB",
-            "--chunk-avg",
-            "64KiB",
-            "--chunk-max",
-            "256KiB",
-            "--kdf-memory",
-            "8MiB",
-            "--kdf-iterations",
-            "1",
-        ],
-    );
+    let mut init = vec!["init"];
+    init.extend(crate::SMALL_REPO);
+    ok(d, &cfg, &init);
     ok(d, &cfg, &["backup", src.to_str().unwrap()]);
     ok(d, &cfg, &["replicate"]);
     let status: serde_json::Value =
@@ -202,22 +186,8 @@ async fn s3_regions_stream_resume_and_repair() {
     let cfg = s3_regions(d, &[&hz, &fra, &sgp]);
     let src = d.join("src");
     add_files(&src, 0, 6, 300);
-    let small = [
-        "--pack-size",
-        "1MiB",
-        "--chunk-min",
-        "16KiB",
-        "--chunk-avg",
-        "64KiB",
-        "--chunk-max",
-        "256KiB",
-        "--kdf-memory",
-        "8MiB",
-        "--kdf-iterations",
-        "1",
-    ];
     let mut init = vec!["init"];
-    init.extend(small);
+    init.extend(crate::SMALL_REPO);
     ok(d, &cfg, &init);
     ok(d, &cfg, &["backup", src.to_str().unwrap()]);
     ok(d, &cfg, &["replicate"]);
