@@ -172,7 +172,8 @@ impl Archiver {
         parent: Option<BlobId>,
     ) -> BoxFuture<'static, EngineResult<Pending>> {
         async move {
-            let parent = self.parent_tree(parent).await;
+            let parent_id = parent;
+            let parent = self.parent_tree(parent_id).await;
             let mut pending = Vec::with_capacity(dir.children.len());
             for (name, child) in dir.children {
                 let pnode = parent.as_ref().and_then(|t| t.find(&name)).cloned();
@@ -205,7 +206,11 @@ impl Archiver {
                     }
                 }
             }
-            Ok(Pending::Dir(tokio::spawn(self.finish_dir(node, pending))))
+            Ok(Pending::Dir(tokio::spawn(self.finish_dir(
+                node,
+                pending,
+                parent_id.zip(parent),
+            ))))
         }
         .boxed()
     }
@@ -249,7 +254,8 @@ impl Archiver {
         parent: Option<BlobId>,
         listing: Option<ListingTask>,
     ) -> EngineResult<Pending> {
-        let parent = self.parent_tree(parent).await;
+        let parent_id = parent;
+        let parent = self.parent_tree(parent_id).await;
         let listing = listing.unwrap_or_else(|| list_dir(path.clone())).await?;
         let entries = listing.unwrap_or_else(|e| {
             self.skip(&path, format!("listing directory: {e}"));
@@ -304,7 +310,11 @@ impl Archiver {
                 Err(e) => self.skip(&child, e),
             }
         }
-        Ok(Pending::Dir(tokio::spawn(self.finish_dir(node, pending))))
+        Ok(Pending::Dir(tokio::spawn(self.finish_dir(
+            node,
+            pending,
+            parent_id.zip(parent),
+        ))))
     }
 
     async fn archive_file(
@@ -377,10 +387,15 @@ impl Archiver {
         .shared())
     }
 
+    /// Gathers a directory's entries into its tree and stores the tree if
+    /// it is new. `parent` is the previous snapshot's tree of the directory
+    /// (id and contents): when the entries are the same, so is the tree,
+    /// and it is neither encoded nor hashed again.
     async fn finish_dir(
         self: Arc<Self>,
         mut node: Node,
         pending: Vec<Pending>,
+        parent: Option<(BlobId, Tree)>,
     ) -> EngineResult<Node> {
         let mut nodes = Vec::with_capacity(pending.len());
         for p in pending {
@@ -399,6 +414,13 @@ impl Archiver {
         }
         if self.pipe.failed() {
             return Err(crate::pipeline::Closed.into());
+        }
+        if let Some((id, before)) = parent {
+            if before.nodes == nodes && self.repo.index().contains(&id) {
+                self.counters.dirs.fetch_add(1, Ordering::Relaxed);
+                node.subtree = Some(id);
+                return Ok(node);
+            }
         }
         let mut tree = Tree { nodes };
         let data = tree.encode();
