@@ -95,21 +95,11 @@ pub fn ferry_ok(dir: &std::path::Path, args: &[&str], extra: &[&str]) -> String 
 
 /// Every file below `root` with its content, sorted by relative path.
 pub fn read_tree(root: &std::path::Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((
-                    p.strip_prefix(root).unwrap().display().to_string(),
-                    std::fs::read(&p).unwrap(),
-                ));
-            }
-        }
-    }
-    out.sort();
-    out
+    support::files_under(root)
+        .into_iter()
+        .map(|p| {
+            let data = std::fs::read(&p).unwrap();
+            (p.strip_prefix(root).unwrap().display().to_string(), data)
+        })
+        .collect()
 }

@@ -120,7 +120,7 @@ pub async fn run(mut cli: Cli) -> Result<i32> {
                 tracing::warn!(error = %format!("{e:#}"), "could not record the primary's objects in the catalog");
             }
             let fanout = match &tee {
-                Some(t) => Some(super::replicate::fanout(g, t).await),
+                Some(t) => Some(super::replicate::fanout(g, &repo.config().id, t).await),
                 None => None,
             };
             let s = &out.snapshot;

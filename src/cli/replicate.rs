@@ -184,7 +184,12 @@ pub(crate) async fn tee(g: &Global) -> Result<Arc<Tee>> {
 /// After a backup with `--fanout`: copies to every other region what it
 /// still lacks (the snapshot, and everything for a region the backup could
 /// not write to). Failures are reported, not fatal.
-pub(crate) async fn fanout(g: &Global, tee: &Tee) -> Result<(Vec<serde_json::Value>, usize)> {
+/// `id` is the repository's, as the backup opened it.
+pub(crate) async fn fanout(
+    g: &Global,
+    id: &str,
+    tee: &Tee,
+) -> Result<(Vec<serde_json::Value>, usize)> {
     let primary = need_regions(g)?.clone();
     let targets: Vec<Region> = g
         .regions
@@ -192,9 +197,8 @@ pub(crate) async fn fanout(g: &Global, tee: &Tee) -> Result<(Vec<serde_json::Val
         .filter(|r| r.name != primary.name)
         .cloned()
         .collect();
-    let id = probe(&primary).await.map_err(anyhow::Error::msg)?;
     let unlimited = Bandwidth::default();
-    let (mut results, failed) = round(g, &id, &primary, &targets, &unlimited, 4, false).await?;
+    let (mut results, failed) = round(g, id, &primary, &targets, &unlimited, 4, false).await?;
     for t in tee.reports() {
         if let Some(why) = &t.dropped {
             eprintln!(

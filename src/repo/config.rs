@@ -105,27 +105,31 @@ impl ConfigBody {
     }
 }
 
+/// A field of the config's clear part, read without a key.
+fn peek(data: &[u8], field: &str) -> RepoResult<serde_json::Value> {
+    let mut v: serde_json::Value =
+        serde_json::from_slice(data).map_err(|e| RepoError::corrupt(CONFIG_KEY, e))?;
+    Ok(v.get_mut("config")
+        .and_then(|c| c.get_mut(field))
+        .map(serde_json::Value::take)
+        .unwrap_or_default())
+}
+
 /// Reads the format version before anything else, so a newer repository gets
 /// a clear message instead of a parse error.
 pub fn peek_version(data: &[u8]) -> RepoResult<u64> {
-    let v: serde_json::Value =
-        serde_json::from_slice(data).map_err(|e| RepoError::corrupt(CONFIG_KEY, e))?;
-    v.get("config")
-        .and_then(|c| c.get("version"))
-        .and_then(|v| v.as_u64())
+    peek(data, "version")?
+        .as_u64()
         .ok_or_else(|| RepoError::corrupt(CONFIG_KEY, "no format version"))
 }
 
 /// Reads the repository id without a key (it is stored in clear, under the
 /// MAC), so that copies can be matched before anything is unlocked.
 pub fn peek_id(data: &[u8]) -> RepoResult<String> {
-    let v: serde_json::Value =
-        serde_json::from_slice(data).map_err(|e| RepoError::corrupt(CONFIG_KEY, e))?;
-    v.get("config")
-        .and_then(|c| c.get("id"))
-        .and_then(|v| v.as_str())
-        .map(str::to_string)
-        .ok_or_else(|| RepoError::corrupt(CONFIG_KEY, "no repository id"))
+    match peek(data, "id")? {
+        serde_json::Value::String(id) => Ok(id),
+        _ => Err(RepoError::corrupt(CONFIG_KEY, "no repository id")),
+    }
 }
 
 /// Parses and authenticates the config with the unlocked master key.

@@ -153,29 +153,20 @@ impl LocalStore {
 const DIRECT_MIN: usize = 1 << 20;
 /// O_DIRECT wants buffers, offsets and lengths aligned to the block size.
 const DIRECT_ALIGN: usize = 4096;
-/// Written at once through one aligned buffer per thread.
+/// Unaligned data is written in pieces of this size through one aligned
+/// buffer.
 const DIRECT_PIECE: usize = 1 << 20;
 
-thread_local! {
-    static ALIGNED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
 /// Writes `data` (a multiple of the block size) to an O_DIRECT file
-/// through a reused aligned buffer.
+/// through an aligned buffer from the same spares reads use.
 fn write_aligned_copy(f: &mut File, data: &[u8]) -> io::Result<()> {
-    ALIGNED.with(|b| -> io::Result<()> {
-        let mut b = b.borrow_mut();
-        if b.len() < DIRECT_PIECE + DIRECT_ALIGN {
-            b.resize(DIRECT_PIECE + DIRECT_ALIGN, 0);
-        }
-        let start = b.as_ptr().align_offset(DIRECT_ALIGN);
-        let buf = &mut b[start..start + DIRECT_PIECE];
-        for piece in data.chunks(DIRECT_PIECE) {
-            buf[..piece.len()].copy_from_slice(piece);
-            f.write_all(&buf[..piece.len()])?;
-        }
-        Ok(())
-    })
+    let mut spare = Spare(AlignedBuf::take(DIRECT_PIECE));
+    let buf = &mut spare.0.spare_mut()[..DIRECT_PIECE];
+    for piece in data.chunks(DIRECT_PIECE) {
+        buf[..piece.len()].copy_from_slice(piece);
+        f.write_all(&buf[..piece.len()])?;
+    }
+    Ok(())
 }
 
 /// Creates `path` and writes `data` with O_DIRECT (the block-aligned part;
@@ -206,9 +197,10 @@ fn write_direct(path: &Path, data: &[u8]) -> io::Result<()> {
     f.sync_all()
 }
 
-/// A block-aligned buffer for O_DIRECT reads; back to [`SPARE_READS`] when
-/// the last `Bytes` reading from it is dropped, so that reading many packs
-/// does not keep faulting in fresh memory.
+/// A block-aligned buffer for O_DIRECT reads and writes; back to
+/// [`SPARE_ALIGNED`] when its [`Spare`] (or the last `Bytes` reading from it)
+/// is dropped, so that moving many packs does not keep faulting in fresh
+/// memory.
 struct AlignedBuf {
     ptr: std::ptr::NonNull<u8>,
     cap: usize,
@@ -225,7 +217,7 @@ impl AlignedBuf {
 
     /// A spare buffer of at least `cap` bytes, or a new one.
     fn take(cap: usize) -> Self {
-        let mut spare = SPARE_READS.lock().unwrap();
+        let mut spare = SPARE_ALIGNED.lock().unwrap();
         if let Some(i) = spare.iter().position(|b| b.cap >= cap) {
             return spare.swap_remove(i);
         }
@@ -270,8 +262,8 @@ impl Drop for Spare {
                 len: 0,
             },
         );
-        let mut spare = SPARE_READS.lock().unwrap();
-        if spare.len() < SPARE_READS_MAX {
+        let mut spare = SPARE_ALIGNED.lock().unwrap();
+        if spare.len() < SPARE_ALIGNED_MAX {
             spare.push(buf);
         }
     }
@@ -286,8 +278,8 @@ impl Drop for AlignedBuf {
     }
 }
 
-static SPARE_READS: std::sync::Mutex<Vec<AlignedBuf>> = std::sync::Mutex::new(Vec::new());
-const SPARE_READS_MAX: usize = 8;
+static SPARE_ALIGNED: std::sync::Mutex<Vec<AlignedBuf>> = std::sync::Mutex::new(Vec::new());
+const SPARE_ALIGNED_MAX: usize = 8;
 
 /// Reads `length` bytes at `offset` with O_DIRECT, around the page cache
 /// (a restore or a check reads each pack once). `Ok(None)` when the

@@ -22,20 +22,7 @@ fn setup() -> (Env, PathBuf) {
 }
 
 fn objects(env: &Env, prefix: &str) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![env.repo.join(prefix)];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
+    crate::support::files_under(&env.repo.join(prefix))
 }
 
 /// The largest pack: a data pack (trees are small).

@@ -95,20 +95,16 @@ impl Regions {
 
 /// Every object file under a store directory: key -> size.
 fn objects(dir: &Path) -> BTreeMap<String, u64> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let key = p.strip_prefix(dir).unwrap().to_str().unwrap().to_string();
-                out.insert(key, p.metadata().unwrap().len());
-            }
-        }
-    }
-    out
+    crate::support::files_under(dir)
+        .into_iter()
+        .map(|p| {
+            let size = p.metadata().unwrap().len();
+            (
+                p.strip_prefix(dir).unwrap().to_str().unwrap().to_string(),
+                size,
+            )
+        })
+        .collect()
 }
 
 fn region_report<'a>(v: &'a Value, name: &str) -> &'a Value {

@@ -150,6 +150,27 @@ pub fn text(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
+/// Every file below `root` (not directories), sorted by path.
+pub fn files_under(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// What a tree holds, for comparing a source with its restore: for each
 /// relative path, the type, permission bits, size, mtime and a digest of the
 /// content or link target, and the xattrs.

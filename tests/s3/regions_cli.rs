@@ -144,23 +144,10 @@ fn add_files(src: &Path, seed: usize, files: usize, kib: usize) {
 
 /// Data objects a server holds in a bucket.
 fn packs(server: &S3Server, bucket: &str) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![server.root.path().join(bucket)];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.to_string_lossy().contains("/data/") {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
+    crate::support::files_under(&server.root.path().join(bucket))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("/data/"))
+        .collect()
 }
 
 fn region<'a>(v: &'a serde_json::Value, key: &str, name: &str) -> &'a serde_json::Value {
