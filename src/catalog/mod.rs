@@ -130,17 +130,19 @@ impl Catalog {
         &self,
         sql: &str,
     ) -> CatalogResult<HashSet<T>> {
+        let rows = self.rows(sql, |r| r.get::<_, String>(0))?;
+        Ok(rows.into_iter().filter_map(|id| id.parse().ok()).collect())
+    }
+
+    /// Every row `sql` selects, as `row` maps it.
+    fn rows<T>(
+        &self,
+        sql: &str,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> CatalogResult<Vec<T>> {
         let mut st = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([], |r| r.get::<_, String>(0))
-            .map_err(|e| self.err(e))?;
-        let mut out = HashSet::new();
-        for r in rows {
-            if let Ok(id) = r.map_err(|e| self.err(e))?.parse() {
-                out.insert(id);
-            }
-        }
-        Ok(out)
+        let rows = st.query_map([], row).map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
     /// Records an index object and every pack and blob it names.
@@ -211,12 +213,9 @@ impl Catalog {
     /// Every known blob location, ordered by blob id then pack id so that
     /// the same catalog content always yields the same answer.
     pub fn blob_locations(&self) -> CatalogResult<Vec<(PackId, BlobEntry)>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT id, pack, kind, codec, offset, length, raw_length FROM blobs ORDER BY id, pack")
-            .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([], |r| {
+        self.rows(
+            "SELECT id, pack, kind, codec, offset, length, raw_length FROM blobs ORDER BY id, pack",
+            |r| {
                 let id: Vec<u8> = r.get(0)?;
                 let pack: Vec<u8> = r.get(1)?;
                 let kind: u8 = r.get(2)?;
@@ -231,27 +230,19 @@ impl Catalog {
                         raw_length: r.get(6)?,
                     },
                 ))
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+            },
+        )
     }
 
     /// Every known pack and its size.
     pub fn packs(&self) -> CatalogResult<Vec<(PackId, u64)>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT id, size FROM packs ORDER BY id")
-            .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([], |r| {
-                let id: Vec<u8> = r.get(0)?;
-                Ok((
-                    PackId::from_slice(&id).unwrap_or_default(),
-                    r.get::<_, i64>(1)? as u64,
-                ))
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+        self.rows("SELECT id, size FROM packs ORDER BY id", |r| {
+            let id: Vec<u8> = r.get(0)?;
+            Ok((
+                PackId::from_slice(&id).unwrap_or_default(),
+                r.get::<_, i64>(1)? as u64,
+            ))
+        })
     }
 
     pub fn add_snapshot(&self, id: &SnapshotId, s: &Snapshot) -> CatalogResult<()> {
@@ -271,7 +262,7 @@ impl Catalog {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     id.to_hex(),
-                    s.time.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+                    time,
                     s.host,
                     serde_json::to_string(&s.paths).unwrap(),
                     serde_json::to_string(&s.tags).unwrap(),
@@ -292,21 +283,13 @@ impl Catalog {
 
     /// All snapshots, oldest first (ties broken by id).
     pub fn snapshots(&self) -> CatalogResult<Vec<(SnapshotId, Snapshot)>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT id, json FROM snapshots ORDER BY time, id")
-            .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-            .map_err(|e| self.err(e))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, json) = row.map_err(|e| self.err(e))?;
-            if let (Ok(id), Ok(s)) = (id.parse(), serde_json::from_str(&json)) {
-                out.push((id, s));
-            }
-        }
-        Ok(out)
+        let rows = self.rows("SELECT id, json FROM snapshots ORDER BY time, id", |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+        })?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, json)| Some((id.parse().ok()?, serde_json::from_str(&json).ok()?)))
+            .collect())
     }
 
     pub fn tree(&self, id: &BlobId) -> CatalogResult<Option<Vec<u8>>> {
