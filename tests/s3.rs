@@ -95,7 +95,7 @@ pub fn ferry_ok(dir: &std::path::Path, args: &[&str], extra: &[&str]) -> String 
 
 /// Every file below `root` with its content, sorted by relative path.
 pub fn read_tree(root: &std::path::Path) -> Vec<(String, Vec<u8>)> {
-    support::files_under(root)
+    support::files::files_under(root)
         .into_iter()
         .map(|p| {
             let data = std::fs::read(&p).unwrap();

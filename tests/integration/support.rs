@@ -8,6 +8,10 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+#[path = "../support/files.rs"]
+mod files;
+pub use files::files_under;
+
 pub const PASSWORD: &str = "correct horse battery staple";
 
 pub struct Env {
@@ -147,27 +151,6 @@ pub fn text(len: usize, seed: u64) -> Vec<u8> {
         i += 1;
     }
     out.truncate(len);
-    out
-}
-
-/// Every file below `root` (not directories), sorted by path.
-pub fn files_under(root: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
     out
 }
 

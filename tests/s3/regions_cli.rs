@@ -144,7 +144,7 @@ fn add_files(src: &Path, seed: usize, files: usize, kib: usize) {
 
 /// Data objects a server holds in a bucket.
 fn packs(server: &S3Server, bucket: &str) -> Vec<std::path::PathBuf> {
-    crate::support::files_under(&server.root.path().join(bucket))
+    crate::support::files::files_under(&server.root.path().join(bucket))
         .into_iter()
         .filter(|p| p.to_string_lossy().contains("/data/"))
         .collect()

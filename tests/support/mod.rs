@@ -3,10 +3,11 @@
 #![allow(dead_code)]
 
 pub mod fake_k8s;
+pub mod files;
 pub mod proxy;
 pub mod server;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// `../shared/k8s-fixtures`, the real discovery documents and manifests.
 pub fn fixtures() -> PathBuf {
@@ -28,25 +29,4 @@ pub fn yaml_docs(text: &str) -> Result<Vec<serde_json::Value>, String> {
     let docs: Vec<serde_json::Value> =
         serde_saphyr::from_multiple(text).map_err(|e| e.to_string())?;
     Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
-}
-
-/// Every file below `root` (not directories), sorted by path.
-pub fn files_under(root: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out.sort();
-    out
 }
