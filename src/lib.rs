@@ -4,6 +4,7 @@
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod direct;
 pub mod engine;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use crate::direct::{AlignedBuf, Spare, DIRECT_ALIGN};
+
 use super::{ObjectMeta, ObjectStore, StoreError, StoreErrorKind, StoreResult};
 
 /// Temporary files carry this prefix; listings skip them.
@@ -151,8 +153,6 @@ impl LocalStore {
 /// user's data out of memory, and copying into the cache costs more CPU
 /// than the disk write itself.
 const DIRECT_MIN: usize = 1 << 20;
-/// O_DIRECT wants buffers, offsets and lengths aligned to the block size.
-const DIRECT_ALIGN: usize = 4096;
 /// Unaligned data is written in pieces of this size through one aligned
 /// buffer.
 const DIRECT_PIECE: usize = 1 << 20;
@@ -161,7 +161,7 @@ const DIRECT_PIECE: usize = 1 << 20;
 /// through an aligned buffer from the same spares reads use.
 fn write_aligned_copy(f: &mut File, data: &[u8]) -> io::Result<()> {
     let mut spare = Spare(AlignedBuf::take(DIRECT_PIECE));
-    let buf = &mut spare.0.spare_mut()[..DIRECT_PIECE];
+    let buf = &mut spare.buf_mut()[..DIRECT_PIECE];
     for piece in data.chunks(DIRECT_PIECE) {
         buf[..piece.len()].copy_from_slice(piece);
         f.write_all(&buf[..piece.len()])?;
@@ -174,7 +174,6 @@ fn write_aligned_copy(f: &mut File, data: &[u8]) -> io::Result<()> {
 /// not support it.
 fn write_direct(path: &Path, data: &[u8]) -> io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    use std::os::unix::io::AsRawFd;
     let mut f = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -187,99 +186,11 @@ fn write_direct(path: &Path, data: &[u8]) -> io::Result<()> {
     } else {
         write_aligned_copy(&mut f, &data[..aligned])?;
     }
-    let fd = f.as_raw_fd();
-    // SAFETY: fcntl on a descriptor this function owns; only flags change.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags < 0 || unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_DIRECT) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    crate::direct::set_direct(&f, false)?;
     f.write_all(&data[aligned..])?;
     f.sync_all()
 }
 
-/// A block-aligned buffer for O_DIRECT reads and writes; back to
-/// [`SPARE_ALIGNED`] when its [`Spare`] (or the last `Bytes` reading from it)
-/// is dropped, so that moving many packs does not keep faulting in fresh
-/// memory.
-struct AlignedBuf {
-    ptr: std::ptr::NonNull<u8>,
-    cap: usize,
-    len: usize,
-}
-
-// SAFETY: AlignedBuf owns its allocation exclusively.
-unsafe impl Send for AlignedBuf {}
-
-impl AlignedBuf {
-    fn layout(cap: usize) -> std::alloc::Layout {
-        std::alloc::Layout::from_size_align(cap, DIRECT_ALIGN).expect("valid layout")
-    }
-
-    /// A spare buffer of at least `cap` bytes, or a new one.
-    fn take(cap: usize) -> Self {
-        let mut spare = SPARE_ALIGNED.lock().unwrap();
-        if let Some(i) = spare.iter().position(|b| b.cap >= cap) {
-            return spare.swap_remove(i);
-        }
-        drop(spare);
-        let cap = cap.next_multiple_of(1 << 20);
-        // SAFETY: a non-zero size with a valid alignment; failure aborts.
-        let p = unsafe { std::alloc::alloc_zeroed(Self::layout(cap)) };
-        let ptr = std::ptr::NonNull::new(p)
-            .unwrap_or_else(|| std::alloc::handle_alloc_error(Self::layout(cap)));
-        AlignedBuf { ptr, cap, len: 0 }
-    }
-
-    fn spare_mut(&mut self) -> &mut [u8] {
-        // SAFETY: `cap` initialised bytes allocated in `take`, borrowed
-        // mutably through `self`.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.cap) }
-    }
-}
-
-impl AsRef<[u8]> for AlignedBuf {
-    fn as_ref(&self) -> &[u8] {
-        // SAFETY: `len` <= `cap` initialised bytes.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
-    }
-}
-
-struct Spare(AlignedBuf);
-
-impl AsRef<[u8]> for Spare {
-    fn as_ref(&self) -> &[u8] {
-        self.0.as_ref()
-    }
-}
-
-impl Drop for Spare {
-    fn drop(&mut self) {
-        let buf = std::mem::replace(
-            &mut self.0,
-            AlignedBuf {
-                ptr: std::ptr::NonNull::dangling(),
-                cap: 0,
-                len: 0,
-            },
-        );
-        let mut spare = SPARE_ALIGNED.lock().unwrap();
-        if spare.len() < SPARE_ALIGNED_MAX {
-            spare.push(buf);
-        }
-    }
-}
-
-impl Drop for AlignedBuf {
-    fn drop(&mut self) {
-        if self.cap > 0 {
-            // SAFETY: allocated in `take` with this layout.
-            unsafe { std::alloc::dealloc(self.ptr.as_ptr(), Self::layout(self.cap)) };
-        }
-    }
-}
-
-static SPARE_ALIGNED: std::sync::Mutex<Vec<AlignedBuf>> = std::sync::Mutex::new(Vec::new());
-const SPARE_ALIGNED_MAX: usize = 8;
 
 /// Reads `length` bytes at `offset` with O_DIRECT, around the page cache
 /// (a restore or a check reads each pack once). `Ok(None)` when the
@@ -321,7 +232,7 @@ fn read_direct(path: &Path, offset: u64, length: usize) -> io::Result<Option<Byt
             "the object is shorter than the range",
         ));
     }
-    buf.len = got;
+    buf.set_len(got);
     Ok(Some(
         Bytes::from_owner(Spare(buf)).slice(from..from + length),
     ))

@@ -30,6 +30,15 @@ pub fn generate(root: &Path) {
     }
     w("big/random.bin", &bytes(700_000, 1));
     w("big/text.txt", &text(900_000, 2));
+    // Files large enough for a restore to write them around the page cache,
+    // of unaligned and aligned sizes, with blobs repeated inside one file
+    // and shared with a small file.
+    w("large/random-unaligned.bin", &bytes(3 * 1048576 + 1234, 3));
+    w("large/text-aligned.txt", &text(2 * 1048576, 4));
+    w("large/repeated.bin", &bytes(65536 + 333, 5).repeat(24));
+    let mut prefixed = bytes(700_000, 1);
+    prefixed.extend(bytes(1_500_001, 6));
+    w("large/shares-with-random.bin", &prefixed);
     w("deep/a/b/c/d/e/f/leaf", b"deep");
     let perm = |rel: &str, mode: u32| {
         std::fs::set_permissions(root.join(rel), std::fs::Permissions::from_mode(mode)).unwrap()
