@@ -87,9 +87,9 @@ impl Cutter {
 
     /// The gear hash of `src[from..to]`.
     fn warm(&self, src: &[u8], from: usize, to: usize) -> u64 {
-        src[from..to].iter().fold(0u64, |h, &b| {
-            (h << 1).wrapping_add(self.gear[b as usize])
-        })
+        src[from..to]
+            .iter()
+            .fold(0u64, |h, &b| (h << 1).wrapping_add(self.gear[b as usize]))
     }
 
     /// [`Cutter::find`] one byte at a time.

@@ -34,6 +34,10 @@ pub struct PipelineOptions {
     /// Write an index object after this many packs, so that an interrupted
     /// backup leaves its finished packs usable by the next one.
     pub index_every_packs: usize,
+    /// ... or once the packs waiting for one hold this many blobs, so that
+    /// recording an index in the catalog (a row per blob) is spread over the
+    /// backup instead of left to its end.
+    pub index_every_blobs: usize,
 }
 
 impl PipelineOptions {
@@ -51,6 +55,7 @@ impl PipelineOptions {
             seal_workers: cores.min(chunk_budget / 2).max(1),
             uploads,
             index_every_packs: 32,
+            index_every_blobs: 16384,
         }
     }
 }
@@ -101,8 +106,11 @@ impl Pipeline {
                     pending.clone(),
                     stats.clone(),
                 );
-                let (failure, raw_rx, every) =
-                    (failure.clone(), raw_rx.clone(), opts.index_every_packs);
+                let (failure, raw_rx, every) = (
+                    failure.clone(),
+                    raw_rx.clone(),
+                    (opts.index_every_packs, opts.index_every_blobs),
+                );
                 tokio::spawn(async move {
                     while let Ok(p) = rx.recv().await {
                         if let Err(e) = upload(&repo, p, &pending, &stats, every).await {
@@ -129,6 +137,7 @@ impl Pipeline {
                 let packs = std::mem::take(&mut *pending.lock().unwrap());
                 if !packs.is_empty() {
                     repo.save_index(&IndexFile { packs }).await?;
+                    tracing::debug!("last index stored");
                 }
                 Ok(())
             })
@@ -250,6 +259,7 @@ impl Pipeline {
         for s in sealers {
             let _ = s.await;
         }
+        tracing::debug!("last blobs sealed");
         for w in &self.writers {
             let last = std::mem::take(&mut *w.lock().unwrap());
             if !last.is_empty() {
@@ -268,13 +278,13 @@ impl Pipeline {
 }
 
 /// Stores one pack, records its blobs, and writes an index object once
-/// `every` packs are waiting for one.
+/// enough packs or blobs are waiting for one.
 async fn upload(
     repo: &Repository,
     p: FinishedPack,
     pending: &Mutex<Vec<IndexPack>>,
     stats: &PipelineStats,
-    every: usize,
+    (every_packs, every_blobs): (usize, usize),
 ) -> RepoResult<()> {
     let size = p.data.len() as u64;
     repo.put_pack(&p.id, p.data).await?;
@@ -293,8 +303,10 @@ async fn upload(
             size,
             blobs: p.entries,
         });
-        (pend.len() >= every).then(|| std::mem::take(&mut *pend))
+        let blobs: usize = pend.iter().map(|p| p.blobs.len()).sum();
+        (pend.len() >= every_packs || blobs >= every_blobs).then(|| std::mem::take(&mut *pend))
     };
+    tracing::debug!(pack = %p.id, "pack stored");
     if let Some(packs) = flush {
         repo.save_index(&IndexFile { packs }).await?;
     }

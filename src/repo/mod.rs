@@ -349,6 +349,7 @@ impl Repository {
             self.seal_object(&index.encode(), aad::INDEX, |id| IndexId(id).key())
                 .await?,
         );
+        tracing::debug!(index = %id, packs = index.packs.len(), blobs = index.packs.iter().map(|p| p.blobs.len()).sum::<usize>(), "index object stored");
         self.catalog()
             .add_index(&id, index)
             .map_err(Self::cat_err)?;

@@ -191,7 +191,6 @@ fn write_direct(path: &Path, data: &[u8]) -> io::Result<()> {
     f.sync_all()
 }
 
-
 /// Reads `length` bytes at `offset` with O_DIRECT, around the page cache
 /// (a restore or a check reads each pack once). `Ok(None)` when the
 /// filesystem does not take O_DIRECT.

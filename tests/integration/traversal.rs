@@ -29,6 +29,7 @@ async fn forge(env: &Env, build: impl FnOnce(ferry::repo::BlobId) -> Tree) {
             seal_workers: 1,
             uploads: 1,
             index_every_packs: 10,
+            index_every_blobs: 1000,
         },
     );
     let data = b"evil".to_vec();

@@ -174,10 +174,12 @@ pub async fn backup(
     let tree = archiver
         .archive_root(root, parent.as_ref().map(|(_, s)| s.tree))
         .await;
+    tracing::debug!("sources walked");
     archiver.jobs.close();
     for r in readers {
         r.await?;
     }
+    tracing::debug!("files read");
     // A failure inside the pipeline is the cause of any error above.
     pipe.finish().await?;
     let tree = tree?;
