@@ -11,6 +11,11 @@
 #   --only TOOL      run one tool only: ferry or restic (no ratios, no targets)
 #   --drop-caches    sync and drop the page cache before every measured phase
 #                    (default: warm cache; the dataset is read once first)
+#   --settle-memory MIB
+#                    before every measured phase, fill and free this much memory
+#                    (default 6144, capped at a third of MemAvailable; 0: off),
+#                    so that every phase of both tools starts from the same state
+#                    of free memory (see "Free memory" below)
 #   --workdir DIR    where repositories, logs and results go
 #                    (default: $WORKDIR or /work/bench-data/runs)
 #   --no-reference   skip the `tar -c | zstd -3 -T2` reference timing
@@ -35,6 +40,16 @@
 # phases (ferry: XDG_CACHE_HOME, restic: RESTIC_CACHE_DIR).
 # Results: a table on stdout, and RUN_DIR/results.json plus per-phase logs under
 # WORKDIR/<timestamp>/ (WORKDIR/latest points at the newest run).
+# Free memory: on virtual machines whose balloon device reports free pages to
+# the host (virtio-balloon free page reporting, as on these Firecracker VMs),
+# memory freed a while ago is handed back to the host, and the guest pays a
+# host page fault for every such page it touches again. A phase that runs
+# after a quiet spell then pays seconds of system time that the same phase
+# right after another does not: in phase 2 the tool that goes first paid for
+# the one after it (ferry's restore measured 3.3 s with a settled memory,
+# 4.4-7.6 s without, on the same repository). Filling and freeing the same
+# amount of memory before every measured phase (a tmpfs file, outside the
+# timing) puts both tools in the same state; results.json records the amount.
 # Exit status: 0 when every phase ran and every restore matched the dataset,
 # 1 otherwise (targets missed do not change the exit status; they print FAIL).
 set -euo pipefail
@@ -52,7 +67,7 @@ WORKDIR=${WORKDIR:-/work/bench-data/runs}
 MAKE_DATASET=${MAKE_DATASET:-$ROOT/../shared/bench/make-dataset.sh}
 MUTATE_DATASET=${MUTATE_DATASET:-$ROOT/../shared/bench/mutate-dataset.sh}
 RESTIC_BIN=${RESTIC_BIN:-restic}
-FRESH=0 DROP_CACHES=0 REFERENCE=1
+FRESH=0 DROP_CACHES=0 REFERENCE=1 SETTLE_MIB=6144
 TOOLS=(ferry restic)
 PASSWORD=ferry-bench-password
 
@@ -63,6 +78,8 @@ while [ $# -gt 0 ]; do
             case $2 in ferry|restic) TOOLS=("$2") ;; *) die "--only: ferry or restic, not '$2'" ;; esac
             shift ;;
     --drop-caches) DROP_CACHES=1 ;;
+    --settle-memory) [ $# -ge 2 ] && [[ $2 =~ ^[0-9]+$ ]] || die "--settle-memory needs a size in MiB"
+                     SETTLE_MIB=$2; shift ;;
     --workdir) [ $# -ge 2 ] || die "--workdir needs a directory"; WORKDIR=$2; shift ;;
     --no-reference) REFERENCE=0 ;;
     -h|--help) usage; exit 0 ;;
@@ -137,8 +154,21 @@ cleanup() {
     mountpoint -q "$m" && umount "$m" || true
   done
   rm -f "$IMG_DIR"/*-restore.img
+  [ -z "$SETTLE_FILE" ] || rm -f "$SETTLE_FILE"
 }
 trap cleanup EXIT
+
+SETTLE_FILE=
+if [ "$SETTLE_MIB" -gt 0 ]; then
+  if [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ]; then
+    avail_mib=$(awk '/^MemAvailable:/ { printf "%d", $2 / 1024 }' /proc/meminfo)
+    [ "$SETTLE_MIB" -le $((avail_mib / 3)) ] || SETTLE_MIB=$((avail_mib / 3))
+    SETTLE_FILE=/dev/shm/compare-restic-settle.$$
+  else
+    echo "WARNING: /dev/shm is not a tmpfs; memory not settled between phases" >&2
+    SETTLE_MIB=0
+  fi
+fi
 
 declare -A R=()      # R[tool.phase.secs|kib|rc], R[tool.repo_bytes], ...
 declare -A FAILED=() # tool -> first failed phase
@@ -146,6 +176,10 @@ declare -A FAILED=() # tool -> first failed phase
 settle() {
   sync
   if [ "$DROP_CACHES" = 1 ]; then echo 3 > /proc/sys/vm/drop_caches; fi
+  if [ "$SETTLE_MIB" -gt 0 ]; then
+    head -c "${SETTLE_MIB}M" /dev/zero >"$SETTLE_FILE" || true
+    rm -f "$SETTLE_FILE"
+  fi
 }
 
 # run_timed KEY PHASE CMD...: time CMD, record seconds/peak KiB/exit code
@@ -338,7 +372,7 @@ mibv() { [ "$1" = - ] && echo - || mib "$1"; }
 
 echo
 echo "ferry vs restic on $DATASET ($(awk -v b="$DS_BYTES" 'BEGIN{printf "%.2f GiB", b/2^30}'), $DS_FILES files)"
-echo "page cache: $([ "$DROP_CACHES" = 1 ] && echo 'dropped before each phase' || echo 'warm (dataset read once before the first phase)')"
+echo "page cache: $([ "$DROP_CACHES" = 1 ] && echo 'dropped before each phase' || echo 'warm (dataset read once before the first phase)'); memory settled before each phase: $SETTLE_MIB MiB"
 echo "command: $ORIG_CMD"
 echo "restic: ${RESTIC_VERSION:-not run}   ferry: ${FERRY_BIN:-not run} (${FERRY_VERSION:-})"
 echo
@@ -405,7 +439,7 @@ jstr() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; printf '"%s"' "$s"; }
   echo "  \"date\": $(jstr "$(date -u +%Y-%m-%dT%H:%M:%SZ)"),"
   echo "  \"host\": $(jstr "$(hostname)"), \"cores\": $(nproc), \"loadavg_at_start\": $LOAD_START,"
   echo "  \"command\": $(jstr "$ORIG_CMD"),"
-  echo "  \"page_cache\": $(jstr "$([ "$DROP_CACHES" = 1 ] && echo dropped || echo warm)"),"
+  echo "  \"page_cache\": $(jstr "$([ "$DROP_CACHES" = 1 ] && echo dropped || echo warm)"), \"memory_settled_mib\": $SETTLE_MIB,"
   echo "  \"dataset\": {\"path\": $(jstr "$DATASET"), \"bytes\": $DS_BYTES, \"files\": $DS_FILES,"
   echo "              \"mutated_before_run\": $PRIOR_GENS, \"mutation_generation\": $MUTATE_GEN, \"mutate_seconds\": $MUTATE_SECS},"
   echo "  \"reference_tar_zstd\": {\"seconds\": $(jnum "$(val reference.tar-zstd.secs)"), \"peak_kib\": $(jnum "$(val reference.tar-zstd.kib)"), \"cpu_seconds\": $(jnum "$(val reference.tar-zstd.cpu)")},"

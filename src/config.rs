@@ -41,8 +41,9 @@ pub struct Region {
 }
 
 impl Region {
-    /// The store settings this region names, before environment variables
-    /// and flags are applied over them.
+    /// The store settings this region names, with the `FERRY_*` store
+    /// variables of the environment applied over them (command-line flags
+    /// go over both).
     pub fn store_options(&self) -> anyhow::Result<crate::store::options::StoreOptions> {
         use anyhow::Context;
         let mut o = crate::store::options::StoreOptions::default();
@@ -65,6 +66,7 @@ impl Region {
                     .with_context(|| format!("region {:?}: download-limit", self.name))?,
             );
         }
+        o.apply_env(|k| std::env::var(k).ok())?;
         Ok(o)
     }
 }

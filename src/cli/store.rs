@@ -14,9 +14,8 @@ pub fn options(g: &Global, cfg: &FileConfig) -> Result<StoreOptions> {
         .find(|r| g.repo.as_deref() == Some(r.url.as_str()))
     {
         Some(r) => r.store_options()?,
-        None => StoreOptions::default(),
+        None => StoreOptions::from_env()?,
     };
-    o.apply_env(|k| std::env::var(k).ok())?;
     if let Some(e) = &g.s3_endpoint {
         o.s3.endpoint = Some(e.clone());
     }

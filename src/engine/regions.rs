@@ -21,7 +21,6 @@ fn open_region(
 ) -> anyhow::Result<DynStore> {
     use anyhow::Context;
     let mut o = r.store_options()?;
-    o.apply_env(|k| std::env::var(k).ok())?;
     if let Some(p) = retry {
         o.retry = p;
     }
