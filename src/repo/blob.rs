@@ -228,7 +228,13 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
-fn decompress_into(data: &[u8], capacity: usize, out: &mut Vec<u8>) -> std::io::Result<()> {
+/// Decompresses a zstd frame into `out` (replacing its contents), with a
+/// per-thread context.
+pub(crate) fn decompress_into(
+    data: &[u8],
+    capacity: usize,
+    out: &mut Vec<u8>,
+) -> std::io::Result<()> {
     out.clear();
     out.reserve(capacity);
     DECOMPRESSOR.with(|d| {
