@@ -12,42 +12,13 @@ use ferry::repo::crypto::MasterKey;
 use ferry::repo::keys::KdfParams;
 use ferry::repo::{InitOptions, Repository};
 use ferry::store::memory::MemoryStore;
+use ferry::testdata::{random, text};
 
 const MIB: usize = 1 << 20;
 
-/// Pseudo-random bytes (incompressible).
-fn random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
-/// Source-code-like bytes (compressible about 4:1 by zstd -3).
-fn text(len: usize) -> Vec<u8> {
-    let words: Vec<&str> = "static int ferry_chunk ( struct pack * p , size_t len ) { return len ; } /* region */ if else while for\n"
-        .split(' ')
-        .collect();
-    let r = random(len / 3 + 1, 7);
-    let mut out = Vec::with_capacity(len + 32);
-    let mut i = 0;
-    while out.len() < len {
-        out.extend_from_slice(words[r[i] as usize % words.len()].as_bytes());
-        out.push(b' ');
-        i += 1;
-    }
-    out.truncate(len);
-    out
-}
-
 fn stages(c: &mut Criterion) {
     let data = random(32 * MIB, 1);
-    let txt = text(8 * MIB);
+    let txt = text(8 * MIB, 7);
     let key = MasterKey::generate();
     let cipher = key.cipher();
 
@@ -88,7 +59,7 @@ fn pipeline(c: &mut Criterion) {
         .build()
         .unwrap();
     // Half compressible text, half random: like source code next to binaries.
-    let mut input = text(32 * MIB);
+    let mut input = text(32 * MIB, 7);
     input.extend(random(32 * MIB, 3));
     let mut g = c.benchmark_group("pipeline");
     g.sample_size(10);

@@ -12,4 +12,6 @@ pub mod pipeline;
 pub mod repo;
 pub mod source;
 pub mod store;
+#[doc(hidden)]
+pub mod testdata;
 pub mod util;

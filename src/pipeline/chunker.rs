@@ -249,16 +249,10 @@ mod tests {
             (8191, 8192, 8193),
             (512 << 10, 1 << 20, 8 << 20),
         ];
-        let mut x = 0x9E3779B97F4A7C15u64;
-        let mut random = |n: usize| -> Vec<u8> {
-            (0..n)
-                .map(|_| {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    (x >> 32) as u8
-                })
-                .collect()
+        let mut seed = 0;
+        let mut random = |n: usize| {
+            seed += 1;
+            crate::testdata::random(n, seed)
         };
         let mut inputs = vec![
             random(20 << 20),

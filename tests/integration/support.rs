@@ -118,41 +118,7 @@ impl Env {
     }
 }
 
-/// Deterministic pseudo-random bytes.
-pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
-/// Compressible text-like bytes.
-pub fn text(len: usize, seed: u64) -> Vec<u8> {
-    let words = [
-        "ferry ",
-        "backup ",
-        "region ",
-        "snapshot ",
-        "chunk ",
-        "pack\n",
-        "index ",
-        "tree ",
-    ];
-    let r = bytes(len / 4 + 1, seed);
-    let mut out = Vec::with_capacity(len + 16);
-    let mut i = 0;
-    while out.len() < len {
-        out.extend_from_slice(words[r[i % r.len()] as usize % words.len()].as_bytes());
-        i += 1;
-    }
-    out.truncate(len);
-    out
-}
+pub use ferry::testdata::{random as bytes, text};
 
 /// What a tree holds, for comparing a source with its restore: for each
 /// relative path, the type, permission bits, size, mtime and a digest of the

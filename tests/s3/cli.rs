@@ -22,20 +22,13 @@ fn ok(dir: &Path, endpoint: &str, args: &[&str]) -> String {
     crate::ferry_ok(dir, args, &extra)
 }
 
+/// Partly compressible bytes: every third one a letter.
 fn data(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|i| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            if i % 3 == 0 {
-                b'a' + (x % 7) as u8
-            } else {
-                (x >> 24) as u8
-            }
-        })
-        .collect()
+    let mut d = ferry::testdata::random(len, seed);
+    for b in d.iter_mut().step_by(3) {
+        *b = b'a' + *b % 7;
+    }
+    d
 }
 
 fn assert_same(src: &Path, out: &Path) {
