@@ -14,7 +14,7 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::files::{FileData, Job, Source};
+use super::files::{FileData, Job, Outcome, Source};
 use super::plan::{VDir, VEntry};
 use crate::engine::progress::Progress;
 use crate::engine::EngineResult;
@@ -26,6 +26,45 @@ use crate::repo::{BlobId, Repository};
 use crate::source::fs::{node_from_meta, NameCache};
 
 type FileFuture = Shared<BoxFuture<'static, Option<FileData>>>;
+
+/// The outcomes of a job's files, each taken once by its file's future.
+type Outcomes = Shared<BoxFuture<'static, Option<Arc<Mutex<Vec<Option<Outcome>>>>>>>;
+
+/// Files on their way to the readers as one job: sent once it holds
+/// [`BATCH_FILES`] files or [`BATCH_BYTES`] bytes, and at the end of the
+/// directory that filled it. A file's future must not be awaited before its
+/// batch is sent.
+struct Batch {
+    sources: Vec<Source>,
+    bytes: u64,
+    reply: oneshot::Sender<Vec<Outcome>>,
+    outcomes: Outcomes,
+}
+
+const BATCH_FILES: usize = 64;
+const BATCH_BYTES: u64 = 8 << 20;
+
+impl Batch {
+    fn new() -> Self {
+        let (reply, rx) = oneshot::channel::<Vec<Outcome>>();
+        let outcomes = async move {
+            let all = rx.await.ok()?;
+            Some(Arc::new(Mutex::new(all.into_iter().map(Some).collect())))
+        }
+        .boxed()
+        .shared();
+        Batch {
+            sources: Vec::new(),
+            bytes: 0,
+            reply,
+            outcomes,
+        }
+    }
+
+    fn full(&self) -> bool {
+        self.sources.len() >= BATCH_FILES || self.bytes >= BATCH_BYTES
+    }
+}
 
 /// A directory listing: each entry's name, path and `lstat` result.
 type Listing = Vec<(Vec<u8>, PathBuf, std::io::Result<Metadata>)>;
@@ -240,7 +279,7 @@ impl Archiver {
                         .and_then(|p| p.subtree);
                     self.archive_dir(path, node, psub, listing).await
                 }
-                NodeKind::File => self.archive_file(path, node, parent).await,
+                NodeKind::File => self.archive_file(path, node, parent, None).await,
                 _ => Ok(Pending::Ready(node)),
             }
         }
@@ -273,6 +312,7 @@ impl Archiver {
             .collect();
         let mut ahead: std::collections::VecDeque<(usize, ListingTask)> = Default::default();
         let mut next = 0;
+        let mut batch = None;
         let mut pending = Vec::with_capacity(entries.len());
         for (i, (name, child, meta)) in entries.into_iter().enumerate() {
             while ahead.len() < LIST_AHEAD && next < subdirs.len() {
@@ -288,6 +328,14 @@ impl Archiver {
                 Ok(m) => {
                     let pnode = parent.as_ref().and_then(|t| t.find(&name)).cloned();
                     let is_dir = m.is_dir();
+                    if m.is_file() {
+                        let node = self.node(&child, &name, &m, pnode.as_ref());
+                        let file = self
+                            .clone()
+                            .archive_file(child, node, pnode, Some(&mut batch));
+                        pending.push(file.await?);
+                        continue;
+                    }
                     let walk = self.clone().archive_entry(child, name, m, pnode, listing);
                     // Sibling subtrees are walked in parallel while there are
                     // free walkers; the tree's order does not depend on it.
@@ -310,6 +358,10 @@ impl Archiver {
                 Err(e) => self.skip(&child, e),
             }
         }
+        // Before any of the batch's files is awaited (in `finish_dir`).
+        if let Some(b) = batch.take() {
+            self.send(b).await?;
+        }
         Ok(Pending::Dir(tokio::spawn(self.finish_dir(
             node,
             pending,
@@ -317,11 +369,15 @@ impl Archiver {
         ))))
     }
 
+    /// A regular file: the parent snapshot's content when unchanged, else
+    /// a future of what the readers make of it. With `batch`, the reading
+    /// joins it (files of a batch size or more go on their own).
     async fn archive_file(
         self: Arc<Self>,
         path: PathBuf,
         mut node: Node,
         parent: Option<Node>,
+        batch: Option<&mut Option<Batch>>,
     ) -> EngineResult<Pending> {
         self.counters
             .total_bytes
@@ -350,22 +406,54 @@ impl Archiver {
                 return Ok(Pending::File(node, f.clone()));
             }
         }
-        let fut = self.submit(Source::Path(path.clone()), path).await?;
+        let fut = match batch {
+            Some(batch) if node.size < BATCH_BYTES => {
+                let b = batch.get_or_insert_with(Batch::new);
+                let fut = self.file_future(b.outcomes.clone(), b.sources.len(), path.clone());
+                b.sources.push(Source::Path(path));
+                b.bytes += node.size;
+                if b.full() {
+                    let full = batch.take().expect("just filled");
+                    self.send(full).await?;
+                }
+                fut
+            }
+            _ => self.submit(Source::Path(path.clone()), path).await?,
+        };
         if let Some(k) = link_key {
             self.hardlinks.lock().unwrap().insert(k, fut.clone());
         }
         Ok(Pending::File(node, fut))
     }
 
+    /// Sends one source to the readers on its own.
     async fn submit(self: &Arc<Self>, source: Source, path: PathBuf) -> EngineResult<FileFuture> {
-        let (reply, rx) = oneshot::channel();
+        let mut b = Batch::new();
+        let fut = self.file_future(b.outcomes.clone(), 0, path);
+        b.sources.push(source);
+        self.send(b).await?;
+        Ok(fut)
+    }
+
+    async fn send(&self, b: Batch) -> EngineResult<()> {
+        let job = Job {
+            sources: b.sources,
+            reply: b.reply,
+        };
         self.jobs
-            .send(Job { source, reply })
+            .send(job)
             .await
             .map_err(|_| crate::pipeline::Closed)?;
+        Ok(())
+    }
+
+    /// The future of the `i`th file of a batch: its content once read, or
+    /// `None` when it was skipped (the reason recorded).
+    fn file_future(self: &Arc<Self>, outcomes: Outcomes, i: usize, path: PathBuf) -> FileFuture {
         let this = self.clone();
-        Ok(async move {
-            let outcome = rx.await.ok()?;
+        async move {
+            let all = outcomes.await?;
+            let outcome = all.lock().unwrap()[i].take()?;
             if let Some(w) = outcome.warning {
                 this.skip(&path, w);
             }
@@ -384,7 +472,7 @@ impl Archiver {
             }
         }
         .boxed()
-        .shared())
+        .shared()
     }
 
     /// Gathers a directory's entries into its tree and stores the tree if

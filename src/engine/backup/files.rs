@@ -36,9 +36,12 @@ pub struct Outcome {
     pub warning: Option<String>,
 }
 
+/// Files for one reader, answered together: the small files of a
+/// directory travel as one job, so that each costs no thread hand-off of
+/// its own.
 pub struct Job {
-    pub source: Source,
-    pub reply: oneshot::Sender<Outcome>,
+    pub sources: Vec<Source>,
+    pub reply: oneshot::Sender<Vec<Outcome>>,
 }
 
 pub struct Reader {
@@ -55,16 +58,18 @@ impl Reader {
             zstd: self.pipe.compressor(),
         };
         while let Ok(job) = jobs.recv_blocking() {
-            let outcome = match job.source {
-                Source::Path(p) => self.read_path(&mut ctx, &p),
-                Source::Bytes(b) => Outcome {
-                    data: self
-                        .store_stream(&mut ctx, &b[..], b.len() as u64)
-                        .map_err(|e| e.to_string()),
-                    warning: None,
-                },
-            };
-            let _ = job.reply.send(outcome);
+            let outcomes = (job.sources.into_iter())
+                .map(|source| match source {
+                    Source::Path(p) => self.read_path(&mut ctx, &p),
+                    Source::Bytes(b) => Outcome {
+                        data: self
+                            .store_stream(&mut ctx, &b[..], b.len() as u64)
+                            .map_err(|e| e.to_string()),
+                        warning: None,
+                    },
+                })
+                .collect();
+            let _ = job.reply.send(outcomes);
         }
     }
 
