@@ -32,8 +32,7 @@ fn config_file_names_the_repository_and_flags_win() {
         ),
     )
     .unwrap();
-    let src = env.path("src");
-    std::fs::create_dir_all(&src).unwrap();
+    let src = env.mkdir("src");
     std::fs::write(src.join("f"), b"x").unwrap();
     let r = env.run_with(
         env.command(),

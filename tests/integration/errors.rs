@@ -154,8 +154,7 @@ fn full_disk_is_one_clear_message_and_loses_nothing() {
         return;
     }
     let env = Env::new();
-    let mnt = env.path("small-disk");
-    std::fs::create_dir_all(&mnt).unwrap();
+    let mnt = env.mkdir("small-disk");
     let ok = std::process::Command::new("mount")
         .args(["-t", "tmpfs", "-o", "size=3m", "tmpfs"])
         .arg(&mnt)
@@ -187,8 +186,7 @@ fn full_disk_is_one_clear_message_and_loses_nothing() {
         ],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let src = env.path("src");
-    std::fs::create_dir_all(&src).unwrap();
+    let src = env.mkdir("src");
     std::fs::write(src.join("small"), b"fits").unwrap();
     let r = env.run_with(
         env.command(),

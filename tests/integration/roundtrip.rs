@@ -88,8 +88,7 @@ fn every_kind_of_entry_round_trips() {
 fn sparse_gigabyte_file_round_trips_sparse() {
     let env = Env::new();
     env.init_small();
-    let src = env.path("sparse");
-    std::fs::create_dir_all(&src).unwrap();
+    let src = env.mkdir("sparse");
     let f = std::fs::File::create(src.join("disk.img")).unwrap();
     f.set_len(1 << 30).unwrap();
     use std::os::unix::fs::FileExt;
@@ -246,8 +245,7 @@ fn ls_and_diff_show_snapshot_contents_and_changes() {
 fn directories_of_many_files_round_trip_across_read_batches() {
     let env = Env::new();
     env.init_small();
-    let src = env.path("many");
-    std::fs::create_dir_all(&src).unwrap();
+    let src = env.mkdir("many");
     for i in 0..300u64 {
         let data = match i % 3 {
             0 => text(100 + i as usize * 37, i),

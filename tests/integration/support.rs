@@ -43,6 +43,13 @@ impl Env {
         self.dir.path().join(rel)
     }
 
+    /// A new directory under this environment's temporary directory.
+    pub fn mkdir(&self, rel: &str) -> PathBuf {
+        let p = self.path(rel);
+        std::fs::create_dir_all(&p).unwrap();
+        p
+    }
+
     pub fn command(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_ferry"));
         c.env("FERRY_PASSWORD", PASSWORD)

@@ -7,8 +7,7 @@ use crate::support::Env;
 fn restore_at_picks_the_state_at_that_time() {
     let env = Env::new();
     env.init_small();
-    let src = env.path("src");
-    std::fs::create_dir_all(&src).unwrap();
+    let src = env.mkdir("src");
     let times = [
         "2026-11-24T08:00:00Z",
         "2026-11-25T09:00:00Z",

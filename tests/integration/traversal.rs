@@ -123,8 +123,7 @@ async fn dot_dot_and_absolute_names_are_refused() {
 async fn a_symlink_and_a_directory_of_the_same_name_are_refused() {
     let env = Env::new();
     env.init_small();
-    let outside = env.path("outside-dir");
-    std::fs::create_dir_all(&outside).unwrap();
+    let outside = env.mkdir("outside-dir");
     let victim = outside.join("victim");
     forge(&env, |blob| {
         let mut link = Node::synthetic(b"a", NodeKind::Symlink, 0);
@@ -150,8 +149,7 @@ fn existing_symlinks_in_the_target_are_never_followed() {
     std::fs::write(src.join("file"), b"from backup").unwrap();
     std::fs::write(src.join("dir/inner"), b"inner").unwrap();
     env.backup(&[&src], &[]);
-    let outside = env.path("outside");
-    std::fs::create_dir_all(&outside).unwrap();
+    let outside = env.mkdir("outside");
     std::fs::write(outside.join("victim"), b"untouched").unwrap();
     let out = env.path("out");
     let base = Env::restored(&out, &src);
