@@ -27,11 +27,7 @@ async fn invalid_objects_fail_one_by_one() {
     assert!(report.has_failures());
     let failed = failures(&report);
     assert_eq!(failed.len(), 2, "{failed:#?}");
-    let invalid = report
-        .objects
-        .iter()
-        .find(|o| o.name == "app-config")
-        .unwrap();
+    let invalid = report.object("app-config").unwrap();
     assert_eq!(invalid.action, Action::Failed);
     let msg = invalid.message.as_deref().unwrap();
     assert!(
@@ -70,21 +66,9 @@ async fn conflicts_are_reported_or_updated_by_policy() {
         ..only_demo_cm(ExistingResourcePolicy::None)
     };
     let report = restore(c.files.clone(), &opts).await.unwrap();
-    let cm = report
-        .objects
-        .iter()
-        .find(|o| o.name == "app-config")
-        .unwrap();
+    let cm = report.object("app-config").unwrap();
     assert_eq!(cm.action, Action::Conflict);
-    assert_eq!(
-        report
-            .objects
-            .iter()
-            .find(|o| o.name == "demo")
-            .unwrap()
-            .action,
-        Action::Skip
-    );
+    assert_eq!(report.object("demo").unwrap().action, Action::Skip);
     assert!(!report.has_failures());
     assert!(report.warnings.iter().any(|w| w.contains("app-config")));
     assert_eq!(
@@ -99,15 +83,7 @@ async fn conflicts_are_reported_or_updated_by_policy() {
         ..only_demo_cm(ExistingResourcePolicy::Update)
     };
     let report = restore(c.files.clone(), &opts).await.unwrap();
-    assert_eq!(
-        report
-            .objects
-            .iter()
-            .find(|o| o.name == "app-config")
-            .unwrap()
-            .action,
-        Action::Update
-    );
+    assert_eq!(report.object("app-config").unwrap().action, Action::Update);
     assert_eq!(report.counts["configmaps"].updated, 1);
     assert_eq!(
         target
@@ -118,12 +94,7 @@ async fn conflicts_are_reported_or_updated_by_policy() {
 
     let report = restore(c.files.clone(), &opts).await.unwrap();
     assert_eq!(
-        report
-            .objects
-            .iter()
-            .find(|o| o.name == "app-config")
-            .unwrap()
-            .action,
+        report.object("app-config").unwrap().action,
         Action::Skip,
         "now identical"
     );
@@ -157,14 +128,7 @@ async fn dry_run_plans_everything_and_writes_nothing() {
         "{:#?}",
         failures(&report)
     );
-    let action = |name: &str| {
-        report
-            .objects
-            .iter()
-            .find(|o| o.name == name)
-            .unwrap()
-            .action
-    };
+    let action = |name: &str| report.object(name).unwrap().action;
     assert_eq!(action("app-config"), Action::Conflict);
     assert_eq!(action("demo"), Action::Skip);
     assert_eq!(action("web"), Action::Create);
@@ -210,19 +174,11 @@ async fn forbidden_and_unserved_resources_fail_per_object() {
         ..restore_opts(&target.kubeconfig(dir.path()))
     };
     let report = restore(c.files.clone(), &opts).await.unwrap();
-    let secret = report
-        .objects
-        .iter()
-        .find(|o| o.name == "db-credentials")
-        .unwrap();
+    let secret = report.object("db-credentials").unwrap();
     assert_eq!(secret.action, Action::Failed);
     let msg = secret.message.as_deref().unwrap();
     assert!(msg.contains("403") && msg.contains("grant"), "{msg}");
-    let foo = report
-        .objects
-        .iter()
-        .find(|o| o.name == "example-foo")
-        .unwrap();
+    let foo = report.object("example-foo").unwrap();
     assert_eq!(foo.action, Action::Failed);
     assert!(
         foo.message.as_deref().unwrap().contains("not served"),

@@ -128,11 +128,7 @@ async fn namespace_mapping_moves_objects_and_references() {
             "example-foo"
         )
         .is_some());
-    let planned = report
-        .objects
-        .iter()
-        .find(|o| o.name == "app-config")
-        .unwrap();
+    let planned = report.object("app-config").unwrap();
     assert_eq!(planned.source_namespace.as_deref(), Some("demo"));
     assert_eq!(planned.namespace.as_deref(), Some("prod"));
 }

@@ -65,6 +65,11 @@ pub struct K8sRestoreReport {
 }
 
 impl K8sRestoreReport {
+    /// The first object of the plan with this name (any kind, namespace).
+    pub fn object(&self, name: &str) -> Option<&PlannedObject> {
+        self.objects.iter().find(|o| o.name == name)
+    }
+
     pub(crate) fn new(server: String, dry_run: bool, mapping: BTreeMap<String, String>) -> Self {
         K8sRestoreReport {
             dry_run,
