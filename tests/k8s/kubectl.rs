@@ -85,18 +85,16 @@ fn kubectl_get_and_apply_work_against_the_fake() {
     assert_eq!(foo, "example-foo");
 
     let cm = fixtures().join("manifests/kubectl-testdata/apply-cm.yaml");
-    let applied = kubectl(
-        &kc,
-        &cache,
-        &[
-            "apply",
-            "--server-side",
-            "--validate=false",
-            "-f",
-            cm.to_str().unwrap(),
-        ],
-    )
-    .unwrap();
+    let server_side_apply = |file: &std::path::Path| {
+        let f = file.to_str().unwrap();
+        kubectl(
+            &kc,
+            &cache,
+            &["apply", "--server-side", "--validate=false", "-f", f],
+        )
+        .unwrap()
+    };
+    let applied = server_side_apply(&cm);
     assert!(applied.contains("serverside-applied"), "{applied}");
     let deploy =
         fixtures().join("manifests/kubernetes-examples/model-serving-tensorflow/deployment.yaml");
@@ -107,18 +105,7 @@ fn kubectl_get_and_apply_work_against_the_fake() {
     )
     .unwrap();
     assert!(created.contains("created"), "{created}");
-    let again = kubectl(
-        &kc,
-        &cache,
-        &[
-            "apply",
-            "--server-side",
-            "--validate=false",
-            "-f",
-            deploy.to_str().unwrap(),
-        ],
-    )
-    .unwrap();
+    let again = server_side_apply(&deploy);
     assert!(again.contains("serverside-applied"), "{again}");
     assert!(!fake.requests_matching("PATCH ").is_empty());
 
