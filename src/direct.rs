@@ -34,11 +34,9 @@ impl AlignedBuf {
 
     /// A spare buffer of at least `cap` bytes, or a new one.
     pub fn take(cap: usize) -> Self {
-        let mut spare = SPARE_ALIGNED.lock().unwrap();
-        if let Some(i) = spare.iter().position(|b| b.cap >= cap) {
-            return spare.swap_remove(i);
+        if let Some(b) = SPARE_ALIGNED.take(|b| b.cap >= cap) {
+            return b;
         }
-        drop(spare);
         let cap = cap.max(1).next_multiple_of(1 << 20);
         // SAFETY: a non-zero size with a valid alignment; failure aborts.
         let p = unsafe { std::alloc::alloc_zeroed(Self::layout(cap)) };
@@ -110,15 +108,11 @@ impl Drop for Spare {
                 len: 0,
             },
         );
-        let mut spare = SPARE_ALIGNED.lock().unwrap();
-        if spare.len() < SPARE_ALIGNED_MAX {
-            spare.push(buf);
-        }
+        SPARE_ALIGNED.keep(buf);
     }
 }
 
-static SPARE_ALIGNED: std::sync::Mutex<Vec<AlignedBuf>> = std::sync::Mutex::new(Vec::new());
-const SPARE_ALIGNED_MAX: usize = 8;
+static SPARE_ALIGNED: crate::util::Spares<AlignedBuf> = crate::util::Spares::new(8);
 
 /// Turns O_DIRECT on or off for an open file. Fails (EINVAL) where the
 /// filesystem does not take O_DIRECT.

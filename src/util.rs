@@ -105,6 +105,38 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// Buffers kept for reuse, at most `max` of them: memory a process touches
+/// for the first time is faulted in page by page, which on virtual machines
+/// costs more than the work done in it.
+pub struct Spares<T> {
+    max: usize,
+    kept: std::sync::Mutex<Vec<T>>,
+}
+
+impl<T> Spares<T> {
+    pub const fn new(max: usize) -> Self {
+        Spares {
+            max,
+            kept: std::sync::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A kept buffer that `fits`, if there is one.
+    pub fn take(&self, fits: impl Fn(&T) -> bool) -> Option<T> {
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        let i = kept.iter().position(fits)?;
+        Some(kept.swap_remove(i))
+    }
+
+    /// Keeps `buf` for reuse, unless `max` are kept already.
+    pub fn keep(&self, buf: T) {
+        let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.len() < self.max {
+            kept.push(buf);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -208,10 +208,7 @@ impl Repository {
 
     /// [`Repository::sync_catalog`], given the blob locations the catalog
     /// held before (used when the sync changes nothing).
-    async fn sync_catalog_with(
-        &self,
-        mut preloaded: Option<Vec<(PackId, BlobEntry)>>,
-    ) -> RepoResult<()> {
+    async fn sync_catalog_with(&self, mut preloaded: Option<Locations>) -> RepoResult<()> {
         {
             let cat = self.catalog();
             match cat.meta("repository").map_err(Self::cat_err)? {
@@ -349,7 +346,8 @@ impl Repository {
             self.seal_object(&index.encode(), aad::INDEX, |id| IndexId(id).key())
                 .await?,
         );
-        tracing::debug!(index = %id, packs = index.packs.len(), blobs = index.packs.iter().map(|p| p.blobs.len()).sum::<usize>(), "index object stored");
+        let blobs: usize = index.packs.iter().map(|p| p.blobs.len()).sum();
+        tracing::debug!(index = %id, packs = index.packs.len(), blobs, "index object stored");
         self.catalog()
             .add_index(&id, index)
             .map_err(Self::cat_err)?;
@@ -458,7 +456,6 @@ impl Repository {
     }
 }
 
-/// Tries every key object with the password; the first that opens wins.
 /// Where every blob of the repository is, as the catalog lists them.
 type Locations = Vec<(PackId, BlobEntry)>;
 
@@ -474,6 +471,7 @@ fn preload_catalog(path: Option<PathBuf>, id: &str) -> RepoResult<(Catalog, Opti
     Ok((cat, locations))
 }
 
+/// Tries every key object with the password; the first that opens wins.
 async fn unlock(store: &DynStore, password: &[u8]) -> RepoResult<(KeyId, MasterKey)> {
     let keys = store.list("keys/").await?;
     let mut tried = 0;

@@ -31,8 +31,7 @@ pub struct FinishedPack {
 
 /// Buffers of stored packs, kept for the next packs: a fresh buffer of a
 /// pack's size is new memory that the kernel has to fault in page by page.
-static SPARE_BUFFERS: std::sync::Mutex<Vec<Vec<u8>>> = std::sync::Mutex::new(Vec::new());
-const SPARE_MAX: usize = 2;
+static SPARE_BUFFERS: crate::util::Spares<Vec<u8>> = crate::util::Spares::new(2);
 
 /// A finished pack's bytes; its buffer goes back to the spares when the
 /// last reference is dropped.
@@ -48,16 +47,13 @@ impl Drop for Recycled {
     fn drop(&mut self) {
         let mut buf = std::mem::take(&mut self.0);
         buf.clear();
-        let mut spare = SPARE_BUFFERS.lock().unwrap();
-        if spare.len() < SPARE_MAX {
-            spare.push(buf);
-        }
+        SPARE_BUFFERS.keep(buf);
     }
 }
 
 impl PackWriter {
     pub fn with_capacity(cap: usize) -> Self {
-        let spare = SPARE_BUFFERS.lock().unwrap().pop();
+        let spare = SPARE_BUFFERS.take(|_| true);
         let mut buf = spare.unwrap_or_default();
         buf.reserve(cap + ALIGN);
         let start = buf.as_ptr().align_offset(ALIGN);

@@ -178,10 +178,11 @@ impl Archiver {
                 || path.file_name().is_some_and(|n| self.excludes.is_match(n)))
     }
 
-    async fn parent_tree(&self, id: Option<BlobId>) -> Option<Tree> {
+    /// The previous snapshot's tree `id` of a directory, with its id.
+    async fn parent_tree(&self, id: Option<BlobId>) -> Option<(BlobId, Tree)> {
         let id = id?;
         match self.repo.load_tree(&id).await {
-            Ok(t) => Some(t),
+            Ok(t) => Some((id, t)),
             Err(e) => {
                 tracing::warn!(tree = %id, error = %e, "parent tree unreadable; reading its files again");
                 None
@@ -211,11 +212,10 @@ impl Archiver {
         parent: Option<BlobId>,
     ) -> BoxFuture<'static, EngineResult<Pending>> {
         async move {
-            let parent_id = parent;
-            let parent = self.parent_tree(parent_id).await;
+            let parent = self.parent_tree(parent).await;
             let mut pending = Vec::with_capacity(dir.children.len());
             for (name, child) in dir.children {
-                let pnode = parent.as_ref().and_then(|t| t.find(&name)).cloned();
+                let pnode = parent.as_ref().and_then(|(_, t)| t.find(&name)).cloned();
                 let psub = pnode.as_ref().and_then(|n| n.subtree);
                 match child {
                     VEntry::Dir(sub) => {
@@ -245,11 +245,9 @@ impl Archiver {
                     }
                 }
             }
-            Ok(Pending::Dir(tokio::spawn(self.finish_dir(
-                node,
-                pending,
-                parent_id.zip(parent),
-            ))))
+            Ok(Pending::Dir(tokio::spawn(
+                self.finish_dir(node, pending, parent),
+            )))
         }
         .boxed()
     }
@@ -293,8 +291,7 @@ impl Archiver {
         parent: Option<BlobId>,
         listing: Option<ListingTask>,
     ) -> EngineResult<Pending> {
-        let parent_id = parent;
-        let parent = self.parent_tree(parent_id).await;
+        let parent = self.parent_tree(parent).await;
         let listing = listing.unwrap_or_else(|| list_dir(path.clone())).await?;
         let entries = listing.unwrap_or_else(|e| {
             self.skip(&path, format!("listing directory: {e}"));
@@ -326,7 +323,7 @@ impl Archiver {
             };
             match meta {
                 Ok(m) => {
-                    let pnode = parent.as_ref().and_then(|t| t.find(&name)).cloned();
+                    let pnode = parent.as_ref().and_then(|(_, t)| t.find(&name)).cloned();
                     let is_dir = m.is_dir();
                     if m.is_file() {
                         let node = self.node(&child, &name, &m, pnode.as_ref());
@@ -362,11 +359,9 @@ impl Archiver {
         if let Some(b) = batch.take() {
             self.send(b).await?;
         }
-        Ok(Pending::Dir(tokio::spawn(self.finish_dir(
-            node,
-            pending,
-            parent_id.zip(parent),
-        ))))
+        Ok(Pending::Dir(tokio::spawn(
+            self.finish_dir(node, pending, parent),
+        )))
     }
 
     /// A regular file: the parent snapshot's content when unchanged, else
