@@ -4,12 +4,12 @@
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use ferry::format::blob::{seal_blob, BlobType};
+use ferry::format::config::ChunkerParams;
+use ferry::format::crypto::MasterKey;
+use ferry::format::keys::KdfParams;
 use ferry::pipeline::chunker::for_each_chunk;
 use ferry::pipeline::{Pipeline, PipelineOptions, RawBlob};
-use ferry::repo::blob::{seal_blob, BlobType};
-use ferry::repo::config::ChunkerParams;
-use ferry::repo::crypto::MasterKey;
-use ferry::repo::keys::KdfParams;
 use ferry::repo::{InitOptions, Repository};
 use ferry::store::memory::MemoryStore;
 use ferry::testdata::{random, text};

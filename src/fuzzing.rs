@@ -2,8 +2,8 @@
 //! them on generated inputs): each decodes untrusted bytes the way ferry
 //! does when reading a repository, and must never panic.
 
-use crate::repo::crypto::{aad, MasterKey};
-use crate::repo::{config, index::IndexFile, pack, snapshot::Snapshot, tree::Tree};
+use crate::format::crypto::{aad, MasterKey};
+use crate::format::{config, index::IndexFile, pack, snapshot::Snapshot, tree::Tree};
 
 fn key() -> MasterKey {
     MasterKey {

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod direct;
 pub mod engine;
+pub mod format;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod pipeline;

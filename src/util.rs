@@ -148,3 +148,8 @@ mod tests {
         assert_eq!(super::human_bytes(1536), "1.5 KiB");
     }
 }
+
+/// A time as listings show it: RFC 3339 in UTC, to the second.
+pub fn rfc3339(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}

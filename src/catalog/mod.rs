@@ -8,10 +8,10 @@ mod regions;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::repo::blob::{BlobEntry, BlobType};
-use crate::repo::id::{BlobId, IndexId, PackId, SnapshotId};
-use crate::repo::index::IndexFile;
-use crate::repo::snapshot::Snapshot;
+use crate::format::blob::{BlobEntry, BlobType};
+use crate::format::id::{BlobId, IndexId, PackId, SnapshotId};
+use crate::format::index::IndexFile;
+use crate::format::snapshot::Snapshot;
 
 const SCHEMA_VERSION: i64 = 1;
 
@@ -34,6 +34,22 @@ CREATE TABLE IF NOT EXISTS region_objects (
     PRIMARY KEY (region, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS snapshot_times (id TEXT PRIMARY KEY, time TEXT NOT NULL);
 ";
+
+const DROP_ALL: &str = "
+DROP TABLE IF EXISTS meta; DROP TABLE IF EXISTS indexes; DROP TABLE IF EXISTS packs;
+DROP TABLE IF EXISTS blobs; DROP TABLE IF EXISTS snapshots; DROP TABLE IF EXISTS trees;
+DROP TABLE IF EXISTS region_objects; DROP TABLE IF EXISTS snapshot_times;
+";
+
+/// A 32-byte id stored in column `col`; anything else is a damaged row.
+fn column_id<T: From<[u8; 32]>>(b: &[u8], col: usize) -> rusqlite::Result<T> {
+    let a: [u8; 32] = b.try_into().map_err(|_| bad_column(col))?;
+    Ok(T::from(a))
+}
+
+fn bad_column(col: usize) -> rusqlite::Error {
+    rusqlite::Error::InvalidColumnType(col, "id".into(), rusqlite::types::Type::Blob)
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error("catalog {path}: {source}; if it stays broken, run `ferry catalog rebuild`")]
@@ -93,8 +109,15 @@ impl Catalog {
             tree_zstd: None,
         };
         let version: Option<String> = cat.meta("schema")?;
-        if version.is_none() {
-            cat.set_meta("schema", &SCHEMA_VERSION.to_string())?;
+        let current = SCHEMA_VERSION.to_string();
+        if version.as_deref() != Some(current.as_str()) {
+            if version.is_some() {
+                // Another version's cache: start it again from the repository.
+                tracing::info!(catalog = %path.display(), found = ?version, "catalog of another schema version; rebuilding it");
+                cat.conn.execute_batch(DROP_ALL).map_err(err)?;
+                cat.conn.execute_batch(SCHEMA).map_err(err)?;
+            }
+            cat.set_meta("schema", &current)?;
         }
         Ok(cat)
     }
@@ -229,11 +252,11 @@ impl Catalog {
                 let pack: Vec<u8> = r.get(1)?;
                 let kind: u8 = r.get(2)?;
                 Ok((
-                    PackId::from_slice(&pack).unwrap_or_default(),
+                    column_id(&pack, 1)?,
                     BlobEntry {
-                        kind: BlobType::from_u8(kind).unwrap_or(BlobType::Data),
+                        kind: BlobType::from_u8(kind).ok_or_else(|| bad_column(2))?,
                         codec: r.get(3)?,
-                        id: BlobId::from_slice(&id).unwrap_or_default(),
+                        id: column_id(&id, 0)?,
                         offset: r.get::<_, i64>(4)? as u64,
                         length: r.get(5)?,
                         raw_length: r.get(6)?,
@@ -247,10 +270,7 @@ impl Catalog {
     pub fn packs(&self) -> CatalogResult<Vec<(PackId, u64)>> {
         self.rows("SELECT id, size FROM packs ORDER BY id", |r| {
             let id: Vec<u8> = r.get(0)?;
-            Ok((
-                PackId::from_slice(&id).unwrap_or_default(),
-                r.get::<_, i64>(1)? as u64,
-            ))
+            Ok((column_id(&id, 0)?, r.get::<_, i64>(1)? as u64))
         })
     }
 
@@ -315,7 +335,7 @@ impl Catalog {
             // tree is read from the repository instead.
             let size = zstd::zstd_safe::get_frame_content_size(&data).ok()??;
             let mut out = Vec::new();
-            crate::repo::blob::decompress_into(&data, size as usize, &mut out).ok()?;
+            crate::format::blob::decompress_into(&data, size as usize, &mut out).ok()?;
             Some(out)
         }))
     }
@@ -350,6 +370,18 @@ impl Catalog {
     }
 
     /// Empties every table, keeping the schema.
+    /// Makes this the catalog of repository `id`: a catalog that belongs
+    /// to another repository (or to none yet) is cleared first. Returns
+    /// whether it was cleared.
+    pub fn claim(&mut self, id: &str) -> CatalogResult<bool> {
+        if self.meta("repository")?.as_deref() == Some(id) {
+            return Ok(false);
+        }
+        self.clear()?;
+        self.set_meta("repository", id)?;
+        Ok(true)
+    }
+
     pub fn clear(&mut self) -> CatalogResult<()> {
         self.conn
             .execute_batch(

@@ -12,8 +12,8 @@ use super::{exit, Reported};
 use crate::engine::backup::BackupOptions;
 use crate::engine::k8s_restore::{self, parse_mapping, K8sRestoreOptions};
 use crate::engine::walk::{read_content, walk, within};
-use crate::repo::snapshot::{Skipped, Snapshot};
-use crate::repo::tree::NodeKind;
+use crate::format::snapshot::{Skipped, Snapshot};
+use crate::format::tree::NodeKind;
 use crate::repo::{Repository, SnapshotId};
 use crate::source::k8s::{collect, K8sBackupOptions, K8sFile};
 

@@ -1,13 +1,27 @@
 //! The command-line interface: parses arguments, opens the repository,
 //! calls the engine and renders its results. No logic of its own.
 
+//!
+//! One file per command, each with a `run` that turns arguments into
+//! options, calls the engine and renders its report (text, or `--json`).
+
 pub mod args;
-mod commands;
+mod backup;
+mod catalog;
+mod check;
+mod diff;
+mod init;
 mod k8s;
+mod key;
+mod ls;
 mod output;
 pub mod password;
 mod regions;
+mod repair;
 mod replicate;
+mod restore;
+mod snapshots;
+mod status;
 mod store;
 
 use std::sync::Arc;
@@ -16,7 +30,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 
 use crate::repo::{RepoError, Repository};
-use args::{Cli, Global};
+use args::{CatalogCommand, Cli, Command, FilterArgs, Global};
 
 /// Exit codes, as restic's where they overlap.
 pub mod exit {
@@ -43,7 +57,7 @@ pub fn main() -> i32 {
         }
     };
     let json = cli.global.json;
-    match rt.block_on(commands::run(cli)) {
+    match rt.block_on(run(cli)) {
         Ok(code) => code,
         Err(e) => {
             let code = exit_code(&e);
@@ -53,6 +67,43 @@ pub fn main() -> i32 {
             eprintln!("error: {e:#}");
             code
         }
+    }
+}
+
+/// Runs one command.
+async fn run(mut cli: Cli) -> Result<i32> {
+    let cfg = apply_config(&mut cli.global)?;
+    let g = &cli.global;
+    match cli.command {
+        Command::Init(a) => init::run(g, &cfg, a).await,
+        Command::Backup(a) => backup::run(g, &cfg, a).await,
+        Command::Snapshots(f) => snapshots::run(g, f).await,
+        Command::Ls(a) => ls::run(g, a).await,
+        Command::Diff(a) => diff::run(g, a).await,
+        Command::Restore(a) => restore::run(g, a).await,
+        Command::Check(a) => check::run(g, a).await,
+        Command::Replicate(a) => replicate::replicate_cmd(g, a).await,
+        Command::Status => status::run(g).await,
+        Command::Repair => repair::run(g).await,
+        Command::Catalog(CatalogCommand::Rebuild) => catalog::rebuild(g).await,
+        Command::Key(k) => key::run(g, k).await,
+    }
+}
+
+/// The snapshot filter that `--host`, `--path` and `--tag` give.
+fn filter(f: &FilterArgs) -> crate::engine::select::Filter {
+    crate::engine::select::Filter {
+        host: f.host.clone(),
+        paths: f
+            .paths
+            .iter()
+            .map(|p| {
+                crate::engine::backup::plan::absolute(std::path::Path::new(p))
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|_| p.clone())
+            })
+            .collect(),
+        tags: f.tags.clone(),
     }
 }
 

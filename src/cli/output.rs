@@ -94,3 +94,28 @@ impl Bar {
 pub fn print_json<T: serde::Serialize>(v: &T) {
     println!("{}", serde_json::to_string_pretty(v).expect("serializable"));
 }
+
+/// A command's result: serialized as is for `--json`, or shown as text.
+/// Human output goes to stdout; warnings about parts of the work go to
+/// stderr (`warnings`), so that `--json` output stays one document.
+pub trait Render: serde::Serialize {
+    /// The text shown on stdout.
+    fn text(&self) -> String;
+    /// Lines for stderr (warnings, entries not done), shown in both modes'
+    /// human form only.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// Prints a report as `--json` or text.
+pub fn emit<R: Render>(g: &Global, r: &R) {
+    if g.json {
+        print_json(r);
+        return;
+    }
+    print!("{}", r.text());
+    for w in r.warnings() {
+        eprintln!("{w}");
+    }
+}

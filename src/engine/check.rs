@@ -12,9 +12,9 @@ use serde::Serialize;
 
 use super::walk::join;
 use super::EngineResult;
-use crate::repo::blob::open_blob;
-use crate::repo::pack::read_pack_header;
-use crate::repo::tree::NodeKind;
+use crate::format::blob::open_blob;
+use crate::format::pack::read_pack_header;
+use crate::format::tree::NodeKind;
 use crate::repo::{BlobId, PackId, Repository, SnapshotId};
 
 #[derive(Debug, Clone, Serialize)]
@@ -39,6 +39,8 @@ pub struct CheckReport {
     pub packs: u64,
     pub blobs_read: u64,
     pub bytes_read: u64,
+    /// Whether every pack was read (`--read-data`).
+    pub read_data: bool,
 }
 
 impl CheckReport {
@@ -48,7 +50,10 @@ impl CheckReport {
 }
 
 pub async fn check(repo: &Arc<Repository>, read_data: bool) -> EngineResult<CheckReport> {
-    let mut report = CheckReport::default();
+    let mut report = CheckReport {
+        read_data,
+        ..Default::default()
+    };
     for (id, e) in repo.damaged_indexes() {
         report.errors.push(Problem {
             object: id.key(),
@@ -63,7 +68,7 @@ pub async fn check(repo: &Arc<Repository>, read_data: bool) -> EngineResult<Chec
         .list("data/")
         .await?
         .into_iter()
-        .filter_map(|m| Some((crate::repo::id::id_from_key::<PackId>(&m.key)?, m.size)))
+        .filter_map(|m| Some((crate::format::id::id_from_key::<PackId>(&m.key)?, m.size)))
         .collect();
     let indexed = repo
         .catalog()
@@ -146,7 +151,7 @@ pub async fn check(repo: &Arc<Repository>, read_data: bool) -> EngineResult<Chec
                     Ok(PackCheck {
                         bytes: data.len() as u64,
                         blobs: expected.len() as u64,
-                        pack_error,
+                        pack_error: pack_error.map(|e| e.to_string()),
                         bad: bad.into_iter().collect(),
                     })
                 })
@@ -196,7 +201,7 @@ pub async fn check(repo: &Arc<Repository>, read_data: bool) -> EngineResult<Chec
     }
 
     // Snapshots, then the trees and files they reach.
-    let listed: HashSet<SnapshotId> = repo.list_ids("snapshots/").await?;
+    let listed: HashSet<SnapshotId> = repo.list_ids(crate::format::ObjectKind::Snapshot).await?;
     let mut snaps = Vec::new();
     for id in listed {
         match repo.load_snapshot(&id).await {

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::walk::{join, normalize, within};
 use super::EngineResult;
-use crate::repo::tree::{Node, NodeKind};
+use crate::format::tree::{Node, NodeKind};
 use crate::repo::{BlobId, Repository};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -24,6 +24,8 @@ pub enum EngineError {
     Repo(#[from] RepoError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Format(#[from] crate::format::FormatError),
     #[error("{path}: {source}")]
     Io {
         path: String,

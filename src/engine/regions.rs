@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::catalog::{Catalog, CatalogResult, Totals};
 use crate::config::Region;
-use crate::repo::config::{peek_id, CONFIG_KEY};
+use crate::format::config::{peek_id, CONFIG_KEY};
 use crate::store::DynStore;
 
 /// Opens a region's store. Every region is opened here, so that store

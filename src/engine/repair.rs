@@ -23,10 +23,15 @@ pub fn damaged_keys(report: &CheckReport) -> Vec<String> {
         .errors
         .iter()
         .filter_map(|p| p.object.split_whitespace().next())
-        .filter(|k| PHASES.iter().any(|p| k.starts_with(p)))
+        .filter(|k| PHASES.iter().any(|p| k.starts_with(p.prefix())))
         .map(str::to_string)
         .collect();
-    keys.sort_by_key(|k| (PHASES.iter().position(|p| k.starts_with(p)), k.clone()));
+    keys.sort_by_key(|k| {
+        (
+            PHASES.iter().position(|p| k.starts_with(p.prefix())),
+            k.clone(),
+        )
+    });
     keys.dedup();
     keys
 }

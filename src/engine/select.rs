@@ -4,7 +4,7 @@
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 
 use super::{EngineError, EngineResult};
-use crate::repo::snapshot::Snapshot;
+use crate::format::snapshot::Snapshot;
 use crate::repo::SnapshotId;
 
 #[derive(Debug, Clone, Default)]

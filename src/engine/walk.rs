@@ -2,12 +2,12 @@
 
 use std::sync::Arc;
 
-use crate::repo::tree::{Node, NodeKind};
+use crate::format::tree::{Node, NodeKind};
 use crate::repo::{BlobId, Repository};
 
 /// An entry of a snapshot with its path from the snapshot root
 /// (`/data/pvc-a/file`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Entry {
     pub path: String,
     pub node: Node,

@@ -10,7 +10,7 @@
 
 use std::io::{self, Read};
 
-use crate::repo::config::ChunkerParams;
+use crate::format::config::ChunkerParams;
 
 /// The cut-point search of one set of chunker parameters.
 #[derive(Clone)]

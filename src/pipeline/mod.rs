@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex};
 
 use tokio::task::JoinHandle;
 
-use crate::repo::blob::{seal_blob, BlobType, SealedBlob};
-use crate::repo::crypto::Cipher;
-use crate::repo::index::{IndexFile, IndexPack};
-use crate::repo::pack::{FinishedPack, PackWriter};
+use crate::format::blob::{seal_blob, BlobType, SealedBlob};
+use crate::format::crypto::Cipher;
+use crate::format::index::{IndexFile, IndexPack};
+use crate::format::pack::{FinishedPack, PackWriter};
 use crate::repo::{BlobId, RepoError, RepoResult, Repository};
 
 /// A new blob on its way into a pack.
@@ -65,7 +65,6 @@ pub struct PipelineStats {
     pub blobs_added: AtomicU64,
     pub added_bytes: AtomicU64,
     pub stored_bytes: AtomicU64,
-    pub packs: AtomicU64,
 }
 
 /// A zstd context for one thread, or none when compression is off.
@@ -289,7 +288,6 @@ async fn upload(
     let size = p.data.len() as u64;
     repo.put_pack(&p.id, p.data).await?;
     stats.stored_bytes.fetch_add(size, Ordering::Relaxed);
-    stats.packs.fetch_add(1, Ordering::Relaxed);
     {
         let mut idx = repo.index_mut();
         for e in &p.entries {

@@ -1,5 +1,6 @@
 //! Errors of the repository layer: each says what failed and what to do.
 
+use crate::format::FormatError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,13 +27,17 @@ pub enum RepoError {
     Corrupt { object: String, reason: String },
 
     #[error("blob {0} is not in the index of this repository (the snapshot refers to data that is missing)")]
-    UnknownBlob(crate::repo::BlobId),
+    UnknownBlob(crate::format::BlobId),
 
     #[error(transparent)]
     Catalog(#[from] crate::catalog::CatalogError),
 
     #[error("invalid setting: {0}")]
     Invalid(String),
+
+    /// A request this repository cannot satisfy, said as is.
+    #[error("{0}")]
+    Usage(String),
 
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -43,6 +48,15 @@ impl RepoError {
         RepoError::Corrupt {
             object: object.into(),
             reason: reason.to_string(),
+        }
+    }
+}
+
+impl From<FormatError> for RepoError {
+    fn from(e: FormatError) -> Self {
+        match e {
+            FormatError::Corrupt { object, reason } => RepoError::Corrupt { object, reason },
+            FormatError::Invalid(s) => RepoError::Invalid(s),
         }
     }
 }

@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use super::blob::BlobEntry;
-use super::id::{BlobId, PackId};
+use crate::format::blob::BlobEntry;
+use crate::format::id::{BlobId, PackId};
 
 #[derive(Default)]
 pub struct BlobIndex {

@@ -1,18 +1,9 @@
-//! The repository format: ids, keys, config, blobs, packs, index objects,
-//! trees and snapshots, and the `Repository` handle that reads and writes
-//! them through an object store, with the local catalog as its cache.
+//! The `Repository` handle: opens, reads and writes the repository format
+//! (see [`crate::format`]) through an object store, with the local catalog
+//! as its cache.
 
-pub mod blob;
-pub mod config;
-pub mod crypto;
 pub mod error;
-pub mod id;
-pub mod index;
-pub mod keys;
 pub mod locations;
-pub mod pack;
-pub mod snapshot;
-pub mod tree;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -21,19 +12,19 @@ use std::sync::{Mutex, RwLock};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
-pub use blob::{BlobEntry, BlobType};
+pub use crate::format::{BlobEntry, BlobType, ObjectKind};
+pub use crate::format::{BlobId, IndexId, KeyId, PackId, SnapshotId};
 pub use error::{RepoError, RepoResult};
-pub use id::{BlobId, IndexId, KeyId, PackId, SnapshotId};
 
 use crate::catalog::Catalog;
+use crate::format::config::{ChunkerParams, ConfigBody, CONFIG_KEY, FORMAT_VERSION};
+use crate::format::crypto::{aad, Cipher, MasterKey};
+use crate::format::index::IndexFile;
+use crate::format::keys::{KdfParams, KeyFile};
+use crate::format::snapshot::Snapshot;
+use crate::format::tree::Tree;
 use crate::store::DynStore;
-use config::{ChunkerParams, ConfigBody, CONFIG_KEY, FORMAT_VERSION};
-use crypto::{aad, Cipher, MasterKey};
-use index::IndexFile;
-use keys::{KdfParams, KeyFile};
 use locations::BlobIndex;
-use snapshot::Snapshot;
-use tree::Tree;
 
 /// Parameters fixed when a repository is created.
 #[derive(Debug, Clone)]
@@ -116,7 +107,7 @@ impl Repository {
             Err(e) if e.is_not_found() => return Err(RepoError::NotFound { location }),
             Err(e) => return Err(e.into()),
         };
-        let found = config::peek_version(&raw)?;
+        let found = crate::format::config::peek_version(&raw)?;
         if found > FORMAT_VERSION {
             return Err(RepoError::NewerFormat {
                 location,
@@ -127,14 +118,14 @@ impl Repository {
         // The catalog and its blob index load while the key is derived:
         // the repository id is readable before the config is verified, and
         // what was loaded is kept only if the verified id is the same.
-        let peeked = config::peek_id(&raw)?;
+        let peeked = crate::format::config::peek_id(&raw)?;
         let preload = {
             let (path, id) = (catalog.clone(), peeked.clone());
             tokio::task::spawn_blocking(move || preload_catalog(path, &id))
         };
         let (key_id, key) = unlock(&store, password).await?;
         tracing::debug!(key = %key_id, "repository key unlocked");
-        let config = config::decode(&raw, &key)?;
+        let config = crate::format::config::decode(&raw, &key)?;
         let (cat, locations) = match preload.await {
             Ok(Ok((cat, locations))) if peeked == config.id => (cat, locations),
             _ => {
@@ -196,10 +187,6 @@ impl Repository {
         self.damaged_indexes.lock().unwrap().clone()
     }
 
-    fn cat_err(e: crate::catalog::CatalogError) -> RepoError {
-        RepoError::Catalog(e)
-    }
-
     /// Makes the catalog match the index and snapshot objects in the store,
     /// then loads the blob index from it.
     pub async fn sync_catalog(&self) -> RepoResult<()> {
@@ -208,74 +195,25 @@ impl Repository {
 
     /// [`Repository::sync_catalog`], given the blob locations the catalog
     /// held before (used when the sync changes nothing).
+    ///
+    /// Snapshots are listed before index objects: a backup that finishes
+    /// between the two listings then adds at most index objects whose
+    /// snapshot this sync does not see, never a snapshot whose index
+    /// objects it missed (writers store packs, then index, then snapshots).
     async fn sync_catalog_with(&self, mut preloaded: Option<Locations>) -> RepoResult<()> {
-        {
-            let cat = self.catalog();
-            match cat.meta("repository").map_err(Self::cat_err)? {
-                Some(id) if id == self.config.id => {}
-                _ => {
-                    drop(cat);
-                    preloaded = None;
-                    let mut cat = self.catalog();
-                    cat.clear().map_err(Self::cat_err)?;
-                    cat.set_meta("repository", &self.config.id)
-                        .map_err(Self::cat_err)?;
-                }
-            }
-        }
-        let stored: HashSet<IndexId> = self.list_ids("index/").await?;
-        let known = self.catalog().index_ids().map_err(Self::cat_err)?;
-        for gone in known.difference(&stored) {
-            self.catalog().remove_index(gone).map_err(Self::cat_err)?;
-        }
-        let new: Vec<IndexId> = stored.difference(&known).copied().collect();
-        if stored != known {
+        if self.claim_catalog()? {
             preloaded = None;
         }
-        let mut loads = futures::stream::iter(new)
-            .map(|id| async move { (id, self.load_index(&id).await) })
-            .buffer_unordered(PARALLEL_LOADS);
-        let mut damaged = Vec::new();
-        while let Some((id, res)) = loads.next().await {
-            match res {
-                Ok(idx) => self.catalog().add_index(&id, &idx).map_err(Self::cat_err)?,
-                Err(RepoError::Corrupt { reason, .. }) => {
-                    tracing::warn!(index = %id, error = %reason, "skipping damaged index object");
-                    damaged.push((id, reason));
-                }
-                Err(e) => return Err(e),
-            }
+        let snapshots: HashSet<SnapshotId> = self.list_ids(ObjectKind::Snapshot).await?;
+        let indexes: HashSet<IndexId> = self.list_ids(ObjectKind::Index).await?;
+        if self.sync_indexes(indexes).await? {
+            preloaded = None;
         }
-        *self.damaged_indexes.lock().unwrap() = damaged;
-
-        let stored: HashSet<SnapshotId> = self.list_ids("snapshots/").await?;
-        let known = self.catalog().snapshot_ids().map_err(Self::cat_err)?;
-        for gone in known.difference(&stored) {
-            self.catalog()
-                .remove_snapshot(gone)
-                .map_err(Self::cat_err)?;
-        }
-        let new: Vec<SnapshotId> = stored.difference(&known).copied().collect();
-        let mut loads = futures::stream::iter(new)
-            .map(|id| async move { (id, self.load_snapshot(&id).await) })
-            .buffer_unordered(PARALLEL_LOADS);
-        while let Some((id, res)) = loads.next().await {
-            match res {
-                Ok(s) => self
-                    .catalog()
-                    .add_snapshot(&id, &s)
-                    .map_err(Self::cat_err)?,
-                Err(RepoError::Corrupt { reason, .. }) => {
-                    tracing::warn!(snapshot = %id, error = %reason, "skipping damaged snapshot object");
-                }
-                Err(e) => return Err(e),
-            }
-        }
-
+        self.sync_snapshots(snapshots).await?;
         tracing::debug!("catalog in step with the repository");
         let locations = match preloaded {
             Some(l) => l,
-            None => self.catalog().blob_locations().map_err(Self::cat_err)?,
+            None => self.catalog().blob_locations()?,
         };
         let mut index = BlobIndex::default();
         for (pack, entry) in locations {
@@ -286,17 +224,71 @@ impl Repository {
         Ok(())
     }
 
-    /// The ids of the objects under a prefix (`index/`, `snapshots/`, `data/`).
+    /// Claims the catalog for this repository; true when it held another's
+    /// (or nothing) and was cleared.
+    fn claim_catalog(&self) -> RepoResult<bool> {
+        Ok(self.catalog().claim(&self.config.id)?)
+    }
+
+    /// Brings the catalog's index objects in step with `stored`; true when
+    /// anything changed.
+    async fn sync_indexes(&self, stored: HashSet<IndexId>) -> RepoResult<bool> {
+        let known = self.catalog().index_ids()?;
+        for gone in known.difference(&stored) {
+            self.catalog().remove_index(gone)?;
+        }
+        let new: Vec<IndexId> = stored.difference(&known).copied().collect();
+        let mut loads = futures::stream::iter(new)
+            .map(|id| async move { (id, self.load_index(&id).await) })
+            .buffer_unordered(PARALLEL_LOADS);
+        let mut damaged = Vec::new();
+        while let Some((id, res)) = loads.next().await {
+            match res {
+                Ok(idx) => self.catalog().add_index(&id, &idx)?,
+                Err(RepoError::Corrupt { reason, .. }) => {
+                    tracing::warn!(index = %id, error = %reason, "skipping damaged index object");
+                    damaged.push((id, reason));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        *self.damaged_indexes.lock().unwrap() = damaged;
+        Ok(stored != known)
+    }
+
+    /// Brings the catalog's snapshots in step with `stored`.
+    async fn sync_snapshots(&self, stored: HashSet<SnapshotId>) -> RepoResult<()> {
+        let known = self.catalog().snapshot_ids()?;
+        for gone in known.difference(&stored) {
+            self.catalog().remove_snapshot(gone)?;
+        }
+        let new: Vec<SnapshotId> = stored.difference(&known).copied().collect();
+        let mut loads = futures::stream::iter(new)
+            .map(|id| async move { (id, self.load_snapshot(&id).await) })
+            .buffer_unordered(PARALLEL_LOADS);
+        while let Some((id, res)) = loads.next().await {
+            match res {
+                Ok(s) => self.catalog().add_snapshot(&id, &s)?,
+                Err(RepoError::Corrupt { reason, .. }) => {
+                    tracing::warn!(snapshot = %id, error = %reason, "skipping damaged snapshot object");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// The ids of the objects of one kind.
     pub async fn list_ids<T: std::str::FromStr + Eq + std::hash::Hash>(
         &self,
-        prefix: &str,
+        kind: ObjectKind,
     ) -> RepoResult<HashSet<T>> {
         Ok(self
             .store
-            .list(prefix)
+            .list(kind.prefix())
             .await?
             .iter()
-            .filter_map(|m| id::id_from_key(&m.key))
+            .filter_map(|m| crate::format::kind::id_from_key(&m.key))
             .collect())
     }
 
@@ -348,9 +340,7 @@ impl Repository {
         );
         let blobs: usize = index.packs.iter().map(|p| p.blobs.len()).sum();
         tracing::debug!(index = %id, packs = index.packs.len(), blobs, "index object stored");
-        self.catalog()
-            .add_index(&id, index)
-            .map_err(Self::cat_err)?;
+        self.catalog().add_index(&id, index)?;
         Ok(id)
     }
 
@@ -368,15 +358,13 @@ impl Repository {
             self.seal_object(&plain, aad::SNAPSHOT, |id| SnapshotId(id).key())
                 .await?,
         );
-        self.catalog()
-            .add_snapshot(&id, snap)
-            .map_err(Self::cat_err)?;
+        self.catalog().add_snapshot(&id, snap)?;
         Ok(id)
     }
 
     /// Snapshots known to the catalog, oldest first.
     pub fn snapshots(&self) -> RepoResult<Vec<(SnapshotId, Snapshot)>> {
-        self.catalog().snapshots().map_err(Self::cat_err)
+        Ok(self.catalog().snapshots()?)
     }
 
     /// Reads one blob's sealed bytes from its pack.
@@ -392,7 +380,12 @@ impl Repository {
     /// Reads, opens and verifies one blob.
     pub async fn read_blob(&self, id: &BlobId) -> RepoResult<Vec<u8>> {
         let (entry, sealed) = self.read_sealed(id).await?;
-        blob::open_blob(&self.key, &self.cipher, &entry, &sealed)
+        Ok(crate::format::blob::open_blob(
+            &self.key,
+            &self.cipher,
+            &entry,
+            &sealed,
+        )?)
     }
 
     /// Loads a tree, from the catalog's cache when it has it.
@@ -400,7 +393,7 @@ impl Repository {
         // The cache may hold trees whose pack never became durable (an
         // interrupted backup): only trust it for blobs the index names.
         let cached = match self.index().contains(id) {
-            true => self.catalog().tree(id).map_err(Self::cat_err)?,
+            true => self.catalog().tree(id)?,
             false => None,
         };
         let object = || format!("tree {id}");
@@ -411,9 +404,7 @@ impl Repository {
         }
         let data = self.read_blob(id).await?;
         let tree = Tree::decode(&data).map_err(|e| RepoError::corrupt(object(), e))?;
-        self.catalog()
-            .put_trees(&[(*id, data)])
-            .map_err(Self::cat_err)?;
+        self.catalog().put_trees(&[(*id, data)])?;
         Ok(tree)
     }
 
@@ -431,7 +422,7 @@ impl Repository {
     }
 
     pub async fn list_keys(&self) -> RepoResult<Vec<(KeyId, KeyFile)>> {
-        let ids: HashSet<KeyId> = self.list_ids("keys/").await?;
+        let ids: HashSet<KeyId> = self.list_ids(ObjectKind::Key).await?;
         let mut out: Vec<_> = futures::stream::iter(ids)
             .map(|id| async move {
                 let data = self.get_verified(&id.key(), id.as_bytes()).await?;
@@ -444,6 +435,37 @@ impl Repository {
         Ok(out)
     }
 
+    /// The key whose id starts with `prefix` (hex, any case).
+    pub async fn find_key(&self, prefix: &str) -> RepoResult<KeyId> {
+        let prefix = prefix.to_ascii_lowercase();
+        let keys = self.list_keys().await?;
+        let hits: Vec<KeyId> = keys
+            .iter()
+            .map(|(k, _)| *k)
+            .filter(|k| k.to_hex().starts_with(&prefix))
+            .collect();
+        match hits.as_slice() {
+            [k] => Ok(*k),
+            [] => Err(RepoError::Usage(format!(
+                "no key with id {prefix}; `ferry key list` shows them"
+            ))),
+            _ => Err(RepoError::Usage(format!(
+                "several keys start with {prefix}; give more digits"
+            ))),
+        }
+    }
+
+    /// Recreates the catalog from the repository alone.
+    pub async fn rebuild_catalog(&self) -> RepoResult<CatalogStats> {
+        self.catalog().clear()?;
+        self.sync_catalog().await?;
+        Ok(CatalogStats {
+            path: self.catalog().path().to_path_buf(),
+            snapshots: self.snapshots()?.len(),
+            blobs: self.index().len(),
+        })
+    }
+
     /// Removes a key; refuses the key in use (and so never the last one).
     pub async fn remove_key(&self, id: &KeyId) -> RepoResult<()> {
         if *id == self.key_id {
@@ -454,6 +476,14 @@ impl Repository {
         }
         Ok(self.store.delete(&id.key()).await?)
     }
+}
+
+/// What a rebuilt catalog holds.
+#[derive(Debug, Clone)]
+pub struct CatalogStats {
+    pub path: PathBuf,
+    pub snapshots: usize,
+    pub blobs: usize,
 }
 
 /// Where every blob of the repository is, as the catalog lists them.
@@ -473,10 +503,10 @@ fn preload_catalog(path: Option<PathBuf>, id: &str) -> RepoResult<(Catalog, Opti
 
 /// Tries every key object with the password; the first that opens wins.
 async fn unlock(store: &DynStore, password: &[u8]) -> RepoResult<(KeyId, MasterKey)> {
-    let keys = store.list("keys/").await?;
+    let keys = store.list(ObjectKind::Key.prefix()).await?;
     let mut tried = 0;
     for meta in &keys {
-        let Some(id) = id::id_from_key::<KeyId>(&meta.key) else {
+        let Some(id) = crate::format::kind::id_from_key::<KeyId>(&meta.key) else {
             continue;
         };
         let data = store.get(&meta.key).await?;

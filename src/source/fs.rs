@@ -10,7 +10,7 @@ use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::sync::Mutex;
 
-use crate::repo::tree::{Node, NodeKind, Xattr};
+use crate::format::tree::{Node, NodeKind, Xattr};
 
 /// Caches uid/gid → name lookups for one backup run.
 #[derive(Default)]

@@ -183,10 +183,3 @@ pub fn open_base(url: &str, options: &StoreOptions) -> anyhow::Result<DynStore> 
 pub fn open_url_with(url: &str, options: &StoreOptions) -> anyhow::Result<DynStore> {
     Ok(compose(open_base(url, options)?, options))
 }
-
-/// Opens the store a repository URL names with default options (S3
-/// settings from `FERRY_S3_*` are not read here; see
-/// [`StoreOptions::apply_env`]).
-pub fn open_url(url: &str) -> anyhow::Result<DynStore> {
-    open_url_with(url, &StoreOptions::default())
-}

@@ -1,9 +1,9 @@
 //! Runs every fuzz target's entry point on valid objects and many mutations
 //! of them (bit flips, truncations, splices): decoders must never panic.
 
-use ferry::repo::blob::{BlobEntry, BlobType};
-use ferry::repo::index::{IndexFile, IndexPack};
-use ferry::repo::tree::{Node, NodeKind, Tree};
+use ferry::format::blob::{BlobEntry, BlobType};
+use ferry::format::index::{IndexFile, IndexPack};
+use ferry::format::tree::{Node, NodeKind, Tree};
 use ferry::repo::{BlobId, PackId};
 
 use crate::support::bytes;
@@ -32,7 +32,7 @@ fn seeds() -> Vec<Vec<u8>> {
     };
     vec![
         index.encode(),
-        ferry::repo::pack::encode_header(&[entry, entry]),
+        ferry::format::pack::encode_header(&[entry, entry]),
         tree.encode(),
         br#"{"config":{"version":1,"id":"00","chunker":{"min_size":64,"avg_size":256,"max_size":1024},"compression_level":3,"pack_size":1048576,"cipher":"x","blob_id":"y"},"mac":"00"}"#.to_vec(),
         br#"{"time":"2026-11-25T10:00:00Z","host":"h","username":"u","paths":["/a"],"tree":"0000000000000000000000000000000000000000000000000000000000000000","program_version":"1"}"#.to_vec(),

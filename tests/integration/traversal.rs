@@ -5,10 +5,10 @@ use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::sync::Arc;
 
+use ferry::format::blob::BlobType;
+use ferry::format::snapshot::{Snapshot, Summary};
+use ferry::format::tree::{Node, NodeKind, Tree};
 use ferry::pipeline::{Pipeline, PipelineOptions, RawBlob};
-use ferry::repo::blob::BlobType;
-use ferry::repo::snapshot::{Snapshot, Summary};
-use ferry::repo::tree::{Node, NodeKind, Tree};
 use ferry::repo::Repository;
 use ferry::store::local::LocalStore;
 

@@ -18,10 +18,10 @@ use super::files::{FileData, Job, Outcome, Source};
 use super::plan::{VDir, VEntry};
 use crate::engine::progress::Progress;
 use crate::engine::EngineResult;
+use crate::format::blob::BlobType;
+use crate::format::snapshot::Skipped;
+use crate::format::tree::{Node, NodeKind, Tree};
 use crate::pipeline::{Pipeline, RawBlob};
-use crate::repo::blob::BlobType;
-use crate::repo::snapshot::Skipped;
-use crate::repo::tree::{Node, NodeKind, Tree};
 use crate::repo::{BlobId, Repository};
 use crate::source::fs::{node_from_meta, NameCache};
 

@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
+use crate::format::blob::BlobType;
+use crate::format::config::ChunkerParams;
 use crate::pipeline::chunker::Chunker;
 use crate::pipeline::{Closed, Compressor, Pipeline, RawBlob};
-use crate::repo::blob::BlobType;
-use crate::repo::config::ChunkerParams;
 use crate::repo::{BlobId, Repository};
 use crate::source::fs::{data_extents, ExtentReader};
 

@@ -14,8 +14,8 @@ use chrono::{DateTime, Utc};
 
 use super::progress::Progress;
 use super::{EngineError, EngineResult};
+use crate::format::snapshot::{Skipped, Snapshot, Summary};
 use crate::pipeline::{Pipeline, PipelineOptions};
-use crate::repo::snapshot::{Skipped, Snapshot, Summary};
 use crate::repo::{Repository, SnapshotId};
 use archiver::Archiver;
 use files::Reader;

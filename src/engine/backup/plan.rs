@@ -94,7 +94,7 @@ impl VDir {
         if parts.is_empty()
             || parts
                 .iter()
-                .any(|p| !crate::repo::tree::is_safe_name(p.as_bytes()))
+                .any(|p| !crate::format::tree::is_safe_name(p.as_bytes()))
         {
             return Err(bad());
         }

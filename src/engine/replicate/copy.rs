@@ -5,9 +5,7 @@ use futures::StreamExt;
 
 use super::{ReplicateOptions, ReplicateReport};
 use crate::engine::EngineResult;
-use crate::store::{DynStore, StoreError};
-
-const ATTEMPTS: u32 = 3;
+use crate::store::DynStore;
 
 /// Whether `data` matches the name at the end of `key`.
 pub fn matches_name(key: &str, data: &[u8]) -> bool {
@@ -15,28 +13,11 @@ pub fn matches_name(key: &str, data: &[u8]) -> bool {
     blake3::hash(data).to_hex().as_str() == name
 }
 
-async fn retry<T, F, Fut>(mut f: F) -> Result<T, StoreError>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, StoreError>>,
-{
-    let mut attempt = 0;
-    loop {
-        match f().await {
-            Err(e) if e.is_retryable() && attempt + 1 < ATTEMPTS => {
-                attempt += 1;
-                tracing::debug!(error = %e, attempt, "retrying");
-                tokio::time::sleep(std::time::Duration::from_millis(200 << attempt)).await;
-            }
-            r => return r,
-        }
-    }
-}
-
 /// Copies one object, verified; returns its size. Bandwidth limits are the
 /// stores' own (see [`crate::store::throttle`]), paced as the bytes travel.
 pub async fn copy_object(source: &DynStore, dest: &DynStore, key: &str) -> Result<u64, String> {
-    let data = retry(|| source.get(key)).await.map_err(|e| e.to_string())?;
+    // Both stores retry on their own (see [`crate::store::retry`]).
+    let data = source.get(key).await.map_err(|e| e.to_string())?;
     if !matches_name(key, &data) {
         return Err(format!(
             "the source copy in {} does not match its name; run `ferry check --read-data` \
@@ -45,9 +26,7 @@ pub async fn copy_object(source: &DynStore, dest: &DynStore, key: &str) -> Resul
         ));
     }
     let n = data.len() as u64;
-    retry(|| dest.put(key, data.clone()))
-        .await
-        .map_err(|e| e.to_string())?;
+    dest.put(key, data).await.map_err(|e| e.to_string())?;
     tracing::debug!(key, bytes = n, dest = %dest.location(), "copied");
     Ok(n)
 }
@@ -61,12 +40,12 @@ pub async fn verify(
     report: &mut ReplicateReport,
 ) -> EngineResult<()> {
     let mut listed = Vec::new();
-    for prefix in super::PHASES {
-        listed.extend(dest.list(prefix).await?);
+    for kind in super::PHASES {
+        listed.extend(dest.list(kind.prefix()).await?);
     }
     let mut checks = futures::stream::iter(listed)
         .map(|m| async move {
-            let ok = match retry(|| dest.get(&m.key)).await {
+            let ok = match dest.get(&m.key).await {
                 Ok(d) => matches_name(&m.key, &d),
                 Err(e) if e.is_not_found() => false,
                 Err(e) => return (m.key, Err(e)),

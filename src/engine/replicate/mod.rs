@@ -11,12 +11,19 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use super::{EngineError, EngineResult};
-use crate::repo::config::{peek_id, CONFIG_KEY};
+use crate::format::config::{peek_id, CONFIG_KEY};
+use crate::format::ObjectKind;
 use crate::store::{DynStore, ObjectMeta};
 pub use copy::copy_object;
 
-/// The object kinds in the order they are copied.
-pub const PHASES: [&str; 4] = ["keys/", "data/", "index/", "snapshots/"];
+/// The object kinds in the order they are copied: the repository's write
+/// order, so that an object arrives only after everything it names.
+pub const PHASES: [ObjectKind; 4] = [
+    ObjectKind::Key,
+    ObjectKind::Pack,
+    ObjectKind::Index,
+    ObjectKind::Snapshot,
+];
 
 #[derive(Clone, Default)]
 pub struct ReplicateOptions {
@@ -90,16 +97,20 @@ pub async fn replicate(
         Err(e) => return Err(e.into()),
     }
     let mut held: HashMap<String, u64> = HashMap::new();
-    for prefix in PHASES {
-        for m in source.list(prefix).await? {
-            report.source_objects.push(m);
-        }
-        for m in dest.list(prefix).await? {
+    // Listed in the reverse of the write order: a backup that finishes
+    // while this runs can add packs and index objects that are copied
+    // without their snapshot, never a snapshot without its data.
+    for kind in PHASES.into_iter().rev() {
+        report
+            .source_objects
+            .extend(source.list(kind.prefix()).await?);
+        for m in dest.list(kind.prefix()).await? {
             held.insert(m.key, m.size);
         }
     }
     let concurrency = opts.concurrency.max(1);
-    for prefix in PHASES {
+    for kind in PHASES {
+        let prefix = kind.prefix();
         let missing: Vec<ObjectMeta> = report
             .source_objects
             .iter()
@@ -128,7 +139,7 @@ pub async fn replicate(
             tracing::warn!(dest = %dest.location(), prefix, "stopping: some objects could not be copied");
             break;
         }
-        if prefix == "keys/" {
+        if kind == ObjectKind::Key {
             // The config goes in once the keys that open it are there.
             if !dest.put_if_absent(CONFIG_KEY, config.clone()).await? {
                 check_same_repo(dest, &id, &dest.get(CONFIG_KEY).await?)?;

@@ -18,8 +18,8 @@ use bytes::Bytes;
 use super::{meta, target_path, Failure, RestoreReport};
 use crate::engine::progress::Progress;
 use crate::engine::walk::Entry;
-use crate::repo::blob::{open_blob_with, BlobBuffers, BlobEntry};
-use crate::repo::tree::Node;
+use crate::format::blob::{open_blob_with, BlobBuffers, BlobEntry};
+use crate::format::tree::Node;
 use crate::repo::{BlobId, PackId, Repository};
 
 /// Blobs of one pack at most this far apart are read with one request.

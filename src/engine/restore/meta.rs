@@ -7,7 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use super::Failure;
-use crate::repo::tree::{Node, NodeKind};
+use crate::format::tree::{Node, NodeKind};
 
 fn cpath(p: &Path) -> Result<CString, String> {
     CString::new(p.as_os_str().as_bytes()).map_err(|_| "path contains NUL".to_string())

@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::walk::{walk, Entry};
 use super::{EngineError, EngineResult};
 use crate::engine::progress::Progress;
-use crate::repo::tree::NodeKind;
+use crate::format::tree::NodeKind;
 use crate::repo::{BlobId, Repository};
 
 #[derive(Debug, Clone, Default)]

@@ -33,15 +33,6 @@ impl ApiResourceInfo {
         }
     }
 
-    /// The group as written in snapshot paths: `core` for the core group.
-    pub fn group_dir(&self) -> &str {
-        if self.group.is_empty() {
-            "core"
-        } else {
-            &self.group
-        }
-    }
-
     /// `resource.group` as kubectl and Velero spell it (`deployments.apps`, `configmaps`).
     pub fn qualified(&self) -> String {
         qualified_name(&self.group, &self.resource)

@@ -15,6 +15,15 @@ use aws_sdk_s3::config::{
 
 use super::S3Settings;
 
+/// The HTTPS client of every S3 request and of the credential chain:
+/// rustls with ring, the crypto provider the rest of ferry uses.
+fn https_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
 /// The region the settings name, else the standard environment variables,
 /// else `us-east-1`.
 pub(crate) fn region(settings: &S3Settings) -> String {
@@ -46,6 +55,7 @@ pub(crate) fn build(settings: &S3Settings, region: &str) -> aws_sdk_s3::Client {
     };
     let mut config = aws_sdk_s3::config::Builder::new()
         .behavior_version(BehaviorVersion::latest())
+        .http_client(https_client())
         .region(region)
         .credentials_provider(credentials)
         .force_path_style(quirks.path_style)
@@ -88,8 +98,11 @@ impl ProvideCredentials for LazyDefaultChain {
             let chain = self
                 .chain
                 .get_or_init(|| async {
-                    let mut builder =
-                        DefaultCredentialsChain::builder().region(self.region.clone());
+                    let config = aws_config::provider_config::ProviderConfig::default()
+                        .with_http_client(https_client());
+                    let mut builder = DefaultCredentialsChain::builder()
+                        .configure(config)
+                        .region(self.region.clone());
                     if let Some(profile) = &self.profile {
                         builder = builder.profile_name(profile);
                     }

@@ -81,17 +81,6 @@ pub struct Schedule {
 }
 
 impl Schedule {
-    pub fn constant(rate: Rate) -> Schedule {
-        let text = match rate {
-            None => "off".to_string(),
-            Some(r) => format!("{r}B/s"),
-        };
-        Schedule {
-            entries: vec![(0, rate)],
-            text,
-        }
-    }
-
     /// The rate in force at a minute of the week: the latest entry at or
     /// before it, wrapping around to last week's final entry.
     pub fn rate_at_minute(&self, minute_of_week: u32) -> Rate {

@@ -6,6 +6,7 @@ use std::os::unix::ffi::OsStrExt;
 
 use serde::{Deserialize, Serialize};
 
+use super::error::DecodeError;
 use super::id::BlobId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,7 +26,7 @@ pub enum NodeKind {
 pub struct Xattr {
     #[serde(with = "bytes_str")]
     pub name: Vec<u8>,
-    #[serde(with = "crate::repo::crypto::b64vec")]
+    #[serde(with = "crate::format::crypto::b64vec")]
     pub value: Vec<u8>,
 }
 
@@ -135,23 +136,27 @@ impl Tree {
 
     /// Decodes a tree, refusing unsafe or duplicate names and unsorted
     /// entries, whatever the repository says.
-    pub fn decode(data: &[u8]) -> Result<Self, String> {
-        let t: Tree = serde_json::from_slice(data).map_err(|e| e.to_string())?;
+    pub fn decode(data: &[u8]) -> Result<Self, DecodeError> {
+        let t: Tree = serde_json::from_slice(data)?;
         for (i, n) in t.nodes.iter().enumerate() {
+            let name = || bytes_str::to_string(&n.name);
             if !is_safe_name(&n.name) {
-                return Err(format!("unsafe entry name {:?}", n.name_lossy()));
+                return Err(DecodeError::malformed(format!(
+                    "unsafe entry name {:?}",
+                    name()
+                )));
             }
             if i > 0 && t.nodes[i - 1].name >= n.name {
-                return Err(format!(
+                return Err(DecodeError::malformed(format!(
                     "entries unsorted or duplicated at {:?}",
-                    n.name_lossy()
-                ));
+                    name()
+                )));
             }
             if (n.kind == NodeKind::Dir) != n.subtree.is_some() {
-                return Err(format!(
+                return Err(DecodeError::malformed(format!(
                     "entry {:?}: subtree does not match its type",
-                    n.name_lossy()
-                ));
+                    name()
+                )));
             }
         }
         Ok(t)

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::crypto::MasterKey;
-use super::error::{RepoError, RepoResult};
+use super::error::{FormatError, FormatResult};
 
 /// The format version this code writes, and the newest it reads.
 pub const FORMAT_VERSION: u64 = 1;
@@ -30,7 +30,7 @@ impl Default for ChunkerParams {
 }
 
 impl ChunkerParams {
-    pub fn validate(&self) -> RepoResult<()> {
+    pub fn validate(&self) -> FormatResult<()> {
         let ok = self.min_size >= 64
             && self.min_size <= self.avg_size
             && self.avg_size <= self.max_size
@@ -39,7 +39,7 @@ impl ChunkerParams {
         if ok {
             Ok(())
         } else {
-            Err(RepoError::Invalid(format!(
+            Err(FormatError::Invalid(format!(
                 "chunk sizes must satisfy 64 B <= min <= avg <= max <= 64 MiB and avg >= 256 B \
                  (got min {} avg {} max {})",
                 self.min_size, self.avg_size, self.max_size
@@ -72,15 +72,19 @@ pub struct ConfigFile {
 }
 
 impl ConfigBody {
-    pub fn new(chunker: ChunkerParams, compression_level: i32, pack_size: u32) -> RepoResult<Self> {
+    pub fn new(
+        chunker: ChunkerParams,
+        compression_level: i32,
+        pack_size: u32,
+    ) -> FormatResult<Self> {
         chunker.validate()?;
         if !(0..=22).contains(&compression_level) {
-            return Err(RepoError::Invalid(format!(
+            return Err(FormatError::Invalid(format!(
                 "compression level {compression_level} is outside 0 (off) to 22"
             )));
         }
         if !(1 << 20..=1 << 30).contains(&pack_size) {
-            return Err(RepoError::Invalid(format!(
+            return Err(FormatError::Invalid(format!(
                 "pack size {pack_size} is outside 1 MiB to 1 GiB"
             )));
         }
@@ -106,9 +110,9 @@ impl ConfigBody {
 }
 
 /// A field of the config's clear part, read without a key.
-fn peek(data: &[u8], field: &str) -> RepoResult<serde_json::Value> {
+fn peek(data: &[u8], field: &str) -> FormatResult<serde_json::Value> {
     let mut v: serde_json::Value =
-        serde_json::from_slice(data).map_err(|e| RepoError::corrupt(CONFIG_KEY, e))?;
+        serde_json::from_slice(data).map_err(|e| FormatError::corrupt(CONFIG_KEY, e))?;
     Ok(v.get_mut("config")
         .and_then(|c| c.get_mut(field))
         .map(serde_json::Value::take)
@@ -117,28 +121,28 @@ fn peek(data: &[u8], field: &str) -> RepoResult<serde_json::Value> {
 
 /// Reads the format version before anything else, so a newer repository gets
 /// a clear message instead of a parse error.
-pub fn peek_version(data: &[u8]) -> RepoResult<u64> {
+pub fn peek_version(data: &[u8]) -> FormatResult<u64> {
     peek(data, "version")?
         .as_u64()
-        .ok_or_else(|| RepoError::corrupt(CONFIG_KEY, "no format version"))
+        .ok_or_else(|| FormatError::corrupt(CONFIG_KEY, "no format version"))
 }
 
 /// Reads the repository id without a key (it is stored in clear, under the
 /// MAC), so that copies can be matched before anything is unlocked.
-pub fn peek_id(data: &[u8]) -> RepoResult<String> {
+pub fn peek_id(data: &[u8]) -> FormatResult<String> {
     match peek(data, "id")? {
         serde_json::Value::String(id) => Ok(id),
-        _ => Err(RepoError::corrupt(CONFIG_KEY, "no repository id")),
+        _ => Err(FormatError::corrupt(CONFIG_KEY, "no repository id")),
     }
 }
 
 /// Parses and authenticates the config with the unlocked master key.
-pub fn decode(data: &[u8], key: &MasterKey) -> RepoResult<ConfigBody> {
+pub fn decode(data: &[u8], key: &MasterKey) -> FormatResult<ConfigBody> {
     let file: ConfigFile =
-        serde_json::from_slice(data).map_err(|e| RepoError::corrupt(CONFIG_KEY, e))?;
+        serde_json::from_slice(data).map_err(|e| FormatError::corrupt(CONFIG_KEY, e))?;
     let body = serde_json::to_vec(&file.config).expect("config serializes");
     if hex::encode(key.mac(&body)) != file.mac {
-        return Err(RepoError::corrupt(
+        return Err(FormatError::corrupt(
             CONFIG_KEY,
             "MAC mismatch: the config was altered",
         ));

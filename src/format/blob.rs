@@ -3,7 +3,7 @@
 //! fixed-size entry in pack headers and index objects.
 
 use super::crypto::{Cipher, MasterKey};
-use super::error::{RepoError, RepoResult};
+use super::error::{DecodeError, FormatError, FormatResult};
 use super::id::BlobId;
 
 /// Blob types. Stored as one byte; a retired value is never reused.
@@ -47,6 +47,12 @@ pub struct BlobEntry {
 pub const ENTRY_LEN: usize = 1 + 1 + 32 + 8 + 4 + 4;
 
 impl BlobEntry {
+    /// The offset just past this blob in its pack; `None` when the
+    /// recorded offset and length overflow (a damaged entry).
+    pub fn end(&self) -> Option<u64> {
+        self.offset.checked_add(self.length as u64)
+    }
+
     pub fn encode(&self, out: &mut Vec<u8>) {
         out.push(self.kind as u8);
         out.push(self.codec);
@@ -56,14 +62,20 @@ impl BlobEntry {
         out.extend_from_slice(&self.raw_length.to_le_bytes());
     }
 
-    pub fn decode(b: &[u8]) -> Result<Self, String> {
+    pub fn decode(b: &[u8]) -> Result<Self, DecodeError> {
         if b.len() < ENTRY_LEN {
-            return Err("truncated blob entry".into());
+            return Err(DecodeError::Truncated("blob entry"));
         }
-        let kind = BlobType::from_u8(b[0]).ok_or_else(|| format!("unknown blob type {}", b[0]))?;
+        let kind = BlobType::from_u8(b[0]).ok_or_else(|| DecodeError::Unknown {
+            what: "blob type",
+            value: b[0].to_string(),
+        })?;
         let codec = b[1];
         if codec != codec::NONE && codec != codec::ZSTD {
-            return Err(format!("unknown compression codec {codec}"));
+            return Err(DecodeError::Unknown {
+                what: "compression codec",
+                value: codec.to_string(),
+            });
         }
         let le32 = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap());
         Ok(BlobEntry {
@@ -147,7 +159,7 @@ pub fn open_blob(
     cipher: &Cipher,
     entry: &BlobEntry,
     sealed: &[u8],
-) -> RepoResult<Vec<u8>> {
+) -> FormatResult<Vec<u8>> {
     let mut bufs = BlobBuffers::default();
     open_blob_in(key, cipher, entry, sealed, &mut bufs)?;
     Ok(bufs.take())
@@ -180,7 +192,7 @@ pub fn open_blob_with<'a>(
     entry: &BlobEntry,
     sealed: &[u8],
     bufs: &'a mut BlobBuffers,
-) -> RepoResult<&'a [u8]> {
+) -> FormatResult<&'a [u8]> {
     open_blob_in(key, cipher, entry, sealed, bufs)?;
     Ok(match bufs.compressed {
         true => &bufs.plain,
@@ -194,26 +206,27 @@ fn open_blob_in(
     entry: &BlobEntry,
     sealed: &[u8],
     bufs: &mut BlobBuffers,
-) -> RepoResult<()> {
+) -> FormatResult<()> {
     let object = || format!("blob {} ({:?})", entry.id, entry.kind);
     cipher
         .open_into(sealed, &blob_aad(entry.kind, &entry.id), &mut bufs.body)
-        .map_err(|e| RepoError::corrupt(object(), e))?;
+        .map_err(|e| FormatError::corrupt(object(), e))?;
     bufs.compressed = match entry.codec {
         codec::NONE => false,
         codec::ZSTD => {
-            decompress_into(&bufs.body, entry.raw_length as usize, &mut bufs.plain)
-                .map_err(|e| RepoError::corrupt(object(), format!("decompression failed: {e}")))?;
+            decompress_into(&bufs.body, entry.raw_length as usize, &mut bufs.plain).map_err(
+                |e| FormatError::corrupt(object(), format!("decompression failed: {e}")),
+            )?;
             true
         }
-        c => return Err(RepoError::corrupt(object(), format!("unknown codec {c}"))),
+        c => return Err(FormatError::corrupt(object(), format!("unknown codec {c}"))),
     };
     let plain = match bufs.compressed {
         true => &bufs.plain,
         false => &bufs.body,
     };
     if plain.len() != entry.raw_length as usize || key.blob_id(plain) != entry.id {
-        return Err(RepoError::corrupt(
+        return Err(FormatError::corrupt(
             object(),
             "content does not match its id",
         ));
@@ -250,7 +263,7 @@ pub(crate) fn decompress_into(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::repo::crypto::MasterKey;
+    use crate::format::crypto::MasterKey;
 
     /// Random data is stored as it is (found from a sample), text
     /// compressed; both open to what went in.

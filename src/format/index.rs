@@ -2,6 +2,7 @@
 //! pack they name is durable.
 
 use super::blob::{BlobEntry, ENTRY_LEN};
+use super::error::DecodeError;
 use super::id::PackId;
 
 const MAGIC: &[u8; 4] = b"FRYI";
@@ -37,12 +38,15 @@ impl IndexFile {
         out
     }
 
-    pub fn decode(b: &[u8]) -> Result<Self, String> {
+    pub fn decode(b: &[u8]) -> Result<Self, DecodeError> {
         if b.len() < 9 || &b[..4] != MAGIC {
-            return Err("not an index".into());
+            return Err(DecodeError::malformed("not an index"));
         }
         if b[4] != VERSION {
-            return Err(format!("index version {} is not supported", b[4]));
+            return Err(DecodeError::Unknown {
+                what: "index version",
+                value: b[4].to_string(),
+            });
         }
         let mut r = Reader { b, pos: 5 };
         let count = r.u32()? as usize;
@@ -54,15 +58,18 @@ impl IndexFile {
             let mut blobs = Vec::with_capacity(n.min(1 << 16));
             for _ in 0..n {
                 let e = BlobEntry::decode(r.take(ENTRY_LEN)?)?;
-                if e.offset + e.length as u64 > size {
-                    return Err(format!("blob {} lies outside pack {}", e.id, id));
+                if e.end().is_none_or(|end| end > size) {
+                    return Err(DecodeError::OutOfBounds {
+                        what: "index entry",
+                        detail: format!("blob {} lies outside pack {}", e.id, id),
+                    });
                 }
                 blobs.push(e);
             }
             packs.push(IndexPack { id, size, blobs });
         }
         if r.pos != b.len() {
-            return Err("trailing bytes after the last pack".into());
+            return Err(DecodeError::malformed("trailing bytes after the last pack"));
         }
         Ok(IndexFile { packs })
     }
@@ -74,16 +81,17 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         let s = self
-            .b
-            .get(self.pos..self.pos + n)
-            .ok_or("truncated index")?;
+            .pos
+            .checked_add(n)
+            .and_then(|end| self.b.get(self.pos..end))
+            .ok_or(DecodeError::Truncated("index"))?;
         self.pos += n;
         Ok(s)
     }
 
-    fn u32(&mut self) -> Result<u32, String> {
+    fn u32(&mut self) -> Result<u32, DecodeError> {
         Ok(u32::from_le_bytes(self.take(4)?.try_into().unwrap()))
     }
 }

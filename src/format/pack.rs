@@ -4,6 +4,7 @@
 
 use super::blob::{BlobEntry, SealedBlob, ENTRY_LEN};
 use super::crypto::{aad, Cipher};
+use super::error::DecodeError;
 use super::id::PackId;
 
 const HEADER_MAGIC: &[u8; 4] = b"FRYP";
@@ -112,24 +113,23 @@ pub fn encode_header(entries: &[BlobEntry]) -> Vec<u8> {
 
 /// Decodes a header's plaintext and checks that its entries lie inside the
 /// `data_len` bytes of blobs that precede the header, without overlapping.
-pub fn decode_header(h: &[u8], data_len: u64) -> Result<Vec<BlobEntry>, String> {
+pub fn decode_header(h: &[u8], data_len: u64) -> Result<Vec<BlobEntry>, DecodeError> {
     if h.len() < 9 || &h[..4] != HEADER_MAGIC {
-        return Err("not a pack header".into());
+        return Err(DecodeError::malformed("not a pack header"));
     }
     if h[4] != HEADER_VERSION {
-        return Err(format!("pack header version {} is not supported", h[4]));
+        return Err(DecodeError::Unknown {
+            what: "pack header version",
+            value: h[4].to_string(),
+        });
     }
     let count = u32::from_le_bytes(h[5..9].try_into().unwrap()) as usize;
     let body = &h[9..];
-    if body.len()
-        != count
-            .checked_mul(ENTRY_LEN)
-            .ok_or("entry count overflows")?
-    {
-        return Err(format!(
+    if Some(body.len()) != count.checked_mul(ENTRY_LEN) {
+        return Err(DecodeError::malformed(format!(
             "header claims {count} entries but holds {} bytes",
             body.len()
-        ));
+        )));
     }
     let mut entries = body
         .chunks_exact(ENTRY_LEN)
@@ -138,13 +138,15 @@ pub fn decode_header(h: &[u8], data_len: u64) -> Result<Vec<BlobEntry>, String> 
     entries.sort_by_key(|e| e.offset);
     let mut end = 0u64;
     for e in &entries {
-        if e.offset < end || e.offset + e.length as u64 > data_len {
-            return Err(format!(
-                "blob {} lies outside the pack or overlaps another",
-                e.id
-            ));
+        match e.end() {
+            Some(e_end) if e.offset >= end && e_end <= data_len => end = e_end,
+            _ => {
+                return Err(DecodeError::OutOfBounds {
+                    what: "pack entry",
+                    detail: format!("blob {} lies outside the pack or overlaps another", e.id),
+                })
+            }
         }
-        end = e.offset + e.length as u64;
     }
     Ok(entries)
 }
@@ -154,20 +156,25 @@ pub fn read_pack_header(
     id: &PackId,
     pack: &[u8],
     cipher: &Cipher,
-) -> Result<Vec<BlobEntry>, String> {
+) -> Result<Vec<BlobEntry>, DecodeError> {
     if PackId::of_bytes(pack) != *id {
-        return Err("content does not match its name (BLAKE3)".into());
+        return Err(DecodeError::malformed(
+            "content does not match its name (BLAKE3)",
+        ));
     }
     if pack.len() < 4 {
-        return Err("truncated: shorter than a header length".into());
+        return Err(DecodeError::Truncated("pack shorter than a header length"));
     }
     let hlen = u32::from_le_bytes(pack[pack.len() - 4..].try_into().unwrap()) as usize;
     let data_len = pack
         .len()
         .checked_sub(4 + hlen)
-        .ok_or_else(|| format!("header length {hlen} exceeds the pack size {}", pack.len()))?;
+        .ok_or_else(|| DecodeError::OutOfBounds {
+            what: "pack header length",
+            detail: format!("{hlen} exceeds the pack size {}", pack.len()),
+        })?;
     let header = cipher
         .open(&pack[data_len..pack.len() - 4], aad::PACK_HEADER)
-        .map_err(|e| format!("header: {e}"))?;
+        .map_err(|e| DecodeError::malformed(format!("header: {e}")))?;
     decode_header(&header, data_len as u64)
 }

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::crypto::{aad, b64vec, Cipher, MasterKey};
-use super::error::{RepoError, RepoResult};
+use super::error::{FormatError, FormatResult};
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -94,9 +94,9 @@ impl Drop for KdfMemory {
     }
 }
 
-fn derive(password: &[u8], salt: &[u8], p: KdfParams) -> RepoResult<Cipher> {
+fn derive(password: &[u8], salt: &[u8], p: KdfParams) -> FormatResult<Cipher> {
     let params = argon2::Params::new(p.memory_kib, p.iterations, p.parallelism, Some(32))
-        .map_err(|e| RepoError::Invalid(format!("key derivation parameters: {e}")))?;
+        .map_err(|e| FormatError::Invalid(format!("key derivation parameters: {e}")))?;
     let a = argon2::Argon2::new(
         argon2::Algorithm::Argon2id,
         argon2::Version::V0x13,
@@ -107,12 +107,12 @@ fn derive(password: &[u8], salt: &[u8], p: KdfParams) -> RepoResult<Cipher> {
         Some(mut m) => a.hash_password_into_with_memory(password, salt, &mut out, m.blocks()),
         None => a.hash_password_into(password, salt, &mut out),
     };
-    done.map_err(|e| RepoError::Invalid(format!("key derivation: {e}")))?;
+    done.map_err(|e| FormatError::Invalid(format!("key derivation: {e}")))?;
     Ok(Cipher::new(&out))
 }
 
 impl KeyFile {
-    pub fn create(master: &MasterKey, password: &[u8], params: KdfParams) -> RepoResult<Self> {
+    pub fn create(master: &MasterKey, password: &[u8], params: KdfParams) -> FormatResult<Self> {
         let salt: [u8; 32] = rand::random();
         let wrap = derive(password, &salt, params)?;
         let plain = serde_json::to_vec(master).expect("master key serializes");
@@ -132,12 +132,12 @@ impl KeyFile {
         serde_json::to_vec_pretty(self).expect("key serializes")
     }
 
-    pub fn decode(object: &str, data: &[u8]) -> RepoResult<Self> {
-        serde_json::from_slice(data).map_err(|e| RepoError::corrupt(object, e))
+    pub fn decode(object: &str, data: &[u8]) -> FormatResult<Self> {
+        serde_json::from_slice(data).map_err(|e| FormatError::corrupt(object, e))
     }
 
     /// The master key, or `None` when the password does not open this key.
-    pub fn unwrap_key(&self, password: &[u8]) -> RepoResult<Option<MasterKey>> {
+    pub fn unwrap_key(&self, password: &[u8]) -> FormatResult<Option<MasterKey>> {
         let wrap = derive(password, &self.salt, self.params)?;
         match wrap.open(&self.data, aad::MASTER_KEY) {
             Ok(plain) => Ok(serde_json::from_slice(&plain).ok()),

@@ -6,6 +6,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::kind::ObjectKind;
+
 macro_rules! define_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -37,6 +39,12 @@ macro_rules! define_id {
 
             pub fn from_slice(b: &[u8]) -> Option<Self> {
                 Some($name(b.try_into().ok()?))
+            }
+        }
+
+        impl From<[u8; 32]> for $name {
+            fn from(b: [u8; 32]) -> Self {
+                $name(b)
             }
         }
 
@@ -104,33 +112,29 @@ define_id!(
 impl PackId {
     /// The object key of this pack: `data/<first 2 hex>/<id>`.
     pub fn key(&self) -> String {
-        let h = self.to_hex();
-        format!("data/{}/{}", &h[..2], h)
+        ObjectKind::Pack.key(&self.to_hex())
     }
 }
 
 impl IndexId {
     pub fn key(&self) -> String {
-        format!("index/{self}")
+        ObjectKind::Index.key(&self.to_hex())
     }
 }
 
 impl SnapshotId {
     pub fn key(&self) -> String {
-        format!("snapshots/{self}")
+        ObjectKind::Snapshot.key(&self.to_hex())
     }
 }
 
 impl KeyId {
     pub fn key(&self) -> String {
-        format!("keys/{self}")
+        ObjectKind::Key.key(&self.to_hex())
     }
 }
 
-/// Parses the id at the end of an object key (`data/ab/<id>`, `index/<id>`).
-pub fn id_from_key<T: FromStr>(key: &str) -> Option<T> {
-    key.rsplit('/').next()?.parse().ok()
-}
+pub use super::kind::id_from_key;
 
 #[cfg(test)]
 mod tests {
