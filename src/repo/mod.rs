@@ -459,9 +459,11 @@ impl Repository {
     pub async fn rebuild_catalog(&self) -> RepoResult<CatalogStats> {
         self.catalog().clear()?;
         self.sync_catalog().await?;
+        let path = self.catalog().path().to_path_buf();
+        let snapshots = self.snapshots()?.len();
         Ok(CatalogStats {
-            path: self.catalog().path().to_path_buf(),
-            snapshots: self.snapshots()?.len(),
+            path,
+            snapshots,
             blobs: self.index().len(),
         })
     }
