@@ -175,7 +175,7 @@ pub(crate) fn repo_url(g: &Global) -> Result<String> {
 pub(crate) fn open_store(g: &Global) -> Result<crate::store::DynStore> {
     let url = repo_url(g)?;
     let opts = store::options(g, &file_config(g)?)?;
-    crate::store::open_url_with(&url, &opts)
+    Ok(crate::store::open_url_with(&url, &opts)?)
 }
 
 pub(crate) async fn open_repo(g: &Global) -> Result<Arc<Repository>> {

@@ -96,51 +96,7 @@ impl Pipeline {
         let (pack_tx, pack_rx) = async_channel::bounded::<FinishedPack>(1);
         let stats = Arc::new(PipelineStats::default());
         let failure = Arc::new(Mutex::new(None));
-        let pending = Arc::new(Mutex::new(Vec::<IndexPack>::new()));
-        let uploaders: Vec<_> = (0..opts.uploads.max(1))
-            .map(|_| {
-                let (repo, rx, pending, stats) = (
-                    repo.clone(),
-                    pack_rx.clone(),
-                    pending.clone(),
-                    stats.clone(),
-                );
-                let (failure, raw_rx, every) = (
-                    failure.clone(),
-                    raw_rx.clone(),
-                    (opts.index_every_packs, opts.index_every_blobs),
-                );
-                tokio::spawn(async move {
-                    while let Ok(p) = rx.recv().await {
-                        if let Err(e) = upload(&repo, p, &pending, &stats, every).await {
-                            tracing::error!(error = %e, "storing a pack failed");
-                            failure.lock().unwrap().get_or_insert(e);
-                            // Stop every stage: producers see closed channels.
-                            rx.close();
-                            raw_rx.close();
-                            return;
-                        }
-                    }
-                })
-            })
-            .collect();
-        let done = {
-            let (repo, failure) = (repo.clone(), failure.clone());
-            tokio::spawn(async move {
-                for u in uploaders {
-                    let _ = u.await;
-                }
-                if let Some(e) = failure.lock().unwrap().take() {
-                    return Err(e);
-                }
-                let packs = std::mem::take(&mut *pending.lock().unwrap());
-                if !packs.is_empty() {
-                    repo.save_index(&IndexFile { packs }).await?;
-                    tracing::debug!("last index stored");
-                }
-                Ok(())
-            })
-        };
+        let done = spawn_uploads(&repo, opts, pack_rx, &raw_rx, &stats, &failure);
         let pack_size = repo.config().pack_size as usize;
         let pipe = Arc::new(Pipeline {
             cipher: repo.cipher().clone(),
@@ -274,6 +230,58 @@ impl Pipeline {
             None => Ok(()),
         }
     }
+}
+/// Starts the tasks that store finished packs and the index objects
+/// naming them; the task returned ends once every pack and the last index
+/// object are stored, with the first failure.
+fn spawn_uploads(
+    repo: &Arc<Repository>,
+    opts: &PipelineOptions,
+    pack_rx: async_channel::Receiver<FinishedPack>,
+    raw_rx: &async_channel::Receiver<RawBlob>,
+    stats: &Arc<PipelineStats>,
+    failure: &Arc<Mutex<Option<RepoError>>>,
+) -> tokio::task::JoinHandle<RepoResult<()>> {
+    let pending = Arc::new(Mutex::new(Vec::<IndexPack>::new()));
+    let every = (opts.index_every_packs, opts.index_every_blobs);
+    let uploaders: Vec<_> = (0..opts.uploads.max(1))
+        .map(|_| {
+            let (repo, rx, pending, stats) = (
+                repo.clone(),
+                pack_rx.clone(),
+                pending.clone(),
+                stats.clone(),
+            );
+            let (failure, raw_rx) = (failure.clone(), raw_rx.clone());
+            tokio::spawn(async move {
+                while let Ok(p) = rx.recv().await {
+                    if let Err(e) = upload(&repo, p, &pending, &stats, every).await {
+                        tracing::error!(error = %e, "storing a pack failed");
+                        failure.lock().unwrap().get_or_insert(e);
+                        // Stop every stage: producers see closed channels.
+                        rx.close();
+                        raw_rx.close();
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+    let (repo, failure) = (repo.clone(), failure.clone());
+    tokio::spawn(async move {
+        for u in uploaders {
+            let _ = u.await;
+        }
+        if let Some(e) = failure.lock().unwrap().take() {
+            return Err(e);
+        }
+        let packs = std::mem::take(&mut *pending.lock().unwrap());
+        if !packs.is_empty() {
+            repo.save_index(&IndexFile { packs }).await?;
+            tracing::debug!("last index stored");
+        }
+        Ok(())
+    })
 }
 
 /// Stores one pack, records its blobs, and writes an index object once

@@ -161,7 +161,7 @@ pub fn compose_shared(
 /// Opens the base store a repository URL names, without wrappers.
 /// `s3://bucket[/prefix]` is an S3 bucket reached with `options.s3`; plain
 /// paths and `file://` URLs are local directories.
-pub fn open_base(url: &str, options: &StoreOptions) -> anyhow::Result<DynStore> {
+pub fn open_base(url: &str, options: &StoreOptions) -> Result<DynStore, OpenError> {
     if url.starts_with("s3://") {
         return Ok(Arc::new(s3::S3Store::from_url(url, &options.s3)?));
     }
@@ -169,17 +169,28 @@ pub fn open_base(url: &str, options: &StoreOptions) -> anyhow::Result<DynStore> 
         return Ok(Arc::new(local::LocalStore::new(rest)));
     }
     if let Some((scheme, _)) = url.split_once("://") {
-        anyhow::bail!(
-            "repository URL {url:?}: the {scheme}:// scheme is not supported; \
-             use s3://bucket/prefix or a local directory path"
-        );
+        return Err(OpenError::UnsupportedScheme {
+            url: url.to_string(),
+            scheme: scheme.to_string(),
+        });
     }
     Ok(Arc::new(local::LocalStore::new(url)))
+}
+
+/// Why a repository URL names no store that can be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("repository URL {url:?}: the {scheme}:// scheme is not supported; use s3://bucket/prefix or a local directory path")]
+    UnsupportedScheme { url: String, scheme: String },
+    #[error(transparent)]
+    S3(#[from] s3::S3ConfigError),
+    #[error("{0}")]
+    Settings(String),
 }
 
 /// Opens the store a repository URL names, with retries and bandwidth
 /// limits as `options` set them ([`compose`]). Sends no request; S3
 /// credentials are looked up on first use.
-pub fn open_url_with(url: &str, options: &StoreOptions) -> anyhow::Result<DynStore> {
+pub fn open_url_with(url: &str, options: &StoreOptions) -> Result<DynStore, OpenError> {
     Ok(compose(open_base(url, options)?, options))
 }

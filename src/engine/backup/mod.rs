@@ -87,6 +87,50 @@ pub async fn backup(
 ) -> EngineResult<BackupOutcome> {
     let started = Instant::now();
     let time = opts.time.unwrap_or_else(Utc::now);
+    let (paths, path_strings) = sources(opts)?;
+    let host = opts.host.clone().unwrap_or_else(crate::util::hostname);
+    let parent = find_parent(&repo, &opts.parent, &host, &path_strings)?;
+    let mut root = VDir::default();
+    for p in &paths {
+        root.add_source(p)?;
+    }
+    for (rel, data) in &opts.files {
+        root.add_bytes(rel, data.clone())?;
+    }
+    if opts.scan {
+        spawn_scan(paths.clone(), progress.clone());
+    }
+    let parent_tree = parent.as_ref().map(|(_, s)| s.tree);
+    let archived = archive(&repo, opts, root, parent_tree, progress).await?;
+    let mut skipped = std::mem::take(&mut *archived.archiver.skipped.lock().unwrap());
+    skipped.extend(opts.warnings.iter().cloned());
+    skipped.sort_by(|a, b| a.path.cmp(&b.path));
+    let snapshot = Snapshot {
+        time,
+        host,
+        username: crate::util::username(),
+        paths: path_strings,
+        tags: opts.tags.clone(),
+        parent: parent.map(|(id, _)| id),
+        tree: archived.tree,
+        summary: archived.summary(started),
+        skipped,
+        extra: opts.extra.clone(),
+        program_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    let id = repo.save_snapshot(&snapshot).await?;
+    tracing::debug!(snapshot = %id, "snapshot saved");
+    let trees = std::mem::take(&mut *archived.archiver.new_trees.lock().unwrap());
+    if let Err(e) = repo.catalog().put_trees(&trees) {
+        tracing::warn!(error = %e, "could not cache trees in the catalog");
+    }
+    tracing::debug!(trees = trees.len(), "trees cached");
+    Ok(BackupOutcome { id, snapshot })
+}
+
+/// The sources as absolute paths (each must exist), and the names the
+/// snapshot records for them and for the in-memory sources, sorted.
+fn sources(opts: &BackupOptions) -> EngineResult<(Vec<PathBuf>, Vec<String>)> {
     if opts.paths.is_empty() && opts.files.is_empty() {
         return Err(EngineError::Usage(
             "nothing to back up: name at least one path".into(),
@@ -105,12 +149,20 @@ pub async fn backup(
     }
     paths.sort();
     paths.dedup();
-    let mut path_strings: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-    path_strings.extend(opts.sources.iter().cloned());
-    path_strings.sort();
-    let host = opts.host.clone().unwrap_or_else(crate::util::hostname);
+    let mut names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+    names.extend(opts.sources.iter().cloned());
+    names.sort();
+    Ok((paths, names))
+}
 
-    let parent = match &opts.parent {
+/// The snapshot an incremental backup compares against.
+fn find_parent(
+    repo: &Repository,
+    choice: &ParentChoice,
+    host: &str,
+    paths: &[String],
+) -> EngineResult<Option<(SnapshotId, Snapshot)>> {
+    let parent = match choice {
         ParentChoice::None => None,
         ParentChoice::Id(id) => {
             let s = repo.snapshots()?.into_iter().find(|(i, _)| i == id);
@@ -122,23 +174,52 @@ pub async fn backup(
             .snapshots()?
             .into_iter()
             .rev()
-            .find(|(_, s)| s.same_source(&host, &path_strings)),
+            .find(|(_, s)| s.same_source(host, paths)),
     };
     if let Some((id, _)) = &parent {
         tracing::info!(parent = %id, "using parent snapshot");
     }
+    Ok(parent)
+}
 
-    let mut root = VDir::default();
-    for p in &paths {
-        root.add_source(p)?;
-    }
-    for (rel, data) in &opts.files {
-        root.add_bytes(rel, data.clone())?;
-    }
-    if opts.scan {
-        spawn_scan(paths.clone(), progress.clone());
-    }
+/// What archiving the sources left: the root tree, and the walker and
+/// pipeline whose counters make the summary.
+struct Archived {
+    tree: crate::repo::BlobId,
+    archiver: Arc<Archiver>,
+    pipe: Arc<Pipeline>,
+}
 
+impl Archived {
+    fn summary(&self, started: Instant) -> Summary {
+        let c = &self.archiver.counters;
+        let st = self.pipe.stats();
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        Summary {
+            files_new: load(&c.files_new),
+            files_changed: load(&c.files_changed),
+            files_unchanged: load(&c.files_unchanged),
+            dirs: load(&c.dirs),
+            total_files: load(&c.files_new) + load(&c.files_changed) + load(&c.files_unchanged),
+            total_bytes: load(&c.total_bytes),
+            read_bytes: load(&c.read_bytes),
+            blobs_added: load(&st.blobs_added),
+            added_bytes: load(&st.added_bytes),
+            stored_bytes: load(&st.stored_bytes),
+            elapsed_seconds: started.elapsed().as_secs_f64(),
+        }
+    }
+}
+
+/// Walks the sources, reads what changed and stores files and trees; on
+/// return every pack and index object the tree needs is durable.
+async fn archive(
+    repo: &Arc<Repository>,
+    opts: &BackupOptions,
+    root: VDir,
+    parent_tree: Option<crate::repo::BlobId>,
+    progress: Arc<Progress>,
+) -> EngineResult<Archived> {
     let cfg = repo.config().clone();
     let pipe = Pipeline::start(
         repo.clone(),
@@ -165,15 +246,11 @@ pub async fn backup(
     let archiver = Arc::new(Archiver::new(
         repo.clone(),
         pipe.clone(),
-        jobs_tx.clone(),
+        jobs_tx,
         progress,
         super::glob_set(&opts.excludes)?,
     ));
-    drop(jobs_tx);
-
-    let tree = archiver
-        .archive_root(root, parent.as_ref().map(|(_, s)| s.tree))
-        .await;
+    let tree = archiver.archive_root(root, parent_tree).await;
     tracing::debug!("sources walked");
     archiver.jobs.close();
     for r in readers {
@@ -184,47 +261,11 @@ pub async fn backup(
     pipe.finish().await?;
     let tree = tree?;
     tracing::debug!("files and trees stored");
-
-    let c = &archiver.counters;
-    let st = pipe.stats();
-    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    let summary = Summary {
-        files_new: load(&c.files_new),
-        files_changed: load(&c.files_changed),
-        files_unchanged: load(&c.files_unchanged),
-        dirs: load(&c.dirs),
-        total_files: load(&c.files_new) + load(&c.files_changed) + load(&c.files_unchanged),
-        total_bytes: load(&c.total_bytes),
-        read_bytes: load(&c.read_bytes),
-        blobs_added: load(&st.blobs_added),
-        added_bytes: load(&st.added_bytes),
-        stored_bytes: load(&st.stored_bytes),
-        elapsed_seconds: started.elapsed().as_secs_f64(),
-    };
-    let mut skipped = std::mem::take(&mut *archiver.skipped.lock().unwrap());
-    skipped.extend(opts.warnings.iter().cloned());
-    skipped.sort_by(|a, b| a.path.cmp(&b.path));
-    let snapshot = Snapshot {
-        time,
-        host,
-        username: crate::util::username(),
-        paths: path_strings,
-        tags: opts.tags.clone(),
-        parent: parent.map(|(id, _)| id),
+    Ok(Archived {
         tree,
-        summary,
-        skipped,
-        extra: opts.extra.clone(),
-        program_version: env!("CARGO_PKG_VERSION").to_string(),
-    };
-    let id = repo.save_snapshot(&snapshot).await?;
-    tracing::debug!(snapshot = %id, "snapshot saved");
-    let trees = std::mem::take(&mut *archiver.new_trees.lock().unwrap());
-    if let Err(e) = repo.catalog().put_trees(&trees) {
-        tracing::warn!(error = %e, "could not cache trees in the catalog");
-    }
-    tracing::debug!(trees = trees.len(), "trees cached");
-    Ok(BackupOutcome { id, snapshot })
+        archiver,
+        pipe,
+    })
 }
 
 /// Counts files and bytes under the sources, for progress totals.

@@ -59,6 +59,38 @@ impl Item {
 /// Parses, filters, maps, fixes and orders the snapshot files. Files that
 /// cannot be read come back as failed plan entries.
 pub fn prepare(files: Vec<K8sFile>, opts: &K8sRestoreOptions) -> (Vec<Item>, Vec<PlannedObject>) {
+    let (objects, mut statuses, bad) = parse_files(files);
+    let mut items: Vec<Item> = objects
+        .into_iter()
+        .filter(|(_, parsed, object)| selected(parsed, object, opts))
+        .map(|(path, parsed, object)| {
+            let status = statuses.remove(&path);
+            item(path, parsed, object, status, opts)
+        })
+        .collect();
+    items.sort_by(|a, b| {
+        (rank(&a.qualified), &a.qualified, &a.namespace, &a.name).cmp(&(
+            rank(&b.qualified),
+            &b.qualified,
+            &b.namespace,
+            &b.name,
+        ))
+    });
+    (items, bad)
+}
+
+type Parsed = crate::source::k8s::clean::ObjectPath;
+
+/// The objects of the files (path, parsed path, object), their recorded
+/// statuses by object path, and the files that are not objects.
+#[allow(clippy::type_complexity)]
+fn parse_files(
+    files: Vec<K8sFile>,
+) -> (
+    Vec<(String, Parsed, Value)>,
+    BTreeMap<String, Value>,
+    Vec<PlannedObject>,
+) {
     let mut statuses = BTreeMap::new();
     let mut objects = Vec::new();
     let mut bad = Vec::new();
@@ -79,87 +111,91 @@ pub fn prepare(files: Vec<K8sFile>, opts: &K8sRestoreOptions) -> (Vec<Item>, Vec
             Err(e) => bad.push(bad_file(&file.path, &format!("invalid JSON: {e}"))),
         }
     }
+    (objects, statuses, bad)
+}
+
+/// The group of a parsed path: empty for the core group.
+fn api_group(parsed: &Parsed) -> String {
+    match parsed.group.as_str() {
+        "core" => String::new(),
+        g => g.to_string(),
+    }
+}
+
+/// Whether the namespace and resource filters keep an object.
+fn selected(parsed: &Parsed, object: &Value, opts: &K8sRestoreOptions) -> bool {
+    let group = api_group(parsed);
+    let qualified = qualified_name(&group, &parsed.resource);
+    let info = ApiResourceInfo {
+        group,
+        version: String::new(),
+        resource: parsed.resource.clone(),
+        kind: object["kind"].as_str().unwrap_or_default().to_string(),
+        namespaced: parsed.namespace.is_some(),
+        verbs: Vec::new(),
+        subresources: Vec::new(),
+    };
+    let scope_ns = match qualified == "namespaces" {
+        true => Some(&parsed.name),
+        false => parsed.namespace.as_ref(),
+    };
     let ns_filter = NamespaceFilter {
         include: &opts.include_namespaces,
         exclude: &opts.exclude_namespaces,
     };
-    let mut items = Vec::new();
-    for (path, parsed, mut object) in objects {
-        let group = if parsed.group == "core" {
-            String::new()
-        } else {
-            parsed.group
-        };
-        let qualified = qualified_name(&group, &parsed.resource);
-        let info = ApiResourceInfo {
-            group: group.clone(),
-            version: String::new(),
-            resource: parsed.resource.clone(),
-            kind: object["kind"].as_str().unwrap_or_default().to_string(),
-            namespaced: parsed.namespace.is_some(),
-            verbs: Vec::new(),
-            subresources: Vec::new(),
-        };
-        let scope_ns = if qualified == "namespaces" {
-            Some(&parsed.name)
-        } else {
-            parsed.namespace.as_ref()
-        };
-        if scope_ns.is_some_and(|ns| !ns_filter.matches(ns))
-            || (!opts.include_resources.is_empty()
-                && !opts
-                    .include_resources
-                    .iter()
-                    .any(|p| matches_resource(p, &info)))
-            || opts
-                .exclude_resources
-                .iter()
-                .any(|p| matches_resource(p, &info))
-        {
-            continue;
-        }
-        let status = statuses.remove(&path);
-        clean(&mut object);
-        // The path says where the object lived; the object agrees with it.
-        if let (Some(ns), Some(meta)) = (
-            &parsed.namespace,
-            object
-                .pointer_mut("/metadata")
-                .and_then(Value::as_object_mut),
-        ) {
-            meta.insert("namespace".into(), Value::String(ns.clone()));
-        }
-        map_namespaces(&mut object, &qualified, &opts.namespace_mapping);
-        apply_fixes(&mut object, &qualified);
-        let skip = skip_reason(&object, &qualified);
-        items.push(Item {
-            path,
-            namespace: object["metadata"]["namespace"]
-                .as_str()
-                .map(str::to_string)
-                .filter(|_| parsed.namespace.is_some()),
-            name: object["metadata"]["name"]
-                .as_str()
-                .unwrap_or(&parsed.name)
-                .to_string(),
-            source_namespace: parsed.namespace,
-            group,
-            resource: parsed.resource,
-            qualified,
-            object,
-            status,
-            skip,
-        });
+    let included = opts.include_resources.is_empty()
+        || opts
+            .include_resources
+            .iter()
+            .any(|p| matches_resource(p, &info));
+    let excluded = opts
+        .exclude_resources
+        .iter()
+        .any(|p| matches_resource(p, &info));
+    !scope_ns.is_some_and(|ns| !ns_filter.matches(ns)) && included && !excluded
+}
+
+/// Cleans, maps and fixes one selected object.
+fn item(
+    path: String,
+    parsed: Parsed,
+    mut object: Value,
+    status: Option<Value>,
+    opts: &K8sRestoreOptions,
+) -> Item {
+    let group = api_group(&parsed);
+    let qualified = qualified_name(&group, &parsed.resource);
+    clean(&mut object);
+    // The path says where the object lived; the object agrees with it.
+    if let (Some(ns), Some(meta)) = (
+        &parsed.namespace,
+        object
+            .pointer_mut("/metadata")
+            .and_then(Value::as_object_mut),
+    ) {
+        meta.insert("namespace".into(), Value::String(ns.clone()));
     }
-    items.sort_by(|a, b| {
-        (rank(&a.qualified), &a.qualified, &a.namespace, &a.name).cmp(&(
-            rank(&b.qualified),
-            &b.qualified,
-            &b.namespace,
-            &b.name,
-        ))
-    });
-    (items, bad)
+    map_namespaces(&mut object, &qualified, &opts.namespace_mapping);
+    apply_fixes(&mut object, &qualified);
+    let skip = skip_reason(&object, &qualified);
+    Item {
+        path,
+        namespace: object["metadata"]["namespace"]
+            .as_str()
+            .map(str::to_string)
+            .filter(|_| parsed.namespace.is_some()),
+        name: object["metadata"]["name"]
+            .as_str()
+            .unwrap_or(&parsed.name)
+            .to_string(),
+        source_namespace: parsed.namespace,
+        group,
+        resource: parsed.resource,
+        qualified,
+        object,
+        status,
+        skip,
+    }
 }
 
 fn bad_file(path: &str, message: &str) -> PlannedObject {

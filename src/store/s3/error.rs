@@ -80,7 +80,13 @@ where
                 (Some(c), "") => c.to_string(),
                 (Some(c), m) => format!("{c}: {m}"),
                 (None, _) if status == 404 => "not found".to_string(),
-                (None, _) => DisplayErrorContext(err).to_string(),
+                // Answers without a body (HEAD) carry no code: the status
+                // says it all; never show the SDK's structures.
+                (None, _) => http::StatusCode::from_u16(status)
+                    .ok()
+                    .and_then(|s| s.canonical_reason())
+                    .unwrap_or("error")
+                    .to_string(),
             };
             (classify(status, code), format!("HTTP {status} {what}"))
         }

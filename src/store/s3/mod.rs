@@ -51,6 +51,34 @@ pub enum S3ConfigError {
     BadUrl(String),
     #[error("S3 settings: {0}")]
     Settings(String),
+    #[error("bucket name {name:?} is invalid ({why}): S3 and OSS bucket names are 3-63 characters of lowercase letters, digits, dots and hyphens, starting and ending with a letter or digit")]
+    BadBucketName { name: String, why: &'static str },
+}
+
+/// Checks a bucket name against the naming rules AWS S3, OSS, MinIO and
+/// Ceph share, so that a bad name is refused before any request.
+fn check_bucket_name(name: &str) -> Result<(), S3ConfigError> {
+    let bad = |why| {
+        Err(S3ConfigError::BadBucketName {
+            name: name.to_string(),
+            why,
+        })
+    };
+    if !(3..=63).contains(&name.len()) {
+        return bad("length");
+    }
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-';
+    if !name.chars().all(allowed) {
+        return bad("characters");
+    }
+    let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    if !edge(name.chars().next()) || !edge(name.chars().last()) {
+        return bad("first or last character");
+    }
+    if name.contains("..") {
+        return bad("two dots in a row");
+    }
+    Ok(())
 }
 
 impl S3Store {
@@ -65,6 +93,7 @@ impl S3Store {
         if bucket.is_empty() || bucket.contains('/') {
             return Err(S3ConfigError::BadUrl(format!("s3://{bucket}/{prefix}")));
         }
+        check_bucket_name(bucket)?;
         let prefix = prefix.trim_matches('/');
         let prefix = if prefix.is_empty() {
             String::new()
