@@ -266,3 +266,23 @@ fn keys_can_be_added_listed_and_removed() {
     let r = env.run_with(c, &["snapshots", "--repo", env.repo.to_str().unwrap()]);
     assert_eq!(r.code, 12, "a removed key no longer opens: {}", r.stderr);
 }
+
+#[test]
+fn an_invalid_bucket_name_is_named_before_any_request() {
+    let env = Env::new();
+    for (bucket, why) in [("dr", "length"), ("Prod_Backups", "characters")] {
+        let url = format!("s3://{bucket}/cluster-a");
+        let r = env.run_with(env.command(), &["init", "--repo", &url, "--json"]);
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        let err = r.stderr.trim();
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(
+            err.contains(&format!("bucket name \"{bucket}\" is invalid ({why})"))
+                && err.contains("3-63 characters"),
+            "{err}"
+        );
+        assert!(!err.contains("ServiceError") && !err.contains("raw:"), "{err}");
+        let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        assert!(json["error"].as_str().unwrap().contains("is invalid"));
+    }
+}
