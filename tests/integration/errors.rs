@@ -281,7 +281,10 @@ fn an_invalid_bucket_name_is_named_before_any_request() {
                 && err.contains("3-63 characters"),
             "{err}"
         );
-        assert!(!err.contains("ServiceError") && !err.contains("raw:"), "{err}");
+        assert!(
+            !err.contains("ServiceError") && !err.contains("raw:"),
+            "{err}"
+        );
         let json: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
         assert!(json["error"].as_str().unwrap().contains("is invalid"));
     }

@@ -12,6 +12,7 @@ mod fuzz_smoke;
 mod golden;
 mod layers;
 mod regions;
+mod requests;
 mod roundtrip;
 mod store_suite;
 mod time;
