@@ -83,3 +83,143 @@ fn golden_v1_repository_restores_byte_for_byte() {
     );
     assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
 }
+
+/// A manifest path or link target in the byte-string form of trees: the
+/// string, or NUL and the base64 of bytes that are not UTF-8.
+fn manifest_bytes(s: &str) -> Vec<u8> {
+    use base64::Engine;
+    match s.strip_prefix('\0') {
+        Some(b) => base64::engine::general_purpose::STANDARD.decode(b).unwrap(),
+        None => s.as_bytes().to_vec(),
+    }
+}
+
+fn golden_command(env: &Env, fixtures: &Path) -> std::process::Command {
+    let mut c = env.command();
+    let pw = std::fs::read_to_string(fixtures.join("password")).unwrap();
+    c.env("FERRY_PASSWORD", pw.trim());
+    c
+}
+
+/// Checks one restored entry against its manifest record.
+fn check_more_entry(root: &Path, rel: &str, want: &serde_json::Value) {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let p = root.join(std::ffi::OsStr::from_bytes(&manifest_bytes(rel)));
+    let m = std::fs::symlink_metadata(&p).unwrap_or_else(|e| panic!("{rel:?}: {e}"));
+    let kind = want["kind"].as_str().unwrap();
+    if kind != "symlink" {
+        let mode = want["mode"].as_u64().unwrap() as u32;
+        assert_eq!(m.mode() & 0o7777, mode, "{rel:?} mode");
+    }
+    match kind {
+        "file" => {
+            let data = std::fs::read(&p).unwrap();
+            let hash = blake3::hash(&data).to_hex();
+            assert_eq!(hash.as_str(), want["blake3"].as_str().unwrap(), "{rel:?}");
+            assert_eq!(m.mtime(), want["mtime"].as_i64().unwrap(), "{rel:?} mtime");
+            // Holes stay holes: no more blocks than the source had.
+            let allocated = want["allocated"].as_u64().unwrap();
+            assert!(m.blocks() * 512 <= allocated.max(4096), "{rel:?} is sparse");
+            for (name, value) in want["xattrs"].as_object().into_iter().flatten() {
+                let got = xattr::get(&p, std::ffi::OsStr::from_bytes(&manifest_bytes(name)))
+                    .unwrap()
+                    .unwrap_or_else(|| panic!("{rel:?}: xattr {name:?} missing"));
+                assert_eq!(
+                    got,
+                    manifest_bytes(&format!("\0{}", value.as_str().unwrap()))
+                );
+            }
+        }
+        "symlink" => {
+            let target = std::fs::read_link(&p).unwrap();
+            assert_eq!(
+                target.as_os_str().as_bytes(),
+                manifest_bytes(want["target"].as_str().unwrap())
+            );
+        }
+        "dir" => assert!(m.is_dir()),
+        "fifo" => assert!(m.file_type().is_fifo(), "{rel:?}"),
+        "chardev" if crate::support::is_root() => {
+            assert!(m.file_type().is_char_device(), "{rel:?}");
+            let rdev = &want["rdev"];
+            let dev = libc::makedev(
+                rdev[0].as_u64().unwrap() as u32,
+                rdev[1].as_u64().unwrap() as u32,
+            );
+            assert_eq!(m.rdev(), dev, "{rel:?} rdev");
+        }
+        "chardev" => {}
+        k => panic!("unknown kind {k}"),
+    }
+}
+
+#[test]
+fn golden_v1_more_restores_every_byte_and_name() {
+    use std::os::unix::fs::MetadataExt;
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden-v1-more");
+    let env = Env::new();
+    let repo = fixtures.join("repo");
+    let repo = repo.to_str().unwrap();
+    let out = env.path("out");
+    let c = golden_command(&env, &fixtures);
+    let r = env.run_with(
+        c,
+        &[
+            "restore",
+            "latest",
+            "--repo",
+            repo,
+            "--target",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures.join("manifest.json")).unwrap())
+            .unwrap();
+    let root = out.join(manifest["source"].as_str().unwrap().trim_start_matches('/'));
+    let entries = manifest["entries"].as_object().unwrap();
+    for (rel, want) in entries {
+        check_more_entry(&root, rel, want);
+    }
+    // Nothing restored under a name the source did not have.
+    let listed = crate::support::walk_names(&root);
+    let expected: std::collections::BTreeSet<Vec<u8>> =
+        entries.keys().map(|k| manifest_bytes(k)).collect();
+    assert_eq!(
+        listed, expected,
+        "restored names are the source's, byte for byte"
+    );
+    // Hard links come back as one inode.
+    let a = std::fs::metadata(root.join("linked-a")).unwrap();
+    let b = std::fs::metadata(root.join("linked-b")).unwrap();
+    assert_eq!((a.ino(), a.nlink()), (b.ino(), 2));
+    // Two snapshots, two index objects and two keys: the second password opens it too.
+    let c = golden_command(&env, &fixtures);
+    let r = env.run_with(c, &["snapshots", "--repo", repo, "--json"]);
+    let snaps: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(snaps.as_array().unwrap().len(), 2);
+    let mut c = env.command();
+    c.env("FERRY_PASSWORD", "second-password");
+    let r = env.run_with(c, &["check", "--read-data", "--repo", repo, "--json"]);
+    assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
+    let check: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(check["snapshots"], 2);
+}
+
+#[test]
+fn every_format_version_has_a_golden_fixture() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    for v in 1..=ferry::format::config::FORMAT_VERSION {
+        let config = dir.join(format!("golden-v{v}/repo/config"));
+        let text = std::fs::read_to_string(&config).unwrap_or_else(|e| {
+            panic!(
+                "format version {v} has no fixture at {}: {e}",
+                config.display()
+            )
+        });
+        let found = ferry::format::config::peek_version(text.as_bytes()).unwrap();
+        assert_eq!(found, v, "{} is of version {found}", config.display());
+    }
+}
