@@ -7,7 +7,7 @@ pub mod locations;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
@@ -53,7 +53,7 @@ pub struct Repository {
     cipher: Cipher,
     config: ConfigBody,
     key_id: KeyId,
-    catalog: Mutex<Catalog>,
+    catalog: Arc<Mutex<Catalog>>,
     index: RwLock<BlobIndex>,
     /// Index objects that could not be read while syncing the catalog.
     damaged_indexes: Mutex<Vec<(IndexId, String)>>,
@@ -139,7 +139,7 @@ impl Repository {
             key,
             config,
             key_id,
-            catalog: Mutex::new(cat),
+            catalog: Arc::new(Mutex::new(cat)),
             index: RwLock::new(BlobIndex::default()),
             damaged_indexes: Mutex::new(Vec::new()),
         };
@@ -175,6 +175,22 @@ impl Repository {
         self.catalog.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Runs catalog work on a blocking thread, off the async workers:
+    /// writes and whole-table reads, which take milliseconds to seconds.
+    /// (Point reads such as a cached tree stay inline.)
+    async fn on_catalog<T, F>(&self, f: F) -> RepoResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Catalog) -> crate::catalog::CatalogResult<T> + Send + 'static,
+    {
+        let cat = self.catalog.clone();
+        let run = move || f(&mut cat.lock().unwrap_or_else(|e| e.into_inner()));
+        match tokio::task::spawn_blocking(run).await {
+            Ok(r) => Ok(r?),
+            Err(e) => Err(RepoError::Invalid(format!("catalog task failed: {e}"))),
+        }
+    }
+
     pub fn index(&self) -> std::sync::RwLockReadGuard<'_, BlobIndex> {
         self.index.read().unwrap_or_else(|e| e.into_inner())
     }
@@ -201,7 +217,7 @@ impl Repository {
     /// snapshot this sync does not see, never a snapshot whose index
     /// objects it missed (writers store packs, then index, then snapshots).
     async fn sync_catalog_with(&self, mut preloaded: Option<Locations>) -> RepoResult<()> {
-        if self.claim_catalog()? {
+        if self.claim_catalog().await? {
             preloaded = None;
         }
         let snapshots: HashSet<SnapshotId> = self.list_ids(ObjectKind::Snapshot).await?;
@@ -213,7 +229,7 @@ impl Repository {
         tracing::debug!("catalog in step with the repository");
         let locations = match preloaded {
             Some(l) => l,
-            None => self.catalog().blob_locations()?,
+            None => self.on_catalog(|c| c.blob_locations()).await?,
         };
         let mut index = BlobIndex::default();
         for (pack, entry) in locations {
@@ -226,17 +242,18 @@ impl Repository {
 
     /// Claims the catalog for this repository; true when it held another's
     /// (or nothing) and was cleared.
-    fn claim_catalog(&self) -> RepoResult<bool> {
-        Ok(self.catalog().claim(&self.config.id)?)
+    async fn claim_catalog(&self) -> RepoResult<bool> {
+        let id = self.config.id.clone();
+        self.on_catalog(move |c| c.claim(&id)).await
     }
 
     /// Brings the catalog's index objects in step with `stored`; true when
     /// anything changed.
     async fn sync_indexes(&self, stored: HashSet<IndexId>) -> RepoResult<bool> {
         let known = self.catalog().index_ids()?;
-        for gone in known.difference(&stored) {
-            self.catalog().remove_index(gone)?;
-        }
+        let gone: Vec<IndexId> = known.difference(&stored).copied().collect();
+        self.on_catalog(move |c| gone.iter().try_for_each(|id| c.remove_index(id)))
+            .await?;
         let new: Vec<IndexId> = stored.difference(&known).copied().collect();
         let mut loads = futures::stream::iter(new)
             .map(|id| async move { (id, self.load_index(&id).await) })
@@ -244,7 +261,7 @@ impl Repository {
         let mut damaged = Vec::new();
         while let Some((id, res)) = loads.next().await {
             match res {
-                Ok(idx) => self.catalog().add_index(&id, &idx)?,
+                Ok(idx) => self.on_catalog(move |c| c.add_index(&id, &idx)).await?,
                 Err(RepoError::Corrupt { reason, .. }) => {
                     tracing::warn!(index = %id, error = %reason, "skipping damaged index object");
                     damaged.push((id, reason));
@@ -259,16 +276,16 @@ impl Repository {
     /// Brings the catalog's snapshots in step with `stored`.
     async fn sync_snapshots(&self, stored: HashSet<SnapshotId>) -> RepoResult<()> {
         let known = self.catalog().snapshot_ids()?;
-        for gone in known.difference(&stored) {
-            self.catalog().remove_snapshot(gone)?;
-        }
+        let gone: Vec<SnapshotId> = known.difference(&stored).copied().collect();
+        self.on_catalog(move |c| gone.iter().try_for_each(|id| c.remove_snapshot(id)))
+            .await?;
         let new: Vec<SnapshotId> = stored.difference(&known).copied().collect();
         let mut loads = futures::stream::iter(new)
             .map(|id| async move { (id, self.load_snapshot(&id).await) })
             .buffer_unordered(PARALLEL_LOADS);
         while let Some((id, res)) = loads.next().await {
             match res {
-                Ok(s) => self.catalog().add_snapshot(&id, &s)?,
+                Ok(s) => self.on_catalog(move |c| c.add_snapshot(&id, &s)).await?,
                 Err(RepoError::Corrupt { reason, .. }) => {
                     tracing::warn!(snapshot = %id, error = %reason, "skipping damaged snapshot object");
                 }
@@ -340,7 +357,8 @@ impl Repository {
         );
         let blobs: usize = index.packs.iter().map(|p| p.blobs.len()).sum();
         tracing::debug!(index = %id, packs = index.packs.len(), blobs, "index object stored");
-        self.catalog().add_index(&id, index)?;
+        let index = index.clone();
+        self.on_catalog(move |c| c.add_index(&id, &index)).await?;
         Ok(id)
     }
 
@@ -358,7 +376,8 @@ impl Repository {
             self.seal_object(&plain, aad::SNAPSHOT, |id| SnapshotId(id).key())
                 .await?,
         );
-        self.catalog().add_snapshot(&id, snap)?;
+        let snap = snap.clone();
+        self.on_catalog(move |c| c.add_snapshot(&id, &snap)).await?;
         Ok(id)
     }
 
@@ -404,7 +423,8 @@ impl Repository {
         }
         let data = self.read_blob(id).await?;
         let tree = Tree::decode(&data).map_err(|e| RepoError::corrupt(object(), e))?;
-        self.catalog().put_trees(&[(*id, data)])?;
+        let entry = [(*id, data)];
+        self.on_catalog(move |c| c.put_trees(&entry)).await?;
         Ok(tree)
     }
 
@@ -457,7 +477,7 @@ impl Repository {
 
     /// Recreates the catalog from the repository alone.
     pub async fn rebuild_catalog(&self) -> RepoResult<CatalogStats> {
-        self.catalog().clear()?;
+        self.on_catalog(|c| c.clear()).await?;
         self.sync_catalog().await?;
         let path = self.catalog().path().to_path_buf();
         let snapshots = self.snapshots()?.len();

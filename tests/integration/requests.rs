@@ -24,10 +24,21 @@ struct Fixture {
     repo: Arc<Repository>,
 }
 
-async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let src = dir.path().join("src");
+/// A source tree whose ancestors no other test touches while this one
+/// runs: a snapshot records the metadata of the directories on the way to
+/// a source, and every new temporary directory changes the mtime of /tmp.
+fn stable_source(name: &str) -> std::path::PathBuf {
+    let src = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("requests-{name}"))
+        .join("src");
+    let _ = std::fs::remove_dir_all(&src);
     crate::roundtrip::generate(&src);
+    src
+}
+
+async fn fixture(name: &str) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let src = stable_source(name);
     let store = Arc::new(Counting::new(Arc::new(MemoryStore::default())));
     let opts = InitOptions {
         pack_size: 1 << 20,
@@ -72,7 +83,7 @@ fn of_kind(reqs: &[Request], kind: ObjectKind) -> Vec<&Request> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unchanged_backup_writes_only_its_snapshot() {
-    let f = fixture().await;
+    let f = fixture("unchanged").await;
     f.backup().await;
     f.store.take();
     f.backup().await;
@@ -91,7 +102,7 @@ async fn an_unchanged_backup_writes_only_its_snapshot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restore_reads_no_pack_byte_twice() {
-    let f = fixture().await;
+    let f = fixture("restore").await;
     let out = f.backup().await;
     f.store.take();
     let opts = RestoreOptions {
@@ -136,7 +147,7 @@ async fn a_restore_reads_no_pack_byte_twice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_read_data_reads_each_pack_exactly_once() {
-    let f = fixture().await;
+    let f = fixture("check").await;
     f.backup().await;
     let packs = f.store.list(ObjectKind::Pack.prefix()).await.unwrap();
     assert!(packs.len() > 1, "the fixture spans several packs");
