@@ -10,6 +10,7 @@ mod damage;
 mod errors;
 mod fuzz_smoke;
 mod golden;
+mod names;
 mod regions;
 mod roundtrip;
 mod store_suite;
