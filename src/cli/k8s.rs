@@ -75,7 +75,7 @@ pub async fn restore(
             .await
             .with_context(|| format!("reading {}", e.path))?;
         objects.push(K8sFile {
-            path: e.path.trim_start_matches('/').to_string(),
+            path: e.path.to_string().trim_start_matches('/').to_string(),
             data,
         });
     }

@@ -10,7 +10,7 @@ use futures::future::{BoxFuture, FutureExt};
 use futures::StreamExt;
 use serde::Serialize;
 
-use super::walk::join;
+use super::walk::SnapPath;
 use super::EngineResult;
 use crate::format::blob::open_blob;
 use crate::format::pack::read_pack_header;
@@ -26,7 +26,7 @@ pub struct Problem {
 #[derive(Debug, Clone, Serialize)]
 pub struct Affected {
     pub snapshot: SnapshotId,
-    pub path: String,
+    pub path: SnapPath,
     pub problem: String,
 }
 
@@ -221,11 +221,7 @@ pub async fn check(repo: &Arc<Repository>, read_data: bool) -> EngineResult<Chec
         for (path, problem) in problems.iter() {
             report.affected.push(Affected {
                 snapshot: *sid,
-                path: if path.is_empty() {
-                    "/".into()
-                } else {
-                    path.clone()
-                },
+                path: SnapPath::normalize(path),
                 problem: problem.clone(),
             });
         }
@@ -246,7 +242,8 @@ struct PackCheck {
     bad: Vec<(BlobId, String)>,
 }
 
-type Problems = Arc<Vec<(String, String)>>;
+/// Paths relative to a tree (`/a/b`, empty for the tree itself), as bytes.
+type Problems = Arc<Vec<(Vec<u8>, String)>>;
 
 /// The entries below `tree` that cannot be restored, as paths relative to
 /// it, computed once per tree.
@@ -270,14 +267,14 @@ fn tree_problems<'a>(
             Err(e) => {
                 tree_errors.insert(tree, e.clone());
                 out.push((
-                    String::new(),
+                    Vec::new(),
                     format!("directory listing (tree {}) unreadable: {e}", tree.short()),
                 ));
             }
             Ok(t) => {
                 let idx_has = |id: &BlobId| repo.index().contains(id);
                 for node in &t.nodes {
-                    let name = node.name_lossy();
+                    let name = [&b"/"[..], &node.name].concat();
                     if node.kind == NodeKind::File {
                         for id in &node.content {
                             let problem = match bad.get(id) {
@@ -288,7 +285,7 @@ fn tree_problems<'a>(
                                 None => None,
                             };
                             if let Some(p) = problem {
-                                out.push((format!("/{name}"), p));
+                                out.push((name.clone(), p));
                                 break;
                             }
                         }
@@ -296,7 +293,7 @@ fn tree_problems<'a>(
                     if let Some(sub) = node.subtree {
                         let below = tree_problems(repo, sub, bad, memo, tree_errors).await;
                         for (p, e) in below.iter() {
-                            out.push((format!("{}{}", join("/", &name), p), e.clone()));
+                            out.push(([&name[..], p].concat(), e.clone()));
                         }
                     }
                 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use futures::future::{BoxFuture, FutureExt};
 use serde::Serialize;
 
-use super::walk::{join, normalize, within};
+use super::walk::{normalize, within, SnapPath};
 use super::EngineResult;
 use crate::format::tree::{Node, NodeKind};
 use crate::repo::{BlobId, Repository};
@@ -38,7 +38,7 @@ impl Change {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DiffEntry {
-    pub path: String,
+    pub path: SnapPath,
     pub change: Change,
 }
 
@@ -69,7 +69,7 @@ pub async fn diff(
 ) -> EngineResult<Vec<DiffEntry>> {
     let prefix = normalize(path.unwrap_or("/"));
     let mut out = Vec::new();
-    diff_trees(repo, Some(a), Some(b), "/".into(), &prefix, &mut out).await?;
+    diff_trees(repo, Some(a), Some(b), SnapPath::root(), &prefix, &mut out).await?;
     Ok(out)
 }
 
@@ -77,8 +77,8 @@ fn diff_trees<'a>(
     repo: &'a Arc<Repository>,
     a: Option<BlobId>,
     b: Option<BlobId>,
-    path: String,
-    prefix: &'a str,
+    path: SnapPath,
+    prefix: &'a SnapPath,
     out: &'a mut Vec<DiffEntry>,
 ) -> BoxFuture<'a, EngineResult<()>> {
     async move {
@@ -101,7 +101,7 @@ fn diff_trees<'a>(
             both.entry(k).or_default().1 = Some(n);
         }
         for (name, (x, y)) in both {
-            let p = join(&path, &String::from_utf8_lossy(&name));
+            let p = path.join(&name);
             let change = match (&x, &y) {
                 (None, Some(_)) => Some(Change::Added),
                 (Some(_), None) => Some(Change::Removed),

@@ -8,15 +8,7 @@ use crate::repo::{BlobId, Repository};
 
 /// Sorts paths component by component, as a directory listing reads.
 pub fn sort_entries(entries: &mut [Entry]) {
-    // Component by component: the same as comparing the bytes with `/`
-    // below every byte a name can hold (names hold no NUL).
-    let key = |p: &str| {
-        p.as_bytes()
-            .iter()
-            .map(|&c| if c == b'/' { 0 } else { c })
-            .collect::<Vec<u8>>()
-    };
-    entries.sort_by_cached_key(|e| key(&e.path));
+    entries.sort_by_cached_key(|e| e.path.sort_key());
 }
 
 pub async fn ls(
@@ -37,7 +29,7 @@ pub async fn ls(
         .into_iter()
         .filter(|e| within(&e.path, &prefix))
         .collect();
-    if entries.is_empty() && prefix != "/" {
+    if entries.is_empty() && !prefix.is_root() {
         return Err(EngineError::Usage(format!(
             "{prefix} is not in this snapshot"
         )));

@@ -5,11 +5,15 @@ use std::sync::Arc;
 use crate::format::tree::{Node, NodeKind};
 use crate::repo::{BlobId, Repository};
 
+pub mod snap_path;
+
+pub use snap_path::{within, SnapPath};
+
 /// An entry of a snapshot with its path from the snapshot root
 /// (`/data/pvc-a/file`).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Entry {
-    pub path: String,
+    pub path: SnapPath,
     pub node: Node,
 }
 
@@ -18,42 +22,25 @@ pub struct Entry {
 #[derive(Debug, Default)]
 pub struct Walk {
     pub entries: Vec<Entry>,
-    pub errors: Vec<(String, String)>,
-}
-
-pub fn join(parent: &str, name: &str) -> String {
-    if parent == "/" {
-        format!("/{name}")
-    } else {
-        format!("{parent}/{name}")
-    }
+    pub errors: Vec<(SnapPath, String)>,
 }
 
 /// Normalises a user-given snapshot path (`k8s/`, `/data/x/`) to `/k8s`,
 /// `/data/x`.
-pub fn normalize(p: &str) -> String {
-    let parts: Vec<&str> = p
-        .split('/')
-        .filter(|s| !s.is_empty() && *s != ".")
-        .collect();
-    format!("/{}", parts.join("/"))
-}
-
-/// Whether `path` is `prefix` or below it.
-pub fn within(path: &str, prefix: &str) -> bool {
-    prefix == "/"
-        || path == prefix
-        || path
-            .strip_prefix(prefix)
-            .is_some_and(|r| r.starts_with('/'))
+pub fn normalize(p: &str) -> SnapPath {
+    SnapPath::normalize(p.as_bytes())
 }
 
 /// Walks the tree `root`, descending only into directories for which
 /// `descend(path)` holds.
-pub async fn walk(repo: &Arc<Repository>, root: BlobId, descend: impl Fn(&str) -> bool) -> Walk {
+pub async fn walk(
+    repo: &Arc<Repository>,
+    root: BlobId,
+    descend: impl Fn(&SnapPath) -> bool,
+) -> Walk {
     let mut out = Walk::default();
     // A stack of (tree id, path); children pushed in reverse keep the order.
-    let mut stack = vec![(root, "/".to_string())];
+    let mut stack = vec![(root, SnapPath::root())];
     while let Some((id, path)) = stack.pop() {
         let tree = match repo.load_tree(&id).await {
             Ok(t) => t,
@@ -64,7 +51,7 @@ pub async fn walk(repo: &Arc<Repository>, root: BlobId, descend: impl Fn(&str) -
         };
         let mut subdirs = Vec::new();
         for node in tree.nodes {
-            let p = join(&path, &node.name_lossy());
+            let p = path.join(&node.name);
             if node.kind == NodeKind::Dir {
                 if let Some(sub) = node.subtree.filter(|_| descend(&p)) {
                     subdirs.push((sub, p.clone()));

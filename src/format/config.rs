@@ -10,6 +10,10 @@ use super::error::{FormatError, FormatResult};
 pub const FORMAT_VERSION: u64 = 1;
 
 pub const CONFIG_KEY: &str = "config";
+/// The only cipher of version 1.
+pub const CIPHER: &str = "xchacha20-poly1305";
+/// The only blob id function of version 1.
+pub const BLOB_ID: &str = "blake3-keyed";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,26 +81,50 @@ impl ConfigBody {
         compression_level: i32,
         pack_size: u32,
     ) -> FormatResult<Self> {
-        chunker.validate()?;
-        if !(0..=22).contains(&compression_level) {
-            return Err(FormatError::Invalid(format!(
-                "compression level {compression_level} is outside 0 (off) to 22"
-            )));
-        }
-        if !(1 << 20..=1 << 30).contains(&pack_size) {
-            return Err(FormatError::Invalid(format!(
-                "pack size {pack_size} is outside 1 MiB to 1 GiB"
-            )));
-        }
-        Ok(ConfigBody {
+        let body = ConfigBody {
             version: FORMAT_VERSION,
             id: hex::encode(rand::random::<[u8; 16]>()),
             chunker,
             compression_level,
             pack_size,
-            cipher: "xchacha20-poly1305".into(),
-            blob_id: "blake3-keyed".into(),
-        })
+            cipher: CIPHER.into(),
+            blob_id: BLOB_ID.into(),
+        };
+        body.validate().map_err(FormatError::Invalid)?;
+        Ok(body)
+    }
+
+    /// Every value a reader relies on, within what the format allows.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Err(FormatError::Invalid(e)) = self.chunker.validate() {
+            return Err(e);
+        }
+        if !(0..=22).contains(&self.compression_level) {
+            return Err(format!(
+                "compression level {} is outside 0 (off) to 22",
+                self.compression_level
+            ));
+        }
+        if !(1 << 20..=1 << 30).contains(&self.pack_size) {
+            return Err(format!(
+                "pack size {} is outside 1 MiB to 1 GiB",
+                self.pack_size
+            ));
+        }
+        if self.cipher != CIPHER {
+            return Err(format!("cipher {:?} is not {CIPHER:?}", self.cipher));
+        }
+        if self.blob_id != BLOB_ID {
+            return Err(format!(
+                "blob id function {:?} is not {BLOB_ID:?}",
+                self.blob_id
+            ));
+        }
+        let hex_id = self.id.len() == 32 && self.id.bytes().all(|b| b.is_ascii_hexdigit());
+        if !hex_id {
+            return Err(format!("repository id {:?} is not 32 hex digits", self.id));
+        }
+        Ok(())
     }
 
     pub fn encode(&self, key: &MasterKey) -> Vec<u8> {
@@ -147,6 +175,17 @@ pub fn decode(data: &[u8], key: &MasterKey) -> FormatResult<ConfigBody> {
             "MAC mismatch: the config was altered",
         ));
     }
-    file.config.chunker.validate()?;
+    if file.config.version != FORMAT_VERSION {
+        return Err(FormatError::corrupt(
+            CONFIG_KEY,
+            format!(
+                "format version {} is not {FORMAT_VERSION}",
+                file.config.version
+            ),
+        ));
+    }
+    file.config
+        .validate()
+        .map_err(|e| FormatError::corrupt(CONFIG_KEY, e))?;
     Ok(file.config)
 }

@@ -25,6 +25,46 @@ impl Default for KdfParams {
     }
 }
 
+/// The largest key derivation a reader performs: 1 GiB of memory, 20
+/// passes, 16 lanes. A key object asking for more is refused unopened (a
+/// writer of `keys/` needs no password, so its parameters are not trusted).
+pub const MAX_KDF_MEMORY_KIB: u32 = 1 << 20;
+pub const MAX_KDF_ITERATIONS: u32 = 20;
+pub const MAX_KDF_PARALLELISM: u32 = 16;
+/// Salt lengths readers accept (writers draw 32 bytes).
+pub const SALT_LENGTHS: std::ops::RangeInclusive<usize> = 16..=64;
+/// The key object version this code writes and reads.
+pub const KEY_VERSION: u64 = 1;
+/// Key objects larger than this are refused before they are parsed.
+pub const MAX_KEY_OBJECT_SIZE: usize = 64 << 10;
+
+impl KdfParams {
+    /// Checks the parameters against the limits readers enforce.
+    pub fn validate(&self) -> Result<(), String> {
+        let p = self;
+        if !(1..=MAX_KDF_PARALLELISM).contains(&p.parallelism) {
+            return Err(format!(
+                "parallelism {} is outside 1 to {MAX_KDF_PARALLELISM}",
+                p.parallelism
+            ));
+        }
+        let min_memory = 8 * p.parallelism;
+        if !(min_memory..=MAX_KDF_MEMORY_KIB).contains(&p.memory_kib) {
+            return Err(format!(
+                "memory {} KiB is outside {min_memory} KiB to {} KiB (1 GiB)",
+                p.memory_kib, MAX_KDF_MEMORY_KIB
+            ));
+        }
+        if !(1..=MAX_KDF_ITERATIONS).contains(&p.iterations) {
+            return Err(format!(
+                "{} iterations is outside 1 to {MAX_KDF_ITERATIONS}",
+                p.iterations
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyFile {
@@ -95,6 +135,8 @@ impl Drop for KdfMemory {
 }
 
 fn derive(password: &[u8], salt: &[u8], p: KdfParams) -> FormatResult<Cipher> {
+    p.validate()
+        .map_err(|e| FormatError::Invalid(format!("key derivation parameters: {e}")))?;
     let params = argon2::Params::new(p.memory_kib, p.iterations, p.parallelism, Some(32))
         .map_err(|e| FormatError::Invalid(format!("key derivation parameters: {e}")))?;
     let a = argon2::Argon2::new(
@@ -132,8 +174,45 @@ impl KeyFile {
         serde_json::to_vec_pretty(self).expect("key serializes")
     }
 
-    pub fn decode(object: &str, data: &[u8]) -> FormatResult<Self> {
+    /// Parses a key object without checking its fields (for listing: no
+    /// key is derived from what this returns).
+    pub fn parse(object: &str, data: &[u8]) -> FormatResult<Self> {
         serde_json::from_slice(data).map_err(|e| FormatError::corrupt(object, e))
+    }
+
+    /// Parses a key object and checks every field a reader relies on
+    /// before any key derivation: the version, the `kdf`, the salt length
+    /// and the Argon2 parameters against the limits above.
+    pub fn decode(object: &str, data: &[u8]) -> FormatResult<Self> {
+        if data.len() > MAX_KEY_OBJECT_SIZE {
+            return Err(FormatError::corrupt(
+                object,
+                format!("{} bytes, more than a key object holds", data.len()),
+            ));
+        }
+        let k = Self::parse(object, data)?;
+        let bad = |why: String| Err(FormatError::corrupt(object, why));
+        if k.version != KEY_VERSION {
+            return bad(format!(
+                "key object version {} is not {KEY_VERSION}, the one this ferry reads",
+                k.version
+            ));
+        }
+        if k.kdf != "argon2id" {
+            return bad(format!("key derivation {:?} is not argon2id", k.kdf));
+        }
+        if !SALT_LENGTHS.contains(&k.salt.len()) {
+            return bad(format!(
+                "salt of {} bytes is outside {} to {} bytes",
+                k.salt.len(),
+                SALT_LENGTHS.start(),
+                SALT_LENGTHS.end()
+            ));
+        }
+        if let Err(e) = k.params.validate() {
+            return bad(format!("Argon2 parameters refused: {e}"));
+        }
+        Ok(k)
     }
 
     /// The master key, or `None` when the password does not open this key.
@@ -142,6 +221,47 @@ impl KeyFile {
         match wrap.open(&self.data, aad::MASTER_KEY) {
             Ok(plain) => Ok(serde_json::from_slice(&plain).ok()),
             Err(_) => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> KeyFile {
+        let master = MasterKey::generate();
+        let params = KdfParams {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        };
+        KeyFile::create(&master, b"pw", params).unwrap()
+    }
+
+    #[test]
+    fn hostile_fields_refused_before_derivation() {
+        let good = sample();
+        assert!(KeyFile::decode("keys/x", &good.encode()).is_ok());
+        type Change = Box<dyn Fn(&mut KeyFile)>;
+        let cases: Vec<(Change, &str)> = vec![
+            (Box::new(|k| k.params.memory_kib = u32::MAX), "memory"),
+            (Box::new(|k| k.params.memory_kib = 16 << 20), "memory"),
+            (Box::new(|k| k.params.iterations = u32::MAX), "iterations"),
+            (Box::new(|k| k.params.iterations = 0), "iterations"),
+            (Box::new(|k| k.params.parallelism = 1 << 20), "parallelism"),
+            (Box::new(|k| k.salt = vec![1; 4]), "salt"),
+            (Box::new(|k| k.salt = vec![1; 1 << 16]), "bytes"),
+            (Box::new(|k| k.kdf = "scrypt".into()), "argon2id"),
+            (Box::new(|k| k.version = 2), "version"),
+        ];
+        for (change, word) in cases {
+            let mut k = good.clone();
+            change(&mut k);
+            let e = KeyFile::decode("keys/x", &k.encode())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("keys/x") && e.contains(word), "{e}");
         }
     }
 }

@@ -446,7 +446,7 @@ impl Repository {
         let mut out: Vec<_> = futures::stream::iter(ids)
             .map(|id| async move {
                 let data = self.get_verified(&id.key(), id.as_bytes()).await?;
-                Ok::<_, RepoError>((id, KeyFile::decode(&id.key(), &data)?))
+                Ok::<_, RepoError>((id, KeyFile::parse(&id.key(), &data)?))
             })
             .buffer_unordered(PARALLEL_LOADS)
             .try_collect()
@@ -525,18 +525,27 @@ fn preload_catalog(path: Option<PathBuf>, id: &str) -> RepoResult<(Catalog, Opti
 
 /// Tries every key object with the password; the first that opens wins.
 async fn unlock(store: &DynStore, password: &[u8]) -> RepoResult<(KeyId, MasterKey)> {
-    let keys = store.list(ObjectKind::Key.prefix()).await?;
-    let mut tried = 0;
-    for meta in &keys {
-        let Some(id) = crate::format::kind::id_from_key::<KeyId>(&meta.key) else {
-            continue;
-        };
-        let data = store.get(&meta.key).await?;
-        let Ok(file) = KeyFile::decode(&meta.key, &data) else {
-            tracing::warn!(key = %meta.key, "skipping unreadable key object");
-            continue;
-        };
-        tried += 1;
+    let (mut usable, refused) = usable_keys(store).await?;
+    // The cheapest derivations first: a key object asking for the most
+    // work the limits allow is tried only when the others do not open.
+    usable.sort_by_key(|(id, f)| {
+        (
+            u64::from(f.params.memory_kib) * u64::from(f.params.iterations),
+            *id,
+        )
+    });
+    if usable.is_empty() {
+        if let Some((object, reason)) = refused.into_iter().next() {
+            return Err(RepoError::Corrupt {
+                object,
+                reason: format!(
+                    "{reason}; no other key object is usable (`ferry key list` shows them)"
+                ),
+            });
+        }
+    }
+    let tried = usable.len();
+    for (id, file) in usable {
         let pw = password.to_vec();
         let opened = tokio::task::spawn_blocking(move || file.unwrap_key(&pw))
             .await
@@ -549,4 +558,43 @@ async fn unlock(store: &DynStore, password: &[u8]) -> RepoResult<(KeyId, MasterK
         location: store.location(),
         keys: tried,
     })
+}
+
+/// The key objects that may be tried: named by the BLAKE3 of their bytes
+/// and with fields within the limits of docs/format.md. The others are
+/// skipped with a warning and returned as (object, reason).
+async fn usable_keys(
+    store: &DynStore,
+) -> RepoResult<(Vec<(KeyId, KeyFile)>, Vec<(String, String)>)> {
+    let keys = store.list(ObjectKind::Key.prefix()).await?;
+    let (mut usable, mut refused) = (Vec::new(), Vec::new());
+    for meta in &keys {
+        let Some(id) = crate::format::kind::id_from_key::<KeyId>(&meta.key) else {
+            continue;
+        };
+        if meta.size > crate::format::keys::MAX_KEY_OBJECT_SIZE as u64 {
+            refused.push((
+                meta.key.clone(),
+                format!("{} bytes, more than a key object holds", meta.size),
+            ));
+            continue;
+        }
+        let data = store.get(&meta.key).await?;
+        let checked = if blake3::hash(&data).as_bytes() != id.as_bytes() {
+            Err("content does not match its name (BLAKE3)".to_string())
+        } else {
+            KeyFile::decode(&meta.key, &data).map_err(|e| match e {
+                crate::format::FormatError::Corrupt { reason, .. } => reason,
+                e => e.to_string(),
+            })
+        };
+        match checked {
+            Ok(file) => usable.push((id, file)),
+            Err(reason) => {
+                tracing::warn!(key = %meta.key, %reason, "skipping key object");
+                refused.push((meta.key.clone(), reason));
+            }
+        }
+    }
+    Ok((usable, refused))
 }

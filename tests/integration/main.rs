@@ -12,6 +12,7 @@ mod fuzz_smoke;
 mod golden;
 mod json;
 mod layers;
+mod names;
 mod regions;
 mod requests;
 mod roundtrip;

@@ -17,7 +17,7 @@ use bytes::Bytes;
 
 use super::{meta, target_path, Failure, RestoreReport};
 use crate::engine::progress::Progress;
-use crate::engine::walk::Entry;
+use crate::engine::walk::{Entry, SnapPath};
 use crate::format::blob::{open_blob_with, BlobBuffers, BlobEntry};
 use crate::format::tree::Node;
 use crate::repo::{BlobId, PackId, Repository};
@@ -359,7 +359,7 @@ pub async fn restore_files(
     overwrite: bool,
     progress: &Progress,
     report: &mut RestoreReport,
-) -> HashSet<String> {
+) -> HashSet<SnapPath> {
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)

@@ -7,6 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use super::Failure;
+use crate::engine::walk::SnapPath;
 use crate::format::tree::{Node, NodeKind};
 
 fn cpath(p: &Path) -> Result<CString, String> {
@@ -95,10 +96,10 @@ pub fn make_special(path: &Path, node: &Node, overwrite: bool) -> Result<(), Str
 
 /// Applies owner (when running as root), mode, xattrs and times; a failure
 /// is a warning, the entry stays.
-pub fn apply(path: &Path, node: &Node, display: &str, warnings: &mut Vec<Failure>) {
+pub fn apply(path: &Path, node: &Node, display: &SnapPath, warnings: &mut Vec<Failure>) {
     let mut warn = |what: &str, e: String| {
         warnings.push(Failure {
-            path: display.to_string(),
+            path: display.clone(),
             error: format!("{what}: {e}"),
         })
     };
@@ -140,12 +141,17 @@ pub fn apply(path: &Path, node: &Node, display: &str, warnings: &mut Vec<Failure
 }
 
 /// Like [`apply`], through an open regular file: no path lookups.
-pub fn apply_file(file: &std::fs::File, node: &Node, display: &str, warnings: &mut Vec<Failure>) {
+pub fn apply_file(
+    file: &std::fs::File,
+    node: &Node,
+    display: &SnapPath,
+    warnings: &mut Vec<Failure>,
+) {
     use std::os::unix::io::AsRawFd;
     let fd = file.as_raw_fd();
     let mut warn = |what: &str, e: String| {
         warnings.push(Failure {
-            path: display.to_string(),
+            path: display.clone(),
             error: format!("{what}: {e}"),
         })
     };

@@ -7,13 +7,14 @@ mod files;
 mod meta;
 
 use std::collections::{HashMap, HashSet};
+use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::walk::{walk, Entry};
+use super::walk::{walk, Entry, SnapPath};
 use super::{EngineError, EngineResult};
 use crate::engine::progress::Progress;
 use crate::format::tree::NodeKind;
@@ -32,7 +33,7 @@ pub struct RestoreOptions {
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Failure {
-    pub path: String,
+    pub path: SnapPath,
     pub error: String,
 }
 
@@ -49,18 +50,18 @@ pub struct RestoreReport {
     pub warnings: Vec<Failure>,
     /// In a dry run, the paths that would be written.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub planned: Vec<String>,
+    pub planned: Vec<SnapPath>,
 }
 
-/// Whether a pattern set matches `path` or its last component.
-fn matches(set: &globset::GlobSet, path: &str) -> bool {
-    set.is_match(path) || set.is_match(path.rsplit('/').next().unwrap_or(path))
-}
-
-fn ancestors(path: &str) -> impl Iterator<Item = &str> {
-    path.match_indices('/')
-        .filter(|(i, _)| *i > 0)
-        .map(move |(i, _)| &path[..i])
+/// Whether a pattern set matches `path` or its last component, byte for
+/// byte (patterns match names that are not UTF-8 too).
+fn matches(set: &globset::GlobSet, path: &[u8]) -> bool {
+    let name = match path.iter().rposition(|&b| b == b'/') {
+        Some(i) => &path[i + 1..],
+        None => path,
+    };
+    let as_path = |b: &[u8]| Path::new(OsStr::from_bytes(b)).to_path_buf();
+    set.is_match(as_path(path)) || set.is_match(as_path(name))
 }
 
 /// Picks the entries to restore: not excluded (nor below an excluded
@@ -74,29 +75,29 @@ fn select(
     if includes.is_empty() && excludes.is_empty() {
         return entries;
     }
-    let excluded = |p: &str| matches(excludes, p) || ancestors(p).any(|a| matches(excludes, a));
+    let excluded = |p: &SnapPath| {
+        matches(excludes, p.as_bytes()) || p.ancestors().any(|a| matches(excludes, a))
+    };
     let kept: Vec<Entry> = entries.into_iter().filter(|e| !excluded(&e.path)).collect();
     if includes.is_empty() {
         return kept;
     }
-    let included = |p: &str| matches(includes, p) || ancestors(p).any(|a| matches(includes, a));
-    let mut needed: HashSet<String> = HashSet::new();
+    let included = |p: &SnapPath| {
+        matches(includes, p.as_bytes()) || p.ancestors().any(|a| matches(includes, a))
+    };
+    let mut needed: HashSet<Vec<u8>> = HashSet::new();
     for e in kept.iter().filter(|e| included(&e.path)) {
-        needed.insert(e.path.clone());
-        needed.extend(ancestors(&e.path).map(str::to_string));
+        needed.insert(e.path.as_bytes().to_vec());
+        needed.extend(e.path.ancestors().map(<[u8]>::to_vec));
     }
     kept.into_iter()
-        .filter(|e| needed.contains(&e.path))
+        .filter(|e| needed.contains(e.path.as_bytes()))
         .collect()
 }
 
 /// The target path of a snapshot path (made of validated names).
-fn target_path(target: &Path, path: &str) -> PathBuf {
-    let mut p = target.to_path_buf();
-    for part in path.split('/').filter(|s| !s.is_empty()) {
-        p.push(std::ffi::OsStr::from_bytes(part.as_bytes()));
-    }
-    p
+fn target_path(target: &Path, path: &SnapPath) -> PathBuf {
+    path.under(target)
 }
 
 pub async fn restore(
@@ -164,7 +165,7 @@ pub async fn restore(
     }
 
     // Directories first, parents before children.
-    let mut failed_dirs: Vec<String> = Vec::new();
+    let mut failed_dirs: Vec<SnapPath> = Vec::new();
     for e in entries.iter().filter(|e| e.node.kind == NodeKind::Dir) {
         if failed_dirs.iter().any(|d| super::walk::within(&e.path, d)) {
             continue;
@@ -180,11 +181,11 @@ pub async fn restore(
             }
         }
     }
-    let below_failed = |p: &str| failed_dirs.iter().any(|d| super::walk::within(p, d));
+    let below_failed = |p: &SnapPath| failed_dirs.iter().any(|d| super::walk::within(p, d));
     tracing::debug!(elapsed = ?started.elapsed(), "directories made");
 
     // Regular files; the first link of each hard-linked inode only.
-    let mut first_link: HashMap<(u64, u64), String> = HashMap::new();
+    let mut first_link: HashMap<(u64, u64), SnapPath> = HashMap::new();
     let mut links = Vec::new();
     let mut regular = Vec::new();
     for e in entries
@@ -287,7 +288,7 @@ fn check_conflicts(target: &Path, entries: &[Entry], overwrite: bool) -> EngineR
         if let Ok(m) = std::fs::symlink_metadata(&p) {
             let merge = e.node.kind == NodeKind::Dir && m.is_dir();
             if !merge {
-                conflicts.push(p.display().to_string());
+                conflicts.push(format!("{}{}", target.display(), e.path));
             }
         }
     }
