@@ -1,6 +1,7 @@
 //! The `ObjectStore` trait: the narrow, async interface every storage backend
 //! (local directory, S3/OSS) implements, and the wrappers composed over it.
 
+pub mod failover;
 pub mod local;
 pub mod memory;
 pub mod options;

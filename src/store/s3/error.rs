@@ -82,7 +82,17 @@ where
                 (None, _) if status == 404 => "not found".to_string(),
                 (None, _) => DisplayErrorContext(err).to_string(),
             };
-            (classify(status, code), format!("HTTP {status} {what}"))
+            let hint = match code {
+                Some("NoSuchBucket") => {
+                    "; the bucket does not exist: create it, or run `ferry init` (or `ferry replicate` \
+                     for a region of a --config file), which creates it where the credentials allow"
+                }
+                _ => "",
+            };
+            (
+                classify(status, code),
+                format!("HTTP {status} {what}{hint}"),
+            )
         }
         // The request never left: a bad setting, or no credentials.
         SdkError::ConstructionFailure(_) => (
