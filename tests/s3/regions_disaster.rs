@@ -14,6 +14,9 @@ use serde_json::Value;
 use crate::support::proxy::{Fault, FaultProxy};
 use crate::support::server::S3Server;
 
+/// Files with their content, by relative path.
+type Tree = Vec<(String, Vec<u8>)>;
+
 /// A region of a test config: its name and S3 endpoint (or a local path).
 struct R {
     name: String,
@@ -111,7 +114,7 @@ fn snapshot_ids(v: &Value) -> Vec<String> {
 /// `check --read-data` of every region, and every snapshot restored from
 /// every region byte-identical to `src` as it was at that snapshot
 /// (`trees`: snapshot id → the files then).
-fn verify_all(d: &Path, cfg: &Path, names: &[&str], trees: &[(String, Vec<(String, Vec<u8>)>)]) {
+fn verify_all(d: &Path, cfg: &Path, names: &[&str], trees: &[(String, Tree)]) {
     for name in names {
         ok(d, cfg, &["check", "--region", name, "--read-data"]);
         let listed = snapshot_ids(&json(d, cfg, &["snapshots", "--region", name]));
@@ -139,7 +142,7 @@ fn verify_all(d: &Path, cfg: &Path, names: &[&str], trees: &[(String, Vec<(Strin
 }
 
 /// The files of `src` as a restore lays them out (under their absolute path).
-fn expected(src: &Path) -> Vec<(String, Vec<u8>)> {
+fn expected(src: &Path) -> Tree {
     let rel = src.strip_prefix("/").unwrap().display().to_string();
     crate::read_tree(src)
         .into_iter()

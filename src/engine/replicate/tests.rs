@@ -111,7 +111,7 @@ impl std::fmt::Debug for Interleave {
 }
 
 impl Interleave {
-    fn new(inner: DynStore, hook: futures::future::BoxFuture<'static, ()>) -> DynStore {
+    fn wrap(inner: DynStore, hook: futures::future::BoxFuture<'static, ()>) -> DynStore {
         Arc::new(Interleave {
             inner,
             listed_snapshots: Default::default(),
@@ -213,7 +213,7 @@ async fn a_backup_between_two_listings_of_a_replicate_is_never_half_copied() {
     );
     backup_files(&writer, 1).await;
     let w = writer.clone();
-    let src = Interleave::new(
+    let src = Interleave::wrap(
         base.clone(),
         Box::pin(async move { backup_files(&w, 2).await }),
     );
@@ -249,7 +249,7 @@ async fn a_backup_between_two_listings_of_a_catalog_sync_is_never_half_recorded(
     );
     backup_files(&writer, 1).await;
     let w = writer.clone();
-    let src = Interleave::new(
+    let src = Interleave::wrap(
         base.clone(),
         Box::pin(async move { backup_files(&w, 2).await }),
     );
