@@ -487,3 +487,56 @@ async fn black_holed_and_stalling_primary() {
     ok(d, &cfg, &["replicate"]);
     verify_all(d, &cfg, &["cn-hangzhou", "eu-central-1"], &trees);
 }
+
+/// `replicate` killed (SIGKILL) at several points of its copy, with a
+/// backup between two of the kills; a rerun converges every region with
+/// nothing lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicate_killed_at_several_points_then_converges() {
+    let servers = [
+        S3Server::start("cn-hangzhou").await,
+        S3Server::start("eu-central-1").await,
+        S3Server::start("ap-southeast-1").await,
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let regions: Vec<R> = servers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| s3(&s.region, s.endpoint(), &format!("k-{i}")))
+        .collect();
+    let cfg = write_config(d, &regions);
+    init(d, &cfg);
+    let src = d.join("src");
+    add_files(&src, 0, 8, 400);
+    let b = backup(d, &cfg, &src);
+    let mut trees = vec![(b["id"].as_str().unwrap().to_string(), expected(&src))];
+    for (n, delay) in [300u64, 900, 1800, 2500].into_iter().enumerate() {
+        if n == 2 {
+            add_files(&src, 1, 3, 400);
+            let b = backup(d, &cfg, &src);
+            trees.push((b["id"].as_str().unwrap().to_string(), expected(&src)));
+        }
+        let mut child =
+            crate::ferry_command(d, &["replicate"], &["--config", cfg.to_str().unwrap()])
+                .env("FERRY_LIMIT_UPLOAD", "1MiB/s")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        child.kill().unwrap();
+        tokio::task::block_in_place(|| child.wait()).unwrap();
+    }
+    let v = json(d, &cfg, &["replicate"]);
+    assert!(
+        v["regions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["ok"] == true),
+        "{v}"
+    );
+    let names: Vec<&str> = servers.iter().map(|s| s.region.as_str()).collect();
+    verify_all(d, &cfg, &names, &trees);
+}

@@ -317,9 +317,14 @@ impl Regions {
     pub async fn open_read(&self, password: &[u8]) -> RegionsResult<Opened> {
         let id = self.repo_id().await?;
         let live = self.live(&id).await;
+        // With a region to move to, a failing one is left after short
+        // retries; a lone region keeps the full ones.
         let members: Vec<(String, DynStore)> = live
             .iter()
-            .map(|e| (e.name().to_string(), e.quick.clone()))
+            .map(|e| match live.len() {
+                1 => (e.name().to_string(), e.store()),
+                _ => (e.name().to_string(), e.quick.clone()),
+            })
             .collect();
         let Some((first, _)) = members.first().cloned() else {
             return Err(RegionsError::NoneReachable(self.describe_down().await));

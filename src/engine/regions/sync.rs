@@ -182,7 +182,12 @@ impl Regions {
         for s in sources {
             let rep = replicate(&s.store(), &dest, &ropts).await?;
             let mut cat = self.catalog(id)?;
-            cat.set_region_objects(s.name(), &rep.source_objects)?;
+            // When converging, every source is a target too and records its
+            // own listing once it has received everything; a listing taken
+            // here, before that, must not overwrite it.
+            if let Direction::OneWay(_) = opts.direction {
+                cat.set_region_objects(s.name(), &rep.source_objects)?;
+            }
             cat.set_region_objects(target.name(), &rep.dest_objects)?;
             let complete = rep.complete();
             merge(&mut total, rep);
