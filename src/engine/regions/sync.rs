@@ -74,7 +74,9 @@ impl Regions {
         let id = self.repo_id().await?;
         let live = self.live(&id).await;
         let (source, targets): (Option<&RegionHandle>, Vec<&RegionHandle>) = match &opts.direction {
-            Direction::Converge => (None, self.reachable_targets(&id).await),
+            // Every region is a target: one that is down or holds another
+            // repository is reported as not replicated.
+            Direction::Converge => (None, self.all().iter().collect()),
             Direction::OneWay(names) => {
                 let source = *live
                     .first()
@@ -109,19 +111,6 @@ impl Regions {
             regions,
             down: self.down().await,
         })
-    }
-
-    /// Every region that answers and holds this repository or none.
-    async fn reachable_targets(&self, id: &str) -> Vec<&RegionHandle> {
-        let mut out = Vec::new();
-        for e in self.all() {
-            match e.health().await {
-                Health::Ready { id: theirs } if theirs == id => out.push(e),
-                Health::Empty { .. } | Health::Ready { .. } => out.push(e),
-                Health::Down { .. } => {}
-            }
-        }
-        out
     }
 
     /// Copies to `target` what each of `sources` holds and it lacks,
