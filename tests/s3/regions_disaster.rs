@@ -259,6 +259,12 @@ async fn init_names_the_missing_permission_and_the_region() {
     let v: Value = serde_json::from_str(&out).unwrap();
     let msg = named(&v["regions"], "region", "eu-central-1")["error"].to_string();
     assert!(msg.contains("s3:CreateBucket"), "{msg}");
+    // Status names the missing bucket with a hint, not a bare 404.
+    let st = json(d, &cfg, &["status"]);
+    let r = named(&st["regions"], "name", "eu-central-1");
+    assert_eq!(r["reachable"], false, "{st}");
+    let msg = r["error"].as_str().unwrap();
+    assert!(msg.contains("NoSuchBucket") && msg.contains("bucket does not exist"), "{msg}");
 }
 
 /// Four regions (three S3 servers and a directory). The primary's server

@@ -368,7 +368,7 @@ impl Regions {
         Ok(())
     }
 
-    /// [`Regions::record`] for the region whose store is `location`; a
+    /// [`Regions::record`] for the region named `name`; a
     /// failure only costs the bookkeeping, so it is a warning.
     pub async fn record_or_warn(&self, id: &str, name: &str) {
         let Ok(r) = self.find(name) else { return };
