@@ -264,7 +264,10 @@ async fn init_names_the_missing_permission_and_the_region() {
     let r = named(&st["regions"], "name", "eu-central-1");
     assert_eq!(r["reachable"], false, "{st}");
     let msg = r["error"].as_str().unwrap();
-    assert!(msg.contains("NoSuchBucket") && msg.contains("bucket does not exist"), "{msg}");
+    assert!(
+        msg.contains("bucket does not exist") && msg.contains("replicate"),
+        "{msg}"
+    );
 }
 
 /// Four regions (three S3 servers and a directory). The primary's server

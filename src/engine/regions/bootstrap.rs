@@ -28,6 +28,26 @@ pub(super) async fn prepare(r: &RegionHandle) -> RegionsResult<bool> {
     }
 }
 
+/// Whether a region's S3 bucket is missing (as opposed to a bucket that
+/// holds no repository yet), asked with one `HeadBucket` within the probe
+/// budget.
+pub(super) async fn bucket_missing(r: &crate::config::Region) -> bool {
+    if !r.url.starts_with("s3://") {
+        return false;
+    }
+    let Ok(o) = r.store_options() else {
+        return false;
+    };
+    let Ok(s3) = crate::store::s3::S3Store::from_url(&r.url, &o.s3) else {
+        return false;
+    };
+    let head = s3.client().head_bucket().bucket(s3.bucket()).send();
+    match tokio::time::timeout(super::PROBE_TIMEOUT, head).await {
+        Ok(Err(e)) => e.raw_response().is_some_and(|h| h.status().as_u16() == 404),
+        _ => false,
+    }
+}
+
 /// What `init --config` did in one region.
 #[derive(Debug, Clone, Serialize)]
 pub struct InitRegion {

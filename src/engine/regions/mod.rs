@@ -175,11 +175,18 @@ pub async fn probe(r: &Region) -> Health {
             },
         },
         Ok(Err(e)) if e.is_not_found() => Health::Empty {
-            error: format!(
-                "{}: no repository there yet ({})",
-                store.location(),
-                e.message
-            ),
+            error: match bootstrap::bucket_missing(r).await {
+                true => format!(
+                    "{}: the bucket does not exist; `ferry init --config` or `ferry replicate` \
+                     creates it where the credentials allow",
+                    store.location()
+                ),
+                false => format!(
+                    "{}: no repository there yet ({}); `ferry replicate` creates it",
+                    store.location(),
+                    e.message
+                ),
+            },
         },
         Ok(Err(e)) => Health::Down {
             error: e.to_string(),
