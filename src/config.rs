@@ -44,29 +44,25 @@ impl Region {
     /// The store settings this region names, with the `FERRY_*` store
     /// variables of the environment applied over them (command-line flags
     /// go over both).
-    pub fn store_options(&self) -> anyhow::Result<crate::store::options::StoreOptions> {
-        use anyhow::Context;
+    pub fn store_options(&self) -> Result<crate::store::options::StoreOptions, ConfigError> {
+        let bad = |what: &str, e: &dyn std::fmt::Display| ConfigError::Invalid {
+            path: "--config".into(),
+            message: format!("region {:?}: {what}: {e}", self.name),
+        };
         let mut o = crate::store::options::StoreOptions::default();
         o.s3.endpoint = self.endpoint.clone();
         if let Some(p) = &self.provider {
-            o.s3.provider = p
-                .parse()
-                .with_context(|| format!("region {:?}: provider", self.name))?;
+            o.s3.provider = p.parse().map_err(|e| bad("provider", &e))?;
         }
         o.s3.region = self.s3_region.clone().or_else(|| Some(self.name.clone()));
         if let Some(l) = &self.upload_limit {
-            o.limit_upload = Some(
-                l.parse()
-                    .with_context(|| format!("region {:?}: upload-limit", self.name))?,
-            );
+            o.limit_upload = Some(l.parse().map_err(|e| bad("upload-limit", &e))?);
         }
         if let Some(l) = &self.download_limit {
-            o.limit_download = Some(
-                l.parse()
-                    .with_context(|| format!("region {:?}: download-limit", self.name))?,
-            );
+            o.limit_download = Some(l.parse().map_err(|e| bad("download-limit", &e))?);
         }
-        o.apply_env(|k| std::env::var(k).ok())?;
+        o.apply_env(|k| std::env::var(k).ok())
+            .map_err(|e| bad("environment", &e))?;
         Ok(o)
     }
 }

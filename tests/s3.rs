@@ -14,6 +14,8 @@ mod limits;
 mod regions;
 #[path = "s3/regions_cli.rs"]
 mod regions_cli;
+#[path = "s3/regions_disaster.rs"]
+mod regions_disaster;
 #[path = "s3/suite.rs"]
 mod suite;
 

@@ -106,7 +106,7 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Verify the repository's structure, and with --read-data all its data.
     Check(CheckArgs),
-    /// Copy to other regions what they lack of the primary's objects.
+    /// Copy to every region what it lacks of the others (or with --to, of the primary).
     Replicate(ReplicateArgs),
     /// Per region: reachable?, newest snapshot and its age, lag behind the primary.
     Status,
@@ -295,7 +295,7 @@ pub struct CheckArgs {
 
 #[derive(Debug, Args)]
 pub struct ReplicateArgs {
-    /// Only this region (default: every region but the primary).
+    /// Only this region, from the primary (default: every live region receives what any other holds).
     #[arg(long)]
     pub to: Option<String>,
     /// Bandwidth for all copies together, e.g. 50MiB/s (or `off`).

@@ -7,8 +7,8 @@ use anyhow::Result;
 use serde::Serialize;
 
 use super::args::{BackupArgs, Global};
+use super::exit;
 use super::output::{emit, Bar, Render};
-use super::{exit, open_repo};
 use crate::config::FileConfig;
 use crate::engine::backup::{backup, BackupOptions, ParentChoice};
 use crate::engine::progress::Progress;
@@ -22,6 +22,10 @@ struct BackupReport {
     id: SnapshotId,
     complete: bool,
     snapshot: Snapshot,
+    /// The region written to, when the regions of a config file are used.
+    region: Option<String>,
+    /// Regions that were down and not used.
+    down: Vec<crate::engine::regions::DownRegion>,
     /// With `--fanout`: one report per other region, or the error.
     fanout: serde_json::Value,
 }
@@ -29,7 +33,12 @@ struct BackupReport {
 impl Render for BackupReport {
     fn text(&self) -> String {
         let m = &self.snapshot.summary;
-        format!(
+        let region = match &self.region {
+            Some(r) => format!("written to region {r}\n"),
+            None => String::new(),
+        };
+        region
+            + &format!(
             "snapshot {} saved\nfiles: {} new, {} changed, {} unchanged; {} dirs; {} in total\n\
              read {}, added {} ({} stored) in {:.2}s\n",
             self.id.short(),
@@ -100,36 +109,16 @@ async fn options(
 }
 
 pub async fn run(g: &Global, cfg: &FileConfig, a: BackupArgs) -> Result<i32> {
-    let tee = match a.fanout {
-        true => Some(super::replicate::tee(g).await?),
-        false => None,
-    };
-    let repo = match &tee {
-        Some(t) => super::open_repo_on(g, t.clone()).await?,
-        None => open_repo(g).await?,
-    };
-    let opts = options(g, cfg, &a, &repo).await?;
+    let w = super::regions::open_write(g, a.fanout).await?;
+    let repo = w.repo.clone();
+    let mut opts = options(g, cfg, &a, &repo).await?;
+    opts.region = w.region.clone();
     let progress = Arc::new(Progress::default());
     let bar = Bar::start(g, &progress, "backup");
     let out = backup(repo.clone(), &opts, progress).await;
     bar.finish();
     let out = out?;
-    super::regions::record_primary_or_warn(g, &repo).await;
-    let fanout = match &tee {
-        None => serde_json::Value::Null,
-        Some(t) => match super::replicate::fanout(g, &repo.config().id, t).await {
-            Ok((regions, failed)) => {
-                if failed > 0 {
-                    eprintln!("warning: {failed} regions did not receive the backup; run `ferry replicate` once they are reachable");
-                }
-                serde_json::Value::Array(regions)
-            }
-            Err(e) => {
-                eprintln!("warning: the backup was not copied to the other regions: {e:#}");
-                serde_json::json!({ "error": format!("{e:#}") })
-            }
-        },
-    };
+    let fanout = after(&w).await;
     let complete = out.snapshot.is_complete();
     emit(
         g,
@@ -137,8 +126,40 @@ pub async fn run(g: &Global, cfg: &FileConfig, a: BackupArgs) -> Result<i32> {
             id: out.id,
             complete,
             snapshot: out.snapshot,
+            region: w.region,
+            down: w.down,
             fanout,
         },
     );
     Ok(if complete { exit::OK } else { exit::INCOMPLETE })
+}
+
+/// After the backup: the catalog records what the region written to holds,
+/// and with `--fanout` the other regions receive what they still lack.
+async fn after(w: &super::regions::Write) -> serde_json::Value {
+    let (Some(regions), Some(name)) = (&w.regions, &w.region) else {
+        return serde_json::Value::Null;
+    };
+    let id = &w.repo.config().id;
+    regions.record_or_warn(id, name).await;
+    let (Some(tee), Ok(home)) = (&w.tee, regions.find(name)) else {
+        return serde_json::Value::Null;
+    };
+    match regions.after_fanout(home, tee).await {
+        Ok(round) => {
+            for r in &round.regions {
+                if let Some(why) = r.streamed.as_ref().and_then(|t| t.dropped.as_ref()) {
+                    eprintln!("warning: {} stopped receiving the backup's data ({why}); it was caught up afterwards only if its report says ok", r.region);
+                }
+            }
+            if round.failed() > 0 {
+                eprintln!("warning: {} regions did not receive the backup; run `ferry replicate` once they are reachable", round.failed());
+            }
+            serde_json::to_value(&round.regions).unwrap_or_default()
+        }
+        Err(e) => {
+            eprintln!("warning: the backup was not copied to the other regions: {e}");
+            serde_json::json!({ "error": e.to_string() })
+        }
+    }
 }

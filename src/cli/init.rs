@@ -16,11 +16,36 @@ struct InitReport<'a> {
     repository: String,
     id: &'a str,
     config: &'a ConfigBody,
+    /// With regions: what was done in each.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    regions: Vec<crate::engine::regions::InitRegion>,
 }
 
 impl Render for InitReport<'_> {
     fn text(&self) -> String {
-        format!("created repository {} at {}\n", self.id, self.repository)
+        let mut out = format!("created repository {} at {}\n", self.id, self.repository);
+        for r in self.regions.iter().filter(|r| r.ok) {
+            let bucket = if r.bucket_created {
+                " (bucket created)"
+            } else {
+                ""
+            };
+            out += &format!("  region {}: ready{bucket}\n", r.region);
+        }
+        out
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        let failed = self.regions.iter().filter(|r| !r.ok);
+        failed
+            .map(|r| {
+                format!(
+                    "region {}: not created: {}",
+                    r.region,
+                    r.error.as_deref().unwrap_or("")
+                )
+            })
+            .collect()
     }
 }
 
@@ -44,6 +69,9 @@ fn options(a: &InitArgs) -> Result<InitOptions> {
 
 pub async fn run(g: &Global, cfg: &FileConfig, a: InitArgs) -> Result<i32> {
     let opts = options(&a)?;
+    if g.repo_from_regions {
+        return in_regions(g, &opts).await;
+    }
     let url = super::repo_url(g)?;
     if url.starts_with("s3://") {
         // Create the bucket when it is missing and the credentials allow.
@@ -56,14 +84,38 @@ pub async fn run(g: &Global, cfg: &FileConfig, a: InitArgs) -> Result<i32> {
     let store = super::open_store(g)?;
     let pw = super::password::password(g, true)?;
     let repo = Repository::init(store, &pw, &opts, g.catalog.clone()).await?;
-    super::regions::record_primary_or_warn(g, &repo).await;
     emit(
         g,
         &InitReport {
             repository: repo.location(),
             id: &repo.config().id,
             config: repo.config(),
+            regions: Vec::new(),
         },
     );
+    Ok(super::exit::OK)
+}
+
+/// `init --config C` with regions: the repository in every region.
+async fn in_regions(g: &Global, opts: &InitOptions) -> Result<i32> {
+    let pw = super::password::password(g, true)?;
+    let regions = super::regions::regions(g)?;
+    let (repo, done) = crate::engine::regions::init_all(&regions, &pw, opts)
+        .await
+        .map_err(super::regions::lift)?;
+    let report = InitReport {
+        repository: repo.location(),
+        id: &repo.config().id,
+        config: repo.config(),
+        regions: done,
+    };
+    emit(g, &report);
+    let failed = report.regions.iter().filter(|r| !r.ok).count();
+    if failed > 0 {
+        return Err(super::Reported(format!(
+            "the repository was not created in {failed} regions; see above"
+        ))
+        .into());
+    }
     Ok(super::exit::OK)
 }

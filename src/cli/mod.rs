@@ -82,7 +82,7 @@ async fn run(mut cli: Cli) -> Result<i32> {
         Command::Diff(a) => diff::run(g, a).await,
         Command::Restore(a) => restore::run(g, a).await,
         Command::Check(a) => check::run(g, a).await,
-        Command::Replicate(a) => replicate::replicate_cmd(g, a).await,
+        Command::Replicate(a) => replicate::run(g, a).await,
         Command::Status => status::run(g).await,
         Command::Repair => repair::run(g).await,
         Command::Catalog(CatalogCommand::Rebuild) => catalog::rebuild(g).await,
@@ -178,7 +178,12 @@ pub(crate) fn open_store(g: &Global) -> Result<crate::store::DynStore> {
     Ok(crate::store::open_url_with(&url, &opts)?)
 }
 
+/// Opens the repository `--repo` or `--region` names, else reads over the
+/// live regions of the config file (see [`regions::open_read`]).
 pub(crate) async fn open_repo(g: &Global) -> Result<Arc<Repository>> {
+    if g.repo_from_regions {
+        return Ok(regions::open_read(g).await?.repo);
+    }
     open_repo_on(g, open_store(g)?).await
 }
 

@@ -1,95 +1,139 @@
-//! The region commands `status` and `repair`, the catalog they share with
-//! `replicate`, and reads that fail over from one region to the next.
+//! The regions of the `--config` file as the commands use them: reads that
+//! fail over from one region to the next, and the region errors turned into
+//! the CLI's. The work itself is `engine::regions`.
 
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 
 use super::args::Global;
-use super::open_repo;
-use crate::catalog::Catalog;
-use crate::config::Region;
-use crate::engine::regions::{ordered, primary, probe, region_store};
-use crate::repo::{RepoError, Repository};
+use crate::engine::regions::{DownRegion, Regions, RegionsError};
+use crate::repo::Repository;
+use crate::store::failover::Failover;
 
-pub(crate) fn find<'a>(regions: &'a [Region], name: &str) -> Result<&'a Region> {
-    regions.iter().find(|r| r.name == name).with_context(|| {
-        let names: Vec<&str> = regions.iter().map(|r| r.name.as_str()).collect();
-        format!("no region {name:?} in the --config file (regions: {names:?})")
+/// A region error as the CLI reports it; repository errors keep their
+/// type, so that exit codes (no repository, wrong password) still apply.
+pub(crate) fn lift(e: RegionsError) -> anyhow::Error {
+    match e {
+        RegionsError::Repo(r) => r.into(),
+        RegionsError::Engine(crate::engine::EngineError::Repo(r)) => r.into(),
+        e => e.into(),
+    }
+}
+
+/// The regions of the config file, opened for this run.
+pub(crate) fn regions(g: &Global) -> Result<Regions> {
+    Regions::new(&g.regions, g.catalog.clone()).map_err(lift)
+}
+
+/// A repository opened for reading.
+pub(crate) struct Read {
+    pub repo: Arc<Repository>,
+    /// The region reads started from, when regions are in use.
+    pub region: Option<String>,
+    pub failover: Option<Arc<Failover>>,
+    pub down: Vec<DownRegion>,
+}
+
+/// Opens the repository for reading: `--repo` or `--region` as given, else
+/// over every live region of the config, the first in order first, reads
+/// moving on when a region fails. Says on stderr which region is used and
+/// which are down.
+pub(crate) async fn open_read(g: &Global) -> Result<Read> {
+    if !g.repo_from_regions {
+        return Ok(Read {
+            repo: super::open_repo_on(g, super::open_store(g)?).await?,
+            region: g.region.clone(),
+            failover: None,
+            down: Vec::new(),
+        });
+    }
+    let pw = super::password::password(g, false)?;
+    let regions = regions(g)?;
+    let opened = regions.open_read(&pw).await.map_err(lift)?;
+    if !g.quiet {
+        for d in &opened.down {
+            eprintln!("region {} is down, not used: {}", d.region, d.error);
+        }
+        eprintln!("using region {}", opened.region);
+    }
+    Ok(Read {
+        repo: opened.repo,
+        region: Some(opened.region),
+        failover: Some(opened.failover),
+        down: opened.down,
     })
 }
 
-pub(crate) fn need_regions(g: &Global) -> Result<&Region> {
-    primary(&g.regions).context("this command needs [[region]] tables in the --config file")
+/// The region of the config file named `name`.
+pub(crate) fn find<'a>(
+    regions: &'a [crate::config::Region],
+    name: &str,
+) -> Result<&'a crate::config::Region> {
+    regions.iter().find(|r| r.name == name).ok_or_else(|| {
+        let names: Vec<&str> = regions.iter().map(|r| r.name.as_str()).collect();
+        anyhow::anyhow!("no region {name:?} in the --config file (regions: {names:?})")
+    })
 }
 
-/// The catalog of repository `id`, claimed for it when new.
-pub(crate) fn open_catalog(g: &Global, id: &str) -> Result<Catalog> {
-    let path = g
-        .catalog
-        .clone()
-        .unwrap_or_else(|| crate::catalog::default_path(id));
-    let mut cat = Catalog::open(&path)?;
-    cat.claim(id)?;
-    Ok(cat)
+/// A repository opened for a backup.
+pub(crate) struct Write {
+    pub repo: Arc<Repository>,
+    /// The region written to, when regions are in use.
+    pub region: Option<String>,
+    pub regions: Option<Regions>,
+    /// With `--fanout`: the store that also writes to the other regions.
+    pub tee: Option<Arc<crate::store::tee::Tee>>,
+    pub down: Vec<DownRegion>,
 }
 
-/// Opens the repository for reading: the region asked for, else the first
-/// region that opens, primary first. Returns the region used.
-pub(crate) async fn open_read(g: &Global) -> Result<(Arc<Repository>, Option<String>)> {
+/// Opens the repository for a backup: `--repo` or `--region` as given,
+/// else the primary, or when it is down the first healthy region in order
+/// (saying so on stderr).
+pub(crate) async fn open_write(g: &Global, fanout: bool) -> Result<Write> {
     if !g.repo_from_regions {
-        return Ok((open_repo(g).await?, g.region.clone()));
+        anyhow::ensure!(
+            !fanout || !g.regions.is_empty(),
+            "--fanout needs [[region]] tables in the --config file"
+        );
+        return Ok(Write {
+            repo: super::open_repo_on(g, super::open_store(g)?).await?,
+            region: g.region.clone(),
+            regions: None,
+            tee: None,
+            down: Vec::new(),
+        });
     }
-    let pw = super::password::password(g, false)?;
-    let mut failures = Vec::new();
-    for r in ordered(&g.regions) {
-        if let Err(e) = probe(r).await {
-            tracing::warn!(region = %r.name, error = %e, "region unavailable; trying the next");
-            failures.push(format!("{}: {e}", r.name));
-            continue;
+    let regions = regions(g)?;
+    let home = regions.write_target().await.map_err(lift)?;
+    let down = regions.down().await;
+    if !g.quiet {
+        for d in &down {
+            eprintln!("region {} is down, not used: {}", d.region, d.error);
         }
-        let store = region_store(r)?;
-        match Repository::open(store, &pw, g.catalog.clone()).await {
-            Ok(repo) => {
-                if !failures.is_empty() {
-                    tracing::warn!(region = %r.name, "failed over");
-                }
-                return Ok((Arc::new(repo), Some(r.name.clone())));
-            }
-            Err(e @ RepoError::WrongPassword { .. }) => return Err(e.into()),
-            Err(e) => {
-                tracing::warn!(region = %r.name, error = %e, "region unavailable; trying the next");
-                failures.push(format!("{}: {e}", r.name));
-            }
+        if home.name() != regions.primary().name() {
+            eprintln!(
+                "the primary region {} is down: writing to region {}",
+                regions.primary().name(),
+                home.name()
+            );
         }
     }
-    bail!("no region could be opened: {}", failures.join("; "))
-}
-
-/// [`open_read`], saying on stderr which region is used.
-pub(crate) async fn open_read_announced(g: &Global) -> Result<(Arc<Repository>, Option<String>)> {
-    let (repo, region) = open_read(g).await?;
-    if let (Some(r), false) = (&region, g.quiet) {
-        eprintln!("using region {r}");
-    }
-    Ok((repo, region))
-}
-
-/// [`record_primary`]; a failure only costs the bookkeeping, so it is a
-/// warning.
-pub(crate) async fn record_primary_or_warn(g: &Global, repo: &Repository) {
-    if let Err(e) = record_primary(g, repo).await {
-        tracing::warn!(error = %format!("{e:#}"), "could not record the primary's objects in the catalog");
-    }
-}
-
-/// After a backup to the primary, records what it holds.
-pub(crate) async fn record_primary(g: &Global, repo: &Repository) -> Result<()> {
-    let Some(r) = g.regions.iter().find(|r| Some(&r.url) == g.repo.as_ref()) else {
-        return Ok(());
+    let home_name = home.name().to_string();
+    let id = regions.repo_id().await.map_err(lift)?;
+    let (store, tee) = match fanout {
+        true => {
+            let t = regions.tee(&id, home).await;
+            (t.clone() as crate::store::DynStore, Some(t))
+        }
+        false => (home.store(), None),
     };
-    let listed = repo.store().list("").await?;
-    let mut cat = open_catalog(g, &repo.config().id)?;
-    cat.set_region_objects(&r.name, &listed)?;
-    Ok(())
+    let repo = super::open_repo_on(g, store).await?;
+    Ok(Write {
+        repo,
+        region: Some(home_name),
+        regions: Some(regions),
+        tee,
+        down,
+    })
 }

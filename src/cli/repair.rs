@@ -4,52 +4,50 @@
 use anyhow::{Context, Result};
 
 use super::args::Global;
-use super::output::print_json;
-use super::regions::{find, open_catalog};
+use super::output::{emit, Render};
+use super::regions::{lift, regions};
 use super::{exit, open_repo, Reported};
-use crate::engine::regions::{ordered, region_store};
+use crate::engine::regions::RegionRepairReport;
+
+impl Render for RegionRepairReport {
+    fn text(&self) -> String {
+        let mut out = String::new();
+        for (k, from) in &self.report.repaired {
+            out += &format!("repaired {k} from {from}\n");
+        }
+        out + &format!(
+            "{}: {} damaged objects, {} repaired\n",
+            self.region,
+            self.damaged,
+            self.report.repaired.len()
+        )
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        let down = self.down.iter().map(|d| {
+            format!(
+                "region {} is down, not asked for copies: {}",
+                d.region, d.error
+            )
+        });
+        let failed = self.report.unrepaired.iter();
+        down.chain(failed.map(|(k, e)| format!("not repaired: {k}: {e}")))
+            .collect()
+    }
+}
 
 pub async fn run(g: &Global) -> Result<i32> {
     let name = g
         .region
         .as_deref()
         .context("name the region to repair with --region")?;
-    let target = find(&g.regions, name)?;
     let repo = open_repo(g).await?;
-    let check = crate::engine::check::check(&repo, true).await?;
-    let keys = crate::engine::repair::damaged_keys(&check);
-    let mut sources = Vec::new();
-    for r in ordered(&g.regions)
-        .into_iter()
-        .filter(|r| r.name != target.name)
-    {
-        sources.push((r.name.clone(), region_store(r)?));
-    }
-    let report = crate::engine::repair::repair(repo.store(), &keys, &sources).await;
-    let listed = repo.store().list("").await?;
-    open_catalog(g, &repo.config().id)?.set_region_objects(&target.name, &listed)?;
-    if g.json {
-        print_json(
-            &serde_json::json!({ "region": target.name, "damaged": keys.len(), "report": report }),
-        );
-    } else {
-        for (k, from) in &report.repaired {
-            println!("repaired {k} from {from}");
-        }
-        for (k, e) in &report.unrepaired {
-            eprintln!("not repaired: {k}: {e}");
-        }
-        println!(
-            "{}: {} damaged objects, {} repaired",
-            target.name,
-            keys.len(),
-            report.repaired.len()
-        );
-    }
-    if !report.unrepaired.is_empty() {
+    let report = regions(g)?.repair(name, &repo).await.map_err(lift)?;
+    emit(g, &report);
+    if !report.report.unrepaired.is_empty() {
         return Err(Reported(format!(
             "{} objects could not be repaired; see above",
-            report.unrepaired.len()
+            report.report.unrepaired.len()
         ))
         .into());
     }

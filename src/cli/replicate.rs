@@ -1,21 +1,17 @@
-//! `replicate`: copies from the primary to the other regions, once or in
-//! rounds with `--watch`, and records what each region holds.
+//! `replicate`: every live region receives what any other holds (or, with
+//! `--to`, the named regions receive what the primary holds), once or in
+//! rounds with `--watch`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
 use super::args::{Global, ReplicateArgs};
-use super::output::print_json;
-use super::regions::{find, need_regions, open_catalog};
+use super::output::{emit, Render};
+use super::regions::{lift, regions};
 use super::{exit, Reported};
-use crate::config::Region;
-use crate::engine::regions::{probe, region_store};
-use crate::engine::replicate::{replicate, ReplicateOptions};
-use crate::store::tee::Tee;
-use crate::store::throttle::{Bandwidth, Schedule, Throttled};
-use crate::store::DynStore;
+use crate::engine::regions::{Direction, RoundOptions, RoundReport};
+use crate::store::throttle::{Bandwidth, Schedule};
 use crate::util::human_bytes;
 
 fn parse_interval(s: &str) -> Result<Duration> {
@@ -32,23 +28,57 @@ fn parse_interval(s: &str) -> Result<Duration> {
     Ok(Duration::from_secs(n * mult))
 }
 
-pub(crate) async fn replicate_cmd(g: &Global, a: ReplicateArgs) -> Result<i32> {
-    let primary = need_regions(g)?.clone();
-    let targets: Vec<Region> = match &a.to {
-        Some(name) if *name == primary.name => {
-            bail!("{name} is the primary: replicate copies from it")
+impl Render for RoundReport {
+    fn text(&self) -> String {
+        let mut out = String::new();
+        for r in &self.regions {
+            let Some(rep) = &r.report else { continue };
+            let created = if r.created {
+                " (repository created)"
+            } else {
+                ""
+            };
+            out += &format!(
+                "{}: copied {} objects, {} ({} already there) from {}{created}{}\n",
+                r.region,
+                rep.objects(),
+                human_bytes(rep.bytes()),
+                rep.present,
+                r.sources.join(", "),
+                if rep.verified > 0 {
+                    format!("; verified {}, {} damaged", rep.verified, rep.damaged.len())
+                } else {
+                    String::new()
+                }
+            );
         }
-        Some(name) => vec![find(&g.regions, name)?.clone()],
-        None => g
-            .regions
-            .iter()
-            .filter(|r| r.name != primary.name)
-            .cloned()
-            .collect(),
-    };
+        out
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for d in &self.down {
+            out.push(format!(
+                "region {} is down, not replicated: {}",
+                d.region, d.error
+            ));
+        }
+        for r in &self.regions {
+            if let Some(e) = &r.error {
+                out.push(format!("{}: replication failed: {e}", r.region));
+            }
+            for (k, e) in r.report.iter().flat_map(|rep| &rep.failed) {
+                out.push(format!("{}: not copied: {k}: {e}", r.region));
+            }
+        }
+        out
+    }
+}
+
+fn options(a: &ReplicateArgs) -> Result<RoundOptions> {
     // One upload limit shared by every region's copies, paced as the bytes
     // travel, inside which each region's own upload-limit still holds.
-    let global = match (&a.schedule, &a.limit) {
+    let bandwidth = match (&a.schedule, &a.limit) {
         (Some(s), _) | (None, Some(s)) => Bandwidth::new(
             Some(
                 s.parse::<Schedule>()
@@ -58,16 +88,25 @@ pub(crate) async fn replicate_cmd(g: &Global, a: ReplicateArgs) -> Result<i32> {
         ),
         _ => Bandwidth::default(),
     };
+    Ok(RoundOptions {
+        direction: match &a.to {
+            Some(name) => Direction::OneWay(vec![name.clone()]),
+            None => Direction::Converge,
+        },
+        concurrency: a.concurrency,
+        verify: a.verify,
+        bandwidth,
+    })
+}
+
+pub async fn run(g: &Global, a: ReplicateArgs) -> Result<i32> {
+    let opts = options(&a)?;
     let interval = parse_interval(&a.interval)?;
-    let id = probe(&primary)
-        .await
-        .map_err(|e| anyhow::anyhow!("primary region {}: {e}", primary.name))?;
     loop {
-        let (results, failed) =
-            round(g, &id, &primary, &targets, &global, a.concurrency, a.verify).await?;
-        if g.json {
-            print_json(&serde_json::json!({ "source": primary.name, "regions": results }));
-        }
+        // Each round probes the regions afresh: one that was down may be back.
+        let report = regions(g)?.replicate(&opts).await.map_err(lift)?;
+        emit(g, &report);
+        let failed = report.failed();
         if !a.watch {
             if failed > 0 {
                 return Err(Reported(format!("{failed} regions are not fully replicated; see above; run replicate again once they are reachable")).into());
@@ -76,139 +115,4 @@ pub(crate) async fn replicate_cmd(g: &Global, a: ReplicateArgs) -> Result<i32> {
         }
         tokio::time::sleep(interval).await;
     }
-}
-
-/// One replication of every target region at the same time: the JSON
-/// report of each and how many did not complete.
-#[allow(clippy::too_many_arguments)]
-async fn round(
-    g: &Global,
-    id: &str,
-    primary: &Region,
-    targets: &[Region],
-    global: &Bandwidth,
-    concurrency: usize,
-    verify: bool,
-) -> Result<(Vec<serde_json::Value>, usize)> {
-    let source = region_store(primary)?;
-    let mut results = Vec::new();
-    let mut failed = 0;
-    // Regions are served at the same time, each with its own concurrency.
-    let rounds = targets.iter().map(|r| {
-        let opts = ReplicateOptions {
-            concurrency,
-            verify,
-        };
-        let source = &source;
-        async move {
-            let mut dest = region_store(r)?;
-            if !global.is_unlimited() {
-                dest = Arc::new(Throttled::shared(dest, global)) as DynStore;
-            }
-            Ok::<_, anyhow::Error>(replicate(source, &dest, &opts).await?)
-        }
-    });
-    let outcomes = futures::future::join_all(rounds).await;
-    for (r, outcome) in targets.iter().zip(outcomes) {
-        match outcome {
-            Ok(rep) => {
-                let mut cat = open_catalog(g, id)?;
-                cat.set_region_objects(&primary.name, &rep.source_objects)?;
-                cat.set_region_objects(&r.name, &rep.dest_objects)?;
-                failed += usize::from(!rep.complete());
-                if !g.json {
-                    println!(
-                        "{}: copied {} objects, {} ({} already there){}",
-                        r.name,
-                        rep.objects(),
-                        human_bytes(rep.bytes()),
-                        rep.present,
-                        if verify {
-                            format!("; verified {}, {} damaged", rep.verified, rep.damaged.len())
-                        } else {
-                            String::new()
-                        }
-                    );
-                    for (k, e) in &rep.failed {
-                        eprintln!("{}: not copied: {k}: {e}", r.name);
-                    }
-                }
-                results.push(
-                    serde_json::json!({ "region": r.name, "ok": rep.complete(), "report": rep }),
-                );
-            }
-            Err(e) => {
-                failed += 1;
-                if !g.json {
-                    eprintln!("{}: replication failed: {e:#}", r.name);
-                }
-                results.push(
-                    serde_json::json!({ "region": r.name, "ok": false, "error": format!("{e:#}") }),
-                );
-            }
-        }
-    }
-    Ok((results, failed))
-}
-
-/// For `backup --fanout`: the primary's store, also writing packs and index
-/// objects to every other region that answers now and already holds this
-/// repository. The others are left to the replication round after the
-/// backup.
-pub(crate) async fn tee(g: &Global) -> Result<Arc<Tee>> {
-    let primary = need_regions(g)?.clone();
-    let others: Vec<&Region> = g
-        .regions
-        .iter()
-        .filter(|r| r.name != primary.name)
-        .collect();
-    let (id, probes) = futures::join!(
-        probe(&primary),
-        futures::future::join_all(others.iter().map(|r| probe(r)))
-    );
-    let mut copies = Vec::new();
-    if let Ok(id) = id {
-        for (r, p) in others.iter().zip(probes) {
-            match p {
-                Ok(theirs) if theirs == id => copies.push((r.name.clone(), region_store(r)?)),
-                Ok(theirs) => tracing::warn!(region = %r.name,
-                    "holds another repository ({theirs}); not written by this backup"),
-                Err(e) => tracing::warn!(region = %r.name, error = %e,
-                    "not written during this backup; it is replicated after it if it answers then"),
-            }
-        }
-    }
-    Ok(Tee::new(super::open_store(g)?, copies))
-}
-
-/// After a backup with `--fanout`: copies to every other region what it
-/// still lacks (the snapshot, and everything for a region the backup could
-/// not write to). Failures are reported, not fatal.
-/// `id` is the repository's, as the backup opened it.
-pub(crate) async fn fanout(
-    g: &Global,
-    id: &str,
-    tee: &Tee,
-) -> Result<(Vec<serde_json::Value>, usize)> {
-    let primary = need_regions(g)?.clone();
-    let targets: Vec<Region> = g
-        .regions
-        .iter()
-        .filter(|r| r.name != primary.name)
-        .cloned()
-        .collect();
-    let unlimited = Bandwidth::default();
-    let (mut results, failed) = round(g, id, &primary, &targets, &unlimited, 4, false).await?;
-    for t in tee.reports() {
-        if let Some(why) = &t.dropped {
-            eprintln!(
-                "warning: {} stopped receiving the backup's data ({why}); it was caught up afterwards only if its report says ok",
-                t.region
-            );
-        }
-        if let Some(r) = results.iter_mut().find(|r| r["region"] == t.region) {
-            r["streamed"] = serde_json::to_value(&t)?;
-        }
-    }
-    Ok((results, failed))
 }

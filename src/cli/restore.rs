@@ -21,6 +21,10 @@ struct RestoreOutput {
     snapshot: SnapshotId,
     time: DateTime<Utc>,
     region: Option<String>,
+    /// Regions that were down and not used.
+    down: Vec<crate::engine::regions::DownRegion>,
+    /// Moves of the reads to the next region when one failed part-way.
+    failovers: Vec<crate::store::failover::Switch>,
     report: RestoreReport,
 }
 
@@ -55,16 +59,23 @@ impl Render for RestoreOutput {
             .warnings
             .iter()
             .map(|w| format!("warning: {}: {}", w.path, w.error));
+        let moved = self.failovers.iter().map(|s| {
+            format!(
+                "warning: region {} failed part-way ({}); the restore went on from region {}",
+                s.from, s.error, s.to
+            )
+        });
         let failed = r
             .failed
             .iter()
             .map(|f| format!("not restored: {}: {}", f.path, f.error));
-        warned.chain(failed).collect()
+        moved.chain(warned).chain(failed).collect()
     }
 }
 
 pub async fn run(g: &Global, a: RestoreArgs) -> Result<i32> {
-    let (repo, region) = super::regions::open_read_announced(g).await?;
+    let read = super::regions::open_read(g).await?;
+    let repo = read.repo.clone();
     let f = super::filter(&a.filter);
     let (id, snap) = match (&a.at, &a.snapshot) {
         (Some(t), _) => select_at(repo.snapshots()?, parse_time(t)?, &f)?,
@@ -88,7 +99,9 @@ pub async fn run(g: &Global, a: RestoreArgs) -> Result<i32> {
     let out = RestoreOutput {
         snapshot: id,
         time: snap.time,
-        region,
+        region: read.region,
+        down: read.down,
+        failovers: read.failover.map(|f| f.switches()).unwrap_or_default(),
         report: report?,
     };
     emit(g, &out);

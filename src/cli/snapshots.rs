@@ -40,7 +40,7 @@ impl Render for SnapshotList {
 }
 
 pub async fn run(g: &Global, f: FilterArgs) -> Result<i32> {
-    let (repo, _) = super::regions::open_read_announced(g).await?;
+    let repo = super::regions::open_read(g).await?.repo;
     let filter = super::filter(&f);
     let list = repo
         .snapshots()?

@@ -52,6 +52,10 @@ pub struct Snapshot {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extra: Option<serde_json::Value>,
     pub program_version: String,
+    /// The region the backup wrote to, when it ran over the regions of a
+    /// config file (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
 }
 
 impl Snapshot {

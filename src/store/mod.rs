@@ -2,6 +2,7 @@
 //! (local directory, S3/OSS) implements, and the wrappers composed over it.
 
 pub mod counting;
+pub mod failover;
 pub mod local;
 pub mod memory;
 pub mod options;

@@ -67,6 +67,7 @@ async fn forge(env: &Env, build: impl FnOnce(ferry::repo::BlobId) -> Tree) {
         skipped: vec![],
         extra: None,
         program_version: "0".into(),
+        region: None,
     };
     repo.save_snapshot(&snap).await.unwrap();
 }

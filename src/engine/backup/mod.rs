@@ -53,6 +53,8 @@ pub struct BackupOptions {
     pub time: Option<DateTime<Utc>>,
     /// Count files and bytes first, so that progress can show totals.
     pub scan: bool,
+    /// The region written to, recorded in the snapshot.
+    pub region: Option<String>,
 }
 
 impl Default for BackupOptions {
@@ -70,6 +72,7 @@ impl Default for BackupOptions {
             memory_limit: 512 << 20,
             time: None,
             scan: false,
+            region: None,
         }
     }
 }
@@ -117,6 +120,7 @@ pub async fn backup(
         skipped,
         extra: opts.extra.clone(),
         program_version: env!("CARGO_PKG_VERSION").to_string(),
+        region: opts.region.clone(),
     };
     let id = repo.save_snapshot(&snapshot).await?;
     tracing::debug!(snapshot = %id, "snapshot saved");

@@ -96,18 +96,7 @@ pub async fn replicate(
         Err(e) if e.is_not_found() => {}
         Err(e) => return Err(e.into()),
     }
-    let mut held: HashMap<String, u64> = HashMap::new();
-    // Listed in the reverse of the write order: a backup that finishes
-    // while this runs can add packs and index objects that are copied
-    // without their snapshot, never a snapshot without its data.
-    for kind in PHASES.into_iter().rev() {
-        report
-            .source_objects
-            .extend(source.list(kind.prefix()).await?);
-        for m in dest.list(kind.prefix()).await? {
-            held.insert(m.key, m.size);
-        }
-    }
+    let mut held = list_both(source, dest, &mut report).await?;
     let concurrency = opts.concurrency.max(1);
     for kind in PHASES {
         let prefix = kind.prefix();
@@ -157,10 +146,37 @@ pub async fn replicate(
             .map(|m| (m.key, m.size))
             .collect();
     }
-    held.insert(CONFIG_KEY.into(), config.len() as u64);
+    finish(&mut report, held, config.len() as u64);
+    Ok(report)
+}
+
+/// Lists both stores in the reverse of the write order: a backup that
+/// finishes while this runs can add packs and index objects that are
+/// copied without their snapshot, never a snapshot without its data.
+/// Records the source's listing; returns what the destination holds.
+async fn list_both(
+    source: &DynStore,
+    dest: &DynStore,
+    report: &mut ReplicateReport,
+) -> EngineResult<HashMap<String, u64>> {
+    let mut held = HashMap::new();
+    for kind in PHASES.into_iter().rev() {
+        report
+            .source_objects
+            .extend(source.list(kind.prefix()).await?);
+        for m in dest.list(kind.prefix()).await? {
+            held.insert(m.key, m.size);
+        }
+    }
+    Ok(held)
+}
+
+/// Records what each side holds afterwards, the config included.
+fn finish(report: &mut ReplicateReport, mut held: HashMap<String, u64>, config: u64) {
+    held.insert(CONFIG_KEY.into(), config);
     report.source_objects.push(ObjectMeta {
         key: CONFIG_KEY.into(),
-        size: config.len() as u64,
+        size: config,
     });
     let mut dest_objects: Vec<ObjectMeta> = held
         .into_iter()
@@ -169,7 +185,6 @@ pub async fn replicate(
         .collect();
     dest_objects.sort();
     report.dest_objects = dest_objects;
-    Ok(report)
 }
 
 fn check_same_repo(dest: &DynStore, id: &str, theirs: &[u8]) -> EngineResult<()> {

@@ -95,3 +95,176 @@ async fn verify_replaces_damaged_copies_and_foreign_repositories_are_refused() {
     let e = replicate(&src, &other, &opts()).await.unwrap_err();
     assert!(e.to_string().contains("another repository"), "{e}");
 }
+
+/// A store that, once a `snapshots/` listing has returned, runs `hook` (a
+/// whole backup) before answering the next `list` call.
+struct Interleave {
+    inner: DynStore,
+    listed_snapshots: std::sync::atomic::AtomicBool,
+    hook: tokio::sync::Mutex<Option<futures::future::BoxFuture<'static, ()>>>,
+}
+
+impl std::fmt::Debug for Interleave {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Interleave({:?})", self.inner)
+    }
+}
+
+impl Interleave {
+    fn wrap(inner: DynStore, hook: futures::future::BoxFuture<'static, ()>) -> DynStore {
+        Arc::new(Interleave {
+            inner,
+            listed_snapshots: Default::default(),
+            hook: tokio::sync::Mutex::new(Some(hook)),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::store::ObjectStore for Interleave {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    async fn get(&self, key: &str) -> crate::store::StoreResult<Bytes> {
+        self.inner.get(key).await
+    }
+    async fn get_range(&self, key: &str, o: u64, l: u64) -> crate::store::StoreResult<Bytes> {
+        self.inner.get_range(key, o, l).await
+    }
+    async fn put(&self, key: &str, data: Bytes) -> crate::store::StoreResult<()> {
+        self.inner.put(key, data).await
+    }
+    async fn put_if_absent(&self, key: &str, data: Bytes) -> crate::store::StoreResult<bool> {
+        self.inner.put_if_absent(key, data).await
+    }
+    async fn head(&self, key: &str) -> crate::store::StoreResult<Option<ObjectMeta>> {
+        self.inner.head(key).await
+    }
+    async fn list(&self, prefix: &str) -> crate::store::StoreResult<Vec<ObjectMeta>> {
+        use std::sync::atomic::Ordering;
+        if self.listed_snapshots.load(Ordering::Acquire) {
+            if let Some(hook) = self.hook.lock().await.take() {
+                hook.await;
+            }
+        }
+        let out = self.inner.list(prefix).await;
+        if prefix == ObjectKind::Snapshot.prefix() {
+            self.listed_snapshots.store(true, Ordering::Release);
+        }
+        out
+    }
+    async fn delete(&self, key: &str) -> crate::store::StoreResult<()> {
+        self.inner.delete(key).await
+    }
+}
+
+const PW: &[u8] = b"interleave";
+
+fn small() -> crate::repo::InitOptions {
+    crate::repo::InitOptions {
+        kdf: crate::format::keys::KdfParams {
+            memory_kib: 8 << 10,
+            iterations: 1,
+            parallelism: 1,
+        },
+        ..Default::default()
+    }
+}
+
+/// A backup of in-memory files of `seed`.
+async fn backup_files(repo: &Arc<crate::repo::Repository>, seed: u8) {
+    let files = (0..4u8)
+        .map(|i| {
+            let data: Vec<u8> = (0..200_000u32)
+                .map(|j| (j as u8) ^ i ^ seed.wrapping_mul(31))
+                .collect();
+            (format!("f{seed}-{i}"), data)
+        })
+        .collect();
+    let opts = crate::engine::backup::BackupOptions {
+        files,
+        sources: vec![format!("/mem{seed}")],
+        ..Default::default()
+    };
+    let progress = Arc::new(crate::engine::progress::Progress::default());
+    crate::engine::backup::backup(repo.clone(), &opts, progress)
+        .await
+        .unwrap();
+}
+
+async fn repo_on(
+    store: DynStore,
+    dir: &std::path::Path,
+    name: &str,
+) -> Arc<crate::repo::Repository> {
+    let cat = Some(dir.join(name));
+    Arc::new(crate::repo::Repository::open(store, PW, cat).await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_between_two_listings_of_a_replicate_is_never_half_copied() {
+    let dir = tempfile::tempdir().unwrap();
+    let base: DynStore = Arc::new(MemoryStore::new());
+    let cat = Some(dir.path().join("writer.db"));
+    let writer = Arc::new(
+        crate::repo::Repository::init(base.clone(), PW, &small(), cat)
+            .await
+            .unwrap(),
+    );
+    backup_files(&writer, 1).await;
+    let w = writer.clone();
+    let src = Interleave::wrap(
+        base.clone(),
+        Box::pin(async move { backup_files(&w, 2).await }),
+    );
+    let dst: DynStore = Arc::new(MemoryStore::new());
+    let r = replicate(&src, &dst, &opts()).await.unwrap();
+    assert!(r.complete());
+    assert_eq!(
+        base.list("snapshots/").await.unwrap().len(),
+        2,
+        "the second backup ran"
+    );
+    assert_eq!(
+        dst.list("snapshots/").await.unwrap().len(),
+        1,
+        "its snapshot waits"
+    );
+    let copy = repo_on(dst.clone(), dir.path(), "dst.db").await;
+    let c = crate::engine::check::check(&copy, true).await.unwrap();
+    assert!(c.ok(), "the copy is a whole repository: {:?}", c.errors);
+    replicate(&base, &dst, &opts()).await.unwrap();
+    assert_eq!(dst.list("snapshots/").await.unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_between_two_listings_of_a_catalog_sync_is_never_half_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let base: DynStore = Arc::new(MemoryStore::new());
+    let cat = Some(dir.path().join("writer.db"));
+    let writer = Arc::new(
+        crate::repo::Repository::init(base.clone(), PW, &small(), cat)
+            .await
+            .unwrap(),
+    );
+    backup_files(&writer, 1).await;
+    let w = writer.clone();
+    let src = Interleave::wrap(
+        base.clone(),
+        Box::pin(async move { backup_files(&w, 2).await }),
+    );
+    let reader = repo_on(src, dir.path(), "reader.db").await;
+    assert_eq!(
+        base.list("snapshots/").await.unwrap().len(),
+        2,
+        "the second backup ran"
+    );
+    let snaps = reader.snapshots().unwrap();
+    assert!(!snaps.is_empty());
+    for (id, s) in snaps {
+        reader
+            .read_blob(&s.tree)
+            .await
+            .unwrap_or_else(|e| panic!("snapshot {id} recorded without its index: {e}"));
+    }
+}

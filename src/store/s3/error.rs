@@ -88,7 +88,17 @@ where
                     .unwrap_or("error")
                     .to_string(),
             };
-            (classify(status, code), format!("HTTP {status} {what}"))
+            let hint = match code {
+                Some("NoSuchBucket") => {
+                    "; the bucket does not exist: create it, or run `ferry init` (or `ferry replicate` \
+                     for a region of a --config file), which creates it where the credentials allow"
+                }
+                _ => "",
+            };
+            (
+                classify(status, code),
+                format!("HTTP {status} {what}{hint}"),
+            )
         }
         // The request never left: a bad setting, or no credentials.
         SdkError::ConstructionFailure(_) => (
