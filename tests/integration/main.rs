@@ -10,6 +10,7 @@ mod damage;
 mod errors;
 mod fuzz_smoke;
 mod golden;
+mod hostile;
 mod names;
 mod regions;
 mod roundtrip;
