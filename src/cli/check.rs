@@ -33,7 +33,11 @@ impl Render for CheckReport {
         };
         let verdict = match self.ok() {
             true => "no errors".to_string(),
-            false => format!("{} errors", self.errors.len()),
+            false => format!(
+                "{} errors, {} entries of snapshots affected",
+                self.errors.len(),
+                self.affected.len()
+            ),
         };
         out + &format!(
             "checked {} snapshots, {} packs{read}: {verdict}\n",
@@ -53,8 +57,11 @@ pub async fn run(g: &Global, a: CheckArgs) -> Result<i32> {
     let report = check::check(&repo, a.read_data).await?;
     emit(g, &report);
     if !report.ok() {
-        let n = report.errors.len();
-        let msg = format!("the repository has {n} damaged objects; see above");
+        let (n, a) = (report.errors.len(), report.affected.len());
+        let msg = format!(
+            "the repository has {n} damaged objects and {a} snapshot entries that cannot be \
+             restored; see above"
+        );
         return Err(Reported(msg).into());
     }
     Ok(super::exit::OK)

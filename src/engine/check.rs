@@ -44,8 +44,10 @@ pub struct CheckReport {
 }
 
 impl CheckReport {
+    /// No finding at all: a snapshot entry that cannot be restored is a
+    /// finding even when every object is intact (a lost index object).
     pub fn ok(&self) -> bool {
-        self.errors.is_empty()
+        self.errors.is_empty() && self.affected.is_empty()
     }
 }
 

@@ -12,6 +12,7 @@ mod fuzz_smoke;
 mod golden;
 mod json;
 mod layers;
+mod hostile;
 mod names;
 mod regions;
 mod requests;
