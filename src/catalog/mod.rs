@@ -5,6 +5,8 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 mod regions;
+mod usage;
+pub use usage::PackUsage;
 
 use rusqlite::{params, Connection, OptionalExtension};
 

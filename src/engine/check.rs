@@ -275,7 +275,7 @@ fn tree_problems<'a>(
                 ));
             }
             Ok(t) => {
-                let idx_has = |id: &BlobId| repo.index().contains(id);
+                let idx_has = |id: &BlobId| repo.index().locates(id);
                 for node in &t.nodes {
                     let name = node.name_lossy();
                     if node.kind == NodeKind::File {

@@ -11,6 +11,7 @@ mod errors;
 mod fuzz_smoke;
 mod golden;
 mod regions;
+mod retention;
 mod roundtrip;
 mod store_suite;
 mod time;
