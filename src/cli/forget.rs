@@ -162,6 +162,17 @@ impl Render for ForgetOutput {
         }
         let verb = if f.dry_run { "would remove" } else { "removed" };
         out += &format!("{verb} {} snapshots, kept {}\n", f.removed, f.kept);
+        for r in &f.regions {
+            match &r.error {
+                None => out += &format!("region {}: removed {} snapshots\n", r.region, r.removed),
+                Some(e) => {
+                    out += &format!(
+                        "region {}: not reached ({e}); run forget again later\n",
+                        r.region
+                    )
+                }
+            }
+        }
         if let Some(p) = &self.prune {
             out += &p.text();
         }
@@ -176,11 +187,43 @@ pub async fn run(g: &Global, a: ForgetArgs) -> Result<i32> {
         false => None,
     };
     let repo = super::open_repo(g).await?;
-    let forget = forget::forget(&repo, &opts).await?;
+    let mut forget = forget::forget(&repo, &opts).await?;
+    if !opts.dry_run {
+        forget.regions = other_regions(g, &forget.removed_ids()).await;
+    }
     let prune = match prune_opts {
         Some(p) => Some(crate::engine::prune::prune(&repo, &p).await?),
         None => None,
     };
     emit(g, &ForgetOutput { forget, prune });
     Ok(super::exit::OK)
+}
+
+/// With `--config` regions (and no `--region`), the removals decided on the
+/// primary are carried to every other region.
+async fn other_regions(
+    g: &Global,
+    removed: &[crate::format::SnapshotId],
+) -> Vec<forget::regions::RegionRemoval> {
+    if !g.repo_from_regions || removed.is_empty() {
+        return Vec::new();
+    }
+    let primary = crate::engine::regions::primary(&g.regions).map(|r| r.name.clone());
+    let mut out = Vec::new();
+    for r in g
+        .regions
+        .iter()
+        .filter(|r| Some(&r.name) != primary.as_ref())
+    {
+        let done = match crate::engine::regions::region_store(r) {
+            Ok(store) => forget::regions::remove_in(&r.name, &store, removed).await,
+            Err(e) => forget::regions::RegionRemoval {
+                region: r.name.clone(),
+                removed: 0,
+                error: Some(format!("{e:#}")),
+            },
+        };
+        out.push(done);
+    }
+    out
 }

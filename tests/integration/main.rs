@@ -12,6 +12,7 @@ mod fuzz_smoke;
 mod golden;
 mod regions;
 mod retention;
+mod retention_crash;
 mod roundtrip;
 mod store_suite;
 mod time;

@@ -115,6 +115,13 @@ fn forget_keeps_what_restic_keeps() {
             &["backup", "--host", "test-host", "--time", &restic_time, src],
         );
     }
+    let version = String::from_utf8(restic(env.dir.path(), &["version"]).stdout).unwrap();
+    let old_restic = ["restic 0.14.", "restic 0.13.", "restic 0.12."]
+        .iter()
+        .any(|v| version.starts_with(v));
+    let oldest = chrono::DateTime::parse_from_rfc3339(TIMES[0])
+        .unwrap()
+        .to_rfc3339();
     for policy in POLICIES {
         let mut args = vec!["forget", "--dry-run", "--json"];
         args.extend_from_slice(policy);
@@ -122,11 +129,21 @@ fn forget_keeps_what_restic_keeps() {
             serde_json::from_slice(&restic(env.dir.path(), &args).stdout).unwrap();
         let ours = env.run(&args).json();
         assert_eq!(ours["dry_run"], true);
-        assert_eq!(
-            kept_times(&ours["groups"]),
-            kept_times(&theirs),
-            "policy {policy:?}"
+        let (ours, theirs) = (kept_times(&ours["groups"]), kept_times(&theirs));
+        assert!(
+            theirs.is_subset(&ours),
+            "policy {policy:?}: {ours:?} {theirs:?}"
         );
+        // restic before 0.15 does not yet keep the oldest snapshot when a
+        // rule has counts left over; ferry does, as restic does since.
+        let extra: Vec<&String> = ours.difference(&theirs).collect();
+        match old_restic {
+            false => assert!(extra.is_empty(), "policy {policy:?}: {extra:?}"),
+            true => assert!(
+                extra.is_empty() || extra == [&oldest],
+                "policy {policy:?}: {extra:?}"
+            ),
+        }
     }
     // Nothing was removed by the dry runs.
     let all = env.run(&["snapshots", "--json"]).json();
@@ -302,4 +319,47 @@ fn prune_waits_for_keep_delete() {
         "{}",
         r.stderr
     );
+}
+
+#[test]
+fn the_cronjob_retention_command_line_runs() {
+    let yaml = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/k8s-cronjob.yaml"
+    ))
+    .unwrap();
+    let line = yaml
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("ferry forget "))
+        .expect("the CronJob has a `ferry forget` step");
+    let env = Env::new();
+    env.init_small();
+    let src = env.mkdir("src");
+    // The newest of each day stays, and the oldest (counts are left over):
+    // only the middle one of the first day goes.
+    let times = [
+        "2025-01-01T00:00:00Z",
+        "2025-01-01T01:00:00Z",
+        "2025-01-01T02:00:00Z",
+        "2025-01-02T00:00:00Z",
+    ];
+    for (i, t) in times.iter().enumerate() {
+        std::fs::write(src.join("f"), crate::support::bytes(64 << 10, i as u64)).unwrap();
+        env.backup(&[&src], &["--time", t]);
+    }
+    let repo = env.repo.to_str().unwrap().to_string();
+    let mut args = vec!["forget".to_string()];
+    args.extend(
+        line.trim_end_matches('\\')
+            .split_whitespace()
+            .map(|w| w.replace("\"$FERRY_REPO\"", &repo)),
+    );
+    args.push("--json".into());
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = env.run_with(env.command(), &refs);
+    assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+    let j = r.json();
+    assert_eq!(j["removed"], 1, "{j}");
+    assert!(j["prune"]["planned"]["packs"].as_u64().unwrap() > 0, "{j}");
+    env.run(&["check"]);
 }

@@ -3,6 +3,7 @@
 //! snapshot objects go; `prune` frees the data no snapshot needs any more.
 
 pub mod policy;
+pub mod regions;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -98,6 +99,9 @@ pub struct ForgetReport {
     /// Snapshots removed (with --dry-run: that would be).
     pub removed: usize,
     pub kept: usize,
+    /// The other regions the removals were carried to (`--config`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<regions::RegionRemoval>,
 }
 
 /// Decides and (unless dry-run) removes snapshots.
@@ -112,6 +116,7 @@ pub async fn forget(repo: &Arc<Repository>, opts: &ForgetOptions) -> EngineResul
         removed: groups.iter().map(|g| g.remove.len()).sum(),
         kept: groups.iter().map(|g| g.keep.len()).sum(),
         groups,
+        regions: Vec::new(),
     };
     if !opts.dry_run {
         for d in report.groups.iter().flat_map(|g| &g.remove) {
