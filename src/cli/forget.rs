@@ -8,9 +8,9 @@ use serde::Serialize;
 use super::args::{FilterArgs, Global};
 use super::output::{emit, Render};
 use super::prune::PruneArgs;
+use super::prune::PruneOutcome;
 use crate::engine::forget::policy::{Policy, Span};
 use crate::engine::forget::{self, ForgetOptions, ForgetReport, GroupBy};
-use crate::engine::prune::PruneReport;
 
 #[derive(Debug, Args, Clone)]
 pub struct ForgetArgs {
@@ -126,7 +126,7 @@ struct ForgetOutput {
     #[serde(flatten)]
     forget: ForgetReport,
     #[serde(skip_serializing_if = "Option::is_none")]
-    prune: Option<PruneReport>,
+    prune: Option<PruneOutcome>,
 }
 
 impl Render for ForgetOutput {
@@ -192,11 +192,16 @@ pub async fn run(g: &Global, a: ForgetArgs) -> Result<i32> {
         forget.regions = other_regions(g, &forget.removed_ids()).await;
     }
     let prune = match prune_opts {
-        Some(p) => Some(crate::engine::prune::prune(&repo, &p).await?),
+        Some(p) => Some(super::prune::prune_all(g, &p).await?),
         None => None,
     };
+    let unreached = forget.regions.iter().filter(|r| r.error.is_some()).count()
+        + prune.as_ref().map_or(0, PruneOutcome::failed);
     emit(g, &ForgetOutput { forget, prune });
-    Ok(super::exit::OK)
+    match unreached {
+        0 => Ok(super::exit::OK),
+        n => Err(super::Reported(format!("{n} region steps failed; see above")).into()),
+    }
 }
 
 /// With `--config` regions (and no `--region`), the removals decided on the

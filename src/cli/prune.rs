@@ -3,6 +3,7 @@
 
 use anyhow::{Context, Result};
 use clap::Args;
+use serde::Serialize;
 
 use super::args::Global;
 use super::output::{emit, Render};
@@ -112,10 +113,130 @@ impl Render for PruneReport {
     }
 }
 
+/// One region's prune, or why it could not run.
+#[derive(Serialize)]
+pub struct RegionPrune {
+    pub region: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<PruneReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The prune of the repository, or (with `--config` regions and no
+/// `--region`) of every region, each freeing its own space.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum PruneOutcome {
+    One(PruneReport),
+    Regions { regions: Vec<RegionPrune> },
+}
+
+impl PruneOutcome {
+    pub fn failed(&self) -> usize {
+        match self {
+            PruneOutcome::One(_) => 0,
+            PruneOutcome::Regions { regions } => {
+                regions.iter().filter(|r| r.error.is_some()).count()
+            }
+        }
+    }
+}
+
+impl Render for PruneOutcome {
+    fn text(&self) -> String {
+        match self {
+            PruneOutcome::One(r) => r.text(),
+            PruneOutcome::Regions { regions } => regions
+                .iter()
+                .map(|r| match (&r.report, &r.error) {
+                    (Some(rep), _) => format!("region {}:\n{}", r.region, rep.text()),
+                    (None, e) => format!(
+                        "region {}: not pruned: {}\n",
+                        r.region,
+                        e.as_deref().unwrap_or("")
+                    ),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A catalog of this process alone: the shared one is updated by
+/// concurrent backups while the prune reads it, and the prune must decide
+/// on its own listings only. Removed (with SQLite's side files) on drop.
+struct PrivateCatalog(std::path::PathBuf);
+
+impl PrivateCatalog {
+    fn new() -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let name = format!("ferry-prune-{}-{nanos}.db", std::process::id());
+        PrivateCatalog(std::env::temp_dir().join(name))
+    }
+}
+
+impl Drop for PrivateCatalog {
+    fn drop(&mut self) {
+        for ext in ["", "-wal", "-shm"] {
+            let mut p = self.0.clone().into_os_string();
+            p.push(ext);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+async fn prune_store(
+    store: crate::store::DynStore,
+    pw: &[u8],
+    opts: &PruneOptions,
+) -> Result<PruneReport> {
+    let cat = PrivateCatalog::new();
+    let repo = crate::repo::Repository::open(store, pw, Some(cat.0.clone())).await?;
+    let report = prune::prune(&std::sync::Arc::new(repo), opts).await?;
+    drop(cat);
+    Ok(report)
+}
+
+/// Prunes the repository, or every region when the repository came from
+/// the config file's regions (each region frees its own space).
+pub async fn prune_all(g: &Global, opts: &PruneOptions) -> Result<PruneOutcome> {
+    let pw = super::password::password(g, false)?;
+    if !g.repo_from_regions || g.regions.len() < 2 {
+        return Ok(PruneOutcome::One(
+            prune_store(super::open_store(g)?, &pw, opts).await?,
+        ));
+    }
+    let mut regions = Vec::new();
+    for r in crate::engine::regions::ordered(&g.regions) {
+        let done = async {
+            let store = crate::engine::regions::region_store(r)?;
+            prune_store(store, &pw, opts).await
+        }
+        .await;
+        regions.push(match done {
+            Ok(rep) => RegionPrune {
+                region: r.name.clone(),
+                report: Some(rep),
+                error: None,
+            },
+            Err(e) => RegionPrune {
+                region: r.name.clone(),
+                report: None,
+                error: Some(format!("{e:#}")),
+            },
+        });
+    }
+    Ok(PruneOutcome::Regions { regions })
+}
+
 pub async fn run(g: &Global, a: PruneCmd) -> Result<i32> {
     let opts = a.args.options(a.dry_run)?;
-    let repo = super::open_repo(g).await?;
-    let report = prune::prune(&repo, &opts).await?;
-    emit(g, &report);
-    Ok(super::exit::OK)
+    let outcome = prune_all(g, &opts).await?;
+    emit(g, &outcome);
+    match outcome.failed() {
+        0 => Ok(super::exit::OK),
+        n => Err(super::Reported(format!("{n} regions could not be pruned; see above")).into()),
+    }
 }

@@ -40,14 +40,14 @@ fn prune_and_forget_killed_at_many_points_leave_a_sound_repository() {
     let src = env.mkdir("src");
     let mut killed = 0;
     let mut expected = BTreeMap::new();
-    for round in 0..12u64 {
+    for round in 0..16u64 {
         for f in 0..4u64 {
             let data = crate::support::bytes(300 << 10, round * 10 + f);
             std::fs::write(src.join(format!("f{f}")), data).unwrap();
         }
         let id = env.backup(&[&src], &[]);
         expected.insert(id, crate::support::digest(&src));
-        let delay = Duration::from_millis(20 + round * 25);
+        let delay = Duration::from_millis(10 + round * 7);
         let args: &[&str] = match round % 3 {
             0 => &[
                 "forget",

@@ -227,3 +227,13 @@ fn named(snaps: Vec<Found>, ids: &[String]) -> EngineResult<Vec<Group>> {
         remove,
     }])
 }
+
+impl ForgetReport {
+    /// The ids of the snapshots removed (with --dry-run: that would be).
+    pub fn removed_ids(&self) -> Vec<SnapshotId> {
+        self.groups
+            .iter()
+            .flat_map(|g| g.remove.iter().map(|d| d.id))
+            .collect()
+    }
+}
