@@ -121,3 +121,81 @@ impl Catalog {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::id::IndexId;
+    use crate::format::index::{IndexFile, IndexPack};
+
+    fn entry(n: u8) -> BlobEntry {
+        BlobEntry {
+            kind: BlobType::Data,
+            codec: 0,
+            id: BlobId([n; 32]),
+            offset: 0,
+            length: 10,
+            raw_length: 10,
+        }
+    }
+
+    fn index(packs: &[(u8, u8)]) -> IndexFile {
+        IndexFile {
+            packs: packs
+                .iter()
+                .map(|(p, b)| IndexPack {
+                    id: PackId([*p; 32]),
+                    size: 100,
+                    blobs: vec![entry(*b)],
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_pack_named_by_two_index_objects_survives_the_removal_of_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cat = Catalog::open(&dir.path().join("c.db")).unwrap();
+        let (old, new) = (IndexId([1; 32]), IndexId([2; 32]));
+        // The rewritten index object is recorded first, the old one after
+        // (another process read it before it was deleted).
+        cat.add_index(&new, &index(&[(7, 70)])).unwrap();
+        cat.add_index(&old, &index(&[(7, 70), (8, 80)])).unwrap();
+        cat.remove_index(&old).unwrap();
+        let packs: Vec<PackId> = cat
+            .blob_locations()
+            .unwrap()
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        assert_eq!(packs, [PackId([7; 32])]);
+        cat.remove_index(&new).unwrap();
+        assert!(cat.blob_locations().unwrap().is_empty());
+        assert!(cat.packs().unwrap().is_empty());
+    }
+
+    #[test]
+    fn usage_counts_used_blobs_per_pack() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cat = Catalog::open(&dir.path().join("c.db")).unwrap();
+        cat.add_index(&IndexId([1; 32]), &index(&[(7, 70), (8, 80), (9, 70)]))
+            .unwrap();
+        cat.reset_usage().unwrap();
+        assert_eq!(cat.mark_used(&[BlobId([70; 32])]).unwrap().len(), 1);
+        assert!(cat.mark_used(&[BlobId([70; 32])]).unwrap().is_empty());
+        let used: Vec<u64> = cat
+            .pack_usage()
+            .unwrap()
+            .iter()
+            .map(|u| u.used_blobs)
+            .collect();
+        assert_eq!(used, [1, 0, 1]);
+        // Deleting 7 and 9 together would lose blob 70; 8 alone can go.
+        let needed = cat
+            .still_needed(&[PackId([7; 32]), PackId([9; 32])])
+            .unwrap();
+        assert_eq!(needed.len(), 2);
+        assert!(cat.still_needed(&[PackId([7; 32])]).unwrap().is_empty());
+        assert!(cat.still_needed(&[PackId([8; 32])]).unwrap().is_empty());
+    }
+}

@@ -95,6 +95,7 @@ fn backups_running_while_prunes_run_lose_nothing() {
         let (env, stop) = (env.clone(), stop.clone());
         std::thread::spawn(move || {
             let src = env.mkdir("src");
+            let catalog = env.path("backup-host/catalog.db");
             let mut made = BTreeMap::new();
             let mut i = 0u64;
             while !stop.load(Ordering::Relaxed) {
@@ -104,7 +105,8 @@ fn backups_running_while_prunes_run_lose_nothing() {
                     crate::support::bytes(400 << 10, i),
                 )
                 .unwrap();
-                let id = env.backup(&[&src], &[]);
+                // Another host: a catalog of its own.
+                let id = env.backup(&[&src], &["--catalog", catalog.to_str().unwrap()]);
                 made.insert(id, crate::support::digest(&src));
                 i += 1;
             }
