@@ -25,6 +25,6 @@ impl Plan {
     }
 
     pub fn decode(b: &[u8]) -> Result<Self, super::DecodeError> {
-        serde_json::from_slice(b).map_err(|e| super::DecodeError::malformed(e))
+        serde_json::from_slice(b).map_err(super::DecodeError::malformed)
     }
 }

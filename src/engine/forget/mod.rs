@@ -178,7 +178,7 @@ pub fn decide(
     let mut out = Vec::new();
     for ((host, paths, tags), mut members) in groups {
         // Newest first, ties by id, so that the decision is reproducible.
-        members.sort_by(|a, b| (b.1.time, b.0).cmp(&(a.1.time, a.0)));
+        members.sort_by_key(|f| std::cmp::Reverse((f.1.time, f.0)));
         let candidates: Vec<Candidate> = members
             .iter()
             .map(|(_, s)| Candidate {
