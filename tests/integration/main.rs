@@ -13,6 +13,7 @@ mod golden;
 mod regions;
 mod retention;
 mod retention_crash;
+mod retention_regions;
 mod roundtrip;
 mod store_suite;
 mod time;
