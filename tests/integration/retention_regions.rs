@@ -2,11 +2,11 @@
 //! every region, never one that exists only in another region; `prune
 //! --config` frees space in each region.
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use crate::support::{Env, Run};
 
-fn ferry(env: &Env, cfg: &PathBuf, args: &[&str]) -> Run {
+fn ferry(env: &Env, cfg: &Path, args: &[&str]) -> Run {
     let mut all = args.to_vec();
     all.extend(["--config", cfg.to_str().unwrap()]);
     let r = env.run_with(env.command(), &all);
