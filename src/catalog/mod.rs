@@ -5,6 +5,8 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 mod regions;
+mod usage;
+pub use usage::PackUsage;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -13,7 +15,7 @@ use crate::format::id::{BlobId, IndexId, PackId, SnapshotId};
 use crate::format::index::IndexFile;
 use crate::format::snapshot::Snapshot;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -33,12 +35,16 @@ CREATE TABLE IF NOT EXISTS region_objects (
     region TEXT NOT NULL, key TEXT NOT NULL, size INTEGER NOT NULL,
     PRIMARY KEY (region, key)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS snapshot_times (id TEXT PRIMARY KEY, time TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS index_packs (
+    index_id TEXT NOT NULL, pack BLOB NOT NULL, PRIMARY KEY (index_id, pack)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS index_packs_pack ON index_packs (pack);
 ";
 
 const DROP_ALL: &str = "
 DROP TABLE IF EXISTS meta; DROP TABLE IF EXISTS indexes; DROP TABLE IF EXISTS packs;
 DROP TABLE IF EXISTS blobs; DROP TABLE IF EXISTS snapshots; DROP TABLE IF EXISTS trees;
 DROP TABLE IF EXISTS region_objects; DROP TABLE IF EXISTS snapshot_times;
+DROP TABLE IF EXISTS index_packs;
 ";
 
 /// A 32-byte id stored in column `col`; anything else is a damaged row.
@@ -198,10 +204,16 @@ impl Catalog {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .map_err(err)?;
+            let mut named_st = tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO index_packs (index_id, pack) VALUES (?1, ?2)",
+                )
+                .map_err(err)?;
             for p in &index.packs {
                 pack_st
                     .execute(params![&p.id.0[..], p.size as i64, idx])
                     .map_err(err)?;
+                named_st.execute(params![idx, &p.id.0[..]]).map_err(err)?;
                 for b in &p.blobs {
                     blob_st
                         .execute(params![
@@ -232,13 +244,26 @@ impl Catalog {
             source,
         };
         let tx = self.conn.transaction().map_err(err)?;
+        // A pack another index object also names keeps its rows (whichever
+        // index object recorded them last).
+        tx.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS leaving (pack BLOB PRIMARY KEY) WITHOUT ROWID;
+             DELETE FROM leaving;",
+        )
+        .map_err(err)?;
         for sql in [
-            "DELETE FROM blobs WHERE index_id = ?1",
-            "DELETE FROM packs WHERE index_id = ?1",
+            "INSERT INTO leaving SELECT pack FROM index_packs WHERE index_id = ?1",
+            "DELETE FROM index_packs WHERE index_id = ?1",
             "DELETE FROM indexes WHERE id = ?1",
         ] {
             tx.execute(sql, [&idx]).map_err(err)?;
         }
+        tx.execute_batch(
+            "DELETE FROM leaving WHERE pack IN (SELECT pack FROM index_packs);
+             DELETE FROM blobs WHERE pack IN (SELECT pack FROM leaving);
+             DELETE FROM packs WHERE id IN (SELECT pack FROM leaving);",
+        )
+        .map_err(err)?;
         tx.commit().map_err(err)
     }
 
@@ -386,7 +411,7 @@ impl Catalog {
         self.conn
             .execute_batch(
                 "DELETE FROM blobs; DELETE FROM packs; DELETE FROM indexes; DELETE FROM snapshots; DELETE FROM trees; \
-                 DELETE FROM region_objects; DELETE FROM snapshot_times;",
+                 DELETE FROM region_objects; DELETE FROM snapshot_times; DELETE FROM index_packs;",
             )
             .map_err(|e| self.err(e))
     }

@@ -106,6 +106,10 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Verify the repository's structure, and with --read-data all its data.
     Check(CheckArgs),
+    /// Remove snapshots by a retention policy (--keep-*) or by id.
+    Forget(super::forget::ForgetArgs),
+    /// Free the data no snapshot needs (two-phase; safe beside running backups).
+    Prune(super::prune::PruneCmd),
     /// Copy to every region what it lacks of the others (or with --to, of the primary).
     Replicate(ReplicateArgs),
     /// Per region: reachable?, newest snapshot and its age, lag behind the primary.

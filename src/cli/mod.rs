@@ -10,12 +10,14 @@ mod backup;
 mod catalog;
 mod check;
 mod diff;
+mod forget;
 mod init;
 mod k8s;
 mod key;
 mod ls;
 mod output;
 pub mod password;
+mod prune;
 mod regions;
 mod repair;
 mod replicate;
@@ -82,6 +84,8 @@ async fn run(mut cli: Cli) -> Result<i32> {
         Command::Diff(a) => diff::run(g, a).await,
         Command::Restore(a) => restore::run(g, a).await,
         Command::Check(a) => check::run(g, a).await,
+        Command::Forget(a) => forget::run(g, a).await,
+        Command::Prune(a) => prune::run(g, a).await,
         Command::Replicate(a) => replicate::run(g, a).await,
         Command::Status => status::run(g).await,
         Command::Repair => repair::run(g).await,

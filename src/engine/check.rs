@@ -274,7 +274,7 @@ fn tree_problems<'a>(
                 ));
             }
             Ok(t) => {
-                let idx_has = |id: &BlobId| repo.index().contains(id);
+                let idx_has = |id: &BlobId| repo.index().locates(id);
                 for node in &t.nodes {
                     let name = [&b"/"[..], &node.name].concat();
                     if node.kind == NodeKind::File {

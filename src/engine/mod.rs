@@ -5,9 +5,11 @@
 pub mod backup;
 pub mod check;
 pub mod diff;
+pub mod forget;
 pub mod k8s_restore;
 pub mod ls;
 pub mod progress;
+pub mod prune;
 pub mod regions;
 pub mod repair;
 pub mod replicate;

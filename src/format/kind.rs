@@ -12,17 +12,21 @@ pub enum ObjectKind {
     Pack,
     Index,
     Snapshot,
+    /// A deletion plan of `prune`: packs it means to delete, and when it
+    /// decided so (see docs/format.md, "Deletion plans").
+    Plan,
 }
 
 impl ObjectKind {
     /// The order writers store objects in: an object is written only once
     /// everything it refers to is durable. Copies (replicate) follow it too.
-    pub const WRITE_ORDER: [ObjectKind; 5] = [
+    pub const WRITE_ORDER: [ObjectKind; 6] = [
         ObjectKind::Key,
         ObjectKind::Config,
         ObjectKind::Pack,
         ObjectKind::Index,
         ObjectKind::Snapshot,
+        ObjectKind::Plan,
     ];
 
     /// The order readers list named objects in beside a running writer:
@@ -40,6 +44,7 @@ impl ObjectKind {
             ObjectKind::Pack => "data/",
             ObjectKind::Index => "index/",
             ObjectKind::Snapshot => "snapshots/",
+            ObjectKind::Plan => "plans/",
         }
     }
 
@@ -51,6 +56,7 @@ impl ObjectKind {
             ObjectKind::Pack => "data",
             ObjectKind::Index => "index",
             ObjectKind::Snapshot => "snapshots",
+            ObjectKind::Plan => "plans",
         }
     }
 

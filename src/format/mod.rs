@@ -13,10 +13,11 @@ pub mod index;
 pub mod keys;
 pub mod kind;
 pub mod pack;
+pub mod plan;
 pub mod snapshot;
 pub mod tree;
 
 pub use blob::{BlobEntry, BlobType};
 pub use error::{DecodeError, FormatError, FormatResult};
-pub use id::{BlobId, IndexId, KeyId, PackId, SnapshotId};
+pub use id::{BlobId, IndexId, KeyId, PackId, PlanId, SnapshotId};
 pub use kind::ObjectKind;

@@ -2,8 +2,10 @@
 //! (see [`crate::format`]) through an object store, with the local catalog
 //! as its cache.
 
+mod delete;
 pub mod error;
 pub mod locations;
+mod plans;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -227,13 +229,17 @@ impl Repository {
         }
         self.sync_snapshots(snapshots).await?;
         tracing::debug!("catalog in step with the repository");
+        let doomed = self.planned_packs().await?;
         let locations = match preloaded {
             Some(l) => l,
             None => self.on_catalog(|c| c.blob_locations()).await?,
         };
         let mut index = BlobIndex::default();
         for (pack, entry) in locations {
-            index.insert(pack, entry);
+            match doomed.contains(&pack) {
+                true => index.insert_doomed(pack, entry),
+                false => index.insert(pack, entry),
+            }
         }
         tracing::debug!(blobs = index.len(), "blob index loaded");
         *self.index_mut() = index;

@@ -115,6 +115,19 @@ impl RegionHandle {
         !self.store.is_down() && matches!(self.health().await, Health::Ready { id: i } if i == id)
     }
 }
+/// The regions in the order reads try them: the primary, then the others
+/// as the config lists them.
+pub fn ordered(regions: &[Region]) -> Vec<&Region> {
+    let mut out: Vec<&Region> = regions.iter().filter(|r| r.primary).collect();
+    out.extend(regions.iter().filter(|r| !r.primary));
+    out
+}
+
+/// The primary region: the one marked so, else the first.
+pub fn primary(regions: &[Region]) -> Option<&Region> {
+    ordered(regions).into_iter().next()
+}
+
 
 /// Opens a region's store. Every region is opened here, so that store
 /// options (endpoint, provider, limits) are applied in one place.
@@ -225,10 +238,8 @@ impl Regions {
         if regions.is_empty() {
             return Err(RegionsError::NoRegions);
         }
-        let mut ordered: Vec<&Region> = regions.iter().filter(|r| r.primary).collect();
-        ordered.extend(regions.iter().filter(|r| !r.primary));
         let mut entries = Vec::new();
-        for r in ordered {
+        for r in ordered(regions) {
             entries.push(RegionHandle {
                 region: r.clone(),
                 store: Breaker::new(&r.name, region_store(r)?),

@@ -1,0 +1,242 @@
+//! `ferry prune`: free what no snapshot needs (two-phase, beside running
+//! backups; see docs/format.md, "Deletion plans").
+
+use anyhow::{Context, Result};
+use clap::Args;
+use serde::Serialize;
+
+use super::args::Global;
+use super::output::{emit, Render};
+use crate::engine::prune::{self, PruneOptions, PruneReport, Tally};
+use crate::util::human_bytes;
+
+#[derive(Debug, Args, Clone)]
+pub struct PruneArgs {
+    /// Repack packs whose unused share is above this (e.g. 5%, 0%).
+    #[arg(long, default_value = "5%")]
+    pub max_unused: String,
+    /// Copy at most this much data when repacking in one run (e.g. 2GiB).
+    #[arg(long)]
+    pub max_repack_size: Option<String>,
+    /// Delete planned packs only once their plan is this old (e.g. 24h, 30m, 0s).
+    #[arg(long, default_value = "24h")]
+    pub keep_delete: String,
+}
+
+/// `--prune` of `forget` shares these; `--dry-run` is the command's own.
+#[derive(Debug, Args)]
+pub struct PruneCmd {
+    #[command(flatten)]
+    pub args: PruneArgs,
+    /// Show what would be done without changing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+fn percent(s: &str) -> Result<f64> {
+    let n = s.trim().trim_end_matches('%');
+    let v: f64 = n
+        .parse()
+        .ok()
+        .filter(|v: &f64| (0.0..=100.0).contains(v))
+        .with_context(|| format!("--max-unused {s:?}: give a percentage from 0% to 100%"))?;
+    Ok(v / 100.0)
+}
+
+/// `30s`, `15m`, `24h`, `7d`.
+fn duration(flag: &str, s: &str) -> Result<chrono::Duration> {
+    let t = s.trim();
+    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: i64 = num.parse().ok().with_context(|| {
+        format!("--{flag} {s:?}: give a number and a unit, such as 24h, 30m or 7d")
+    })?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => anyhow::bail!("--{flag} {s:?}: the unit must be s, m, h or d (such as 24h)"),
+    };
+    Ok(chrono::Duration::seconds(n * secs))
+}
+
+impl PruneArgs {
+    pub fn options(&self, dry_run: bool) -> Result<PruneOptions> {
+        let max_repack_size = match &self.max_repack_size {
+            Some(s) => Some(
+                crate::util::parse_size(s)
+                    .map_err(|e| anyhow::anyhow!("--max-repack-size {s:?}: {e}"))?,
+            ),
+            None => None,
+        };
+        Ok(PruneOptions {
+            max_unused: percent(&self.max_unused)?,
+            max_repack_size,
+            keep_delete: duration("keep-delete", &self.keep_delete)?,
+            dry_run,
+        })
+    }
+}
+
+fn line(what: &str, t: &Tally) -> String {
+    format!(
+        "{what:<28} {:>6} packs {:>10}\n",
+        t.packs,
+        human_bytes(t.bytes)
+    )
+}
+
+impl Render for PruneReport {
+    fn text(&self) -> String {
+        let would = |s: &str| match self.dry_run {
+            true => format!("would be {s}"),
+            false => s.to_string(),
+        };
+        let mut out = format!(
+            "{} snapshots use {} blobs\n",
+            self.snapshots, self.used_blobs
+        );
+        out += &line("kept", &self.kept);
+        out += &line(&would("repacked"), &self.repacked);
+        out += &line("written by repacking", &self.written);
+        out += &line(&would("planned for deletion"), &self.planned);
+        out += &line("planned, not yet due", &self.waiting);
+        out += &line(&would("deleted"), &self.deleted);
+        out += &line("taken back (needed again)", &self.taken_back);
+        if let Some(t) = &self.next_deletion {
+            out += &format!(
+                "planned packs can be deleted by a prune from {}\n",
+                crate::util::rfc3339(t)
+            );
+        }
+        out
+    }
+}
+
+/// One region's prune, or why it could not run.
+#[derive(Serialize)]
+pub struct RegionPrune {
+    pub region: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<PruneReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// The prune of the repository, or (with `--config` regions and no
+/// `--region`) of every region, each freeing its own space.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub enum PruneOutcome {
+    One(PruneReport),
+    Regions { regions: Vec<RegionPrune> },
+}
+
+impl PruneOutcome {
+    pub fn failed(&self) -> usize {
+        match self {
+            PruneOutcome::One(_) => 0,
+            PruneOutcome::Regions { regions } => {
+                regions.iter().filter(|r| r.error.is_some()).count()
+            }
+        }
+    }
+}
+
+impl Render for PruneOutcome {
+    fn text(&self) -> String {
+        match self {
+            PruneOutcome::One(r) => r.text(),
+            PruneOutcome::Regions { regions } => regions
+                .iter()
+                .map(|r| match (&r.report, &r.error) {
+                    (Some(rep), _) => format!("region {}:\n{}", r.region, rep.text()),
+                    (None, e) => format!(
+                        "region {}: not pruned: {}\n",
+                        r.region,
+                        e.as_deref().unwrap_or("")
+                    ),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A catalog of this process alone: the shared one is updated by
+/// concurrent backups while the prune reads it, and the prune must decide
+/// on its own listings only. Removed (with SQLite's side files) on drop.
+struct PrivateCatalog(std::path::PathBuf);
+
+impl PrivateCatalog {
+    fn new() -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let name = format!("ferry-prune-{}-{nanos}.db", std::process::id());
+        PrivateCatalog(std::env::temp_dir().join(name))
+    }
+}
+
+impl Drop for PrivateCatalog {
+    fn drop(&mut self) {
+        for ext in ["", "-wal", "-shm"] {
+            let mut p = self.0.clone().into_os_string();
+            p.push(ext);
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+async fn prune_store(
+    store: crate::store::DynStore,
+    pw: &[u8],
+    opts: &PruneOptions,
+) -> Result<PruneReport> {
+    let cat = PrivateCatalog::new();
+    let repo = crate::repo::Repository::open(store, pw, Some(cat.0.clone())).await?;
+    let report = prune::prune(&std::sync::Arc::new(repo), opts).await?;
+    drop(cat);
+    Ok(report)
+}
+
+/// Prunes the repository, or every region when the repository came from
+/// the config file's regions (each region frees its own space).
+pub async fn prune_all(g: &Global, opts: &PruneOptions) -> Result<PruneOutcome> {
+    let pw = super::password::password(g, false)?;
+    if !g.repo_from_regions || g.regions.len() < 2 {
+        return Ok(PruneOutcome::One(
+            prune_store(super::open_store(g)?, &pw, opts).await?,
+        ));
+    }
+    let mut regions = Vec::new();
+    for r in crate::engine::regions::ordered(&g.regions) {
+        let done = async {
+            let store = crate::engine::regions::region_store(r)?;
+            prune_store(store, &pw, opts).await
+        }
+        .await;
+        regions.push(match done {
+            Ok(rep) => RegionPrune {
+                region: r.name.clone(),
+                report: Some(rep),
+                error: None,
+            },
+            Err(e) => RegionPrune {
+                region: r.name.clone(),
+                report: None,
+                error: Some(format!("{e:#}")),
+            },
+        });
+    }
+    Ok(PruneOutcome::Regions { regions })
+}
+
+pub async fn run(g: &Global, a: PruneCmd) -> Result<i32> {
+    let opts = a.args.options(a.dry_run)?;
+    let outcome = prune_all(g, &opts).await?;
+    emit(g, &outcome);
+    match outcome.failed() {
+        0 => Ok(super::exit::OK),
+        n => Err(super::Reported(format!("{n} regions could not be pruned; see above")).into()),
+    }
+}

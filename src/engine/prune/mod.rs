@@ -1,0 +1,301 @@
+//! `prune`: free what no snapshot needs, without a lock, beside running
+//! backups. Deleting is two-phase (docs/format.md, "Deletion plans"): a
+//! prune records the packs it means to delete in a plan object; a later
+//! prune deletes those of a plan at least `keep_delete` old that no
+//! snapshot needs then, and takes back the others. Packs mostly unused are
+//! repacked first, so that their old copies can be planned too.
+
+mod repack;
+mod used;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
+
+use super::{EngineError, EngineResult};
+use crate::catalog::PackUsage;
+use crate::format::index::IndexFile;
+use crate::format::plan::Plan;
+use crate::format::PlanId;
+use crate::repo::{IndexId, ObjectKind, PackId, Repository};
+
+#[derive(Debug, Clone)]
+pub struct PruneOptions {
+    /// Repack packs whose unused share of bytes is above this (0..1).
+    pub max_unused: f64,
+    /// Repack at most this many bytes of packs per run.
+    pub max_repack_size: Option<u64>,
+    /// Delete the packs of a plan only once it is this old.
+    pub keep_delete: Duration,
+    pub dry_run: bool,
+}
+
+impl Default for PruneOptions {
+    fn default() -> Self {
+        PruneOptions {
+            max_unused: 0.05,
+            max_repack_size: None,
+            keep_delete: Duration::hours(24),
+            dry_run: false,
+        }
+    }
+}
+
+/// A number of packs and their stored bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Tally {
+    pub packs: u64,
+    pub bytes: u64,
+}
+
+impl Tally {
+    fn add(&mut self, bytes: u64) {
+        self.packs += 1;
+        self.bytes += bytes;
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PruneReport {
+    pub dry_run: bool,
+    pub snapshots: u64,
+    /// Blobs the snapshots use.
+    pub used_blobs: u64,
+    /// Packs left as they are.
+    pub kept: Tally,
+    /// Packs whose used blobs were copied into new packs (the old ones are
+    /// planned for deletion).
+    pub repacked: Tally,
+    /// New packs the repacking wrote.
+    pub written: Tally,
+    /// Packs newly planned for deletion (deleted by a prune at least
+    /// --keep-delete later).
+    pub planned: Tally,
+    /// Packs planned earlier and not old enough yet.
+    pub waiting: Tally,
+    /// Packs deleted (with --dry-run: that would be).
+    pub deleted: Tally,
+    /// Planned packs that a snapshot needs again: kept.
+    pub taken_back: Tally,
+    pub indexes_rewritten: u64,
+    pub plans_done: u64,
+    /// When the next prune can delete what is planned now.
+    pub next_deletion: Option<DateTime<Utc>>,
+}
+
+/// What one prune decides, before doing it.
+#[derive(Default)]
+struct Decision {
+    /// Plans old enough: their packs are deleted or taken back now.
+    expired: Vec<PlanId>,
+    delete: Vec<PackId>,
+    repack: Vec<PackUsage>,
+    plan: Vec<PackId>,
+}
+
+pub async fn prune(repo: &Arc<Repository>, opts: &PruneOptions) -> EngineResult<PruneReport> {
+    repo.sync_catalog().await?;
+    let now = Utc::now();
+    let plans = readable_plans(repo).await?;
+    let mut report = PruneReport {
+        dry_run: opts.dry_run,
+        ..Default::default()
+    };
+    (report.snapshots, report.used_blobs) = used::mark(repo).await?;
+    let stored: HashMap<PackId, u64> = repo
+        .store()
+        .list(ObjectKind::Pack.prefix())
+        .await?
+        .into_iter()
+        .filter_map(|m| Some((crate::format::kind::id_from_key(&m.key)?, m.size)))
+        .collect();
+    let usage = repo
+        .catalog()
+        .pack_usage()
+        .map_err(crate::repo::RepoError::from)?;
+    let d = decide(repo, opts, now, &plans, &usage, &stored, &mut report)?;
+    if opts.dry_run {
+        return Ok(report);
+    }
+    let mut plan = d.plan;
+    if !d.repack.is_empty() {
+        let written = repack::repack(repo, &d.repack).await?;
+        report.written = written;
+        plan.extend(d.repack.iter().map(|u| u.pack));
+    }
+    if !plan.is_empty() {
+        plan.sort();
+        plan.dedup();
+        let host = crate::util::hostname();
+        repo.save_plan(&Plan {
+            time: now,
+            host,
+            packs: plan,
+        })
+        .await?;
+        report.next_deletion = Some(now + opts.keep_delete);
+    }
+    if !d.delete.is_empty() {
+        report.indexes_rewritten = drop_from_indexes(repo, &d.delete).await?;
+        for p in &d.delete {
+            repo.delete_pack(p).await?;
+        }
+    }
+    for id in &d.expired {
+        repo.delete_key(&id.key()).await?;
+        report.plans_done += 1;
+    }
+    Ok(report)
+}
+
+/// The plans in the store; a damaged one stops the prune (it cannot tell
+/// which packs writers avoid).
+async fn readable_plans(repo: &Repository) -> EngineResult<Vec<(PlanId, Plan)>> {
+    let mut out = Vec::new();
+    for (id, p) in repo.list_plans().await? {
+        match p {
+            Ok(p) => out.push((id, p)),
+            Err(e) => {
+                return Err(EngineError::Usage(format!(
+                    "deletion plan {} is damaged ({e}); prune stops: delete the object {} by hand to go on",
+                    id.short(),
+                    id.key()
+                )))
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Sorts every pack into kept, repacked, planned, waiting, deleted or taken
+/// back, and fills in the report's tallies.
+fn decide(
+    repo: &Repository,
+    opts: &PruneOptions,
+    now: DateTime<Utc>,
+    plans: &[(PlanId, Plan)],
+    usage: &[PackUsage],
+    stored: &HashMap<PackId, u64>,
+    r: &mut PruneReport,
+) -> EngineResult<Decision> {
+    let size_of = |p: &PackId| stored.get(p).copied().unwrap_or(0);
+    let mut d = Decision::default();
+    let mut planned: HashSet<PackId> = HashSet::new();
+    let mut due: Vec<PackId> = Vec::new();
+    for (id, plan) in plans {
+        let old_enough = now - plan.time >= opts.keep_delete;
+        planned.extend(plan.packs.iter().copied());
+        if old_enough {
+            d.expired.push(*id);
+            due.extend(plan.packs.iter().copied());
+        } else {
+            let next = plan.time + opts.keep_delete;
+            r.next_deletion = Some(r.next_deletion.map_or(next, |n| n.min(next)));
+        }
+    }
+    due.sort();
+    due.dedup();
+    let needed: HashSet<PackId> = repo
+        .catalog()
+        .still_needed(&due)
+        .map_err(crate::repo::RepoError::from)?
+        .into_iter()
+        .collect();
+    for p in &due {
+        match needed.contains(p) {
+            true => r.taken_back.add(size_of(p)),
+            false if stored.contains_key(p) => {
+                r.deleted.add(size_of(p));
+                d.delete.push(*p);
+            }
+            false => {}
+        }
+    }
+    let due: HashSet<PackId> = due.into_iter().collect();
+    for p in planned
+        .iter()
+        .filter(|p| !due.contains(p) && stored.contains_key(p))
+    {
+        r.waiting.add(size_of(p));
+    }
+    classify(opts, usage, stored, &planned, &mut d, r);
+    Ok(d)
+}
+
+/// The packs no plan names yet: unused or unindexed ones get planned,
+/// mostly unused ones repacked (up to the size bound), the rest kept.
+fn classify(
+    opts: &PruneOptions,
+    usage: &[PackUsage],
+    stored: &HashMap<PackId, u64>,
+    planned: &HashSet<PackId>,
+    d: &mut Decision,
+    r: &mut PruneReport,
+) {
+    let mut indexed: HashSet<PackId> = HashSet::new();
+    let mut partly: Vec<(f64, PackUsage)> = Vec::new();
+    for u in usage {
+        indexed.insert(u.pack);
+        if planned.contains(&u.pack) || !stored.contains_key(&u.pack) {
+            continue;
+        }
+        let unused = 1.0 - u.used_bytes as f64 / u.size.max(1) as f64;
+        if u.used_blobs == 0 {
+            r.planned.add(u.size);
+            d.plan.push(u.pack);
+        } else if u.used_blobs < u.blobs && unused > opts.max_unused {
+            partly.push((unused, *u));
+        } else {
+            r.kept.add(u.size);
+        }
+    }
+    // The emptiest packs first: they free the most for the bytes copied.
+    partly.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.pack.cmp(&b.1.pack)));
+    let mut budget = opts.max_repack_size.unwrap_or(u64::MAX);
+    for (_, u) in partly {
+        if u.used_bytes <= budget {
+            budget -= u.used_bytes;
+            r.repacked.add(u.size);
+            d.repack.push(u);
+        } else {
+            r.kept.add(u.size);
+        }
+    }
+    // Packs no index names: an interrupted backup's (or one still running:
+    // the plan's delay covers it).
+    for (p, size) in stored {
+        if !indexed.contains(p) && !planned.contains(p) {
+            r.planned.add(*size);
+            d.plan.push(*p);
+        }
+    }
+}
+
+/// Writes, for every index object naming a pack of `gone`, one without
+/// those packs, then deletes the old one. Returns how many were rewritten.
+async fn drop_from_indexes(repo: &Repository, gone: &[PackId]) -> EngineResult<u64> {
+    let gone: HashSet<PackId> = gone.iter().copied().collect();
+    let ids: HashSet<IndexId> = repo.list_ids(ObjectKind::Index).await?;
+    let mut rewritten = 0;
+    for id in ids {
+        let idx = repo.load_index(&id).await?;
+        if !idx.packs.iter().any(|p| gone.contains(&p.id)) {
+            continue;
+        }
+        let rest = IndexFile {
+            packs: idx
+                .packs
+                .into_iter()
+                .filter(|p| !gone.contains(&p.id))
+                .collect(),
+        };
+        if !rest.packs.is_empty() {
+            repo.save_index(&rest).await?;
+        }
+        repo.delete_index(&id).await?;
+        rewritten += 1;
+    }
+    Ok(rewritten)
+}
