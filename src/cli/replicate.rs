@@ -63,8 +63,11 @@ pub(crate) async fn replicate_cmd(g: &Global, a: ReplicateArgs) -> Result<i32> {
         .await
         .map_err(|e| anyhow::anyhow!("primary region {}: {e}", primary.name))?;
     loop {
+        let started = std::time::Instant::now();
         let (results, failed) =
             round(g, &id, &primary, &targets, &global, a.concurrency, a.verify).await?;
+        super::metrics::set_repository(&id, Some(&primary.name));
+        super::metrics::replicate(&results, started.elapsed().as_secs_f64());
         if g.json {
             print_json(&serde_json::json!({ "source": primary.name, "regions": results }));
         }

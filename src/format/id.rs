@@ -108,6 +108,10 @@ define_id!(
     /// A key object: BLAKE3 of its stored bytes.
     KeyId
 );
+define_id!(
+    /// A drill record: BLAKE3 of its stored bytes.
+    DrillId
+);
 
 impl PackId {
     /// The object key of this pack: `data/<first 2 hex>/<id>`.
@@ -131,6 +135,12 @@ impl SnapshotId {
 impl KeyId {
     pub fn key(&self) -> String {
         ObjectKind::Key.key(&self.to_hex())
+    }
+}
+
+impl DrillId {
+    pub fn key(&self) -> String {
+        ObjectKind::Drill.key(&self.to_hex())
     }
 }
 

@@ -12,17 +12,22 @@ pub enum ObjectKind {
     Pack,
     Index,
     Snapshot,
+    /// A record of a disaster-recovery drill (`drills/`): refers to a
+    /// snapshot, so written after snapshots; readers that do not know the
+    /// kind ignore it.
+    Drill,
 }
 
 impl ObjectKind {
     /// The order writers store objects in: an object is written only once
     /// everything it refers to is durable. Copies (replicate) follow it too.
-    pub const WRITE_ORDER: [ObjectKind; 5] = [
+    pub const WRITE_ORDER: [ObjectKind; 6] = [
         ObjectKind::Key,
         ObjectKind::Config,
         ObjectKind::Pack,
         ObjectKind::Index,
         ObjectKind::Snapshot,
+        ObjectKind::Drill,
     ];
 
     /// The order readers list named objects in beside a running writer:
@@ -40,6 +45,7 @@ impl ObjectKind {
             ObjectKind::Pack => "data/",
             ObjectKind::Index => "index/",
             ObjectKind::Snapshot => "snapshots/",
+            ObjectKind::Drill => "drills/",
         }
     }
 
@@ -51,6 +57,7 @@ impl ObjectKind {
             ObjectKind::Pack => "data",
             ObjectKind::Index => "index",
             ObjectKind::Snapshot => "snapshots",
+            ObjectKind::Drill => "drills",
         }
     }
 

@@ -2,6 +2,7 @@
 //! (see [`crate::format`]) through an object store, with the local catalog
 //! as its cache.
 
+mod drills;
 pub mod error;
 pub mod locations;
 
@@ -13,7 +14,7 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
 pub use crate::format::{BlobEntry, BlobType, ObjectKind};
-pub use crate::format::{BlobId, IndexId, KeyId, PackId, SnapshotId};
+pub use crate::format::{BlobId, DrillId, IndexId, KeyId, PackId, SnapshotId};
 pub use error::{RepoError, RepoResult};
 
 use crate::catalog::Catalog;

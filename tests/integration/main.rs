@@ -7,6 +7,7 @@ mod catalog;
 mod config_files;
 mod crash;
 mod damage;
+mod drill;
 mod errors;
 mod fuzz_smoke;
 mod golden;

@@ -91,7 +91,7 @@ fn select(
 }
 
 /// The target path of a snapshot path (made of validated names).
-fn target_path(target: &Path, path: &str) -> PathBuf {
+pub(crate) fn target_path(target: &Path, path: &str) -> PathBuf {
     let mut p = target.to_path_buf();
     for part in path.split('/').filter(|s| !s.is_empty()) {
         p.push(std::ffi::OsStr::from_bytes(part.as_bytes()));
