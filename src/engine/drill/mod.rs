@@ -5,7 +5,7 @@
 //! the restore to verified). Every drill is recorded in the repository
 //! (`drills/`), so that a rebuilt catalog still knows it.
 
-mod verify;
+pub mod verify;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
