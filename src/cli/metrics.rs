@@ -167,7 +167,7 @@ pub(crate) fn backup(s: &Snapshot, m: &mut Registry) {
         &[],
         x.elapsed_seconds,
     );
-    m.gauge(
+    m.counter(
         "ferry_backup_files_total",
         "Files in the snapshot.",
         &[],
@@ -179,7 +179,7 @@ pub(crate) fn backup(s: &Snapshot, m: &mut Registry) {
         &[],
         x.files_new as f64,
     );
-    m.gauge(
+    m.counter(
         "ferry_backup_bytes_total",
         "Bytes of the files in the snapshot.",
         &[],
@@ -225,13 +225,13 @@ pub(crate) fn replicate(results: &[serde_json::Value], seconds: f64) {
                     bytes += k["bytes"].as_f64().unwrap_or(0.0);
                 }
             }
-            m.gauge(
+            m.counter(
                 "ferry_replicate_objects_total",
                 "Objects copied to the region by this run.",
                 &l,
                 objects,
             );
-            m.gauge(
+            m.counter(
                 "ferry_replicate_bytes_total",
                 "Bytes copied to the region by this run.",
                 &l,

@@ -80,9 +80,9 @@ fn region<'a>(v: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no region {name} in {v:#}"))
 }
 
-/// Runs `promtool check metrics` on a file; None when promtool is missing
-/// (scripts/test.sh installs it).
-pub fn promtool(file: &Path) -> Option<(bool, String)> {
+/// Runs `promtool check metrics` on a file (Debian's `prometheus`, which
+/// scripts/test.sh installs).
+pub fn promtool(file: &Path) -> (bool, String) {
     let text = std::fs::read(file).unwrap();
     let mut child = Command::new("promtool")
         .args(["check", "metrics"])
@@ -90,13 +90,13 @@ pub fn promtool(file: &Path) -> Option<(bool, String)> {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .ok()?;
+        .expect("promtool (Debian package prometheus; scripts/test.sh installs it)");
     use std::io::Write;
     child.stdin.take().unwrap().write_all(&text).unwrap();
     let out = child.wait_with_output().unwrap();
     let msg =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    Some((out.status.success(), msg))
+    (out.status.success(), msg)
 }
 
 #[test]
@@ -147,9 +147,8 @@ fn drill_of_every_region_verifies_is_recorded_and_shown_by_status() {
         prom.contains("ferry_drill_rto_seconds{region=\"hz\""),
         "{prom}"
     );
-    if let Some((ok, msg)) = promtool(&metrics) {
-        assert!(ok, "promtool: {msg}\n{prom}");
-    }
+    let (ok, msg) = promtool(&metrics);
+    assert!(ok, "promtool: {msg}\n{prom}");
 
     // The records live in the repository: a rebuilt catalog still knows them.
     s.ferry(&["catalog", "rebuild"]);
@@ -241,15 +240,14 @@ fn verification_finds_every_kind_of_difference() {
     let s = Setup::new(None);
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let store = ferry::store::open_url_with(
-            s.env.path("hz").to_str().unwrap(),
-            &Default::default(),
-        )
-        .unwrap();
+        let store =
+            ferry::store::open_url_with(s.env.path("hz").to_str().unwrap(), &Default::default())
+                .unwrap();
         let catalog = Some(s.env.path("lib-catalog"));
-        let repo = ferry::repo::Repository::open(store, crate::support::PASSWORD.as_bytes(), catalog)
-            .await
-            .unwrap();
+        let repo =
+            ferry::repo::Repository::open(store, crate::support::PASSWORD.as_bytes(), catalog)
+                .await
+                .unwrap();
         let repo = std::sync::Arc::new(repo);
         let (_, snap) = repo.snapshots().unwrap().pop().unwrap();
         let target = s.env.mkdir("restored");
@@ -276,7 +274,12 @@ fn verification_finds_every_kind_of_difference() {
         let bad: Vec<(String, String)> = v
             .mismatches
             .iter()
-            .map(|m| (m.path.rsplit('/').next().unwrap().to_string(), m.error.clone()))
+            .map(|m| {
+                (
+                    m.path.rsplit('/').next().unwrap().to_string(),
+                    m.error.clone(),
+                )
+            })
             .collect();
         let names: Vec<&str> = bad.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(names, ["a", "empty", "b.txt", "to-b"], "{bad:?}");

@@ -11,6 +11,7 @@ mod drill;
 mod errors;
 mod fuzz_smoke;
 mod golden;
+mod metrics;
 mod regions;
 mod roundtrip;
 mod store_suite;
