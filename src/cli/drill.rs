@@ -152,6 +152,7 @@ pub async fn run(g: &Global, a: DrillArgs) -> Result<i32> {
     let pw = super::password::password(g, false)?;
     let mut reports = Vec::new();
     let mut repository = String::new();
+    let mut primary = None;
     for (name, store) in targets(g, a.all_regions)? {
         let repo = match open(store, &pw, g).await {
             Ok(repo) => repo,
@@ -163,8 +164,11 @@ pub async fn run(g: &Global, a: DrillArgs) -> Result<i32> {
         };
         repository = repo.config().id.clone();
         reports.push(drill(&repo, &name, &opts).await);
+        if is_primary(g, &name) {
+            primary = Some(repo);
+        }
     }
-    save_records(g, &pw, &mut reports).await;
+    save_records(g, &pw, primary, &mut reports).await;
     let success = reports.iter().all(|r| r.success);
     let out = DrillOutput {
         repository,
@@ -182,6 +186,15 @@ fn is_fatal(e: &anyhow::Error) -> bool {
         e.downcast_ref::<crate::repo::RepoError>(),
         Some(crate::repo::RepoError::WrongPassword { .. })
     )
+}
+
+/// Whether a drilled region (by name) is where records go first: the
+/// primary, or the repository when there are no regions.
+fn is_primary(g: &Global, name: &str) -> bool {
+    match crate::engine::regions::primary(&g.regions) {
+        Some(p) => p.name == name,
+        None => true,
+    }
 }
 
 /// The regions to drill, by name, with their stores.
@@ -216,34 +229,33 @@ fn unreachable(region: &str, opts: &DrillOptions, why: String) -> DrillReport {
 /// Records every drill in the primary region (or the repository), else in
 /// the first drilled region that takes it; a failure to record is a
 /// failure of the drill.
-async fn save_records(g: &Global, pw: &[u8], reports: &mut [DrillReport]) {
+async fn save_records(
+    g: &Global,
+    pw: &[u8],
+    primary: Option<Arc<Repository>>,
+    reports: &mut [DrillReport],
+) {
     let mut candidates = Vec::new();
-    if let Some(p) = crate::engine::regions::primary(&g.regions) {
-        if probe(p).await.is_ok() {
-            candidates.push(region_store(p));
-        }
-    } else {
-        candidates.push(super::open_store(g));
+    match crate::engine::regions::primary(&g.regions) {
+        _ if primary.is_some() => {}
+        Some(p) if probe(p).await.is_ok() => candidates.push(region_store(p)),
+        Some(_) => {}
+        None => candidates.push(super::open_store(g)),
     }
-    for r in g.regions.iter().filter(|r| !r.primary) {
+    let first = crate::engine::regions::primary(&g.regions).map(|r| r.name.clone());
+    for r in g.regions.iter().filter(|r| Some(&r.name) != first.as_ref()) {
         candidates.push(region_store(r));
     }
-    for store in candidates.into_iter().flatten() {
-        let Ok(repo) = open(store, pw, g).await else {
-            continue;
-        };
-        let mut ok = true;
-        for r in reports.iter_mut().filter(|r| r.record.is_none()) {
-            match record(&repo, r).await {
-                Ok(id) => r.record = Some(id),
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not record the drill");
-                    ok = false;
-                }
-            }
-        }
-        if ok {
+    if let Some(repo) = primary {
+        if record_all(&repo, reports).await {
             return;
+        }
+    }
+    for store in candidates.into_iter().flatten() {
+        if let Ok(repo) = open(store, pw, g).await {
+            if record_all(&repo, reports).await {
+                return;
+            }
         }
     }
     for r in reports.iter_mut().filter(|r| r.record.is_none()) {
@@ -251,6 +263,21 @@ async fn save_records(g: &Global, pw: &[u8], reports: &mut [DrillReport]) {
             .push("the drill could not be recorded in any region".into());
         r.success = false;
     }
+}
+
+/// Records in `repo` the drills not recorded yet; true when all are.
+async fn record_all(repo: &Repository, reports: &mut [DrillReport]) -> bool {
+    let mut ok = true;
+    for r in reports.iter_mut().filter(|r| r.record.is_none()) {
+        match record(repo, r).await {
+            Ok(id) => r.record = Some(id),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not record the drill");
+                ok = false;
+            }
+        }
+    }
+    ok
 }
 
 /// The exit code: 0 when every region verified and met its targets.

@@ -14,7 +14,9 @@ use crate::support::fake_k8s::FakeK8s;
 use crate::support::server::{S3Server, ACCESS_KEY, SECRET_KEY};
 
 fn config_docs(name: &str) -> Vec<Value> {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("config").join(name);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("config")
+        .join(name);
     crate::support::yaml_docs(&std::fs::read_to_string(&p).unwrap()).unwrap()
 }
 
@@ -63,7 +65,10 @@ impl Node {
     /// only that step, saying so.
     fn install_ferry(&self) -> Option<String> {
         let real = env!("CARGO_BIN_EXE_ferry");
-        let forget = Command::new(real).args(["forget", "--help"]).output().unwrap();
+        let forget = Command::new(real)
+            .args(["forget", "--help"])
+            .output()
+            .unwrap();
         let wrapper = self.bin.join("ferry");
         let note = (!forget.status.success()).then(|| {
             "ferry forget is not available in this build: the retention step is skipped".to_string()
@@ -120,20 +125,32 @@ impl Node {
             .env("HOME", self.dir.path())
             .env("KUBECONFIG", &self.kubeconfig);
         for e in c["env"].as_array().unwrap() {
-            cmd.env(e["name"].as_str().unwrap(), self.local(e["value"].as_str().unwrap()));
+            cmd.env(
+                e["name"].as_str().unwrap(),
+                self.local(e["value"].as_str().unwrap()),
+            );
         }
         assert_eq!(c["envFrom"][0]["secretRef"]["name"], "ferry-repository");
         cmd.envs(&self.secret);
         let out = tokio::task::block_in_place(|| cmd.output().unwrap());
         let s = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
-        (out.status.code().unwrap_or(-1), s(out.stdout), s(out.stderr))
+        (
+            out.status.code().unwrap_or(-1),
+            s(out.stdout),
+            s(out.stderr),
+        )
     }
 }
 
 /// The ConfigMap's ferry.toml, with each region's endpoint set to one of
 /// `servers` (what the manifests leave to the provider's default).
 fn config_for(servers: &[&S3Server]) -> String {
-    let cm = doc(&config_docs("k8s-cronjob.yaml"), "ConfigMap", "ferry-config").clone();
+    let cm = doc(
+        &config_docs("k8s-cronjob.yaml"),
+        "ConfigMap",
+        "ferry-config",
+    )
+    .clone();
     let text = cm["data"]["ferry.toml"].as_str().unwrap();
     let mut t: toml::Table = text.parse().unwrap();
     let regions = t["region"].as_array_mut().unwrap();
@@ -152,14 +169,22 @@ fn config_for(servers: &[&S3Server]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shipped_cronjobs_back_up_replicate_export_metrics_and_drill() {
-    let (eu, us) = (S3Server::start("eu-west-1").await, S3Server::start("us-east-1").await);
+    let (eu, us) = (
+        S3Server::start("eu-west-1").await,
+        S3Server::start("us-east-1").await,
+    );
     let fake = crate::source_cluster();
     let mut node = Node::new(&fake);
     if let Some(note) = node.install_ferry() {
         eprintln!("{note}");
     }
     let backup = doc(&config_docs("k8s-cronjob.yaml"), "CronJob", "ferry-backup").clone();
-    let drill = doc(&config_docs("k8s-drill-cronjob.yaml"), "CronJob", "ferry-drill").clone();
+    let drill = doc(
+        &config_docs("k8s-drill-cronjob.yaml"),
+        "CronJob",
+        "ferry-drill",
+    )
+    .clone();
     // The ConfigMap, mounted where the CronJob mounts it; the repository
     // made once at install time (`ferry init`, as the README says).
     let etc = node.mount("/etc/ferry");
@@ -170,7 +195,11 @@ async fn shipped_cronjobs_back_up_replicate_export_metrics_and_drill() {
         .env("XDG_CACHE_HOME", node.dir.path().join("init-cache"))
         .envs(&node.secret);
     let out = tokio::task::block_in_place(|| init.output().unwrap());
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let (code, _, err) = node.run(&backup);
     assert_eq!(code, 0, "the backup job failed:\n{err}");
@@ -182,7 +211,10 @@ async fn shipped_cronjobs_back_up_replicate_export_metrics_and_drill() {
         .collect();
     for step in ["backup", "replicate", "status"] {
         let p = Path::new(&textfile).join(format!("ferry-{step}.prom"));
-        assert!(promfiles.contains(&p), "no metrics of {step}: {promfiles:?}");
+        assert!(
+            promfiles.contains(&p),
+            "no metrics of {step}: {promfiles:?}"
+        );
     }
     for p in &promfiles {
         let (ok, msg) = promtool(p);
@@ -196,7 +228,11 @@ async fn shipped_cronjobs_back_up_replicate_export_metrics_and_drill() {
         .collect();
     assert_eq!(behind.len(), 2, "{status}");
     assert!(behind.iter().all(|l| l.ends_with(" 0")), "{status}");
-    assert!(us.root.path().join("ferry-backups-us/cluster-a/config").exists());
+    assert!(us
+        .root
+        .path()
+        .join("ferry-backups-us/cluster-a/config")
+        .exists());
 
     // With an aggregated API down the backup is incomplete (exit 3): the
     // job still replicates, and fails with 3.
@@ -204,7 +240,11 @@ async fn shipped_cronjobs_back_up_replicate_export_metrics_and_drill() {
     let before = snapshots(&us);
     let (code, _, err) = node.run(&backup);
     assert_eq!(code, 3, "{err}");
-    assert_eq!(snapshots(&us), before + 1, "replicated after the incomplete backup: {err}");
+    assert_eq!(
+        snapshots(&us),
+        before + 1,
+        "replicated after the incomplete backup: {err}"
+    );
     fake.faults(|f| f.failing_groups.clear());
 
     // The weekly drill restores from both regions and succeeds.
@@ -216,7 +256,10 @@ async fn shipped_cronjobs_back_up_replicate_export_metrics_and_drill() {
     let text = std::fs::read_to_string(&d).unwrap();
     for r in ["eu-west-1", "us-east-1"] {
         let line = format!("ferry_drill_success{{region=\"{r}\"");
-        let l = text.lines().find(|l| l.starts_with(&line)).unwrap_or_else(|| panic!("{text}"));
+        let l = text
+            .lines()
+            .find(|l| l.starts_with(&line))
+            .unwrap_or_else(|| panic!("{text}"));
         assert!(l.ends_with(" 1"), "{l}");
     }
 }
@@ -233,6 +276,7 @@ fn promtool(file: &Path) -> (bool, String) {
         .stdin(std::fs::File::open(file).unwrap())
         .output()
         .expect("promtool (Debian package prometheus; scripts/test.sh installs it)");
-    let msg = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let msg =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), msg)
 }
