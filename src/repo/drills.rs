@@ -35,7 +35,7 @@ impl Repository {
                 Err(e) => return Err(e),
             }
         }
-        out.sort_by(|a, b| (a.1.time, a.0).cmp(&(b.1.time, b.0)));
+        out.sort_by_key(|(id, r)| (r.time, *id));
         Ok(out)
     }
 }
