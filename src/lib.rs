@@ -9,6 +9,7 @@ pub mod engine;
 pub mod format;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod metrics;
 pub mod pipeline;
 pub mod repo;
 pub mod source;

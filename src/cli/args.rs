@@ -88,6 +88,13 @@ pub struct Global {
     /// Download bandwidth limit, as --limit-upload.
     #[arg(long, global = true)]
     pub limit_download: Option<String>,
+    /// Write the run's Prometheus metrics to this file (atomically; for
+    /// node-exporter's textfile collector).
+    #[arg(long, global = true, env = "FERRY_METRICS_FILE")]
+    pub metrics_file: Option<PathBuf>,
+    /// Push the run's metrics to this Pushgateway, e.g. http://pushgateway:9091.
+    #[arg(long, global = true, env = "FERRY_METRICS_PUSH")]
+    pub metrics_push: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -113,7 +120,9 @@ pub enum Command {
     /// Copy to every region what it lacks of the others (or with --to, of the primary).
     Replicate(ReplicateArgs),
     /// Per region: reachable?, newest snapshot and its age, lag behind the primary.
-    Status,
+    Status(super::status::StatusArgs),
+    /// Restore a snapshot into a sandbox, verify it, and measure RTO and RPO.
+    Drill(super::drill::DrillArgs),
     /// Check a region (--region) and replace its damaged objects from healthy regions.
     Repair,
     /// Manage the local catalog.

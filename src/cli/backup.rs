@@ -66,6 +66,10 @@ impl Render for BackupReport {
         out.extend(skipped.iter().map(|s| format!("  {}: {}", s.path, s.error)));
         out
     }
+
+    fn metrics(&self, m: &mut crate::metrics::Registry) {
+        super::metrics::backup(&self.snapshot, m);
+    }
 }
 
 async fn options(

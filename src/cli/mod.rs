@@ -11,10 +11,12 @@ mod catalog;
 mod check;
 mod diff;
 mod forget;
+mod drill;
 mod init;
 mod k8s;
 mod key;
 mod ls;
+mod metrics;
 mod output;
 pub mod password;
 mod prune;
@@ -29,7 +31,6 @@ mod store;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use clap::Parser;
 
 use crate::repo::{RepoError, Repository};
 use args::{CatalogCommand, Cli, Command, FilterArgs, Global};
@@ -42,11 +43,22 @@ pub mod exit {
     pub const INCOMPLETE: i32 = 3;
     pub const NO_REPOSITORY: i32 = 10;
     pub const WRONG_PASSWORD: i32 = 12;
+    /// A drill's restore or verification failed (or it could not run).
+    pub const DRILL_FAILED: i32 = 20;
+    /// A drill verified but missed its RTO or RPO target, or `status
+    /// --rpo-target` found a region over the target.
+    pub const TARGET_MISSED: i32 = 21;
 }
 
 /// Runs the CLI and returns the process exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    let command = matches.subcommand_name().unwrap_or("ferry").to_string();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     output::init_logging(&cli.global);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -59,7 +71,13 @@ pub fn main() -> i32 {
         }
     };
     let json = cli.global.json;
-    match rt.block_on(run(cli)) {
+    let started = std::time::Instant::now();
+    let Cli {
+        mut global,
+        command: cmd,
+    } = cli;
+    let code = rt.block_on(run(&mut global, cmd));
+    let code = match code {
         Ok(code) => code,
         Err(e) => {
             let code = exit_code(&e);
@@ -69,14 +87,26 @@ pub fn main() -> i32 {
             eprintln!("error: {e:#}");
             code
         }
+    };
+    let secs = started.elapsed().as_secs_f64();
+    match rt.block_on(metrics::flush(&global, &command, code, secs)) {
+        Ok(()) => code,
+        Err(e) => {
+            eprintln!("error: the metrics were not delivered: {e}");
+            if code == exit::OK {
+                exit::ERROR
+            } else {
+                code
+            }
+        }
     }
 }
 
 /// Runs one command.
-async fn run(mut cli: Cli) -> Result<i32> {
-    let cfg = apply_config(&mut cli.global)?;
-    let g = &cli.global;
-    match cli.command {
+async fn run(global: &mut Global, command: Command) -> Result<i32> {
+    let cfg = apply_config(global)?;
+    let g = &*global;
+    match command {
         Command::Init(a) => init::run(g, &cfg, a).await,
         Command::Backup(a) => backup::run(g, &cfg, a).await,
         Command::Snapshots(f) => snapshots::run(g, f).await,
@@ -87,7 +117,8 @@ async fn run(mut cli: Cli) -> Result<i32> {
         Command::Forget(a) => forget::run(g, a).await,
         Command::Prune(a) => prune::run(g, a).await,
         Command::Replicate(a) => replicate::run(g, a).await,
-        Command::Status => status::run(g).await,
+        Command::Status(a) => status::run(g, a).await,
+        Command::Drill(a) => drill::run(g, a).await,
         Command::Repair => repair::run(g).await,
         Command::Catalog(CatalogCommand::Rebuild) => catalog::rebuild(g).await,
         Command::Key(k) => key::run(g, k).await,
@@ -197,7 +228,7 @@ pub(crate) async fn open_repo_on(
     store: crate::store::DynStore,
 ) -> Result<Arc<Repository>> {
     let pw = password::password(g, false)?;
-    Ok(Arc::new(
-        Repository::open(store, &pw, g.catalog.clone()).await?,
-    ))
+    let repo = Repository::open(store, &pw, g.catalog.clone()).await?;
+    metrics::set_repository(&repo.config().id, None);
+    Ok(Arc::new(repo))
 }

@@ -106,10 +106,16 @@ pub trait Render: serde::Serialize {
     fn warnings(&self) -> Vec<String> {
         Vec::new()
     }
+    /// The report's Prometheus metrics (docs/metrics.md), for
+    /// `--metrics-file` and `--metrics-push`; none by default. A command's
+    /// report adds its own families here (`ferry_forget_*` and
+    /// `ferry_prune_*` belong on the retention reports).
+    fn metrics(&self, _m: &mut crate::metrics::Registry) {}
 }
 
 /// Prints a report as `--json` or text.
 pub fn emit<R: Render>(g: &Global, r: &R) {
+    super::metrics::add(|m| r.metrics(m));
     if g.json {
         print_json(r);
         return;

@@ -104,7 +104,17 @@ pub async fn run(g: &Global, a: ReplicateArgs) -> Result<i32> {
     let interval = parse_interval(&a.interval)?;
     loop {
         // Each round probes the regions afresh: one that was down may be back.
-        let report = regions(g)?.replicate(&opts).await.map_err(lift)?;
+        let started = std::time::Instant::now();
+        let regions = regions(g)?;
+        let report = regions.replicate(&opts).await.map_err(lift)?;
+        let results = serde_json::to_value(&report.regions)?;
+        if let Ok(id) = regions.repo_id().await {
+            super::metrics::set_repository(&id, report.source.as_deref());
+        }
+        super::metrics::replicate(
+            results.as_array().map(Vec::as_slice).unwrap_or_default(),
+            started.elapsed().as_secs_f64(),
+        );
         emit(g, &report);
         let failed = report.failed();
         if !a.watch {

@@ -6,6 +6,7 @@ pub mod backup;
 pub mod check;
 pub mod diff;
 pub mod forget;
+pub mod drill;
 pub mod k8s_restore;
 pub mod ls;
 pub mod progress;

@@ -20,6 +20,7 @@ pub mod aad {
     pub const INDEX: &[u8] = b"ferry index v1";
     pub const SNAPSHOT: &[u8] = b"ferry snapshot v1";
     pub const PLAN: &[u8] = b"ferry deletion plan v1";
+    pub const DRILL: &[u8] = b"ferry drill v1";
     pub const MASTER_KEY: &[u8] = b"ferry master key v1";
 }
 

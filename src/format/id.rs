@@ -112,6 +112,10 @@ define_id!(
     /// A deletion plan of `prune`: BLAKE3 of its stored bytes.
     PlanId
 );
+define_id!(
+    /// A drill record: BLAKE3 of its stored bytes.
+    DrillId
+);
 
 impl PackId {
     /// The object key of this pack: `data/<first 2 hex>/<id>`.
@@ -141,6 +145,12 @@ impl KeyId {
 impl PlanId {
     pub fn key(&self) -> String {
         ObjectKind::Plan.key(&self.to_hex())
+    }
+}
+
+impl DrillId {
+    pub fn key(&self) -> String {
+        ObjectKind::Drill.key(&self.to_hex())
     }
 }
 

@@ -15,18 +15,23 @@ pub enum ObjectKind {
     /// A deletion plan of `prune`: packs it means to delete, and when it
     /// decided so (see docs/format.md, "Deletion plans").
     Plan,
+    /// A record of a disaster-recovery drill (`drills/`): refers to a
+    /// snapshot, so written after snapshots; readers that do not know the
+    /// kind ignore it.
+    Drill,
 }
 
 impl ObjectKind {
     /// The order writers store objects in: an object is written only once
     /// everything it refers to is durable. Copies (replicate) follow it too.
-    pub const WRITE_ORDER: [ObjectKind; 6] = [
+    pub const WRITE_ORDER: [ObjectKind; 7] = [
         ObjectKind::Key,
         ObjectKind::Config,
         ObjectKind::Pack,
         ObjectKind::Index,
         ObjectKind::Snapshot,
         ObjectKind::Plan,
+        ObjectKind::Drill,
     ];
 
     /// The order readers list named objects in beside a running writer:
@@ -45,6 +50,7 @@ impl ObjectKind {
             ObjectKind::Index => "index/",
             ObjectKind::Snapshot => "snapshots/",
             ObjectKind::Plan => "plans/",
+            ObjectKind::Drill => "drills/",
         }
     }
 
@@ -57,6 +63,7 @@ impl ObjectKind {
             ObjectKind::Index => "index",
             ObjectKind::Snapshot => "snapshots",
             ObjectKind::Plan => "plans",
+            ObjectKind::Drill => "drills",
         }
     }
 

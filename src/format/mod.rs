@@ -7,6 +7,7 @@
 pub mod blob;
 pub mod config;
 pub mod crypto;
+pub mod drill;
 pub mod error;
 pub mod id;
 pub mod index;
@@ -19,5 +20,5 @@ pub mod tree;
 
 pub use blob::{BlobEntry, BlobType};
 pub use error::{DecodeError, FormatError, FormatResult};
-pub use id::{BlobId, IndexId, KeyId, PackId, PlanId, SnapshotId};
+pub use id::{BlobId, DrillId, IndexId, KeyId, PackId, PlanId, SnapshotId};
 pub use kind::ObjectKind;

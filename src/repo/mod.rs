@@ -3,6 +3,7 @@
 //! as its cache.
 
 mod delete;
+mod drills;
 pub mod error;
 pub mod locations;
 mod plans;
@@ -15,7 +16,7 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
 pub use crate::format::{BlobEntry, BlobType, ObjectKind};
-pub use crate::format::{BlobId, IndexId, KeyId, PackId, SnapshotId};
+pub use crate::format::{BlobId, DrillId, IndexId, KeyId, PackId, SnapshotId};
 pub use error::{RepoError, RepoResult};
 
 use crate::catalog::Catalog;

@@ -18,11 +18,12 @@ pub use copy::copy_object;
 
 /// The object kinds in the order they are copied: the repository's write
 /// order, so that an object arrives only after everything it names.
-pub const PHASES: [ObjectKind; 4] = [
+pub const PHASES: [ObjectKind; 5] = [
     ObjectKind::Key,
     ObjectKind::Pack,
     ObjectKind::Index,
     ObjectKind::Snapshot,
+    ObjectKind::Drill,
 ];
 
 #[derive(Clone, Default)]

@@ -96,7 +96,7 @@ fn select(
 }
 
 /// The target path of a snapshot path (made of validated names).
-fn target_path(target: &Path, path: &SnapPath) -> PathBuf {
+pub(crate) fn target_path(target: &Path, path: &SnapPath) -> PathBuf {
     path.under(target)
 }
 

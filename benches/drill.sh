@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# drill.sh: benchmark of `ferry drill` from a local region and from an S3
+# region on loopback (the s3s-fs server of examples/s3_server.rs), beside a
+# plain `ferry restore` of the same snapshot from the same region: the
+# drill's RTO (restore + verification) against the restore alone, and the
+# cost of the verification (target: at most 15% over the restore).
+#
+# Usage:
+#   benches/drill.sh [--gen MIB] [--runs N] [--verify MODE] [--keep] [DATASET_DIR]
+#
+#   DATASET_DIR   what is backed up (default: $DATASET or /work/bench-data/dataset,
+#                 the shared dataset of ../shared/bench/make-dataset.sh)
+#   --gen MIB     back up MIB of generated files instead (half random, half
+#                 text-like, in files of 64 KiB to 8 MiB): a quick run
+#   --runs N      measure each N times, report the median (default 1)
+#   --verify MODE the drill's --verify (default full)
+#   --keep        keep the work directory
+#
+# Environment: FERRY_BIN, S3_SERVER_BIN (default: cargo build --release of
+# each), PORT (default 19311), TMPDIR.
+# Exit status: 1 when a command fails or a drill does not verify. An
+# overhead over 15% prints FAIL but does not change the exit status.
+set -euo pipefail
+
+usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
+die() { echo "drill.sh: $*" >&2; exit 1; }
+log() { printf '\n== %s\n' "$*" >&2; }
+export LC_ALL=C
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DATASET=${DATASET:-/work/bench-data/dataset}
+GEN_MIB=0 RUNS=1 VERIFY=full KEEP=0 PORT=${PORT:-19311}
+while [ $# -gt 0 ]; do
+  case $1 in
+    --gen) GEN_MIB=${2:?--gen needs MiB}; shift ;;
+    --runs) RUNS=${2:?--runs needs a number}; shift ;;
+    --verify) VERIFY=${2:?--verify needs full or sample:N%}; shift ;;
+    --keep) KEEP=1 ;;
+    -h|--help) usage; exit 0 ;;
+    -*) die "unknown option $1 (see --help)" ;;
+    *) DATASET=$1 ;;
+  esac
+  shift
+done
+[[ $GEN_MIB =~ ^[0-9]+$ ]] || die "--gen: a number of MiB"
+[[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "--runs: a number from 1"
+command -v jq >/dev/null || die "jq not found (apt-get install jq)"
+if [ -z "${FERRY_BIN:-}" ]; then
+  (cd "$ROOT" && cargo build --release --bin ferry); FERRY_BIN=$ROOT/target/release/ferry
+fi
+if [ -z "${S3_SERVER_BIN:-}" ]; then
+  (cd "$ROOT" && cargo build --release --example s3_server)
+  S3_SERVER_BIN=$ROOT/target/release/examples/s3_server
+fi
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/ferry-drill-bench.XXXXXX")
+SERVER=
+cleanup() {
+  if [ -n "$SERVER" ]; then kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true; fi
+  if [ "$KEEP" = 1 ]; then echo "work directory kept: $WORK" >&2; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+export AWS_ACCESS_KEY_ID=ferry-test-access AWS_SECRET_ACCESS_KEY=ferry-test-secret-key-0123456789
+export AWS_DEFAULT_REGION=local AWS_EC2_METADATA_DISABLED=true
+export FERRY_PASSWORD=ferry-bench-password XDG_CACHE_HOME=$WORK/cache
+unset FERRY_REPO FERRY_CONFIG FERRY_METRICS_FILE FERRY_METRICS_PUSH
+
+if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then die "port $PORT is in use (set PORT)"; fi
+"$S3_SERVER_BIN" "127.0.0.1:$PORT" "$WORK/s3" 2>"$WORK/s3.log" & SERVER=$!
+for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break; sleep 0.1; done
+# The server keeps its buckets in a directory it makes under $WORK/s3.
+S3_ROOT=$(find "$WORK/s3" -mindepth 1 -maxdepth 1 -type d | head -n1)
+[ -n "$S3_ROOT" ] || die "the S3 server did not start; see $WORK/s3.log"
+mkdir -p "$S3_ROOT/drill-bench"
+
+CFG=$WORK/ferry.toml
+cat >"$CFG" <<TOML
+[[region]]
+name = "local"
+url = "$WORK/local"
+primary = true
+
+[[region]]
+name = "s3"
+url = "s3://drill-bench/ferry"
+endpoint = "http://127.0.0.1:$PORT"
+provider = "minio"
+TOML
+ferry() { "$FERRY_BIN" --config "$CFG" "$@"; }
+
+if [ "$GEN_MIB" -gt 0 ]; then
+  DATASET=$WORK/gen; mkdir -p "$DATASET"
+  left=$((GEN_MIB << 20)) i=0
+  while [ "$left" -gt 0 ]; do
+    size=$(( (65536 << (i % 8)) < left ? (65536 << (i % 8)) : left ))
+    if [ $((i % 2)) = 0 ]; then head -c "$size" /dev/urandom >"$DATASET/f$i"
+    else { yes "line $i of a text-like file for the drill benchmark" || true; } | head -c "$size" >"$DATASET/f$i.txt"; fi
+    left=$((left - size)) i=$((i + 1))
+  done
+fi
+[ -d "$DATASET" ] || die "no dataset at $DATASET (run ../shared/bench/make-dataset.sh or pass --gen MIB)"
+
+log "init, backup of $DATASET, replicate to s3"
+ferry init >/dev/null
+ferry backup --quiet "$DATASET" >/dev/null
+ferry replicate --quiet >/dev/null
+SIZE=$(du -sb "$DATASET" | cut -f1)
+echo "dataset: $DATASET, $SIZE bytes; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+now() { date +%s.%N; }
+
+printf '\n%-7s %12s %12s %12s %10s %12s\n' region restore_s drill_s drill_rto_s overhead MiB/s_rto
+for region in local s3; do
+  restores=() rtos=() drills=()
+  for r in $(seq 1 "$RUNS"); do
+    t=$WORK/restore-$region-$r
+    t0=$(now)
+    ferry --region "$region" --quiet restore latest --target "$t" >/dev/null
+    t1=$(now)
+    restores+=("$(echo "$t1 - $t0" | bc -l)")
+    rm -rf "$t"
+    mkdir -p "$WORK/sandbox"
+    t0=$(now)
+    out=$(ferry --region "$region" drill --target "$WORK/sandbox" --verify "$VERIFY" --json) \
+      || die "drill of $region failed: $out"
+    t1=$(now)
+    drills+=("$(echo "$t1 - $t0" | bc -l)")
+    [ "$(echo "$out" | jq -r '.regions[0].verified')" = true ] || die "drill of $region did not verify"
+    rtos+=("$(echo "$out" | jq -r '.regions[0].rto_seconds')")
+  done
+  rs=$(printf '%s\n' "${restores[@]}" | median)
+  rt=$(printf '%s\n' "${rtos[@]}" | median)
+  dw=$(printf '%s\n' "${drills[@]}" | median)
+  over=$(echo "($dw - $rs) / $rs * 100" | bc -l)
+  printf '%-7s %12.2f %12.2f %12.2f %9.1f%% %12.1f' "$region" "$rs" "$dw" "$rt" "$over" "$(echo "$SIZE / 1048576 / $rt" | bc -l)"
+  if [ "$(echo "$over > 15" | bc -l)" = 1 ]; then echo "  FAIL (over 15%)"; else echo; fi
+done
+echo "(restore_s, drill_s: wall time of the whole ferry restore / drill process, each opening"
+echo " the repository; overhead: drill_s over restore_s, i.e. verification, sandbox removal and"
+echo " the drill record; drill_rto_s: the drill's own RTO, restore start to verified)"

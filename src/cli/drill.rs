@@ -1,0 +1,309 @@
+//! `ferry drill`: restore a snapshot from a region (or every region in
+//! turn) into a sandbox, verify it, measure RTO and RPO, record the drill.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Result};
+use clap::Args;
+use serde::Serialize;
+
+use super::args::Global;
+use super::exit;
+use super::output::{emit, Render};
+use crate::engine::drill::{
+    drill, human_duration, parse_duration, record, DrillOptions, DrillReport, Pick, VerifyMode,
+};
+use crate::engine::regions::{ordered, probe, region_store};
+use crate::engine::select::parse_time;
+use crate::repo::Repository;
+use crate::util::human_bytes;
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// Drill every region of the --config file in turn (else --region, or the primary).
+    #[arg(long)]
+    pub all_regions: bool,
+    /// `latest` or a snapshot id.
+    #[arg(long, conflicts_with_all = ["at", "random_within"])]
+    pub snapshot: Option<String>,
+    /// The newest snapshot taken at or before this time (RFC 3339).
+    #[arg(long, conflicts_with = "random_within")]
+    pub at: Option<String>,
+    /// A random snapshot taken within this long before now (e.g. 30d).
+    #[arg(long)]
+    pub random_within: Option<String>,
+    /// Directory to make the sandbox in (default: the system temp dir).
+    #[arg(long, short = 't')]
+    pub target: Option<PathBuf>,
+    /// Drill the snapshot's Kubernetes objects into a sandbox namespace.
+    #[arg(long)]
+    pub k8s: bool,
+    /// With --k8s: old:new namespace mapping for the sandbox.
+    #[arg(long)]
+    pub namespace_mapping: Option<String>,
+    /// `full` (every file's content) or `sample:N%` (content of N% of the files).
+    #[arg(long, default_value = "full")]
+    pub verify: String,
+    /// Fail when restore plus verification takes longer (e.g. 15m).
+    #[arg(long)]
+    pub rto_target: Option<String>,
+    /// Fail when the snapshot is older than this (e.g. 1h).
+    #[arg(long)]
+    pub rpo_target: Option<String>,
+    /// Leave the sandbox in place.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+#[derive(Serialize)]
+pub(crate) struct DrillOutput {
+    pub(crate) repository: String,
+    pub(crate) success: bool,
+    pub(crate) regions: Vec<DrillReport>,
+}
+
+impl Render for DrillOutput {
+    fn text(&self) -> String {
+        let mut out = String::new();
+        for r in &self.regions {
+            out += &region_text(r);
+        }
+        out
+    }
+
+    fn metrics(&self, m: &mut crate::metrics::Registry) {
+        super::metrics::drill(self, m);
+    }
+}
+
+fn region_text(r: &DrillReport) -> String {
+    let secs = |s: Option<f64>| {
+        s.map(|s| human_duration(std::time::Duration::from_secs_f64(s.max(0.0))))
+            .unwrap_or_else(|| "-".into())
+    };
+    let met = |m: Option<bool>| match m {
+        Some(true) => " (target met)",
+        Some(false) => " (TARGET MISSED)",
+        None => "",
+    };
+    let mut out =
+        format!(
+        "region {}: snapshot {} of {}\n  RPO {}{}  RTO {}{}\n  {} files, {}, {}/s, verify {}: {}\n",
+        r.region,
+        r.snapshot.map(|s| s.short()).unwrap_or_else(|| "-".into()),
+        r.snapshot_time
+            .map(|t| crate::util::rfc3339(&t))
+            .unwrap_or_else(|| "-".into()),
+        secs(r.rpo_seconds),
+        met(r.rpo_met),
+        secs(r.rto_seconds),
+        met(r.rto_met),
+        r.files,
+        human_bytes(r.bytes),
+        human_bytes(r.throughput_bytes_per_second.unwrap_or(0.0) as u64),
+        r.verify,
+        if r.verified { "verified" } else { "NOT VERIFIED" },
+    );
+    for f in &r.failures {
+        out += &format!("  failed: {f}\n");
+    }
+    if let Some(p) = &r.sandbox {
+        out += &format!("  sandbox kept at {}\n", p.display());
+    }
+    out
+}
+
+fn options(a: &DrillArgs) -> Result<DrillOptions> {
+    let dur = |flag: &str, v: &Option<String>| -> Result<Option<std::time::Duration>> {
+        v.as_deref()
+            .map(|s| parse_duration(s).map_err(|e| anyhow::anyhow!("--{flag}: {e}")))
+            .transpose()
+    };
+    let pick = match (&a.snapshot, &a.at, &a.random_within) {
+        (Some(s), _, _) if s != "latest" => bail!(
+            "--snapshot {s:?}: a drill takes `latest`; use --at TIME or --random-within 30d for others"
+        ),
+        (_, Some(t), _) => Pick::At(parse_time(t)?),
+        (_, _, Some(w)) => Pick::RandomWithin(dur("random-within", &Some(w.clone()))?.unwrap()),
+        _ => Pick::Latest,
+    };
+    Ok(DrillOptions {
+        pick,
+        parent: a.target.clone(),
+        verify: VerifyMode::parse(&a.verify).map_err(anyhow::Error::msg)?,
+        rto_target: dur("rto-target", &a.rto_target)?,
+        rpo_target: dur("rpo-target", &a.rpo_target)?,
+        keep: a.keep,
+    })
+}
+
+pub async fn run(g: &Global, a: DrillArgs) -> Result<i32> {
+    if a.k8s || a.namespace_mapping.is_some() {
+        bail!("drill --k8s is not available in this version; drill the volumes into --target DIR instead");
+    }
+    if a.all_regions && g.region.is_some() {
+        bail!("give --region R or --all-regions, not both");
+    }
+    if a.all_regions && g.regions.is_empty() {
+        bail!("--all-regions needs [[region]] tables in the --config file");
+    }
+    let opts = options(&a)?;
+    let pw = super::password::password(g, false)?;
+    let mut reports = Vec::new();
+    let mut repository = String::new();
+    let mut primary = None;
+    for (name, store) in targets(g, a.all_regions)? {
+        let repo = match open(store, &pw, g).await {
+            Ok(repo) => repo,
+            Err(e) if is_fatal(&e) => return Err(e),
+            Err(e) => {
+                reports.push(unreachable(&name, &opts, format!("{e:#}")));
+                continue;
+            }
+        };
+        repository = repo.config().id.clone();
+        reports.push(drill(&repo, &name, &opts).await);
+        if is_primary(g, &name) {
+            primary = Some(repo);
+        }
+    }
+    save_records(g, &pw, primary, &mut reports).await;
+    let success = reports.iter().all(|r| r.success);
+    let out = DrillOutput {
+        repository,
+        success,
+        regions: reports,
+    };
+    emit(g, &out);
+    outcome(&out)
+}
+
+/// Whether an opening error stops the drill (the password) rather than
+/// failing one region.
+fn is_fatal(e: &anyhow::Error) -> bool {
+    matches!(
+        e.downcast_ref::<crate::repo::RepoError>(),
+        Some(crate::repo::RepoError::WrongPassword { .. })
+    )
+}
+
+/// Whether a drilled region (by name) is where records go first: the
+/// primary, or the repository when there are no regions.
+fn is_primary(g: &Global, name: &str) -> bool {
+    match crate::engine::regions::primary(&g.regions) {
+        Some(p) => p.name == name,
+        None => true,
+    }
+}
+
+/// The regions to drill, by name, with their stores.
+fn targets(g: &Global, all: bool) -> Result<Vec<(String, crate::store::DynStore)>> {
+    if g.regions.is_empty() {
+        let name = g.repo.clone().unwrap_or_default();
+        return Ok(vec![(name, super::open_store(g)?)]);
+    }
+    let chosen: Vec<&crate::config::Region> = match (&g.region, all) {
+        (_, true) => ordered(&g.regions),
+        (Some(r), _) => vec![super::regions::find(&g.regions, r)?],
+        (None, false) => ordered(&g.regions).into_iter().take(1).collect(),
+    };
+    chosen
+        .into_iter()
+        .map(|r| Ok((r.name.clone(), region_store(r)?)))
+        .collect()
+}
+
+async fn open(store: crate::store::DynStore, pw: &[u8], g: &Global) -> Result<Arc<Repository>> {
+    Ok(Arc::new(
+        Repository::open(store, pw, g.catalog.clone()).await?,
+    ))
+}
+
+fn unreachable(region: &str, opts: &DrillOptions, why: String) -> DrillReport {
+    let mut r = crate::engine::drill::unreachable(region, &opts.verify);
+    r.failures.push(format!("opening the region: {why}"));
+    r
+}
+
+/// Records every drill in the primary region (or the repository), else in
+/// the first drilled region that takes it; a failure to record is a
+/// failure of the drill.
+async fn save_records(
+    g: &Global,
+    pw: &[u8],
+    primary: Option<Arc<Repository>>,
+    reports: &mut [DrillReport],
+) {
+    let mut candidates = Vec::new();
+    match crate::engine::regions::primary(&g.regions) {
+        _ if primary.is_some() => {}
+        Some(p) if matches!(probe(p).await, crate::engine::regions::Health::Ready { .. }) => {
+            candidates.push(region_store(p).map_err(anyhow::Error::from))
+        }
+        Some(_) => {}
+        None => candidates.push(super::open_store(g)),
+    }
+    let first = crate::engine::regions::primary(&g.regions).map(|r| r.name.clone());
+    for r in g.regions.iter().filter(|r| Some(&r.name) != first.as_ref()) {
+        candidates.push(region_store(r).map_err(anyhow::Error::from));
+    }
+    if let Some(repo) = primary {
+        if record_all(&repo, reports).await {
+            return;
+        }
+    }
+    for store in candidates.into_iter().flatten() {
+        if let Ok(repo) = open(store, pw, g).await {
+            if record_all(&repo, reports).await {
+                return;
+            }
+        }
+    }
+    for r in reports.iter_mut().filter(|r| r.record.is_none()) {
+        r.failures
+            .push("the drill could not be recorded in any region".into());
+        r.success = false;
+    }
+}
+
+/// Records in `repo` the drills not recorded yet; true when all are.
+async fn record_all(repo: &Repository, reports: &mut [DrillReport]) -> bool {
+    let mut ok = true;
+    for r in reports.iter_mut().filter(|r| r.record.is_none()) {
+        match record(repo, r).await {
+            Ok(id) => r.record = Some(id),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not record the drill");
+                ok = false;
+            }
+        }
+    }
+    ok
+}
+
+/// The exit code: 0 when every region verified and met its targets.
+fn outcome(out: &DrillOutput) -> Result<i32> {
+    if out.success {
+        return Ok(exit::OK);
+    }
+    let failed: Vec<String> = out
+        .regions
+        .iter()
+        .filter(|r| !r.success)
+        .map(|r| {
+            format!(
+                "{}: {}",
+                r.region,
+                r.failures.first().map(String::as_str).unwrap_or("failed")
+            )
+        })
+        .collect();
+    let unverified = out.regions.iter().any(|r| !r.verified);
+    eprintln!("error: drill failed: {}", failed.join("; "));
+    Ok(if unverified {
+        exit::DRILL_FAILED
+    } else {
+        exit::TARGET_MISSED
+    })
+}

@@ -1,0 +1,247 @@
+//! Verifying a restored tree against its snapshot: every entry's type,
+//! permission bits, size and link target, hard links sharing one inode, and
+//! the content of regular files, by recomputing each blob's keyed id from
+//! the restored bytes.
+
+use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use serde::Serialize;
+
+use crate::engine::restore::target_path;
+use crate::engine::walk::{walk, Entry};
+use crate::format::crypto::MasterKey;
+use crate::format::tree::NodeKind;
+use crate::repo::{BlobId, Repository};
+
+/// How much file content is read back.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum VerifyMode {
+    /// Every file's content.
+    Full,
+    /// The content of about this share (0..=1) of the files, picked at
+    /// random; the metadata of every entry is still checked.
+    Sample(f64),
+}
+
+impl VerifyMode {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s == "full" {
+            return Ok(VerifyMode::Full);
+        }
+        let pct = s
+            .strip_prefix("sample:")
+            .and_then(|p| p.strip_suffix('%'))
+            .and_then(|p| p.parse::<f64>().ok())
+            .filter(|p| *p > 0.0 && *p <= 100.0);
+        match pct {
+            Some(p) => Ok(VerifyMode::Sample(p / 100.0)),
+            None => Err(format!(
+                "--verify {s:?}: write `full` or `sample:N%` with 0 < N <= 100, e.g. sample:5%"
+            )),
+        }
+    }
+
+    pub fn label(&self) -> String {
+        match self {
+            VerifyMode::Full => "full".into(),
+            VerifyMode::Sample(p) => format!("sample:{}%", p * 100.0),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Verification {
+    /// Entries whose metadata was compared.
+    pub entries: u64,
+    /// Files whose content was read back and matched blob by blob (a
+    /// hard-linked file once).
+    pub content_files: u64,
+    /// Bytes read back and matched.
+    pub verified_bytes: u64,
+    /// Entries that differ from the snapshot, with what differs.
+    pub mismatches: Vec<super::Mismatch>,
+}
+
+/// Compares the restored tree under `sandbox` with snapshot tree `root`.
+pub async fn verify(
+    repo: &Arc<Repository>,
+    root: BlobId,
+    sandbox: &Path,
+    mode: VerifyMode,
+) -> Verification {
+    let w = walk(repo, root, |_| true).await;
+    let mut v = Verification::default();
+    for (path, error) in w.errors {
+        v.mismatches.push(super::Mismatch::new(
+            &path,
+            format!("tree unreadable: {error}"),
+        ));
+    }
+    let mut inodes: HashMap<(u64, u64), (String, u64)> = HashMap::new();
+    let mut content = Vec::new();
+    let mut read = std::collections::HashSet::new();
+    for e in &w.entries {
+        v.entries += 1;
+        let p = target_path(sandbox, &e.path);
+        // A later link of a hard-linked file is the same inode (checked
+        // with its metadata): its content is read once.
+        let linked = e.node.links > 1 && e.node.inode != 0;
+        let first = !linked || read.insert((e.node.device, e.node.inode));
+        match check_meta(e, &p, &mut inodes) {
+            Err(why) => v.mismatches.push(super::Mismatch::new(&e.path, why)),
+            Ok(()) if e.node.kind == NodeKind::File && first && picked(mode) => {
+                content.push(e.clone())
+            }
+            Ok(()) => {}
+        }
+    }
+    check_contents(repo, sandbox, content, &mut v).await;
+    v.mismatches.sort_by(|a, b| a.path.cmp(&b.path));
+    v
+}
+
+fn picked(mode: VerifyMode) -> bool {
+    match mode {
+        VerifyMode::Full => true,
+        VerifyMode::Sample(p) => rand::random::<f64>() < p,
+    }
+}
+
+/// Type, permission bits, size, link target and hard-link identity.
+fn check_meta(
+    e: &Entry,
+    p: &Path,
+    inodes: &mut HashMap<(u64, u64), (String, u64)>,
+) -> Result<(), String> {
+    let m = std::fs::symlink_metadata(p).map_err(|err| format!("not restored: {err}"))?;
+    let ft = m.file_type();
+    let kind_ok = match e.node.kind {
+        NodeKind::File => ft.is_file(),
+        NodeKind::Dir => ft.is_dir(),
+        NodeKind::Symlink => ft.is_symlink(),
+        _ => {
+            use std::os::unix::fs::FileTypeExt;
+            ft.is_fifo() || ft.is_char_device() || ft.is_block_device() || ft.is_socket()
+        }
+    };
+    if !kind_ok {
+        return Err(format!("restored as another type (want {:?})", e.node.kind));
+    }
+    if e.node.kind == NodeKind::Symlink {
+        let got = std::fs::read_link(p).map_err(|err| format!("link unreadable: {err}"))?;
+        let want = e.node.target.as_deref().map(std::ffi::OsStr::from_bytes);
+        if Some(got.as_os_str()) != want {
+            return Err(format!("link target {got:?} differs from the snapshot's"));
+        }
+        return Ok(());
+    }
+    let (want, got) = (e.node.mode & 0o7777, m.permissions().mode() & 0o7777);
+    if want != got {
+        return Err(format!("mode {got:o}, snapshot has {want:o}"));
+    }
+    if e.node.kind == NodeKind::File && m.len() != e.node.size {
+        return Err(format!("size {}, snapshot has {}", m.len(), e.node.size));
+    }
+    if e.node.kind == NodeKind::File && e.node.links > 1 && e.node.inode != 0 {
+        let here = (m.dev(), m.ino());
+        let (first, ino) = inodes
+            .entry((e.node.device, e.node.inode))
+            .or_insert_with(|| (e.path.to_string(), here.1));
+        if *ino != here.1 {
+            return Err(format!("not a hard link of {first}, as in the snapshot"));
+        }
+    }
+    Ok(())
+}
+
+/// Reads picked files back, a few at a time, and matches their blobs.
+async fn check_contents(
+    repo: &Arc<Repository>,
+    sandbox: &Path,
+    files: Vec<Entry>,
+    v: &mut Verification,
+) {
+    let key = Arc::new(repo.key().clone());
+    let jobs = files.into_iter().map(|e| {
+        let lengths: Option<Vec<u32>> = {
+            let index = repo.index();
+            let found = e.node.content.iter().map(|id| index.get(id));
+            found.map(|f| f.map(|(_, b)| b.raw_length)).collect()
+        };
+        let (key, path) = (key.clone(), target_path(sandbox, &e.path));
+        tokio::task::spawn_blocking(move || {
+            let r = match lengths {
+                Some(l) => check_file(&key, &path, &e, &l),
+                None => Err("a blob of this file is not in the index".into()),
+            };
+            (e.path, e.node.size, r)
+        })
+    });
+    let mut results = futures::stream::iter(jobs).buffer_unordered(4);
+    while let Some(done) = results.next().await {
+        match done {
+            Ok((_, size, Ok(()))) => {
+                v.content_files += 1;
+                v.verified_bytes += size;
+            }
+            Ok((path, _, Err(why))) => v.mismatches.push(super::Mismatch::new(&path, why)),
+            Err(e) => v
+                .mismatches
+                .push(super::Mismatch::new("/", format!("verifier failed: {e}"))),
+        }
+    }
+}
+
+/// The data regions of a file: the whole file, or its extents when sparse.
+fn regions(e: &Entry) -> Vec<(u64, u64)> {
+    match &e.node.extents {
+        Some(x) => x.clone(),
+        None => vec![(0, e.node.size)],
+    }
+}
+
+/// Reads a restored file's data regions and checks that they split into
+/// blobs whose keyed ids are the snapshot's, in order.
+fn check_file(key: &MasterKey, path: &PathBuf, e: &Entry, lengths: &[u32]) -> Result<(), String> {
+    let mut f = std::fs::File::open(path).map_err(|err| format!("cannot read back: {err}"))?;
+    let total: u64 = lengths.iter().map(|l| *l as u64).sum();
+    let mapped: u64 = regions(e).iter().map(|r| r.1).sum();
+    if total != mapped {
+        return Err(format!(
+            "snapshot blobs hold {total} bytes, its data regions {mapped}"
+        ));
+    }
+    let mut regions = regions(e).into_iter();
+    let (mut at, mut left) = regions.next().unwrap_or((0, 0));
+    f.seek(SeekFrom::Start(at)).map_err(|err| err.to_string())?;
+    let mut buf = Vec::new();
+    for (i, (id, len)) in e.node.content.iter().zip(lengths).enumerate() {
+        buf.clear();
+        let mut need = *len as u64;
+        while need > 0 {
+            while left == 0 {
+                (at, left) = regions.next().ok_or("data regions end early")?;
+                f.seek(SeekFrom::Start(at)).map_err(|err| err.to_string())?;
+            }
+            let n = need.min(left);
+            let got = (&mut f)
+                .take(n)
+                .read_to_end(&mut buf)
+                .map_err(|err| err.to_string())?;
+            if got as u64 != n {
+                return Err(format!("file ends early, at blob {i}"));
+            }
+            (need, left, at) = (need - n, left - n, at + n);
+        }
+        if key.blob_id(&buf) != *id {
+            return Err(format!("content differs from the snapshot's, in blob {i}"));
+        }
+    }
+    Ok(())
+}
