@@ -14,6 +14,7 @@ mod init;
 mod k8s;
 mod key;
 mod ls;
+pub mod mover;
 mod output;
 pub mod password;
 mod regions;
@@ -87,6 +88,7 @@ async fn run(mut cli: Cli) -> Result<i32> {
         Command::Repair => repair::run(g).await,
         Command::Catalog(CatalogCommand::Rebuild) => catalog::rebuild(g).await,
         Command::Key(k) => key::run(g, k).await,
+        Command::Mover(c) => mover::run(g, c).await,
     }
 }
 

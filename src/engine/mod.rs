@@ -13,6 +13,7 @@ pub mod repair;
 pub mod replicate;
 pub mod restore;
 pub mod select;
+pub mod volumes;
 pub mod walk;
 
 use crate::repo::RepoError;

@@ -11,6 +11,7 @@ mod crds;
 mod kubectl;
 mod outcomes;
 mod restore;
+mod volumes;
 
 use std::path::Path;
 
