@@ -303,7 +303,7 @@ fn take_snapshots(st: &mut State, root: &Path) {
         }
         let ns = k.2.clone();
         let src = &vs["spec"]["source"];
-        let (content, handle) = if !s(src, "/persistentVolumeClaimName").is_empty() {
+        let content = if !s(src, "/persistentVolumeClaimName").is_empty() {
             let pvc = s(src, "/persistentVolumeClaimName");
             let Some(pv) = st
                 .objects
@@ -340,10 +340,14 @@ fn take_snapshots(st: &mut State, root: &Path) {
                 "metadata": {"name": content},
                 "spec": {"deletionPolicy": "Delete", "driver": driver, "source": {"volumeHandle": pv},
                     "volumeSnapshotClassName": class,
-                    "volumeSnapshotRef": {"kind": "VolumeSnapshot", "namespace": ns, "name": k.3, "uid": s(&vs, "/metadata/uid")}},
-                "status": {"snapshotHandle": handle, "readyToUse": true, "restoreSize": 0}}),
+                    "volumeSnapshotRef": {"kind": "VolumeSnapshot", "namespace": ns, "name": k.3, "uid": s(&vs, "/metadata/uid")}}}),
             );
-            (content, handle)
+            // Status is not taken on create (a status subresource).
+            let ck = key("snapshot.storage.k8s.io", "volumesnapshotcontents", "", &content);
+            update(st, &ck, |o| {
+                o["status"] = json!({"snapshotHandle": handle, "readyToUse": true, "restoreSize": 0})
+            });
+            content
         } else {
             let content = s(src, "/volumeSnapshotContentName").to_string();
             let ck = key(
@@ -356,7 +360,7 @@ fn take_snapshots(st: &mut State, root: &Path) {
                 continue;
             };
             let handle = s(c, "/spec/source/snapshotHandle").to_string();
-            if !root.join("snapshots").join(&handle).exists() {
+            if handle.is_empty() || !root.join("snapshots").join(&handle).exists() {
                 update(
                     st,
                     &k,
@@ -367,9 +371,8 @@ fn take_snapshots(st: &mut State, root: &Path) {
             update(st, &ck, |o| {
                 o["status"] = json!({"snapshotHandle": handle, "readyToUse": true})
             });
-            (content, handle)
+            content
         };
-        let _ = handle;
         update(st, &k, |o| {
             o["status"] = json!({"boundVolumeSnapshotContentName": content, "readyToUse": true,
                 "creationTime": "2026-12-01T00:00:00Z"})
@@ -388,6 +391,19 @@ fn start_jobs(
             continue;
         }
         let ns = k.2.clone();
+        // As the scheduler does: wait until the pod's PVCs are bound.
+        let claims = job["spec"]["template"]["spec"]["volumes"].as_array().cloned().unwrap_or_default();
+        let unbound = claims.iter().any(|v| {
+            let c = s(v, "/persistentVolumeClaim/claimName");
+            !c.is_empty()
+                && st
+                    .objects
+                    .get(&key("", "persistentvolumeclaims", &ns, c))
+                    .is_some_and(|p| s(p, "/status/phase") != "Bound")
+        });
+        if unbound {
+            continue;
+        }
         let pod_name = format!("{}-{:05x}", k.3, st.rv % 0xfffff);
         update(st, &k, |o| {
             o["metadata"]["annotations"]["kubelet.test/pod"] = json!(pod_name)
