@@ -479,3 +479,109 @@ fn a_job_killed_mid_backup_then_the_next_backup_succeeds_without_leftovers() {
     let ls = c.ok(&["ls", "latest", "volumes/shop/data/"]);
     assert!(ls.lines().any(|l| l == "/volumes/shop/data/f11"), "{ls}");
 }
+
+/// A running pod on the node mounting `claims`, with hook annotations.
+fn seed_pod(c: &Cluster, ns: &str, name: &str, claims: &[&str], annotations: Value) {
+    let volumes: Vec<Value> = claims
+        .iter()
+        .map(|n| json!({"name": n, "persistentVolumeClaim": {"claimName": n}}))
+        .collect();
+    c.fake.seed(json!({"apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "annotations": annotations},
+        "spec": {"nodeName": super::support::kubelet::NODE, "volumes": volumes,
+            "containers": [{"name": "app", "image": "busybox:1.36"}, {"name": "sidecar", "image": "busybox:1.36"}]},
+        "status": {"phase": "Running"}}));
+}
+
+#[test]
+fn hooks_write_a_marker_before_the_snapshot_and_remove_it_after() {
+    let c = Cluster::new();
+    let d = c.pvc("shop", "data", "csi-fast", "Filesystem", "8Mi");
+    write(&d, "table", b"rows");
+    seed_pod(
+        &c,
+        "shop",
+        "db-0",
+        &["data"],
+        json!({
+        "pre.hook.backup.velero.io/container": "sidecar",
+        "pre.hook.backup.velero.io/command": "[\"touch\", \"hook-marker\"]",
+        "post.hook.backup.ferry.io/command": "[\"rm\", \"hook-marker\"]",
+        "post.hook.backup.ferry.io/timeout": "10s"}),
+    );
+    let v: Value = serde_json::from_str(&c.ok(&c.backup_args("shop", &[]))).unwrap();
+    let hooks = volume(&v, "data")["hooks"].as_array().unwrap().clone();
+    assert_eq!(hooks.len(), 2, "{hooks:?}");
+    assert_eq!(
+        (hooks[0]["phase"].as_str(), hooks[0]["container"].as_str()),
+        (Some("pre"), Some("sidecar"))
+    );
+    assert_eq!(hooks[0]["command"], json!(["touch", "hook-marker"]));
+    assert_eq!(
+        (hooks[1]["phase"].as_str(), hooks[1]["exit_code"].as_i64()),
+        (Some("post"), Some(0))
+    );
+    let ls = c.ok(&["ls", "latest", "volumes/shop/data/"]);
+    assert!(
+        ls.lines().any(|l| l == "/volumes/shop/data/hook-marker"),
+        "{ls}"
+    );
+    assert!(
+        !d.join("hook-marker").exists(),
+        "the post hook did not run on the live volume"
+    );
+    let exec = c.fake.requests_matching("/pods/db-0/exec");
+    assert_eq!(exec.len(), 2, "{exec:?}");
+    assert!(
+        exec[0].contains("command=touch&command=hook-marker"),
+        "{exec:?}"
+    );
+}
+
+#[test]
+fn failing_hooks_fail_or_continue_as_their_on_error_says() {
+    let c = Cluster::new();
+    let a = c.pvc("shop", "vol-a", "csi-fast", "Filesystem", "8Mi");
+    let b = c.pvc("shop", "vol-b", "csi-fast", "Filesystem", "8Mi");
+    write(&a, "a", b"a");
+    write(&b, "b", b"b");
+    seed_pod(
+        &c,
+        "shop",
+        "a-0",
+        &["vol-a"],
+        json!({
+        "pre.hook.backup.velero.io/command": "[\"false\"]",
+        "pre.hook.backup.velero.io/on-error": "Continue"}),
+    );
+    seed_pod(
+        &c,
+        "shop",
+        "b-0",
+        &["vol-b"],
+        json!({
+        "pre.hook.backup.velero.io/command": "[\"sleep\", \"5\"]",
+        "pre.hook.backup.velero.io/timeout": "1s",
+        "pre.hook.backup.velero.io/on-error": "Fail",
+        "post.hook.backup.velero.io/command": "[\"touch\", \"post-ran\"]"}),
+    );
+    let (code, out, err) = c.run(&c.backup_args("shop", &[]));
+    assert_eq!(code, 3, "{out}\n{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let va = volume(&v, "vol-a");
+    assert!(va["tree"].is_string(), "{va}");
+    assert_eq!(va["hooks"][0]["exit_code"], 1, "{va}");
+    assert_eq!(va["hooks"][0]["on_error"], "Continue");
+    let vb = volume(&v, "vol-b");
+    assert!(vb["tree"].is_null(), "{vb}");
+    let msg = vb["error"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("pre hook of pod shop/b-0") && msg.contains("timed out"),
+        "{msg}"
+    );
+    assert!(
+        b.join("post-ran").exists(),
+        "the post hook must run even when the pre hook failed"
+    );
+    assert!(c.leftovers().is_empty(), "left behind: {:?}", c.leftovers());
+}

@@ -75,6 +75,7 @@ impl Kubelet {
         for d in ["pv", "snapshots", "containers"] {
             std::fs::create_dir_all(root.path().join(d)).unwrap();
         }
+        fake.state().volume_root = Some(root.path().join("pv"));
         let mut k = Kubelet {
             root,
             state: fake.state.clone(),
@@ -343,10 +344,20 @@ fn take_snapshots(st: &mut State, root: &Path) {
                     "volumeSnapshotRef": {"kind": "VolumeSnapshot", "namespace": ns, "name": k.3, "uid": s(&vs, "/metadata/uid")}}}),
             );
             // Status is not taken on create (a status subresource).
-            let ck = key("snapshot.storage.k8s.io", "volumesnapshotcontents", "", &content);
-            update(st, &ck, |o| {
-                o["status"] = json!({"snapshotHandle": handle, "readyToUse": true, "restoreSize": 0})
-            });
+            let ck = key(
+                "snapshot.storage.k8s.io",
+                "volumesnapshotcontents",
+                "",
+                &content,
+            );
+            update(
+                st,
+                &ck,
+                |o| {
+                    o["status"] =
+                        json!({"snapshotHandle": handle, "readyToUse": true, "restoreSize": 0})
+                },
+            );
             content
         } else {
             let content = s(src, "/volumeSnapshotContentName").to_string();
@@ -392,7 +403,10 @@ fn start_jobs(
         }
         let ns = k.2.clone();
         // As the scheduler does: wait until the pod's PVCs are bound.
-        let claims = job["spec"]["template"]["spec"]["volumes"].as_array().cloned().unwrap_or_default();
+        let claims = job["spec"]["template"]["spec"]["volumes"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         let unbound = claims.iter().any(|v| {
             let c = s(v, "/persistentVolumeClaim/claimName");
             !c.is_empty()

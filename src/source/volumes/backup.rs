@@ -9,6 +9,7 @@ use futures::StreamExt;
 use serde_json::Value;
 
 use super::api::{self, text, Api};
+use super::hooks::{run_hooks, HookResult, Phase};
 use super::job::wait_job;
 use super::objects::{self, ContentRef, JobSpec};
 use super::plan::{plan, Planned};
@@ -132,9 +133,10 @@ pub(super) async fn remove_runs(a: &Api<'_>, selector: &str) {
 async fn volume(r: &Run<'_>, i: usize, p: Planned) -> VolumeRecord {
     let started = Instant::now();
     tracing::info!(namespace = %p.ns, pvc = %p.pvc, method = ?p.method, "volume started");
+    let mut hooks = Vec::new();
     let res = match p.method {
-        Method::Snapshot => via_snapshot(r, i, &p).await,
-        Method::Fs => via_fs(r, i, &p).await,
+        Method::Snapshot => via_snapshot(r, i, &p, &mut hooks).await,
+        Method::Fs => via_fs(r, i, &p, &mut hooks).await,
     };
     let secs = started.elapsed().as_secs_f64();
     match &res {
@@ -142,10 +144,15 @@ async fn volume(r: &Run<'_>, i: usize, p: Planned) -> VolumeRecord {
             rate = (m.bytes as f64 / secs.max(0.001)) as u64, "volume done"),
         Err(e) => tracing::warn!(namespace = %p.ns, pvc = %p.pvc, error = %e, "volume failed"),
     }
-    record(p, res, secs)
+    record(p, res, secs, hooks)
 }
 
-fn record(p: Planned, res: Result<MoverReport, String>, seconds: f64) -> VolumeRecord {
+fn record(
+    p: Planned,
+    res: Result<MoverReport, String>,
+    seconds: f64,
+    hooks: Vec<HookResult>,
+) -> VolumeRecord {
     let (m, error) = match res {
         Ok(m) => (Some(m), None),
         Err(e) => (None, Some(e)),
@@ -167,6 +174,7 @@ fn record(p: Planned, res: Result<MoverReport, String>, seconds: f64) -> VolumeR
         added_bytes: m.as_ref().map_or(0, |m| m.added_bytes),
         seconds,
         error,
+        hooks,
     }
 }
 
@@ -179,17 +187,43 @@ fn mover_args(block: bool) -> Vec<String> {
     v
 }
 
+/// Pre hooks, the VolumeSnapshot, post hooks as soon as it is taken
+/// (always, even when it failed), then until it is ready.
+async fn take_snapshot(
+    r: &Run<'_>,
+    p: &Planned,
+    name: &str,
+    hooks: &mut Vec<HookResult>,
+) -> Result<Value, String> {
+    let class = p.snapshot_class.clone().unwrap_or_default();
+    let taken = match run_hooks(r.a.conn, &p.pods, Phase::Pre, hooks).await {
+        Err(e) => Err(e),
+        Ok(()) => {
+            let vs = objects::snapshot_of_pvc(name, &p.ns, &r.run, &p.pvc, &class);
+            match r.a.create(api::SNAPSHOTS, Some(&p.ns), &vs).await {
+                Err(e) => Err(e.to_string()),
+                Ok(_) => wait_snapshot(r, &p.ns, name, true).await,
+            }
+        }
+    };
+    let post = run_hooks(r.a.conn, &p.pods, Phase::Post, hooks).await;
+    taken?;
+    post?;
+    wait_snapshot(r, &p.ns, name, false).await
+}
+
 /// Snapshot, re-homed into the mover namespace, a PVC from it, a Job.
-async fn via_snapshot(r: &Run<'_>, i: usize, p: &Planned) -> Result<MoverReport, String> {
+async fn via_snapshot(
+    r: &Run<'_>,
+    i: usize,
+    p: &Planned,
+    hooks: &mut Vec<HookResult>,
+) -> Result<MoverReport, String> {
     let base = format!("{}-{i}", r.run);
     let source = format!("{}/{}", p.ns, p.pvc);
     let (mns, run) = (r.o.namespace.as_str(), r.run.as_str());
     let class = p.snapshot_class.clone().unwrap_or_default();
-    let vs = objects::snapshot_of_pvc(&base, &p.ns, run, &p.pvc, &class);
-    r.a.create(api::SNAPSHOTS, Some(&p.ns), &vs)
-        .await
-        .map_err(s)?;
-    let vs = wait_snapshot(r, &p.ns, &base).await?;
+    let vs = take_snapshot(r, p, &base, hooks).await?;
     let content_name = text(&vs, "/status/boundVolumeSnapshotContentName");
     let content =
         r.a.get(api::CONTENTS, None, content_name)
@@ -209,7 +243,7 @@ async fn via_snapshot(r: &Run<'_>, i: usize, p: &Planned) -> Result<MoverReport,
     r.a.create(api::SNAPSHOTS, Some(mns), &mvs)
         .await
         .map_err(s)?;
-    wait_snapshot(r, mns, &c.snapshot).await?;
+    wait_snapshot(r, mns, &c.snapshot, false).await?;
     let pvc = objects::pvc_from_snapshot(&base, mns, run, &source, &p.spec, &c.snapshot);
     r.a.create(api::PVCS, Some(mns), &pvc).await.map_err(s)?;
     let job = JobSpec {
@@ -229,8 +263,23 @@ async fn via_snapshot(r: &Run<'_>, i: usize, p: &Planned) -> Result<MoverReport,
     run_job(r, &job).await
 }
 
-/// The live volume, mounted read-only on the node of the pod that uses it.
-async fn via_fs(r: &Run<'_>, i: usize, p: &Planned) -> Result<MoverReport, String> {
+/// The live volume, mounted read-only on the node of the pod that uses it,
+/// between the pre and post hooks.
+async fn via_fs(
+    r: &Run<'_>,
+    i: usize,
+    p: &Planned,
+    hooks: &mut Vec<HookResult>,
+) -> Result<MoverReport, String> {
+    run_hooks(r.a.conn, &p.pods, Phase::Pre, hooks).await?;
+    let res = fs_job(r, i, p).await;
+    let post = run_hooks(r.a.conn, &p.pods, Phase::Post, hooks).await;
+    let m = res?;
+    post?;
+    Ok(m)
+}
+
+async fn fs_job(r: &Run<'_>, i: usize, p: &Planned) -> Result<MoverReport, String> {
     let base = format!("{}-{i}", r.run);
     let source = format!("{}/{}", p.ns, p.pvc);
     let secret = format!("{base}-repo");
@@ -261,12 +310,14 @@ pub(super) async fn run_job(r: &Run<'_>, j: &JobSpec<'_>) -> Result<MoverReport,
     wait_job(&r.a, j.ns, j.name, r.o).await
 }
 
-/// Waits until a VolumeSnapshot is readyToUse; its error fails at once.
-async fn wait_snapshot(r: &Run<'_>, ns: &str, name: &str) -> Result<Value, String> {
+/// Waits until a VolumeSnapshot is readyToUse (or with `taken`, until the
+/// storage snapshot is cut: `creationTime`); its error fails at once.
+async fn wait_snapshot(r: &Run<'_>, ns: &str, name: &str, taken: bool) -> Result<Value, String> {
     let started = Instant::now();
     loop {
         let vs = r.a.get(api::SNAPSHOTS, Some(ns), name).await.map_err(s)?;
-        if vs["status"]["readyToUse"] == true {
+        let cut = taken && vs["status"]["creationTime"].is_string();
+        if vs["status"]["readyToUse"] == true || cut {
             return Ok(vs);
         }
         if let Some(m) = vs["status"]["error"]["message"].as_str() {

@@ -9,6 +9,7 @@
 
 mod api;
 mod backup;
+pub mod hooks;
 mod job;
 mod objects;
 mod plan;
@@ -138,6 +139,9 @@ pub struct VolumeRecord {
     pub seconds: f64,
     /// Why the volume is not in the snapshot.
     pub error: Option<String>,
+    /// The hooks run around its snapshot, in order.
+    #[serde(default)]
+    pub hooks: Vec<hooks::HookResult>,
 }
 
 /// Failures that stop the volume part of a backup or restore as a whole

@@ -21,6 +21,8 @@ pub struct Planned {
     pub snapshot_class: Option<String>,
     /// The node of a running pod that mounts the PVC (for the fs method).
     pub node: Option<String>,
+    /// Running pods that mount the PVC (their hooks run around it).
+    pub pods: Vec<Value>,
 }
 
 /// Lists every item, or nothing when the resource is not served (no CRD).
@@ -127,6 +129,10 @@ fn one(
         method,
         snapshot_class,
         node,
+        pods: using
+            .into_iter()
+            .filter(|pod| text(pod, "/status/phase") == "Running")
+            .collect(),
     }
 }
 
