@@ -12,6 +12,7 @@ mod kubectl;
 mod outcomes;
 mod restore;
 mod volumes;
+mod volumes_bench;
 
 use std::path::Path;
 

@@ -152,14 +152,14 @@ fn seed_app(c: &Cluster, ns: &str, claims: &[&str], node: &str) {
         "spec": running, "status": {"phase": "Running"}}));
 }
 
-fn write(dir: &Path, rel: &str, data: &[u8]) {
+pub fn write(dir: &Path, rel: &str, data: &[u8]) {
     let p = dir.join(rel);
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
     std::fs::write(p, data).unwrap();
 }
 
 /// Bytes that do not deduplicate or compress away.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9E3779B97F4A7C15) | 1;
     (0..len)
         .map(|_| {
