@@ -94,7 +94,7 @@ async fn options(
         ..Default::default()
     };
     if a.k8s {
-        super::k8s::add_cluster(a, &mut opts, repo).await?;
+        super::k8s::add_cluster(g, a, &mut opts, repo).await?;
     }
     Ok(opts)
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
-use super::args::{BackupArgs, ClusterArgs, MoverArgs, RestoreArgs};
+use super::args::{BackupArgs, ClusterArgs, Global, MoverArgs, RestoreArgs};
 use super::output::print_json;
 use super::{exit, Reported};
 use crate::engine::backup::BackupOptions;
@@ -58,14 +58,30 @@ pub async fn add_cluster(
     opts.sources.push(K8S_ROOT.into());
     let mode: VolumesMode = a.volumes.parse()?;
     if mode != VolumesMode::None {
-        let volumes = add_volumes(a, mode, opts, repo).await?;
+        let volumes = add_volumes(g, a, mode, opts, repo).await?;
         extra["volumes"] = serde_json::to_value(&volumes)?;
     }
     opts.extra = Some(extra);
     Ok(())
 }
 
-fn mover_options(m: &MoverArgs, mode: VolumesMode) -> Result<MoverOptions> {
+/// The repository flags the coordinator got, for the Jobs' `ferry`.
+fn repo_args(g: &Global) -> Vec<String> {
+    let mut v = Vec::new();
+    for (flag, value) in [
+        ("--repo", &g.repo),
+        ("--s3-endpoint", &g.s3_endpoint),
+        ("--s3-provider", &g.s3_provider),
+        ("--s3-region", &g.s3_region),
+    ] {
+        if let Some(x) = value {
+            v.extend([flag.to_string(), x.clone()]);
+        }
+    }
+    v
+}
+
+fn mover_options(g: &Global, m: &MoverArgs, mode: VolumesMode) -> Result<MoverOptions> {
     let timeout = parse_duration(&m.volume_timeout).with_context(|| {
         format!(
             "--volume-timeout {}: expected e.g. 90s, 30m or 4h",
@@ -83,6 +99,7 @@ fn mover_options(m: &MoverArgs, mode: VolumesMode) -> Result<MoverOptions> {
         image: m.mover_image.clone().unwrap_or(d.image),
         namespace: m.mover_namespace.clone(),
         secret: m.mover_secret.clone(),
+        repo_args: repo_args(g),
         pending_grace: std::env::var("FERRY_MOVER_PENDING_GRACE_SECONDS")
             .ok()
             .and_then(|s| s.parse().ok())
@@ -110,6 +127,7 @@ fn parse_duration(s: &str) -> Result<std::time::Duration> {
 /// Runs the mover Jobs and places their trees at `volumes/<ns>/<pvc>`; a
 /// failed volume is recorded (the snapshot is then incomplete).
 async fn add_volumes(
+    g: &Global,
     a: &BackupArgs,
     mode: VolumesMode,
     opts: &mut BackupOptions,
@@ -117,7 +135,7 @@ async fn add_volumes(
 ) -> Result<Vec<VolumeRecord>> {
     let c = &a.cluster;
     let conn = connect(c.kubeconfig.as_deref(), c.context.as_deref()).await?;
-    let mo = mover_options(&a.movers, mode)?;
+    let mo = mover_options(g, &a.movers, mode)?;
     let out = backup_volumes(&conn, &c.include_namespaces, &c.exclude_namespaces, &mo)
         .await
         .context("backing up volumes")?;
@@ -151,7 +169,7 @@ async fn add_volumes(
 
 /// Restores the `k8s/` objects of a snapshot into the cluster.
 pub async fn restore(
-    json: bool,
+    g: &Global,
     repo: &Arc<Repository>,
     id: SnapshotId,
     snap: &Snapshot,
@@ -210,7 +228,7 @@ pub async fn restore(
         let report = k8s_restore::restore(first, &opts).await?;
         let conn = connect(c.kubeconfig.as_deref(), c.context.as_deref()).await?;
         let vo = VolumeRestoreOptions {
-            mover: mover_options(&a.movers, VolumesMode::Snapshot)?,
+            mover: mover_options(g, &a.movers, VolumesMode::Snapshot)?,
             namespace_mapping: opts.namespace_mapping.clone(),
             storage_class_mapping: mapping(a.storage_class_mapping.as_deref())?,
             dry_run: a.dry_run,
@@ -232,7 +250,7 @@ pub async fn restore(
     if !workloads.is_empty() {
         report.merge(k8s_restore::restore(workloads, &opts).await?);
     }
-    if json {
+    if g.json {
         print_json(
             &serde_json::json!({ "snapshot": id, "time": snap.time, "k8s": report, "volumes": volume_report }),
         );

@@ -51,10 +51,11 @@ impl Cluster {
             json!({"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotClass",
             "metadata": {"name": "csi-other"}, "driver": DRIVER, "deletionPolicy": "Delete"}),
         );
-        let repo = c.repo().display().to_string();
+        // As the CronJob's Secret: the password only; the Jobs get the
+        // repository location from the coordinator's --repo.
         c.fake.seed(json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
             "metadata": {"name": "ferry-repository", "namespace": "ferry"},
-            "data": {"FERRY_REPO": base64(repo.as_bytes()), "FERRY_PASSWORD": base64(b"k8s-test")}}));
+            "data": {"FERRY_PASSWORD": base64(b"k8s-test")}}));
         c
     }
 

@@ -17,20 +17,36 @@ fn cpu_seconds_of_children() -> f64 {
 }
 
 fn env(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 #[test]
 #[ignore]
 fn bench_parallel_volumes() {
-    let (n, mib) = (env("FERRY_BENCH_VOLUMES", 8), env("FERRY_BENCH_PVC_MIB", 256));
+    let (n, mib) = (
+        env("FERRY_BENCH_VOLUMES", 8),
+        env("FERRY_BENCH_PVC_MIB", 256),
+    );
     let parallel = n.to_string();
     for p in ["1", parallel.as_str()] {
         let c = Cluster::new();
         for i in 0..n {
-            let dir = c.pvc("bench", &format!("data-{i}"), "csi-fast", "Filesystem", &format!("{}Mi", mib * 2));
+            let dir = c.pvc(
+                "bench",
+                &format!("data-{i}"),
+                "csi-fast",
+                "Filesystem",
+                &format!("{}Mi", mib * 2),
+            );
             for f in 0..mib.div_ceil(16) {
-                write(&dir, &format!("f{f}"), &noise(16 << 20, (i * 1000 + f) as u64));
+                write(
+                    &dir,
+                    &format!("f{f}"),
+                    &noise(16 << 20, (i * 1000 + f) as u64),
+                );
             }
         }
         let (cpu0, t0) = (cpu_seconds_of_children(), Instant::now());
@@ -38,7 +54,10 @@ fn bench_parallel_volumes() {
         let (wall, cpu) = (t0.elapsed().as_secs_f64(), cpu_seconds_of_children() - cpu0);
         let v: Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v["complete"], true, "{v}");
-        println!("{}", json!({"volumes": n, "mib_each": mib, "parallel_volumes": p,
-            "wall_seconds": wall, "cpu_seconds": cpu}));
+        println!(
+            "{}",
+            json!({"volumes": n, "mib_each": mib, "parallel_volumes": p,
+            "wall_seconds": wall, "cpu_seconds": cpu})
+        );
     }
 }

@@ -258,6 +258,7 @@ async fn via_snapshot(
         read_only: true,
         node: None,
         deadline_seconds: r.o.timeout.as_secs().max(1),
+        repo_args: &r.o.repo_args,
         args: mover_args(p.block),
     };
     run_job(r, &job).await
@@ -299,6 +300,7 @@ async fn fs_job(r: &Run<'_>, i: usize, p: &Planned) -> Result<MoverReport, Strin
         read_only: true,
         node: p.node.as_deref(),
         deadline_seconds: r.o.timeout.as_secs().max(1),
+        repo_args: &r.o.repo_args,
         args: mover_args(p.block),
     };
     run_job(r, &job).await

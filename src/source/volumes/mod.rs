@@ -94,6 +94,10 @@ pub struct MoverOptions {
     /// How long a pod may report FailedScheduling / image pull errors
     /// before its volume fails.
     pub pending_grace: Duration,
+    /// Global flags the Jobs' `ferry` gets before `mover` (the repository
+    /// and S3 settings the coordinator was given; credentials stay in the
+    /// Secret).
+    pub repo_args: Vec<String>,
 }
 
 impl Default for MoverOptions {
@@ -106,6 +110,7 @@ impl Default for MoverOptions {
             namespace: "ferry".into(),
             secret: "ferry-repository".into(),
             pending_grace: Duration::from_secs(10),
+            repo_args: Vec::new(),
         }
     }
 }

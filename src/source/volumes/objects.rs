@@ -117,13 +117,16 @@ pub struct JobSpec<'a> {
     pub read_only: bool,
     pub node: Option<&'a str>,
     pub deadline_seconds: u64,
+    /// Global flags before `mover`.
+    pub repo_args: &'a [String],
     /// `mover` arguments after `ferry mover`.
     pub args: Vec<String>,
 }
 
 /// A Job of one pod, never retried, that runs `ferry mover ...`.
 pub fn mover_job(j: &JobSpec) -> Value {
-    let mut args = vec!["mover".to_string()];
+    let mut args = j.repo_args.to_vec();
+    args.push("mover".into());
     args.extend(j.args.iter().cloned());
     args.extend(["--report".into(), TERMINATION_PATH.into()]);
     let mut container = json!({"name": "mover", "image": j.image, "command": ["ferry"], "args": args,

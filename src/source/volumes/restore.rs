@@ -179,6 +179,7 @@ async fn write(
         read_only: false,
         node: None,
         deadline_seconds: r.o.timeout.as_secs().max(1),
+        repo_args: &r.o.repo_args,
         args,
     };
     run_job(r, &job).await
