@@ -27,6 +27,7 @@ const K8S_ROOT: &str = "/k8s";
 /// Collects the cluster's objects into `opts` as files under `k8s/`, and
 /// with `--volumes` the trees the mover Jobs stored under `volumes/`.
 pub async fn add_cluster(
+    g: &Global,
     a: &BackupArgs,
     opts: &mut BackupOptions,
     repo: &Repository,
