@@ -18,7 +18,8 @@ use crate::repo::{Repository, SnapshotId};
 use crate::source::k8s::client::connect;
 use crate::source::k8s::{collect, K8sBackupOptions, K8sFile};
 use crate::source::volumes::{
-    backup_volumes, restore_volumes, MoverOptions, VolumeRecord, VolumeRestoreOptions, VolumesMode,
+    backup_volumes, restore_volumes, MoverOptions, VolumeRecord, VolumeRestore,
+    VolumeRestoreOptions, VolumesMode,
 };
 
 /// Where Kubernetes objects live in a snapshot.
@@ -168,14 +169,12 @@ async fn add_volumes(
     Ok(volumes)
 }
 
-/// Restores the `k8s/` objects of a snapshot into the cluster.
-pub async fn restore(
-    g: &Global,
+/// The `k8s/` files of a snapshot.
+async fn read_objects(
     repo: &Arc<Repository>,
     id: SnapshotId,
     snap: &Snapshot,
-    a: RestoreArgs,
-) -> Result<i32> {
+) -> Result<Vec<K8sFile>> {
     let w = walk(repo, snap.tree, |p| {
         within(p, K8S_ROOT) || within(K8S_ROOT, p)
     })
@@ -203,6 +202,19 @@ pub async fn restore(
             id.short()
         );
     }
+    Ok(objects)
+}
+
+/// Restores the `k8s/` objects of a snapshot into the cluster, and with
+/// `--volumes restore` its volumes before the workloads that mount them.
+pub async fn restore(
+    g: &Global,
+    repo: &Arc<Repository>,
+    id: SnapshotId,
+    snap: &Snapshot,
+    a: RestoreArgs,
+) -> Result<i32> {
+    let objects = read_objects(repo, id, snap).await?;
     let records = volume_records(snap)?;
     let with_volumes = match a.volumes.as_str() {
         "restore" => !records.is_empty(),
@@ -227,23 +239,7 @@ pub async fn restore(
     let (mut report, workloads) = if with_volumes {
         let (first, pvcs, workloads) = split(objects, &records);
         let report = k8s_restore::restore(first, &opts).await?;
-        let conn = connect(c.kubeconfig.as_deref(), c.context.as_deref()).await?;
-        let vo = VolumeRestoreOptions {
-            mover: mover_options(g, &a.movers, VolumesMode::Snapshot)?,
-            namespace_mapping: opts.namespace_mapping.clone(),
-            storage_class_mapping: mapping(a.storage_class_mapping.as_deref())?,
-            dry_run: a.dry_run,
-        };
-        let selected: Vec<VolumeRecord> = records
-            .into_iter()
-            .filter(|v| {
-                opts.include_namespaces.is_empty() || opts.include_namespaces.contains(&v.namespace)
-            })
-            .filter(|v| !opts.exclude_namespaces.contains(&v.namespace))
-            .collect();
-        volume_report = restore_volumes(&conn, &selected, &pvcs, &vo)
-            .await
-            .context("restoring volumes")?;
+        volume_report = volumes_step(g, &a, &opts, records, &pvcs).await?;
         (report, workloads)
     } else {
         (k8s_restore::restore(objects, &opts).await?, Vec::new())
@@ -251,30 +247,7 @@ pub async fn restore(
     if !workloads.is_empty() {
         report.merge(k8s_restore::restore(workloads, &opts).await?);
     }
-    if g.json {
-        print_json(
-            &serde_json::json!({ "snapshot": id, "time": snap.time, "k8s": report, "volumes": volume_report }),
-        );
-    } else {
-        print!("{}", report.render_human());
-        for v in &volume_report {
-            let err = v
-                .error
-                .as_deref()
-                .map(|e| format!(" ({e})"))
-                .unwrap_or_default();
-            println!(
-                "  volume {:<8} {}/{} -> {}/{} class {} size {}{err}",
-                v.action,
-                v.namespace,
-                v.pvc,
-                v.target_namespace,
-                v.pvc,
-                v.storage_class.as_deref().unwrap_or("-"),
-                v.size.as_deref().unwrap_or("-"),
-            );
-        }
-    }
+    print_restore(g, id, snap, &report, &volume_report);
     let failed_volumes = volume_report
         .iter()
         .filter(|v| v.action == "failed")
@@ -286,6 +259,66 @@ pub async fn restore(
         .into());
     }
     Ok(exit::OK)
+}
+
+/// The volumes of the selected namespaces, into new PVCs.
+async fn volumes_step(
+    g: &Global,
+    a: &RestoreArgs,
+    opts: &K8sRestoreOptions,
+    records: Vec<VolumeRecord>,
+    pvcs: &StoredPvcs,
+) -> Result<Vec<VolumeRestore>> {
+    let conn = connect(opts.kubeconfig.as_deref(), opts.context.as_deref()).await?;
+    let vo = VolumeRestoreOptions {
+        mover: mover_options(g, &a.movers, VolumesMode::Snapshot)?,
+        namespace_mapping: opts.namespace_mapping.clone(),
+        storage_class_mapping: mapping(a.storage_class_mapping.as_deref())?,
+        dry_run: a.dry_run,
+    };
+    let selected: Vec<VolumeRecord> = records
+        .into_iter()
+        .filter(|v| {
+            opts.include_namespaces.is_empty() || opts.include_namespaces.contains(&v.namespace)
+        })
+        .filter(|v| !opts.exclude_namespaces.contains(&v.namespace))
+        .collect();
+    restore_volumes(&conn, &selected, pvcs, &vo)
+        .await
+        .context("restoring volumes")
+}
+
+fn print_restore(
+    g: &Global,
+    id: SnapshotId,
+    snap: &Snapshot,
+    report: &k8s_restore::K8sRestoreReport,
+    volumes: &[VolumeRestore],
+) {
+    if g.json {
+        print_json(
+            &serde_json::json!({ "snapshot": id, "time": snap.time, "k8s": report, "volumes": volumes }),
+        );
+        return;
+    }
+    print!("{}", report.render_human());
+    for v in volumes {
+        let err = v
+            .error
+            .as_deref()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default();
+        println!(
+            "  volume {:<8} {}/{} -> {}/{} class {} size {}{err}",
+            v.action,
+            v.namespace,
+            v.pvc,
+            v.target_namespace,
+            v.pvc,
+            v.storage_class.as_deref().unwrap_or("-"),
+            v.size.as_deref().unwrap_or("-"),
+        );
+    }
 }
 
 fn mapping(spec: Option<&str>) -> Result<std::collections::BTreeMap<String, String>> {
@@ -330,18 +363,17 @@ fn split(
         };
         let ns = p.namespace.clone().unwrap_or_default();
         let name = p.name.clone();
-        if p.group == "core" && p.resource == "persistentvolumeclaims" {
-            if records
-                .iter()
-                .any(|v| v.namespace == ns && v.pvc == name && v.tree.is_some())
-            {
-                if !p.is_status {
-                    if let Ok(v) = serde_json::from_slice(&f.data) {
-                        pvcs.insert((ns, name), v);
-                    }
+        let has_data = |v: &VolumeRecord| v.namespace == ns && v.pvc == name && v.tree.is_some();
+        if p.group == "core"
+            && p.resource == "persistentvolumeclaims"
+            && records.iter().any(has_data)
+        {
+            if !p.is_status {
+                if let Ok(v) = serde_json::from_slice(&f.data) {
+                    pvcs.insert((ns, name), v);
                 }
-                continue;
             }
+            continue;
         }
         if WORKLOADS.contains(&(p.group.as_str(), p.resource.as_str())) {
             workloads.push(f);

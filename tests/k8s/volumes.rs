@@ -53,9 +53,11 @@ impl Cluster {
         );
         // As the CronJob's Secret: the password only; the Jobs get the
         // repository location from the coordinator's --repo.
-        c.fake.seed(json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        c.fake.seed(
+            json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
             "metadata": {"name": "ferry-repository", "namespace": "ferry"},
-            "data": {"FERRY_PASSWORD": base64(b"k8s-test")}}));
+            "data": {"FERRY_PASSWORD": base64(b"k8s-test")}}),
+        );
         c
     }
 
