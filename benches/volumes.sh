@@ -11,4 +11,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 FERRY_BENCH_VOLUMES=${1:-8} FERRY_BENCH_PVC_MIB=${2:-256} \
   cargo test --profile "${FERRY_BENCH_PROFILE:-release}" --test k8s bench_parallel_volumes -- --ignored --nocapture --test-threads 1 \
-  2>&1 | grep '^{'
+  2>&1 | grep -o '{"cpu_seconds.*}'
