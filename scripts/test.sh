@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
-for tool in setpriv:util-linux mkfs.ext4:e2fsprogs restic:restic promtool:prometheus prometheus-pushgateway:prometheus-pushgateway; do
+for tool in setpriv:util-linux unshare:util-linux mkfs.ext4:e2fsprogs restic:restic promtool:prometheus prometheus-pushgateway:prometheus-pushgateway; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done
 if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -131,6 +131,9 @@ pub enum Command {
     /// Manage the passwords (keys) that open the repository.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Move one volume inside a data-mover Job (started by `backup --k8s`).
+    #[command(subcommand, hide = true)]
+    Mover(super::mover::MoverCommand),
 }
 
 #[derive(Debug, Args)]
@@ -195,6 +198,26 @@ pub struct ClusterArgs {
     pub exclude_resources: Vec<String>,
 }
 
+/// The data-mover Jobs of `backup --k8s` and `restore --k8s`.
+#[derive(Debug, Args, Clone)]
+pub struct MoverArgs {
+    /// Volume Jobs running at once.
+    #[arg(long, default_value_t = 4)]
+    pub parallel_volumes: usize,
+    /// A volume not done by then fails: 90s, 30m, 4h.
+    #[arg(long, default_value = "4h")]
+    pub volume_timeout: String,
+    /// Image of the Jobs (holding the ferry binary) [default: this version's release image].
+    #[arg(long)]
+    pub mover_image: Option<String>,
+    /// Namespace where snapshots are re-homed and snapshot Jobs run.
+    #[arg(long, default_value = "ferry")]
+    pub mover_namespace: String,
+    /// Secret in the mover namespace with the repository settings (FERRY_REPO, FERRY_PASSWORD, ...).
+    #[arg(long, default_value = "ferry-repository")]
+    pub mover_secret: String,
+}
+
 #[derive(Debug, Args, Clone)]
 pub struct BackupArgs {
     /// Files and directories to back up (volume paths; optional with --k8s).
@@ -211,6 +234,12 @@ pub struct BackupArgs {
     /// Back up cluster-scoped resources: auto (when no namespace filter), true, false.
     #[arg(long, default_value = "auto")]
     pub include_cluster_resources: String,
+    /// With --k8s, volume data: snapshot (CSI snapshot where the driver has a
+    /// VolumeSnapshotClass, else fs), fs (live volume, not point-in-time), none.
+    #[arg(long, default_value = "snapshot")]
+    pub volumes: String,
+    #[command(flatten)]
+    pub movers: MoverArgs,
     /// Tag the snapshot (repeatable).
     #[arg(long = "tag")]
     pub tags: Vec<String>,
@@ -283,6 +312,14 @@ pub struct RestoreArgs {
     /// Also restore the objects' recorded status.
     #[arg(long)]
     pub restore_status: bool,
+    /// Rewrite storage classes of restored PVCs: old:new,...
+    #[arg(long)]
+    pub storage_class_mapping: Option<String>,
+    /// With --k8s, volume data: restore (new PVCs filled by restore Jobs) or none.
+    #[arg(long, default_value = "restore")]
+    pub volumes: String,
+    #[command(flatten)]
+    pub movers: MoverArgs,
     /// Only restore entries matching this glob (and below; repeatable).
     #[arg(long = "include")]
     pub includes: Vec<String>,

@@ -107,7 +107,7 @@ async fn options(
         ..Default::default()
     };
     if a.k8s {
-        super::k8s::add_cluster(a, &mut opts).await?;
+        super::k8s::add_cluster(g, a, &mut opts, repo).await?;
     }
     Ok(opts)
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 
-use super::args::{BackupArgs, ClusterArgs, RestoreArgs};
+use super::args::{BackupArgs, ClusterArgs, Global, MoverArgs, RestoreArgs};
 use super::output::print_json;
 use super::{exit, Reported};
 use crate::engine::backup::BackupOptions;
@@ -15,13 +15,24 @@ use crate::engine::walk::{read_content, walk, within};
 use crate::format::snapshot::{Skipped, Snapshot};
 use crate::format::tree::NodeKind;
 use crate::repo::{Repository, SnapshotId};
+use crate::source::k8s::client::connect;
 use crate::source::k8s::{collect, K8sBackupOptions, K8sFile};
+use crate::source::volumes::{
+    backup_volumes, restore_volumes, MoverOptions, VolumeRecord, VolumeRestore,
+    VolumeRestoreOptions, VolumesMode,
+};
 
 /// Where Kubernetes objects live in a snapshot.
 const K8S_ROOT: &str = "/k8s";
 
-/// Collects the cluster's objects into `opts` as files under `k8s/`.
-pub async fn add_cluster(a: &BackupArgs, opts: &mut BackupOptions) -> Result<()> {
+/// Collects the cluster's objects into `opts` as files under `k8s/`, and
+/// with `--volumes` the trees the mover Jobs stored under `volumes/`.
+pub async fn add_cluster(
+    g: &Global,
+    a: &BackupArgs,
+    opts: &mut BackupOptions,
+    repo: &Repository,
+) -> Result<()> {
     let c: &ClusterArgs = &a.cluster;
     let k = K8sBackupOptions {
         kubeconfig: c.kubeconfig.clone(),
@@ -45,19 +56,125 @@ pub async fn add_cluster(a: &BackupArgs, opts: &mut BackupOptions) -> Result<()>
     }
     opts.files
         .extend(got.files.into_iter().map(|f| (f.path, f.data)));
-    opts.extra = Some(serde_json::json!({ "k8s": got.metadata }));
+    let mut extra = serde_json::json!({ "k8s": got.metadata });
     opts.sources.push(K8S_ROOT.into());
+    let mode: VolumesMode = a.volumes.parse()?;
+    if mode != VolumesMode::None {
+        let volumes = add_volumes(g, a, mode, opts, repo).await?;
+        extra["volumes"] = serde_json::to_value(&volumes)?;
+    }
+    opts.extra = Some(extra);
     Ok(())
 }
 
-/// Restores the `k8s/` objects of a snapshot into the cluster.
-pub async fn restore(
-    json: bool,
+/// The repository flags the coordinator got, for the Jobs' `ferry`.
+fn repo_args(g: &Global) -> Vec<String> {
+    let mut v = Vec::new();
+    for (flag, value) in [
+        ("--repo", &g.repo),
+        ("--s3-endpoint", &g.s3_endpoint),
+        ("--s3-provider", &g.s3_provider),
+        ("--s3-region", &g.s3_region),
+    ] {
+        if let Some(x) = value {
+            v.extend([flag.to_string(), x.clone()]);
+        }
+    }
+    v
+}
+
+fn mover_options(g: &Global, m: &MoverArgs, mode: VolumesMode) -> Result<MoverOptions> {
+    let timeout = parse_duration(&m.volume_timeout).with_context(|| {
+        format!(
+            "--volume-timeout {}: expected e.g. 90s, 30m or 4h",
+            m.volume_timeout
+        )
+    })?;
+    if m.parallel_volumes == 0 {
+        anyhow::bail!("--parallel-volumes 0: at least one volume Job must run at a time");
+    }
+    let d = MoverOptions::default();
+    Ok(MoverOptions {
+        mode,
+        parallel: m.parallel_volumes,
+        timeout,
+        image: m.mover_image.clone().unwrap_or(d.image),
+        namespace: m.mover_namespace.clone(),
+        secret: m.mover_secret.clone(),
+        repo_args: repo_args(g),
+        pending_grace: std::env::var("FERRY_MOVER_PENDING_GRACE_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .map(std::time::Duration::from_secs)
+            .unwrap_or(d.pending_grace),
+    })
+}
+
+/// `90s`, `30m`, `4h`, `1d` (a bare number is seconds).
+fn parse_duration(s: &str) -> Result<std::time::Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse()?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        other => anyhow::bail!("unknown unit {other:?}"),
+    };
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+/// Runs the mover Jobs and places their trees at `volumes/<ns>/<pvc>`; a
+/// failed volume is recorded (the snapshot is then incomplete).
+async fn add_volumes(
+    g: &Global,
+    a: &BackupArgs,
+    mode: VolumesMode,
+    opts: &mut BackupOptions,
+    repo: &Repository,
+) -> Result<Vec<VolumeRecord>> {
+    let c = &a.cluster;
+    let conn = connect(c.kubeconfig.as_deref(), c.context.as_deref()).await?;
+    let mo = mover_options(g, &a.movers, mode)?;
+    let out = backup_volumes(&conn, &c.include_namespaces, &c.exclude_namespaces, &mo)
+        .await
+        .context("backing up volumes")?;
+    // The Jobs wrote packs and index objects of their own: read the index
+    // again, so that the snapshot names only trees the repository holds.
+    repo.sync_catalog().await?;
+    let mut volumes = out.volumes;
+    for v in &mut volumes {
+        if let Some(t) = v.tree {
+            if let Err(e) = repo.load_tree(&t).await {
+                v.error = Some(format!(
+                    "the tree {} the Job reported is not in the repository: {e}",
+                    t.short()
+                ));
+                v.tree = None;
+            }
+        }
+        match v.tree {
+            Some(t) => opts.trees.push((v.path.clone(), t)),
+            None => opts.warnings.push(Skipped {
+                path: format!("/{}", v.path),
+                error: v.error.clone().unwrap_or_default(),
+            }),
+        }
+    }
+    if !volumes.is_empty() {
+        opts.sources.push("/volumes".into());
+    }
+    Ok(volumes)
+}
+
+/// The `k8s/` files of a snapshot.
+async fn read_objects(
     repo: &Arc<Repository>,
     id: SnapshotId,
     snap: &Snapshot,
-    a: RestoreArgs,
-) -> Result<i32> {
+) -> Result<Vec<K8sFile>> {
     let w = walk(repo, snap.tree, |p| {
         within(p, K8S_ROOT) || within(K8S_ROOT, p)
     })
@@ -85,18 +202,32 @@ pub async fn restore(
             id.short()
         );
     }
-    let c = a.cluster;
+    Ok(objects)
+}
+
+/// Restores the `k8s/` objects of a snapshot into the cluster, and with
+/// `--volumes restore` its volumes before the workloads that mount them.
+pub async fn restore(
+    g: &Global,
+    repo: &Arc<Repository>,
+    id: SnapshotId,
+    snap: &Snapshot,
+    a: RestoreArgs,
+) -> Result<i32> {
+    let objects = read_objects(repo, id, snap).await?;
+    let records = volume_records(snap)?;
+    let with_volumes = match a.volumes.as_str() {
+        "restore" => !records.is_empty(),
+        "none" => false,
+        other => anyhow::bail!("--volumes {other}: expected restore or none"),
+    };
+    let c = a.cluster.clone();
     let opts = K8sRestoreOptions {
-        kubeconfig: c.kubeconfig,
-        context: c.context,
-        namespace_mapping: a
-            .namespace_mapping
-            .as_deref()
-            .map(parse_mapping)
-            .transpose()?
-            .unwrap_or_default(),
-        include_namespaces: c.include_namespaces,
-        exclude_namespaces: c.exclude_namespaces,
+        kubeconfig: c.kubeconfig.clone(),
+        context: c.context.clone(),
+        namespace_mapping: mapping(a.namespace_mapping.as_deref())?,
+        include_namespaces: c.include_namespaces.clone(),
+        exclude_namespaces: c.exclude_namespaces.clone(),
         include_resources: c.include_resources,
         exclude_resources: c.exclude_resources,
         existing_resource_policy: a.existing_resource_policy.parse()?,
@@ -104,16 +235,151 @@ pub async fn restore(
         dry_run: a.dry_run,
         ..Default::default()
     };
-    let report = k8s_restore::restore(objects, &opts).await?;
-    if json {
-        print_json(&serde_json::json!({ "snapshot": id, "time": snap.time, "k8s": report }));
+    let mut volume_report = Vec::new();
+    let (mut report, workloads) = if with_volumes {
+        let (first, pvcs, workloads) = split(objects, &records);
+        let report = k8s_restore::restore(first, &opts).await?;
+        volume_report = volumes_step(g, &a, &opts, records, &pvcs).await?;
+        (report, workloads)
     } else {
-        print!("{}", report.render_human());
+        (k8s_restore::restore(objects, &opts).await?, Vec::new())
+    };
+    if !workloads.is_empty() {
+        report.merge(k8s_restore::restore(workloads, &opts).await?);
     }
-    if report.has_failures() {
-        return Err(
-            Reported("some Kubernetes objects could not be restored (see above)".into()).into(),
-        );
+    print_restore(g, id, snap, &report, &volume_report);
+    let failed_volumes = volume_report
+        .iter()
+        .filter(|v| v.action == "failed")
+        .count();
+    if report.has_failures() || failed_volumes > 0 {
+        return Err(Reported(format!(
+            "some Kubernetes objects or {failed_volumes} volumes could not be restored (see above)"
+        ))
+        .into());
     }
     Ok(exit::OK)
+}
+
+/// The volumes of the selected namespaces, into new PVCs.
+async fn volumes_step(
+    g: &Global,
+    a: &RestoreArgs,
+    opts: &K8sRestoreOptions,
+    records: Vec<VolumeRecord>,
+    pvcs: &StoredPvcs,
+) -> Result<Vec<VolumeRestore>> {
+    let conn = connect(opts.kubeconfig.as_deref(), opts.context.as_deref()).await?;
+    let vo = VolumeRestoreOptions {
+        mover: mover_options(g, &a.movers, VolumesMode::Snapshot)?,
+        namespace_mapping: opts.namespace_mapping.clone(),
+        storage_class_mapping: mapping(a.storage_class_mapping.as_deref())?,
+        dry_run: a.dry_run,
+    };
+    let selected: Vec<VolumeRecord> = records
+        .into_iter()
+        .filter(|v| {
+            opts.include_namespaces.is_empty() || opts.include_namespaces.contains(&v.namespace)
+        })
+        .filter(|v| !opts.exclude_namespaces.contains(&v.namespace))
+        .collect();
+    restore_volumes(&conn, &selected, pvcs, &vo)
+        .await
+        .context("restoring volumes")
+}
+
+fn print_restore(
+    g: &Global,
+    id: SnapshotId,
+    snap: &Snapshot,
+    report: &k8s_restore::K8sRestoreReport,
+    volumes: &[VolumeRestore],
+) {
+    if g.json {
+        print_json(
+            &serde_json::json!({ "snapshot": id, "time": snap.time, "k8s": report, "volumes": volumes }),
+        );
+        return;
+    }
+    print!("{}", report.render_human());
+    for v in volumes {
+        let err = v
+            .error
+            .as_deref()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default();
+        println!(
+            "  volume {:<8} {}/{} -> {}/{} class {} size {}{err}",
+            v.action,
+            v.namespace,
+            v.pvc,
+            v.target_namespace,
+            v.pvc,
+            v.storage_class.as_deref().unwrap_or("-"),
+            v.size.as_deref().unwrap_or("-"),
+        );
+    }
+}
+
+fn mapping(spec: Option<&str>) -> Result<std::collections::BTreeMap<String, String>> {
+    Ok(spec.map(parse_mapping).transpose()?.unwrap_or_default())
+}
+
+/// The volume manifest of a snapshot (empty for snapshots without volumes).
+fn volume_records(snap: &Snapshot) -> Result<Vec<VolumeRecord>> {
+    match snap.extra.as_ref().and_then(|e| e.get("volumes")) {
+        Some(v) => {
+            serde_json::from_value(v.clone()).context("reading the snapshot's volume manifest")
+        }
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Resources created only once their volumes hold their data.
+const WORKLOADS: [(&str, &str); 8] = [
+    ("core", "pods"),
+    ("core", "replicationcontrollers"),
+    ("apps", "deployments"),
+    ("apps", "statefulsets"),
+    ("apps", "daemonsets"),
+    ("apps", "replicasets"),
+    ("batch", "jobs"),
+    ("batch", "cronjobs"),
+];
+
+type StoredPvcs = std::collections::BTreeMap<(String, String), serde_json::Value>;
+
+/// Splits the objects into those restored before the volumes, the PVCs of
+/// volumes with data (created by the volume restore) and the workloads.
+fn split(
+    objects: Vec<K8sFile>,
+    records: &[VolumeRecord],
+) -> (Vec<K8sFile>, StoredPvcs, Vec<K8sFile>) {
+    let (mut first, mut pvcs, mut workloads) = (Vec::new(), StoredPvcs::new(), Vec::new());
+    for f in objects {
+        let Some(p) = crate::source::k8s::clean::parse_path(&f.path) else {
+            first.push(f);
+            continue;
+        };
+        let ns = p.namespace.clone().unwrap_or_default();
+        let name = p.name.clone();
+        let has_data = |v: &VolumeRecord| v.namespace == ns && v.pvc == name && v.tree.is_some();
+        if p.group == "core"
+            && p.resource == "persistentvolumeclaims"
+            && records.iter().any(has_data)
+        {
+            if !p.is_status {
+                if let Ok(v) = serde_json::from_slice(&f.data) {
+                    pvcs.insert((ns, name), v);
+                }
+            }
+            continue;
+        }
+        if WORKLOADS.contains(&(p.group.as_str(), p.resource.as_str())) {
+            workloads.push(f);
+        } else {
+            first.push(f);
+        }
+    }
+    (first, pvcs, workloads)
 }

@@ -10,13 +10,14 @@ mod backup;
 mod catalog;
 mod check;
 mod diff;
-mod forget;
 mod drill;
+mod forget;
 mod init;
 mod k8s;
 mod key;
 mod ls;
 mod metrics;
+pub mod mover;
 mod output;
 pub mod password;
 mod prune;
@@ -122,6 +123,7 @@ async fn run(global: &mut Global, command: Command) -> Result<i32> {
         Command::Repair => repair::run(g).await,
         Command::Catalog(CatalogCommand::Rebuild) => catalog::rebuild(g).await,
         Command::Key(k) => key::run(g, k).await,
+        Command::Mover(c) => mover::run(g, c).await,
     }
 }
 

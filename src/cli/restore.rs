@@ -83,7 +83,7 @@ pub async fn run(g: &Global, a: RestoreArgs) -> Result<i32> {
         (None, None) => bail!("name a snapshot (`latest` or an id) or a time with --at"),
     };
     if a.k8s {
-        return super::k8s::restore(g.json, &repo, id, &snap, a).await;
+        return super::k8s::restore(g, &repo, id, &snap, a).await;
     }
     let opts = RestoreOptions {
         target: a.target.context("--target is required to restore files")?,

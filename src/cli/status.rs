@@ -114,7 +114,9 @@ pub async fn run(g: &Global, a: StatusArgs) -> Result<i32> {
         .transpose()
         .map_err(|e| anyhow::anyhow!("--rpo-target: {e}"))?;
     let regions = regions(g)?;
-    let report = crate::engine::regions::status(&regions).await.map_err(lift)?;
+    let report = crate::engine::regions::status(&regions)
+        .await
+        .map_err(lift)?;
     let drills = last_drills(g).await;
     let snapshots = regions
         .catalog(&report.repository)

@@ -5,8 +5,8 @@
 pub mod backup;
 pub mod check;
 pub mod diff;
-pub mod forget;
 pub mod drill;
+pub mod forget;
 pub mod k8s_restore;
 pub mod ls;
 pub mod progress;
@@ -16,6 +16,7 @@ pub mod repair;
 pub mod replicate;
 pub mod restore;
 pub mod select;
+pub mod volumes;
 pub mod walk;
 
 use crate::repo::RepoError;

@@ -3,3 +3,4 @@
 
 pub mod fs;
 pub mod k8s;
+pub mod volumes;

@@ -12,6 +12,8 @@ mod cronjob;
 mod kubectl;
 mod outcomes;
 mod restore;
+mod volumes;
+mod volumes_bench;
 
 use std::path::Path;
 

@@ -4,6 +4,7 @@
 
 pub mod fake_k8s;
 pub mod files;
+pub mod kubelet;
 pub mod proxy;
 pub mod server;
 

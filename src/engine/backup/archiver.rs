@@ -235,6 +235,11 @@ impl Archiver {
                         ),
                         Err(e) => self.skip(&path, e),
                     },
+                    VEntry::Tree(id) => {
+                        let mut node = Node::synthetic(&name, NodeKind::Dir, 0);
+                        node.subtree = Some(id);
+                        pending.push(Pending::Ready(node));
+                    }
                     VEntry::Bytes(data) => {
                         let mut node = Node::synthetic(&name, NodeKind::File, 0);
                         node.size = data.len() as u64;

@@ -36,6 +36,12 @@ pub struct BackupOptions {
     pub paths: Vec<PathBuf>,
     /// In-memory files placed at relative paths of the snapshot root.
     pub files: Vec<(String, Vec<u8>)>,
+    /// Directories already stored (by data-mover Jobs), placed at relative
+    /// paths of the snapshot root. Their blobs must be in the index.
+    pub trees: Vec<(String, crate::repo::BlobId)>,
+    /// Store the files and trees but write no snapshot (a data-mover Job:
+    /// its coordinator writes the one snapshot).
+    pub tree_only: bool,
     pub extra: Option<serde_json::Value>,
     /// Names of the in-memory sources (`/k8s`), recorded beside the paths.
     pub sources: Vec<String>,
@@ -62,6 +68,8 @@ impl Default for BackupOptions {
         BackupOptions {
             paths: Vec::new(),
             files: Vec::new(),
+            trees: Vec::new(),
+            tree_only: false,
             extra: None,
             sources: Vec::new(),
             warnings: Vec::new(),
@@ -100,6 +108,9 @@ pub async fn backup(
     for (rel, data) in &opts.files {
         root.add_bytes(rel, data.clone())?;
     }
+    for (rel, tree) in &opts.trees {
+        root.add_tree(rel, *tree)?;
+    }
     if opts.scan {
         spawn_scan(paths.clone(), progress.clone());
     }
@@ -122,6 +133,13 @@ pub async fn backup(
         program_version: env!("CARGO_PKG_VERSION").to_string(),
         region: opts.region.clone(),
     };
+    if opts.tree_only {
+        // No snapshot: the zero id; the caller takes `snapshot.tree`.
+        return Ok(BackupOutcome {
+            id: SnapshotId::default(),
+            snapshot,
+        });
+    }
     let id = repo.save_snapshot(&snapshot).await?;
     tracing::debug!(snapshot = %id, "snapshot saved");
     let trees = std::mem::take(&mut *archived.archiver.new_trees.lock().unwrap());
@@ -135,7 +153,7 @@ pub async fn backup(
 /// The sources as absolute paths (each must exist), and the names the
 /// snapshot records for them and for the in-memory sources, sorted.
 fn sources(opts: &BackupOptions) -> EngineResult<(Vec<PathBuf>, Vec<String>)> {
-    if opts.paths.is_empty() && opts.files.is_empty() {
+    if opts.paths.is_empty() && opts.files.is_empty() && opts.trees.is_empty() {
         return Err(EngineError::Usage(
             "nothing to back up: name at least one path".into(),
         ));

@@ -22,6 +22,8 @@ pub enum VEntry {
     Source(PathBuf),
     /// An in-memory file.
     Bytes(Vec<u8>),
+    /// A directory already stored (a volume backed up by a data-mover Job).
+    Tree(crate::repo::BlobId),
 }
 
 /// Makes `p` absolute and lexically normal (no `.` or `..`), without
@@ -70,9 +72,9 @@ impl VDir {
             match entry {
                 VEntry::Dir(d) => dir = d,
                 VEntry::Source(_) => return Ok(()),
-                VEntry::Bytes(_) => {
+                VEntry::Bytes(_) | VEntry::Tree(_) => {
                     return Err(EngineError::Usage(format!(
-                        "{} clashes with an in-memory file",
+                        "{} clashes with an in-memory file or volume",
                         path.display()
                     )))
                 }
@@ -85,6 +87,15 @@ impl VDir {
 
     /// Adds an in-memory file at a relative `/`-separated path.
     pub fn add_bytes(&mut self, rel: &str, data: Vec<u8>) -> EngineResult<()> {
+        self.add_entry(rel, VEntry::Bytes(data))
+    }
+
+    /// Adds a stored directory tree at a relative `/`-separated path.
+    pub fn add_tree(&mut self, rel: &str, tree: crate::repo::BlobId) -> EngineResult<()> {
+        self.add_entry(rel, VEntry::Tree(tree))
+    }
+
+    fn add_entry(&mut self, rel: &str, entry: VEntry) -> EngineResult<()> {
         let parts: Vec<&str> = rel.split('/').filter(|s| !s.is_empty()).collect();
         let bad = || {
             EngineError::Usage(format!(
@@ -112,7 +123,7 @@ impl VDir {
         }
         if dir
             .children
-            .insert(last.as_bytes().to_vec(), VEntry::Bytes(data))
+            .insert(last.as_bytes().to_vec(), entry)
             .is_some()
         {
             return Err(bad());

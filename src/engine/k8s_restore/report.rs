@@ -100,6 +100,20 @@ impl K8sRestoreReport {
         self.objects.push(object);
     }
 
+    /// Appends the objects of a later phase of the same restore.
+    pub fn merge(&mut self, later: K8sRestoreReport) {
+        for (res, c) in later.counts {
+            let mine = self.counts.entry(res).or_default();
+            mine.created += c.created;
+            mine.skipped += c.skipped;
+            mine.updated += c.updated;
+            mine.conflicts += c.conflicts;
+            mine.failed += c.failed;
+        }
+        self.objects.extend(later.objects);
+        self.warnings.extend(later.warnings);
+    }
+
     /// Whether any object failed: the CLI then exits non-zero.
     pub fn has_failures(&self) -> bool {
         self.counts.values().any(|c| c.failed > 0)

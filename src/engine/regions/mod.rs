@@ -128,7 +128,6 @@ pub fn primary(regions: &[Region]) -> Option<&Region> {
     ordered(regions).into_iter().next()
 }
 
-
 /// Opens a region's store. Every region is opened here, so that store
 /// options (endpoint, provider, limits) are applied in one place.
 pub fn region_store(r: &Region) -> RegionsResult<DynStore> {

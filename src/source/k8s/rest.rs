@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use kube::core::params::{GetParams, ListParams, PostParams};
+use kube::core::params::{DeleteParams, GetParams, ListParams, PostParams};
 use kube::core::{request, Request};
 use serde_json::Value;
 
@@ -103,5 +103,11 @@ impl<'a> Rest<'a> {
         let body = serde_json::to_vec(obj).map_err(kube::Error::SerdeError)?;
         self.send(|r| r.replace_subresource("status", name, &pp, body.clone()))
             .await
+    }
+
+    /// Deletes an object, its dependents in the background (a Job's pods).
+    pub async fn delete(&self, name: &str) -> Result<Value, kube::Error> {
+        let dp = DeleteParams::background();
+        self.send(|r| r.delete(name, &dp)).await
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod catalog;
 mod crd;
+pub mod exec;
 pub mod fields;
 pub mod handlers;
 pub mod list;
@@ -41,6 +42,10 @@ impl FakeK8s {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
                 let app = axum::Router::new()
+                    .route(
+                        "/api/v1/namespaces/{ns}/pods/{pod}/exec",
+                        axum::routing::any(exec::handle),
+                    )
                     .fallback(handlers::handle)
                     .with_state(shared);
                 // Not graceful: clients keep idle connections open, and the

@@ -45,6 +45,8 @@ pub struct State {
     pub aggregated_served: u32,
     /// CRDs created but not yet established (they are on their first GET).
     pub pending_crds: BTreeSet<String>,
+    /// Where the fake kubelet keeps PV directories (`pods/exec` runs there).
+    pub volume_root: Option<std::path::PathBuf>,
 }
 
 pub(super) const TIME: &str = "2026-11-25T10:00:00Z";
@@ -59,6 +61,7 @@ impl State {
             requests: Vec::new(),
             aggregated_served: 0,
             pending_crds: BTreeSet::new(),
+            volume_root: None,
         }
     }
 

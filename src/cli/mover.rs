@@ -1,0 +1,102 @@
+//! `ferry mover backup|restore` (hidden): what a data-mover Job runs. It
+//! moves one mounted volume to or from the repository and writes its
+//! report, as JSON, to the container's termination message file, where the
+//! coordinator (`backup --k8s --volumes`, `restore --k8s`) reads it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+
+use super::args::Global;
+use super::output::{emit, Render};
+use super::{exit, open_repo};
+use crate::engine::volumes::{mover_backup, mover_restore, MoverReport};
+use crate::repo::BlobId;
+
+#[derive(Debug, Subcommand)]
+pub enum MoverCommand {
+    /// Store a mounted volume as a tree (no snapshot) and report its id.
+    Backup(MoverBackupArgs),
+    /// Write a stored tree into a mounted volume.
+    Restore(MoverRestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct MoverBackupArgs {
+    /// The volume's mount path, or with --block its device path.
+    #[arg(long)]
+    pub source: PathBuf,
+    /// The volume is a block device.
+    #[arg(long)]
+    pub block: bool,
+    /// Write the report here (the container's terminationMessagePath).
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct MoverRestoreArgs {
+    /// The tree to restore (from the snapshot's volume manifest).
+    #[arg(long)]
+    pub tree: String,
+    /// The volume's mount path, or with --block its device path.
+    #[arg(long)]
+    pub target: PathBuf,
+    #[arg(long)]
+    pub block: bool,
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+}
+
+impl Render for MoverReport {
+    fn text(&self) -> String {
+        format!(
+            "tree {}: {} files, {} dirs, {} bytes ({} added) in {:.2}s\n",
+            self.tree, self.files, self.dirs, self.bytes, self.added_bytes, self.seconds
+        )
+    }
+}
+
+pub async fn run(g: &Global, c: MoverCommand) -> Result<i32> {
+    let (report_path, out) = match c {
+        MoverCommand::Backup(a) => {
+            let r = async {
+                let repo = open_repo(g).await?;
+                let host = std::env::var("FERRY_HOST").ok();
+                Ok::<_, anyhow::Error>(mover_backup(repo, &a.source, a.block, host).await?)
+            }
+            .await;
+            (a.report, r)
+        }
+        MoverCommand::Restore(a) => {
+            let r = async {
+                let tree: BlobId = a
+                    .tree
+                    .parse()
+                    .with_context(|| format!("--tree {}: not a tree id", a.tree))?;
+                let repo = open_repo(g).await?;
+                Ok::<_, anyhow::Error>(mover_restore(repo, tree, &a.target, a.block).await?)
+            }
+            .await;
+            (a.report, r)
+        }
+    };
+    // The termination message carries the report, or the error for the
+    // coordinator to show.
+    let message = match &out {
+        Ok(r) => serde_json::to_string(r)?,
+        Err(e) => serde_json::json!({ "error": format!("{e:#}") }).to_string(),
+    };
+    if let Some(p) = &report_path {
+        write_report(p, &message)?;
+    }
+    let report = out?;
+    emit(g, &report);
+    Ok(exit::OK)
+}
+
+fn write_report(path: &Path, message: &str) -> Result<()> {
+    std::fs::write(path, message)
+        .with_context(|| format!("writing the report to {}", path.display()))
+}
