@@ -11,16 +11,16 @@ use super::output::print_json;
 use super::{exit, Reported};
 use crate::engine::backup::BackupOptions;
 use crate::engine::k8s_restore::{self, parse_mapping, K8sRestoreOptions};
+use crate::engine::movers::{
+    backup_volumes, restore_volumes, MoverOptions, VolumeRecord, VolumeRestore,
+    VolumeRestoreOptions, VolumesMode,
+};
 use crate::engine::walk::{read_content, walk, within};
 use crate::format::snapshot::{Skipped, Snapshot};
 use crate::format::tree::NodeKind;
 use crate::repo::{Repository, SnapshotId};
 use crate::source::k8s::client::connect;
 use crate::source::k8s::{collect, K8sBackupOptions, K8sFile};
-use crate::source::volumes::{
-    backup_volumes, restore_volumes, MoverOptions, VolumeRecord, VolumeRestore,
-    VolumeRestoreOptions, VolumesMode,
-};
 
 /// Where Kubernetes objects live in a snapshot.
 const K8S_ROOT: &str = "/k8s";

@@ -64,10 +64,26 @@ pub async fn check(repo: &Arc<Repository>, read_data: bool) -> EngineResult<Chec
     }
     // Blobs that cannot be read, with the reason.
     let mut bad: HashMap<BlobId, String> = HashMap::new();
+    let (readable, blobs_of) = check_packs(repo, &mut report, &mut bad).await?;
+    if read_data {
+        read_packs(repo, readable, blobs_of, &mut report, &mut bad).await;
+    }
+    check_snapshots(repo, &bad, &mut report).await?;
+    Ok(report)
+}
 
+type BlobsOf = HashMap<PackId, Vec<crate::repo::BlobEntry>>;
+
+/// Compares the packs the index names with those the store holds: the
+/// packs that can be read, and every indexed pack's blobs.
+async fn check_packs(
+    repo: &Arc<Repository>,
+    report: &mut CheckReport,
+    bad: &mut HashMap<BlobId, String>,
+) -> EngineResult<(Vec<PackId>, BlobsOf)> {
     let stored: HashMap<PackId, u64> = repo
         .store()
-        .list("data/")
+        .list(crate::format::ObjectKind::Pack.prefix())
         .await?
         .into_iter()
         .filter_map(|m| Some((crate::format::id::id_from_key::<PackId>(&m.key)?, m.size)))
@@ -76,7 +92,7 @@ pub async fn check(repo: &Arc<Repository>, read_data: bool) -> EngineResult<Chec
         .catalog()
         .packs()
         .map_err(crate::repo::RepoError::from)?;
-    let mut blobs_of: HashMap<PackId, Vec<crate::repo::BlobEntry>> = HashMap::new();
+    let mut blobs_of: BlobsOf = HashMap::new();
     for (pack, entry) in repo
         .catalog()
         .blob_locations()
@@ -114,95 +130,129 @@ pub async fn check(repo: &Arc<Repository>, read_data: bool) -> EngineResult<Chec
         });
     }
     report.packs = indexed.len() as u64;
+    Ok((readable, blobs_of))
+}
 
-    if read_data {
-        let jobs = readable.into_iter().map(|pack| {
-            let expected = blobs_of.remove(&pack).unwrap_or_default();
-            let repo = repo.clone();
-            async move {
-                let ids: Vec<BlobId> = expected.iter().map(|e| e.id).collect();
-                let r2 = repo.clone();
-                let data = repo.store().get(&pack.key()).await;
-                let result = tokio::task::spawn_blocking(move || -> Result<PackCheck, String> {
-                    let data = data.map_err(|e| e.to_string())?;
-                    let mut bad: HashMap<BlobId, String> = HashMap::new();
-                    // A damaged pack may still hold good blobs: each is checked
-                    // on its own, at the offsets the index records.
-                    let pack_error = match read_pack_header(&pack, &data, r2.cipher()) {
-                        Ok(header) => {
-                            for e in expected.iter().filter(|e| !header.contains(e)) {
-                                bad.insert(
-                                    e.id,
-                                    "the pack header does not list it where the index says".into(),
-                                );
-                            }
-                            None
-                        }
-                        Err(e) => Some(e),
-                    };
-                    for e in &expected {
-                        let end = e.offset + e.length as u64;
-                        let Some(sealed) = data.get(e.offset as usize..end as usize) else {
-                            bad.insert(e.id, "lies past the end of the pack".into());
-                            continue;
-                        };
-                        if let Err(err) = open_blob(r2.key(), r2.cipher(), e, sealed) {
-                            bad.insert(e.id, err.to_string());
-                        }
-                    }
-                    Ok(PackCheck {
-                        bytes: data.len() as u64,
-                        blobs: expected.len() as u64,
-                        pack_error: pack_error.map(|e| e.to_string()),
-                        bad: bad.into_iter().collect(),
-                    })
-                })
-                .await;
-                (pack, result.map_err(|e| e.to_string()).and_then(|r| r), ids)
+/// Reads every readable pack once, several at a time, and checks each blob
+/// the index places in it.
+async fn read_packs(
+    repo: &Arc<Repository>,
+    readable: Vec<PackId>,
+    mut blobs_of: BlobsOf,
+    report: &mut CheckReport,
+    bad: &mut HashMap<BlobId, String>,
+) {
+    let jobs = readable.into_iter().map(|pack| {
+        let expected = blobs_of.remove(&pack).unwrap_or_default();
+        let repo = repo.clone();
+        async move {
+            let ids: Vec<BlobId> = expected.iter().map(|e| e.id).collect();
+            let data = repo.store().get(&pack.key()).await;
+            let result =
+                tokio::task::spawn_blocking(move || read_pack(&repo, pack, data, &expected)).await;
+            (pack, result.map_err(|e| e.to_string()).and_then(|r| r), ids)
+        }
+    });
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2);
+    let mut results = futures::stream::iter(jobs).buffer_unordered(cores + 1);
+    while let Some((pack, result, ids)) = results.next().await {
+        record_pack(pack, result, ids, report, bad);
+    }
+}
+
+/// Checks one pack's bytes: its header, and every blob the index places in
+/// it, each on its own (a damaged pack may still hold good blobs).
+fn read_pack(
+    repo: &Repository,
+    pack: PackId,
+    data: crate::store::StoreResult<bytes::Bytes>,
+    expected: &[crate::repo::BlobEntry],
+) -> Result<PackCheck, String> {
+    let data = data.map_err(|e| e.to_string())?;
+    let mut bad: HashMap<BlobId, String> = HashMap::new();
+    let pack_error = match read_pack_header(&pack, &data, repo.cipher()) {
+        Ok(header) => {
+            for e in expected.iter().filter(|e| !header.contains(e)) {
+                bad.insert(
+                    e.id,
+                    "the pack header does not list it where the index says".into(),
+                );
             }
-        });
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
-        let mut results = futures::stream::iter(jobs).buffer_unordered(cores + 1);
-        while let Some((pack, result, ids)) = results.next().await {
-            match result {
-                Ok(PackCheck {
-                    bytes,
-                    blobs,
-                    pack_error,
-                    bad: damaged,
-                }) => {
-                    report.bytes_read += bytes;
-                    report.blobs_read += blobs;
-                    if let Some(e) = pack_error {
-                        report.errors.push(Problem {
-                            object: pack.key(),
-                            error: e,
-                        });
-                    }
-                    for (id, e) in damaged {
-                        report.errors.push(Problem {
-                            object: format!("{} blob {}", pack.key(), id),
-                            error: e.clone(),
-                        });
-                        bad.insert(id, format!("damaged in pack {}: {e}", pack.short()));
-                    }
-                }
-                Err(e) => {
-                    report.errors.push(Problem {
-                        object: pack.key(),
-                        error: e.clone(),
-                    });
-                    for id in ids {
-                        bad.insert(id, format!("pack {} is damaged: {e}", pack.short()));
-                    }
-                }
+            None
+        }
+        Err(e) => Some(e),
+    };
+    for e in expected {
+        let sealed = e
+            .end()
+            .and_then(|end| data.get(e.offset as usize..end as usize));
+        let Some(sealed) = sealed else {
+            bad.insert(e.id, "lies past the end of the pack".into());
+            continue;
+        };
+        if let Err(err) = open_blob(repo.key(), repo.cipher(), e, sealed) {
+            bad.insert(e.id, err.to_string());
+        }
+    }
+    Ok(PackCheck {
+        bytes: data.len() as u64,
+        blobs: expected.len() as u64,
+        pack_error: pack_error.map(|e| e.to_string()),
+        bad: bad.into_iter().collect(),
+    })
+}
+
+/// Adds one pack's result to the report, and its unreadable blobs to `bad`.
+fn record_pack(
+    pack: PackId,
+    result: Result<PackCheck, String>,
+    ids: Vec<BlobId>,
+    report: &mut CheckReport,
+    bad: &mut HashMap<BlobId, String>,
+) {
+    match result {
+        Ok(PackCheck {
+            bytes,
+            blobs,
+            pack_error,
+            bad: damaged,
+        }) => {
+            report.bytes_read += bytes;
+            report.blobs_read += blobs;
+            if let Some(e) = pack_error {
+                report.errors.push(Problem {
+                    object: pack.key(),
+                    error: e,
+                });
+            }
+            for (id, e) in damaged {
+                report.errors.push(Problem {
+                    object: format!("{} blob {}", pack.key(), id),
+                    error: e.clone(),
+                });
+                bad.insert(id, format!("damaged in pack {}: {e}", pack.short()));
+            }
+        }
+        Err(e) => {
+            report.errors.push(Problem {
+                object: pack.key(),
+                error: e.clone(),
+            });
+            for id in ids {
+                bad.insert(id, format!("pack {} is damaged: {e}", pack.short()));
             }
         }
     }
+}
 
-    // Snapshots, then the trees and files they reach.
+/// Snapshots, then the trees and files they reach.
+async fn check_snapshots(
+    repo: &Arc<Repository>,
+    bad: &HashMap<BlobId, String>,
+    report: &mut CheckReport,
+) -> EngineResult<()> {
     let listed: HashSet<SnapshotId> = repo.list_ids(crate::format::ObjectKind::Snapshot).await?;
     let mut snaps = Vec::new();
     for id in listed {
@@ -219,7 +269,7 @@ pub async fn check(repo: &Arc<Repository>, read_data: bool) -> EngineResult<Chec
     let mut memo = HashMap::new();
     let mut tree_errors = HashMap::new();
     for (sid, s) in &snaps {
-        let problems = tree_problems(repo, s.tree, &bad, &mut memo, &mut tree_errors).await;
+        let problems = tree_problems(repo, s.tree, bad, &mut memo, &mut tree_errors).await;
         for (path, problem) in problems.iter() {
             report.affected.push(Affected {
                 snapshot: *sid,
@@ -234,7 +284,7 @@ pub async fn check(repo: &Arc<Repository>, read_data: bool) -> EngineResult<Chec
             error: e,
         });
     }
-    Ok(report)
+    Ok(())
 }
 
 struct PackCheck {

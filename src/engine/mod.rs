@@ -9,6 +9,7 @@ pub mod drill;
 pub mod forget;
 pub mod k8s_restore;
 pub mod ls;
+pub mod movers;
 pub mod progress;
 pub mod prune;
 pub mod regions;

@@ -3,4 +3,3 @@
 
 pub mod fs;
 pub mod k8s;
-pub mod volumes;

@@ -33,7 +33,10 @@ fn every_repository_command_prints_its_documented_document() {
     let src = env.mkdir("src");
     std::fs::write(src.join("a"), b"first").unwrap();
     let first = ok(&env.try_run(&["backup", src.to_str().unwrap(), "--json"]));
-    assert_eq!(keys(&first), ["complete", "fanout", "id", "snapshot"]);
+    assert_eq!(
+        keys(&first),
+        ["complete", "down", "fanout", "id", "region", "snapshot"]
+    );
     assert_eq!(first["complete"], true);
     assert!(first["fanout"].is_null());
     std::fs::write(src.join("b"), b"second").unwrap();

@@ -94,9 +94,17 @@ impl Regions {
 }
 
 /// Every object file under a store directory: key -> size.
+/// The objects of a local region; `.tmp-` files of writes cut short are
+/// not objects (format.md: readers ignore them).
 fn objects(dir: &Path) -> BTreeMap<String, u64> {
     crate::support::files_under(dir)
         .into_iter()
+        .filter(|p| {
+            !p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(".tmp-")
+        })
         .map(|p| {
             let size = p.metadata().unwrap().len();
             (

@@ -416,6 +416,15 @@ pub async fn restore_files(
     while let Ok(d) = done_rx.try_recv() {
         results.push(d);
     }
+    record(files, results, report)
+}
+
+/// Adds each file's outcome to the report; returns the paths restored.
+fn record(
+    files: &[&Entry],
+    mut results: Vec<Done>,
+    report: &mut RestoreReport,
+) -> HashSet<SnapPath> {
     results.sort_by_key(|(i, _)| *i);
     let mut done = HashSet::new();
     for (index, r) in results {

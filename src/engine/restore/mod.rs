@@ -106,17 +106,73 @@ pub async fn restore(
     opts: &RestoreOptions,
     progress: Arc<Progress>,
 ) -> EngineResult<RestoreReport> {
-    let (inc, exc) = (
-        super::glob_set(&opts.includes)?,
-        super::glob_set(&opts.excludes)?,
-    );
     let started = std::time::Instant::now();
-    let w = walk(repo, root, |_| true).await;
-    tracing::debug!(entries = w.entries.len(), elapsed = ?started.elapsed(), "trees read");
     let mut report = RestoreReport {
         dry_run: opts.dry_run,
         ..Default::default()
     };
+    let entries = plan(repo, root, opts, &progress, &mut report).await?;
+    let target = prepare_target(opts)?;
+    check_conflicts(&target, &entries, opts.overwrite)?;
+    tracing::debug!(elapsed = ?started.elapsed(), "target checked");
+    if opts.dry_run {
+        dry_run(&entries, &mut report);
+        return Ok(report);
+    }
+    let failed_dirs = make_dirs(&entries, &target, opts.overwrite, &mut report);
+    let below_failed = |p: &SnapPath| failed_dirs.iter().any(|d| super::walk::within(p, d));
+    tracing::debug!(elapsed = ?started.elapsed(), "directories made");
+    let (regular, links) = split_links(&entries, &below_failed);
+    let restored = files::restore_files(
+        repo,
+        &target,
+        &regular,
+        opts.overwrite,
+        &progress,
+        &mut report,
+    )
+    .await;
+    tracing::debug!(elapsed = ?started.elapsed(), "files written");
+    // Then hard links, special files and symlinks (last, so that no path
+    // created by this restore can lead through one).
+    make_links(links, &restored, &target, opts.overwrite, &mut report);
+    make_specials(
+        &entries,
+        &below_failed,
+        &target,
+        opts.overwrite,
+        &mut report,
+    );
+    tracing::debug!(elapsed = ?started.elapsed(), "links and special files made");
+    // Directory metadata last, deepest first, so that writing into them is
+    // over before their modes and times are set.
+    for e in entries
+        .iter()
+        .rev()
+        .filter(|e| e.node.kind == NodeKind::Dir && !below_failed(&e.path))
+    {
+        let dst = target_path(&target, &e.path);
+        meta::apply(&dst, &e.node, &e.path, &mut report.warnings);
+    }
+    tracing::debug!(elapsed = ?started.elapsed(), "directory metadata set");
+    Ok(report)
+}
+
+/// The entries to restore, in order, with the unreadable directories
+/// recorded as failures and the progress totals set.
+async fn plan(
+    repo: &Arc<Repository>,
+    root: BlobId,
+    opts: &RestoreOptions,
+    progress: &Progress,
+    report: &mut RestoreReport,
+) -> EngineResult<Vec<Entry>> {
+    let (inc, exc) = (
+        super::glob_set(&opts.includes)?,
+        super::glob_set(&opts.excludes)?,
+    );
+    let w = walk(repo, root, |_| true).await;
+    tracing::debug!(entries = w.entries.len(), "trees read");
     for (path, error) in &w.errors {
         report.failed.push(Failure {
             path: path.clone(),
@@ -131,46 +187,50 @@ pub async fn restore(
     progress
         .totals_final
         .store(true, std::sync::atomic::Ordering::Relaxed);
+    Ok(entries)
+}
 
-    if !opts.dry_run {
-        std::fs::create_dir_all(&opts.target).map_err(|e| EngineError::Io {
-            path: opts.target.display().to_string(),
-            source: e,
-        })?;
-    }
-    let target = if opts.dry_run {
-        opts.target.clone()
-    } else {
-        opts.target.canonicalize().map_err(|e| EngineError::Io {
-            path: opts.target.display().to_string(),
-            source: e,
-        })?
+/// The target directory, created and made absolute (as given in a dry run).
+fn prepare_target(opts: &RestoreOptions) -> EngineResult<PathBuf> {
+    let io = |e| EngineError::Io {
+        path: opts.target.display().to_string(),
+        source: e,
     };
-    check_conflicts(&target, &entries, opts.overwrite)?;
-    tracing::debug!(elapsed = ?started.elapsed(), "target checked");
-
     if opts.dry_run {
-        for e in &entries {
-            match e.node.kind {
-                NodeKind::File => {
-                    report.files += 1;
-                    report.bytes += e.node.size;
-                }
-                NodeKind::Dir => report.dirs += 1,
-                _ => report.others += 1,
-            }
-            report.planned.push(e.path.clone());
-        }
-        return Ok(report);
+        return Ok(opts.target.clone());
     }
+    std::fs::create_dir_all(&opts.target).map_err(io)?;
+    opts.target.canonicalize().map_err(io)
+}
 
-    // Directories first, parents before children.
+fn dry_run(entries: &[Entry], report: &mut RestoreReport) {
+    for e in entries {
+        match e.node.kind {
+            NodeKind::File => {
+                report.files += 1;
+                report.bytes += e.node.size;
+            }
+            NodeKind::Dir => report.dirs += 1,
+            _ => report.others += 1,
+        }
+        report.planned.push(e.path.clone());
+    }
+}
+
+/// Makes the directories, parents before children; returns those that
+/// could not be made (nothing below them is restored).
+fn make_dirs(
+    entries: &[Entry],
+    target: &Path,
+    overwrite: bool,
+    report: &mut RestoreReport,
+) -> Vec<SnapPath> {
     let mut failed_dirs: Vec<SnapPath> = Vec::new();
     for e in entries.iter().filter(|e| e.node.kind == NodeKind::Dir) {
         if failed_dirs.iter().any(|d| super::walk::within(&e.path, d)) {
             continue;
         }
-        match meta::make_dir(&target, &target_path(&target, &e.path), opts.overwrite) {
+        match meta::make_dir(target, &target_path(target, &e.path), overwrite) {
             Ok(()) => report.dirs += 1,
             Err(err) => {
                 report.failed.push(Failure {
@@ -181,10 +241,15 @@ pub async fn restore(
             }
         }
     }
-    let below_failed = |p: &SnapPath| failed_dirs.iter().any(|d| super::walk::within(p, d));
-    tracing::debug!(elapsed = ?started.elapsed(), "directories made");
+    failed_dirs
+}
 
-    // Regular files; the first link of each hard-linked inode only.
+/// Regular files to write (the first link of each hard-linked inode), and
+/// the other links with the path of their first.
+fn split_links<'a>(
+    entries: &'a [Entry],
+    below_failed: &dyn Fn(&SnapPath) -> bool,
+) -> (Vec<&'a Entry>, Vec<(&'a Entry, SnapPath)>) {
     let mut first_link: HashMap<(u64, u64), SnapPath> = HashMap::new();
     let mut links = Vec::new();
     let mut regular = Vec::new();
@@ -205,21 +270,18 @@ pub async fn restore(
         }
         regular.push(e);
     }
-    let restored = files::restore_files(
-        repo,
-        &target,
-        &regular,
-        opts.overwrite,
-        &progress,
-        &mut report,
-    )
-    .await;
-    tracing::debug!(elapsed = ?started.elapsed(), "files written");
+    (regular, links)
+}
 
-    // Then hard links, special files and symlinks (last, so that no path
-    // created by this restore can lead through one).
+fn make_links(
+    links: Vec<(&Entry, SnapPath)>,
+    restored: &std::collections::HashSet<SnapPath>,
+    target: &Path,
+    overwrite: bool,
+    report: &mut RestoreReport,
+) {
     for (e, first) in links {
-        let (dst, src) = (target_path(&target, &e.path), target_path(&target, &first));
+        let (dst, src) = (target_path(target, &e.path), target_path(target, &first));
         if !restored.contains(&first) {
             report.failed.push(Failure {
                 path: e.path.clone(),
@@ -227,7 +289,7 @@ pub async fn restore(
             });
             continue;
         }
-        match meta::replace_with(&dst, opts.overwrite, || std::fs::hard_link(&src, &dst)) {
+        match meta::replace_with(&dst, overwrite, || std::fs::hard_link(&src, &dst)) {
             Ok(()) => report.files += 1,
             Err(err) => report.failed.push(Failure {
                 path: e.path.clone(),
@@ -235,6 +297,16 @@ pub async fn restore(
             }),
         }
     }
+}
+
+/// Special files, then symlinks.
+fn make_specials(
+    entries: &[Entry],
+    below_failed: &dyn Fn(&SnapPath) -> bool,
+    target: &Path,
+    overwrite: bool,
+    report: &mut RestoreReport,
+) {
     let mut specials: Vec<&Entry> = entries
         .iter()
         .filter(|e| {
@@ -243,8 +315,8 @@ pub async fn restore(
         .collect();
     specials.sort_by_key(|e| e.node.kind == NodeKind::Symlink);
     for e in specials {
-        let dst = target_path(&target, &e.path);
-        match meta::make_special(&dst, &e.node, opts.overwrite) {
+        let dst = target_path(target, &e.path);
+        match meta::make_special(&dst, &e.node, overwrite) {
             Ok(()) => {
                 report.others += 1;
                 meta::apply(&dst, &e.node, &e.path, &mut report.warnings);
@@ -255,23 +327,6 @@ pub async fn restore(
             }),
         }
     }
-    tracing::debug!(elapsed = ?started.elapsed(), "links and special files made");
-    // Directory metadata last, deepest first, so that writing into them is
-    // over before their modes and times are set.
-    for e in entries
-        .iter()
-        .rev()
-        .filter(|e| e.node.kind == NodeKind::Dir && !below_failed(&e.path))
-    {
-        meta::apply(
-            &target_path(&target, &e.path),
-            &e.node,
-            &e.path,
-            &mut report.warnings,
-        );
-    }
-    tracing::debug!(elapsed = ?started.elapsed(), "directory metadata set");
-    Ok(report)
 }
 
 /// Refuses, before anything is written, to replace existing entries unless
