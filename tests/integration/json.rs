@@ -90,7 +90,10 @@ fn every_repository_command_prints_its_documented_document() {
         out.to_str().unwrap(),
         "--json",
     ]));
-    assert_eq!(keys(&restore), ["region", "report", "snapshot", "time"]);
+    assert_eq!(
+        keys(&restore),
+        ["down", "failovers", "region", "report", "snapshot", "time"]
+    );
     assert_eq!(restore["report"]["files"], 2);
     assert!(restore["report"]["failed"].as_array().unwrap().is_empty());
 

@@ -358,7 +358,11 @@ fn the_cronjob_retention_command_line_runs() {
     );
     args.push("--json".into());
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    let r = env.run_with(env.command(), &refs);
+    // The job names its repository through the environment (FERRY_CONFIG
+    // or FERRY_REPO), as the manifest's env does.
+    let mut c = env.command();
+    c.env("FERRY_REPO", &repo);
+    let r = env.run_with(c, &refs);
     assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
     let j = r.json();
     assert_eq!(j["removed"], 1, "{j}");
