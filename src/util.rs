@@ -137,6 +137,11 @@ impl<T> Spares<T> {
     }
 }
 
+/// A time as listings show it: RFC 3339 in UTC, to the second.
+pub fn rfc3339(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -147,9 +152,4 @@ mod tests {
         assert!(super::parse_size("1XB").is_err());
         assert_eq!(super::human_bytes(1536), "1.5 KiB");
     }
-}
-
-/// A time as listings show it: RFC 3339 in UTC, to the second.
-pub fn rfc3339(t: &chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }

@@ -46,28 +46,18 @@ fn make_source(root: &Path) {
 /// link target).
 fn listing(root: &Path) -> BTreeMap<Vec<u8>, (String, Vec<u8>)> {
     let mut out = BTreeMap::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for e in std::fs::read_dir(&dir).unwrap() {
-            let p = e.unwrap().path();
-            let rel = p
-                .strip_prefix(root)
-                .unwrap()
-                .as_os_str()
-                .as_bytes()
-                .to_vec();
-            let m = std::fs::symlink_metadata(&p).unwrap();
-            let v = if m.is_symlink() {
-                let t = std::fs::read_link(&p).unwrap();
-                ("link".to_string(), t.as_os_str().as_bytes().to_vec())
-            } else if m.is_dir() {
-                stack.push(p.clone());
-                ("dir".to_string(), Vec::new())
-            } else {
-                ("file".to_string(), std::fs::read(&p).unwrap())
-            };
-            out.insert(rel, v);
-        }
+    for rel in crate::support::walk_names(root) {
+        let p = root.join(OsStr::from_bytes(&rel));
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        let v = if m.is_symlink() {
+            let t = std::fs::read_link(&p).unwrap();
+            ("link".to_string(), t.as_os_str().as_bytes().to_vec())
+        } else if m.is_dir() {
+            ("dir".to_string(), Vec::new())
+        } else {
+            ("file".to_string(), std::fs::read(&p).unwrap())
+        };
+        out.insert(rel, v);
     }
     out
 }

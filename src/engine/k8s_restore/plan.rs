@@ -152,7 +152,7 @@ fn selected(parsed: &Parsed, object: &Value, opts: &K8sRestoreOptions) -> bool {
         .exclude_resources
         .iter()
         .any(|p| matches_resource(p, &info));
-    !scope_ns.is_some_and(|ns| !ns_filter.matches(ns)) && included && !excluded
+    scope_ns.is_none_or(|ns| ns_filter.matches(ns)) && included && !excluded
 }
 
 /// Cleans, maps and fixes one selected object.
