@@ -400,7 +400,13 @@ impl ObjectStore for LocalStore {
                             stack.push(key);
                         }
                     } else if ft.is_file() && key.starts_with(&p) {
-                        let size = ent.metadata().map_err(|e| s.io_err("list", &p, e))?.len();
+                        // An object deleted while the listing runs is not
+                        // in it (a prune beside a backup).
+                        let size = match ent.metadata() {
+                            Ok(m) => m.len(),
+                            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                            Err(e) => return Err(s.io_err("list", &p, e)),
+                        };
                         out.push(ObjectMeta { key, size });
                     }
                 }
