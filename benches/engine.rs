@@ -91,7 +91,7 @@ fn pipeline(c: &mut Criterion) {
                 let data = input.clone();
                 tokio::task::spawn_blocking(move || {
                     for_each_chunk(&data[..], &r2.config().chunker, |chunk| {
-                        let id = r2.key().blob_id(&chunk);
+                        let id = r2.sealer().blob_id(&chunk);
                         if p2.claim(&id) {
                             p2.submit_blocking(RawBlob {
                                 kind: BlobType::Data,

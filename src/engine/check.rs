@@ -12,8 +12,6 @@ use serde::Serialize;
 
 use super::walk::SnapPath;
 use super::EngineResult;
-use crate::format::blob::open_blob;
-use crate::format::pack::read_pack_header;
 use crate::format::tree::NodeKind;
 use crate::repo::{BlobId, PackId, Repository, SnapshotId};
 
@@ -88,16 +86,9 @@ async fn check_packs(
         .into_iter()
         .filter_map(|m| Some((crate::format::id::id_from_key::<PackId>(&m.key)?, m.size)))
         .collect();
-    let indexed = repo
-        .catalog()
-        .packs()
-        .map_err(crate::repo::RepoError::from)?;
+    let indexed = repo.indexed_packs().await?;
     let mut blobs_of: BlobsOf = HashMap::new();
-    for (pack, entry) in repo
-        .catalog()
-        .blob_locations()
-        .map_err(crate::repo::RepoError::from)?
-    {
+    for (pack, entry) in repo.blob_locations().await? {
         blobs_of.entry(pack).or_default().push(entry);
     }
     let indexed_ids: HashSet<PackId> = indexed.iter().map(|(p, _)| *p).collect();
@@ -172,7 +163,7 @@ fn read_pack(
 ) -> Result<PackCheck, String> {
     let data = data.map_err(|e| e.to_string())?;
     let mut bad: HashMap<BlobId, String> = HashMap::new();
-    let pack_error = match read_pack_header(&pack, &data, repo.cipher()) {
+    let pack_error = match repo.sealer().read_pack_header(&pack, &data) {
         Ok(header) => {
             for e in expected.iter().filter(|e| !header.contains(e)) {
                 bad.insert(
@@ -192,7 +183,7 @@ fn read_pack(
             bad.insert(e.id, "lies past the end of the pack".into());
             continue;
         };
-        if let Err(err) = open_blob(repo.key(), repo.cipher(), e, sealed) {
+        if let Err(err) = repo.sealer().open_blob(e, sealed) {
             bad.insert(e.id, err.to_string());
         }
     }
@@ -324,7 +315,7 @@ fn tree_problems<'a>(
                 ));
             }
             Ok(t) => {
-                let idx_has = |id: &BlobId| repo.index().locates(id);
+                let idx_has = |id: &BlobId| repo.locates_blob(id);
                 for node in &t.nodes {
                     let name = [&b"/"[..], &node.name].concat();
                     if node.kind == NodeKind::File {

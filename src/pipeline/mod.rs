@@ -12,11 +12,10 @@ use std::sync::{Arc, Mutex};
 
 use tokio::task::JoinHandle;
 
-use crate::format::blob::{seal_blob, BlobType, SealedBlob};
-use crate::format::crypto::Cipher;
+use crate::format::blob::{BlobType, SealedBlob};
 use crate::format::index::{IndexFile, IndexPack};
 use crate::format::pack::{FinishedPack, PackWriter};
-use crate::repo::{BlobId, RepoError, RepoResult, Repository};
+use crate::repo::{BlobId, RepoError, RepoResult, Repository, Sealer};
 
 /// A new blob on its way into a pack.
 pub struct RawBlob {
@@ -72,7 +71,7 @@ pub type Compressor = Option<zstd::bulk::Compressor<'static>>;
 
 pub struct Pipeline {
     repo: Arc<Repository>,
-    cipher: Cipher,
+    sealer: Sealer,
     pack_size: usize,
     claimed: Mutex<HashSet<BlobId>>,
     raw_tx: async_channel::Sender<RawBlob>,
@@ -99,7 +98,7 @@ impl Pipeline {
         let done = spawn_uploads(&repo, opts, pack_rx, &raw_rx, &stats, &failure);
         let pack_size = repo.config().pack_size as usize;
         let pipe = Arc::new(Pipeline {
-            cipher: repo.cipher().clone(),
+            sealer: repo.sealer().clone(),
             repo,
             pack_size,
             claimed: Mutex::new(HashSet::new()),
@@ -142,7 +141,7 @@ impl Pipeline {
     /// True when `id` is new to the repository and to this run: the caller
     /// must then store the blob. Every id is claimed at most once.
     pub fn claim(&self, id: &BlobId) -> bool {
-        if self.repo.index().contains(id) {
+        if self.repo.has_blob(id) {
             return false;
         }
         self.claimed.lock().unwrap().insert(*id)
@@ -157,7 +156,7 @@ impl Pipeline {
         id: BlobId,
         data: &[u8],
     ) -> Result<(), Closed> {
-        let sealed = seal_blob(&self.cipher, zstd.as_mut(), kind, id, data);
+        let sealed = self.sealer.seal_blob(zstd.as_mut(), kind, id, data);
         self.add_sealed(sealed)
     }
 
@@ -182,7 +181,7 @@ impl Pipeline {
         match full {
             Some(w) => self
                 .pack_tx
-                .send_blocking(w.finish(&self.cipher))
+                .send_blocking(self.sealer.finish_pack(w))
                 .map_err(|_| Closed),
             None => Ok(()),
         }
@@ -218,7 +217,7 @@ impl Pipeline {
         for w in &self.writers {
             let last = std::mem::take(&mut *w.lock().unwrap());
             if !last.is_empty() {
-                let _ = self.pack_tx.send(last.finish(&self.cipher)).await;
+                let _ = self.pack_tx.send(self.sealer.finish_pack(last)).await;
             }
         }
         self.pack_tx.close();
@@ -296,12 +295,7 @@ async fn upload(
     let size = p.data.len() as u64;
     repo.put_pack(&p.id, p.data).await?;
     stats.stored_bytes.fetch_add(size, Ordering::Relaxed);
-    {
-        let mut idx = repo.index_mut();
-        for e in &p.entries {
-            idx.insert(p.id, *e);
-        }
-    }
+    repo.record_pack(p.id, &p.entries);
     let flush = {
         let mut pend = pending.lock().unwrap();
         pend.push(IndexPack {

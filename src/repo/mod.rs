@@ -7,6 +7,8 @@ mod drills;
 pub mod error;
 pub mod locations;
 mod plans;
+mod sealer;
+mod usage;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -18,6 +20,7 @@ use futures::{StreamExt, TryStreamExt};
 pub use crate::format::{BlobEntry, BlobType, ObjectKind};
 pub use crate::format::{BlobId, DrillId, IndexId, KeyId, PackId, SnapshotId};
 pub use error::{RepoError, RepoResult};
+pub use sealer::Sealer;
 
 use crate::catalog::Catalog;
 use crate::format::config::{ChunkerParams, ConfigBody, CONFIG_KEY, FORMAT_VERSION};
@@ -54,6 +57,7 @@ pub struct Repository {
     store: DynStore,
     key: MasterKey,
     cipher: Cipher,
+    sealer: Sealer,
     config: ConfigBody,
     key_id: KeyId,
     catalog: Arc<Mutex<Catalog>>,
@@ -136,8 +140,10 @@ impl Repository {
                 (Catalog::open(&path)?, None)
             }
         };
+        let cipher = key.cipher();
         let repo = Repository {
-            cipher: key.cipher(),
+            sealer: Sealer::new(&key, &cipher),
+            cipher,
             store,
             key,
             config,
@@ -158,12 +164,13 @@ impl Repository {
         &self.config
     }
 
-    pub fn key(&self) -> &MasterKey {
-        &self.key
+    fn cipher(&self) -> &Cipher {
+        &self.cipher
     }
 
-    pub fn cipher(&self) -> &Cipher {
-        &self.cipher
+    /// Names, seals and opens blobs and packs with this repository's keys.
+    pub fn sealer(&self) -> &Sealer {
+        &self.sealer
     }
 
     pub fn key_id(&self) -> KeyId {
@@ -174,7 +181,7 @@ impl Repository {
         self.store.location()
     }
 
-    pub fn catalog(&self) -> std::sync::MutexGuard<'_, Catalog> {
+    fn catalog(&self) -> std::sync::MutexGuard<'_, Catalog> {
         self.catalog.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -194,12 +201,55 @@ impl Repository {
         }
     }
 
-    pub fn index(&self) -> std::sync::RwLockReadGuard<'_, BlobIndex> {
+    fn index(&self) -> std::sync::RwLockReadGuard<'_, BlobIndex> {
         self.index.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn index_mut(&self) -> std::sync::RwLockWriteGuard<'_, BlobIndex> {
+    fn index_mut(&self) -> std::sync::RwLockWriteGuard<'_, BlobIndex> {
         self.index.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether a writer may reuse the stored blob instead of storing it
+    /// again (false for blobs only in packs a deletion plan names).
+    pub fn has_blob(&self, id: &BlobId) -> bool {
+        self.index().contains(id)
+    }
+
+    /// [`Repository::has_blob`] for every id, under one lock.
+    pub fn has_blobs(&self, ids: &[BlobId]) -> bool {
+        let idx = self.index();
+        ids.iter().all(|id| idx.contains(id))
+    }
+
+    /// Whether the blob can be read at all (in a planned pack or not).
+    pub fn locates_blob(&self, id: &BlobId) -> bool {
+        self.index().locates(id)
+    }
+
+    /// Where a blob lives: its pack and its entry there.
+    pub fn locate_blob(&self, id: &BlobId) -> Option<(PackId, BlobEntry)> {
+        self.index().get(id)
+    }
+
+    /// [`Repository::locate_blob`] for every id, under one lock.
+    pub fn locate_blobs(&self, ids: &[BlobId]) -> Vec<Option<(PackId, BlobEntry)>> {
+        let idx = self.index();
+        ids.iter().map(|id| idx.get(id)).collect()
+    }
+
+    /// Records the blobs of a pack this process has stored, so that later
+    /// writers reuse them. (The index object that names them comes later.)
+    pub fn record_pack(&self, pack: PackId, entries: &[BlobEntry]) {
+        let mut idx = self.index_mut();
+        for e in entries {
+            idx.insert(pack, *e);
+        }
+    }
+
+    /// Caches decoded trees in the catalog (a cache: failures only cost
+    /// speed later).
+    pub fn cache_trees(&self, trees: &[(BlobId, Vec<u8>)]) -> RepoResult<()> {
+        Ok(self.catalog().put_trees(trees)?)
     }
 
     pub fn damaged_indexes(&self) -> Vec<(IndexId, String)> {

@@ -33,7 +33,7 @@ async fn forge(env: &Env, build: impl FnOnce(ferry::repo::BlobId) -> Tree) {
         },
     );
     let data = b"evil".to_vec();
-    let blob = repo.key().blob_id(&data);
+    let blob = repo.sealer().blob_id(&data);
     if pipe.claim(&blob) {
         pipe.submit(RawBlob {
             kind: BlobType::Data,
@@ -45,7 +45,7 @@ async fn forge(env: &Env, build: impl FnOnce(ferry::repo::BlobId) -> Tree) {
     }
     let tree = build(blob);
     let encoded = serde_json::to_vec(&tree).unwrap();
-    let tid = repo.key().blob_id(&encoded);
+    let tid = repo.sealer().blob_id(&encoded);
     pipe.claim(&tid);
     pipe.submit(RawBlob {
         kind: BlobType::Tree,

@@ -383,8 +383,7 @@ impl Archiver {
             .total_bytes
             .fetch_add(node.size, Ordering::Relaxed);
         if let Some(p) = parent.as_ref().filter(|p| unchanged(p, &node)) {
-            let idx = self.repo.index();
-            if p.content.iter().all(|id| idx.contains(id)) {
+            if self.repo.has_blobs(&p.content) {
                 node.content = p.content.clone();
                 node.extents = p.extents.clone();
                 self.counters
@@ -504,7 +503,7 @@ impl Archiver {
             return Err(crate::pipeline::Closed.into());
         }
         if let Some((id, before)) = parent {
-            if before.nodes == nodes && self.repo.index().contains(&id) {
+            if before.nodes == nodes && self.repo.has_blob(&id) {
                 self.counters.dirs.fetch_add(1, Ordering::Relaxed);
                 node.subtree = Some(id);
                 return Ok(node);
@@ -512,7 +511,7 @@ impl Archiver {
         }
         let mut tree = Tree { nodes };
         let data = tree.encode();
-        let id = self.repo.key().blob_id(&data);
+        let id = self.repo.sealer().blob_id(&data);
         if self.pipe.claim(&id) {
             let batch = {
                 let mut t = self.new_trees.lock().unwrap();
@@ -522,7 +521,7 @@ impl Archiver {
             // Cache new trees in the catalog as they come, so that memory
             // does not grow with the number of directories.
             if let Some(batch) = batch {
-                if let Err(e) = self.repo.catalog().put_trees(&batch) {
+                if let Err(e) = self.repo.cache_trees(&batch) {
                     tracing::warn!(error = %e, "could not cache trees in the catalog");
                 }
             }

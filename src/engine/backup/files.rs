@@ -148,7 +148,7 @@ impl Reader {
         let large = size_hint > 4 * self.chunker.max_size as u64;
         let closed = |Closed| std::io::Error::other("the write pipeline stopped");
         let mut store = |data: &[u8], zstd: &mut Compressor| -> std::io::Result<()> {
-            let id = self.repo.key().blob_id(data);
+            let id = self.repo.sealer().blob_id(data);
             if self.pipe.claim(&id) {
                 if large {
                     self.pipe

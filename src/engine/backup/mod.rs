@@ -143,7 +143,7 @@ pub async fn backup(
     let id = repo.save_snapshot(&snapshot).await?;
     tracing::debug!(snapshot = %id, "snapshot saved");
     let trees = std::mem::take(&mut *archived.archiver.new_trees.lock().unwrap());
-    if let Err(e) = repo.catalog().put_trees(&trees) {
+    if let Err(e) = repo.cache_trees(&trees) {
         tracing::warn!(error = %e, "could not cache trees in the catalog");
     }
     tracing::debug!(trees = trees.len(), "trees cached");

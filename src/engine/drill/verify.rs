@@ -15,9 +15,8 @@ use serde::Serialize;
 
 use crate::engine::restore::target_path;
 use crate::engine::walk::{walk, Entry};
-use crate::format::crypto::MasterKey;
 use crate::format::tree::NodeKind;
-use crate::repo::{BlobId, Repository};
+use crate::repo::{BlobId, Repository, Sealer};
 
 /// How much file content is read back.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -167,13 +166,13 @@ async fn check_contents(
     files: Vec<Entry>,
     v: &mut Verification,
 ) {
-    let key = Arc::new(repo.key().clone());
+    let key = repo.sealer().clone();
     let jobs = files.into_iter().map(|e| {
-        let lengths: Option<Vec<u32>> = {
-            let index = repo.index();
-            let found = e.node.content.iter().map(|id| index.get(id));
-            found.map(|f| f.map(|(_, b)| b.raw_length)).collect()
-        };
+        let lengths: Option<Vec<u32>> = repo
+            .locate_blobs(&e.node.content)
+            .into_iter()
+            .map(|f| f.map(|(_, b)| b.raw_length))
+            .collect();
         let (key, path) = (key.clone(), target_path(sandbox, &e.path));
         tokio::task::spawn_blocking(move || {
             let r = match lengths {
@@ -208,7 +207,7 @@ fn regions(e: &Entry) -> Vec<(u64, u64)> {
 
 /// Reads a restored file's data regions and checks that they split into
 /// blobs whose keyed ids are the snapshot's, in order.
-fn check_file(key: &MasterKey, path: &PathBuf, e: &Entry, lengths: &[u32]) -> Result<(), String> {
+fn check_file(key: &Sealer, path: &PathBuf, e: &Entry, lengths: &[u32]) -> Result<(), String> {
     let mut f = std::fs::File::open(path).map_err(|err| format!("cannot read back: {err}"))?;
     let total: u64 = lengths.iter().map(|l| *l as u64).sum();
     let mapped: u64 = regions(e).iter().map(|r| r.1).sum();

@@ -111,11 +111,8 @@ pub async fn prune(repo: &Arc<Repository>, opts: &PruneOptions) -> EngineResult<
         .into_iter()
         .filter_map(|m| Some((crate::format::kind::id_from_key(&m.key)?, m.size)))
         .collect();
-    let usage = repo
-        .catalog()
-        .pack_usage()
-        .map_err(crate::repo::RepoError::from)?;
-    let d = decide(repo, opts, now, &plans, &usage, &stored, &mut report)?;
+    let usage = repo.pack_usage().await?;
+    let d = decide(repo, opts, now, &plans, &usage, &stored, &mut report).await?;
     if opts.dry_run {
         return Ok(report);
     }
@@ -171,7 +168,7 @@ async fn readable_plans(repo: &Repository) -> EngineResult<Vec<(PlanId, Plan)>> 
 
 /// Sorts every pack into kept, repacked, planned, waiting, deleted or taken
 /// back, and fills in the report's tallies.
-fn decide(
+async fn decide(
     repo: &Repository,
     opts: &PruneOptions,
     now: DateTime<Utc>,
@@ -197,12 +194,7 @@ fn decide(
     }
     due.sort();
     due.dedup();
-    let needed: HashSet<PackId> = repo
-        .catalog()
-        .still_needed(&due)
-        .map_err(crate::repo::RepoError::from)?
-        .into_iter()
-        .collect();
+    let needed: HashSet<PackId> = repo.still_needed(due.clone()).await?.into_iter().collect();
     for p in &due {
         match needed.contains(p) {
             true => r.taken_back.add(size_of(p)),

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::{EngineResult, Tally};
 use crate::catalog::PackUsage;
-use crate::format::blob::{open_blob, SealedBlob};
+use crate::format::blob::SealedBlob;
 use crate::format::index::{IndexFile, IndexPack};
 use crate::format::pack::PackWriter;
 use crate::repo::{RepoError, Repository};
@@ -18,10 +18,7 @@ pub async fn repack(repo: &Arc<Repository>, packs: &[PackUsage]) -> EngineResult
     let mut done: Vec<IndexPack> = Vec::new();
     let mut written = Tally::default();
     for u in packs {
-        let entries = repo
-            .catalog()
-            .used_entries(&u.pack)
-            .map_err(RepoError::from)?;
+        let entries = repo.used_entries(u.pack).await?;
         let data = repo.store().get(&u.pack.key()).await?;
         for e in entries {
             let range = e.offset as usize..e.offset as usize + e.length as usize;
@@ -29,7 +26,7 @@ pub async fn repack(repo: &Arc<Repository>, packs: &[PackUsage]) -> EngineResult
                 .get(range)
                 .ok_or_else(|| RepoError::corrupt(u.pack.key(), "shorter than its index says"))?;
             // Copy only what opens and matches its id.
-            open_blob(repo.key(), repo.cipher(), &e, sealed)?;
+            repo.sealer().open_blob(&e, sealed)?;
             writer.add(SealedBlob {
                 kind: e.kind,
                 id: e.id,
@@ -53,7 +50,7 @@ pub async fn repack(repo: &Arc<Repository>, packs: &[PackUsage]) -> EngineResult
 }
 
 async fn store(repo: &Repository, w: PackWriter, t: &mut Tally) -> EngineResult<IndexPack> {
-    let p = w.finish(repo.cipher());
+    let p = repo.sealer().finish_pack(w);
     let size = p.data.len() as u64;
     repo.put_pack(&p.id, p.data).await?;
     t.add(size);

@@ -4,18 +4,17 @@
 use std::sync::Arc;
 
 use super::{EngineError, EngineResult};
-use crate::repo::{BlobId, RepoError, Repository};
+use crate::repo::{BlobId, Repository};
 
 /// Fills the used set; returns the number of snapshots and used blobs. A
 /// tree that cannot be read stops the prune: it cannot tell what that
 /// tree needs.
 pub async fn mark(repo: &Arc<Repository>) -> EngineResult<(u64, u64)> {
-    let cat_err = |e| EngineError::Repo(RepoError::from(e));
-    repo.catalog().reset_usage().map_err(cat_err)?;
+    repo.reset_usage().await?;
     let snaps = repo.snapshots()?;
     let mut used = 0u64;
     for (sid, s) in &snaps {
-        let mut stack: Vec<BlobId> = repo.catalog().mark_used(&[s.tree]).map_err(cat_err)?;
+        let mut stack: Vec<BlobId> = repo.mark_used(vec![s.tree]).await?;
         used += stack.len() as u64;
         while let Some(id) = stack.pop() {
             let tree = repo.load_tree(&id).await.map_err(|e| {
@@ -31,8 +30,8 @@ pub async fn mark(repo: &Arc<Repository>) -> EngineResult<(u64, u64)> {
                 ids.extend(node.content.iter().copied());
                 subtrees.extend(node.subtree);
             }
-            used += repo.catalog().mark_used(&ids).map_err(cat_err)?.len() as u64;
-            let fresh = repo.catalog().mark_used(&subtrees).map_err(cat_err)?;
+            used += repo.mark_used(ids).await?.len() as u64;
+            let fresh = repo.mark_used(subtrees).await?;
             used += fresh.len() as u64;
             stack.extend(fresh);
         }

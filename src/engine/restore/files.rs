@@ -18,7 +18,7 @@ use bytes::Bytes;
 use super::{meta, target_path, Failure, RestoreReport};
 use crate::engine::progress::Progress;
 use crate::engine::walk::{Entry, SnapPath};
-use crate::format::blob::{open_blob_with, BlobBuffers, BlobEntry};
+use crate::format::blob::{BlobBuffers, BlobEntry};
 use crate::format::tree::Node;
 use crate::repo::{BlobId, PackId, Repository};
 
@@ -67,13 +67,10 @@ fn write_mapped(
 /// Where each blob of a file lives and where its data starts in the file's
 /// data stream; checks that the blobs add up to the recorded size.
 fn plan(repo: &Repository, node: &Node) -> Result<Vec<(Location, u64)>, String> {
-    let idx = repo.index();
     let mut pos = 0u64;
     let mut out = Vec::with_capacity(node.content.len());
-    for id in &node.content {
-        let loc = idx
-            .get(id)
-            .ok_or_else(|| format!("data blob {id} is missing from the repository"))?;
+    for (id, loc) in node.content.iter().zip(repo.locate_blobs(&node.content)) {
+        let loc = loc.ok_or_else(|| format!("data blob {id} is missing from the repository"))?;
         out.push((loc, pos));
         pos += loc.1.raw_length as u64;
     }
@@ -253,7 +250,9 @@ impl Restorer<'_> {
                 None => self.read(&job.pack, entry.offset, entry.length as u64),
             };
             let plain = sealed.and_then(|s| {
-                open_blob_with(self.repo.key(), self.repo.cipher(), entry, &s, bufs)
+                self.repo
+                    .sealer()
+                    .open_blob_with(entry, &s, bufs)
                     .map_err(|e| e.to_string())
             });
             for t in targets {

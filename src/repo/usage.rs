@@ -1,0 +1,44 @@
+//! Which stored blobs the snapshots use, kept in the catalog (on disk, so
+//! that its size does not bound what fits in memory): the operations a
+//! prune and a check build on.
+
+use super::{RepoResult, Repository};
+use crate::catalog::PackUsage;
+use crate::format::{BlobEntry, BlobId, PackId};
+
+impl Repository {
+    /// Forgets every mark made by [`Repository::mark_used`].
+    pub async fn reset_usage(&self) -> RepoResult<()> {
+        self.on_catalog(|c| c.reset_usage()).await
+    }
+
+    /// Marks blobs as used; returns those not marked before.
+    pub async fn mark_used(&self, ids: Vec<BlobId>) -> RepoResult<Vec<BlobId>> {
+        self.on_catalog(move |c| c.mark_used(&ids)).await
+    }
+
+    /// Every indexed pack with its used and unused bytes.
+    pub async fn pack_usage(&self) -> RepoResult<Vec<PackUsage>> {
+        self.on_catalog(|c| c.pack_usage()).await
+    }
+
+    /// The entries of a pack that some snapshot uses.
+    pub async fn used_entries(&self, pack: PackId) -> RepoResult<Vec<BlobEntry>> {
+        self.on_catalog(move |c| c.used_entries(&pack)).await
+    }
+
+    /// Of these packs, those that hold a blob some snapshot uses.
+    pub async fn still_needed(&self, packs: Vec<PackId>) -> RepoResult<Vec<PackId>> {
+        self.on_catalog(move |c| c.still_needed(&packs)).await
+    }
+
+    /// Every indexed pack and its size.
+    pub async fn indexed_packs(&self) -> RepoResult<Vec<(PackId, u64)>> {
+        self.on_catalog(|c| c.packs()).await
+    }
+
+    /// Every indexed blob and the pack it is in.
+    pub async fn blob_locations(&self) -> RepoResult<Vec<(PackId, BlobEntry)>> {
+        self.on_catalog(|c| c.blob_locations()).await
+    }
+}
