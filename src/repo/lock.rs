@@ -91,7 +91,7 @@ impl Repository {
         let Some(lock) = &self.config.object_lock else {
             return Ok(0);
         };
-        let r = policy(lock).from(now);
+        let r = policy(lock).retention_from(now);
         let n = keys.len() as u64;
         futures::stream::iter(keys)
             .map(|k| async move { self.store.extend_retention(&k, &r).await })

@@ -23,7 +23,7 @@ pub struct LockPolicy {
 
 impl LockPolicy {
     /// The retention of an object written (or extended) at `now`.
-    pub fn from(&self, now: DateTime<Utc>) -> Retention {
+    pub fn retention_from(&self, now: DateTime<Utc>) -> Retention {
         let d = chrono::Duration::from_std(self.retention).unwrap_or(chrono::Duration::MAX);
         Retention {
             mode: self.mode,

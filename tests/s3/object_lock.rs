@@ -145,7 +145,7 @@ async fn object_lock_defers_deletion_extends_retention_and_purges_later() {
     let mut toml = String::new();
     for (name, bucket, primary) in [("eu", "lock-a", true), ("us", "lock-b", false)] {
         toml += &format!(
-            "[[region]]\nname = {name:?}\nurl = \"s3://{bucket}/repo\"\nendpoint = {:?}\nprovider = \"ceph\"\nregion = \"us-east-1\"\n{}",
+            "[[region]]\nname = {name:?}\nurl = \"s3://{bucket}/repo\"\nendpoint = {:?}\nprovider = \"ceph\"\ns3-region = \"us-east-1\"\n{}",
             moto.endpoint,
             if primary { "primary = true\n" } else { "" }
         );

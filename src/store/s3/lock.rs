@@ -62,7 +62,7 @@ impl S3Store {
         match policy {
             None => (None, None),
             Some(p) => {
-                let r = p.from(Utc::now());
+                let r = p.retention_from(Utc::now());
                 let mode = match r.mode {
                     LockMode::Governance => ObjectLockMode::Governance,
                     LockMode::Compliance => ObjectLockMode::Compliance,
