@@ -75,6 +75,7 @@ fn make_golden_v2() {
     c.ok(&["forget", "--keep-last", "1"]);
     c.ok(&["prune", "--keep-delete", "24h"]);
     let sandbox = c.dir.path().join("sandbox");
+    std::fs::create_dir_all(&sandbox).unwrap();
     c.ok(&["drill", "--target", sandbox.to_str().unwrap()]);
     let out = c.dir.path().join("out");
     c.ok(&["restore", "latest", "--target", out.to_str().unwrap()]);
