@@ -70,7 +70,9 @@ impl Repository {
         }
         let mut config = self.config.clone();
         config.version = FORMAT_VERSION;
-        self.store.put(CONFIG_KEY, config.encode(&self.key).into()).await?;
+        self.store
+            .put(CONFIG_KEY, config.encode(&self.key).into())
+            .await?;
         tracing::info!(location = %self.location(), version = FORMAT_VERSION, "format version raised");
         self.version.store(FORMAT_VERSION, Ordering::Release);
         Ok(())

@@ -27,7 +27,9 @@ impl LockPolicy {
         let d = chrono::Duration::from_std(self.retention).unwrap_or(chrono::Duration::MAX);
         Retention {
             mode: self.mode,
-            until: now.checked_add_signed(d).unwrap_or(DateTime::<Utc>::MAX_UTC),
+            until: now
+                .checked_add_signed(d)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
         }
     }
 }

@@ -40,9 +40,10 @@ fn missing_repository_and_newer_format() {
         ferry::format::config::FORMAT_VERSION + 1,
     );
     let cfg = env.repo.join("config");
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace(&format!("\"version\": {now}"), &format!("\"version\": {next}"));
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        &format!("\"version\": {now}"),
+        &format!("\"version\": {next}"),
+    );
     assert!(text.contains(&format!("\"version\": {next}")), "{text}");
     std::fs::write(&cfg, text).unwrap();
     let r = env.try_run(&["snapshots"]);

@@ -237,7 +237,11 @@ fn golden_v2_restores_k8s_objects_and_volumes_byte_for_byte() {
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(fixtures.join("manifest.json")).unwrap())
             .unwrap();
-    let count = |dir: &str| std::fs::read_dir(fixtures.join("repo").join(dir)).unwrap().count();
+    let count = |dir: &str| {
+        std::fs::read_dir(fixtures.join("repo").join(dir))
+            .unwrap()
+            .count()
+    };
     assert_eq!(count("plans") as u64, manifest["plans"].as_u64().unwrap());
     assert_eq!(count("drills") as u64, manifest["drills"].as_u64().unwrap());
     let config = std::fs::read(fixtures.join("repo/config")).unwrap();
@@ -248,14 +252,25 @@ fn golden_v2_restores_k8s_objects_and_volumes_byte_for_byte() {
     let out = env.path("out");
     let r = env.run_with(
         golden_command(&env, &fixtures),
-        &["restore", "latest", "--repo", repo, "--target", out.to_str().unwrap()],
+        &[
+            "restore",
+            "latest",
+            "--repo",
+            repo,
+            "--target",
+            out.to_str().unwrap(),
+        ],
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     let entries = manifest["entries"].as_object().unwrap();
     let (mut k8s, mut volumes) = (0, 0);
     for (rel, want) in entries {
         let data = std::fs::read(out.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
-        assert_eq!(data.len() as u64, want["size"].as_u64().unwrap(), "{rel} size");
+        assert_eq!(
+            data.len() as u64,
+            want["size"].as_u64().unwrap(),
+            "{rel} size"
+        );
         assert_eq!(
             blake3::hash(&data).to_hex().as_str(),
             want["blake3"].as_str().unwrap(),
@@ -264,9 +279,16 @@ fn golden_v2_restores_k8s_objects_and_volumes_byte_for_byte() {
         k8s += rel.starts_with("k8s/") as usize;
         volumes += rel.starts_with("volumes/") as usize;
     }
-    assert!(k8s >= 3 && volumes >= 3, "{k8s} objects, {volumes} volume files");
+    assert!(
+        k8s >= 3 && volumes >= 3,
+        "{k8s} objects, {volumes} volume files"
+    );
     let restored = crate::support::files_under(&out).len();
-    assert_eq!(restored, entries.len(), "nothing restored beyond the manifest");
+    assert_eq!(
+        restored,
+        entries.len(),
+        "nothing restored beyond the manifest"
+    );
 
     let r = env.run_with(
         golden_command(&env, &fixtures),
@@ -287,7 +309,12 @@ fn golden_v2_restores_k8s_objects_and_volumes_byte_for_byte() {
     std::fs::write(src.join("f"), b"new data").unwrap();
     let r = env.run_with(
         golden_command(&env, &fixtures),
-        &["backup", "--repo", copy.to_str().unwrap(), src.to_str().unwrap()],
+        &[
+            "backup",
+            "--repo",
+            copy.to_str().unwrap(),
+            src.to_str().unwrap(),
+        ],
     );
     assert_ne!(r.code, 0, "{}", r.stdout);
     assert!(r.stderr.contains("read-only"), "{}", r.stderr);
@@ -301,7 +328,11 @@ fn a_version_1_repository_is_raised_to_2_by_its_first_plan() {
     let env = Env::new();
     let copy = env.path("copy");
     assert!(std::process::Command::new("cp")
-        .args(["-a", fixtures.join("repo").to_str().unwrap(), copy.to_str().unwrap()])
+        .args([
+            "-a",
+            fixtures.join("repo").to_str().unwrap(),
+            copy.to_str().unwrap()
+        ])
         .status()
         .unwrap()
         .success());
@@ -317,11 +348,26 @@ fn a_version_1_repository_is_raised_to_2_by_its_first_plan() {
     run(&["snapshots", "--repo", repo]);
     run(&["prune", "--repo", repo, "--dry-run"]);
     assert_eq!(version(), 1, "reading and a dry run leave version 1");
-    run(&["forget", "--repo", repo, "--keep-last", "1", "--group-by", "host"]);
+    run(&[
+        "forget",
+        "--repo",
+        repo,
+        "--keep-last",
+        "1",
+        "--group-by",
+        "host",
+    ]);
     run(&["prune", "--repo", repo, "--max-unused", "0%"]);
     assert_eq!(version(), 2, "the first plan raised the version");
     assert_eq!(std::fs::read_dir(copy.join("plans")).unwrap().count(), 1);
     let out = env.path("out");
-    run(&["restore", "latest", "--repo", repo, "--target", out.to_str().unwrap()]);
+    run(&[
+        "restore",
+        "latest",
+        "--repo",
+        repo,
+        "--target",
+        out.to_str().unwrap(),
+    ]);
     run(&["check", "--read-data", "--repo", repo]);
 }

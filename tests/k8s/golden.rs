@@ -40,8 +40,8 @@ fn lock_config(repo: &Path) {
     let keys = std::fs::read_dir(repo.join("keys")).unwrap();
     let key_path = keys.into_iter().next().unwrap().unwrap().path();
     let name = key_path.file_name().unwrap().to_str().unwrap().to_string();
-    let file = ferry::format::keys::KeyFile::decode(&name, &std::fs::read(&key_path).unwrap())
-        .unwrap();
+    let file =
+        ferry::format::keys::KeyFile::decode(&name, &std::fs::read(&key_path).unwrap()).unwrap();
     let master = file.unwrap_key(PASSWORD.as_bytes()).unwrap().unwrap();
     let mut body = config::decode(&raw, &master).unwrap();
     body.object_lock = Some(ObjectLock {
@@ -85,7 +85,11 @@ fn make_golden_v2() {
     let _ = std::fs::remove_dir_all(&dest);
     std::fs::create_dir_all(&dest).unwrap();
     let status = std::process::Command::new("cp")
-        .args(["-a", c.repo().to_str().unwrap(), dest.join("repo").to_str().unwrap()])
+        .args([
+            "-a",
+            c.repo().to_str().unwrap(),
+            dest.join("repo").to_str().unwrap(),
+        ])
         .status()
         .unwrap();
     assert!(status.success());

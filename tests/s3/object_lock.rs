@@ -27,7 +27,14 @@ impl Moto {
             .unwrap()
             .port();
         let child = Command::new("python3")
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -156,7 +163,15 @@ async fn object_lock_defers_deletion_extends_retention_and_purges_later() {
     // A local directory cannot lock: refused with a clear message.
     let (code, _, err) = crate::ferry(
         d,
-        &["init", "--repo", d.join("plain").to_str().unwrap(), "--object-lock", "governance", "--retention", "30d"],
+        &[
+            "init",
+            "--repo",
+            d.join("plain").to_str().unwrap(),
+            "--object-lock",
+            "governance",
+            "--retention",
+            "30d",
+        ],
         &[],
     );
     assert_ne!(code, 0);
@@ -168,7 +183,10 @@ async fn object_lock_defers_deletion_extends_retention_and_purges_later() {
     let created = json(d, &cfg, &init);
     assert_eq!(created["config"]["version"], 2, "{created}");
     assert_eq!(created["config"]["object_lock"]["mode"], "governance");
-    assert_eq!(created["config"]["object_lock"]["retention_seconds"], retention);
+    assert_eq!(
+        created["config"]["object_lock"]["retention_seconds"],
+        retention
+    );
     let (a, b) = (moto.bucket("lock-a"), moto.bucket("lock-b"));
     for s in [&a, &b] {
         let lock = s
@@ -224,7 +242,14 @@ async fn object_lock_defers_deletion_extends_retention_and_purges_later() {
     let forgot = json(
         d,
         &cfg,
-        &["forget", "--keep-last", "1", "--prune", "--keep-delete", "0s"],
+        &[
+            "forget",
+            "--keep-last",
+            "1",
+            "--prune",
+            "--keep-delete",
+            "0s",
+        ],
     );
     assert_eq!(forgot["removed"], 1, "{forgot}");
     assert!(forgot["deferred_until"].is_string(), "{forgot}");
@@ -234,11 +259,18 @@ async fn object_lock_defers_deletion_extends_retention_and_purges_later() {
     let eu = &pruned["regions"][0]["report"];
     assert!(eu["deleted"]["packs"].as_u64().unwrap() > 0, "{text}");
     let lock = &eu["object_lock"];
-    assert!(lock["deferred_versions"].as_u64().unwrap() > eu["deleted"]["packs"].as_u64().unwrap(), "{text}");
+    assert!(
+        lock["deferred_versions"].as_u64().unwrap() > eu["deleted"]["packs"].as_u64().unwrap(),
+        "{text}"
+    );
     assert!(lock["extended"].as_u64().unwrap() > 0, "{text}");
-    let until = chrono::DateTime::parse_from_rfc3339(lock["deferred_until"].as_str().unwrap()).unwrap();
+    let until =
+        chrono::DateTime::parse_from_rfc3339(lock["deferred_until"].as_str().unwrap()).unwrap();
     let packs_after = pack_keys(&a).await;
-    let gone: Vec<&String> = packs_before.iter().filter(|k| !packs_after.contains(k)).collect();
+    let gone: Vec<&String> = packs_before
+        .iter()
+        .filter(|k| !packs_after.contains(k))
+        .collect();
     assert!(!gone.is_empty(), "the old snapshot's packs are deleted");
     for key in &gone {
         let v = versions(&a, key).await;
@@ -248,14 +280,20 @@ async fn object_lock_defers_deletion_extends_retention_and_purges_later() {
         );
     }
     // What is still in use had its retention extended.
-    assert!(retain_until(&b, "config").await > config_until, "config lock extended in region us");
+    assert!(
+        retain_until(&b, "config").await > config_until,
+        "config lock extended in region us"
+    );
     let status = json(d, &cfg, &["status"]);
     for r in status["regions"].as_array().unwrap() {
         assert_eq!(r["protection"]["mode"], "governance", "{status}");
         assert_eq!(r["protection"]["retention_seconds"], retention, "{status}");
     }
     let text = crate::ferry_ok(d, &["status"], &["--config", c]);
-    assert!(text.contains("protection: object lock governance, retention 45s"), "{text}");
+    assert!(
+        text.contains("protection: object lock governance, retention 45s"),
+        "{text}"
+    );
 
     // Once the retention has passed, a prune deletes the hidden versions.
     let wait = (until.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_milliseconds() + 1500;
@@ -266,10 +304,17 @@ async fn object_lock_defers_deletion_extends_retention_and_purges_later() {
     assert_eq!(lock["deferred_versions"], 0, "{pruned}");
     for key in &gone {
         let v = versions(&a, key).await;
-        assert!(v.iter().all(|(_, marker)| *marker), "{key}: versions purged: {v:?}");
+        assert!(
+            v.iter().all(|(_, marker)| *marker),
+            "{key}: versions purged: {v:?}"
+        );
     }
     crate::ferry_ok(d, &["check", "--read-data"], &["--config", c]);
     let out = d.join("out");
-    crate::ferry_ok(d, &["restore", "latest", "--target", out.to_str().unwrap()], &["--config", c]);
+    crate::ferry_ok(
+        d,
+        &["restore", "latest", "--target", out.to_str().unwrap()],
+        &["--config", c],
+    );
     assert!(crate::read_tree(&src) == crate::read_tree(&out.join(src.strip_prefix("/").unwrap())));
 }

@@ -39,7 +39,11 @@ pub struct StatusReport {
 
 /// The object lock of a region's config (read without a key).
 async fn protection(r: &super::RegionHandle) -> Option<crate::format::config::ObjectLock> {
-    let raw = r.store().get(crate::format::config::CONFIG_KEY).await.ok()?;
+    let raw = r
+        .store()
+        .get(crate::format::config::CONFIG_KEY)
+        .await
+        .ok()?;
     crate::format::config::peek_lock(&raw).ok().flatten()
 }
 

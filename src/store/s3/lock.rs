@@ -53,7 +53,10 @@ impl S3Store {
     }
 
     pub(super) fn locked(&self) -> bool {
-        self.lock.read().unwrap_or_else(|e| e.into_inner()).is_some()
+        self.lock
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
     }
 
     /// The lock headers of a write starting now (none when not locked).
@@ -88,13 +91,15 @@ impl S3Store {
                 .send()
                 .await;
             match sent {
-                Ok(out) => Ok(match (out.object_lock_mode(), out.object_lock_retain_until_date()) {
-                    (Some(m), Some(t)) => chrono_time(t).map(|until| Retention {
-                        mode: mode_of(m),
-                        until,
-                    }),
-                    _ => None,
-                }),
+                Ok(out) => Ok(
+                    match (out.object_lock_mode(), out.object_lock_retain_until_date()) {
+                        (Some(m), Some(t)) => chrono_time(t).map(|until| Retention {
+                            mode: mode_of(m),
+                            until,
+                        }),
+                        _ => None,
+                    },
+                ),
                 Err(e) if answer(&e).is_some_and(|a| a.status == 404) => Ok(None),
                 Err(e) => Err(self.sdk_err("head", key, e)),
             }
