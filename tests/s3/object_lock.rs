@@ -318,3 +318,39 @@ async fn object_lock_defers_deletion_extends_retention_and_purges_later() {
     );
     assert!(crate::read_tree(&src) == crate::read_tree(&out.join(src.strip_prefix("/").unwrap())));
 }
+
+/// OSS has no per-object retention through its S3 interface: refused
+/// before any request, pointing to the bucket's WORM policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oss_refuses_object_lock_and_points_to_its_worm_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = crate::ferry(
+        dir.path(),
+        &[
+            "init",
+            "--repo",
+            "s3://oss-bucket/repo",
+            "--object-lock",
+            "compliance",
+            "--retention",
+            "30d",
+            "--json",
+        ],
+        &[
+            "--s3-provider",
+            "oss",
+            "--s3-endpoint",
+            "http://127.0.0.1:9",
+        ],
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(err.contains("WORM"), "{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        doc["error"]
+            .as_str()
+            .unwrap()
+            .contains("retention (WORM) policy"),
+        "{doc}"
+    );
+}
