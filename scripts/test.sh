@@ -12,6 +12,14 @@ done
 if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
+# moto's S3 server (object lock tests), from PyPI.
+if ! python3 -c 'import sys, moto.server; sys.exit(moto.__version__ != "5.2.5")' 2>/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    python3 -m pip install -q 'moto[server]==5.2.5'
+  else
+    python3 -m pip install -q --user 'moto[server]==5.2.5'
+  fi
+fi
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 cargo test --locked --all-targets "$@"
 # Documentation examples and doc links.

@@ -153,3 +153,15 @@ mod tests {
         assert_eq!(super::human_bytes(1536), "1.5 KiB");
     }
 }
+
+/// A whole number of seconds in the largest unit that divides it: `30d`,
+/// `12h`, `90s`.
+pub fn human_seconds(s: u64) -> String {
+    match s {
+        0 => "0s".into(),
+        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}

@@ -10,6 +10,8 @@ mod cli;
 mod faults;
 #[path = "s3/limits.rs"]
 mod limits;
+#[path = "s3/object_lock.rs"]
+mod object_lock;
 #[path = "s3/regions.rs"]
 mod regions;
 #[path = "s3/regions_cli.rs"]

@@ -159,6 +159,13 @@ pub struct InitArgs {
     /// Argon2id passes for the password key.
     #[arg(long, default_value_t = 3)]
     pub kdf_iterations: u32,
+    /// Write every object under S3 Object Lock: governance or compliance.
+    #[arg(long, requires = "retention")]
+    pub object_lock: Option<String>,
+    /// How long each object stays locked, renewed by prune while in use
+    /// (e.g. 30d; s, m, h or d).
+    #[arg(long, requires = "object_lock")]
+    pub retention: Option<String>,
 }
 
 #[derive(Debug, Args, Default, Clone)]

@@ -162,6 +162,12 @@ impl Render for ForgetOutput {
         }
         let verb = if f.dry_run { "would remove" } else { "removed" };
         out += &format!("{verb} {} snapshots, kept {}\n", f.removed, f.kept);
+        if let Some(t) = &f.deferred_until {
+            out += &format!(
+                "object lock: their stored versions are deferred until {}; a prune after that deletes them\n",
+                crate::util::rfc3339(t)
+            );
+        }
         for r in &f.regions {
             match &r.error {
                 None => out += &format!("region {}: removed {} snapshots\n", r.region, r.removed),

@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::args::{Global, InitArgs};
 use super::output::{emit, Render};
 use crate::config::FileConfig;
-use crate::format::config::{ChunkerParams, ConfigBody};
+use crate::format::config::{ChunkerParams, ConfigBody, LockMode, ObjectLock};
 use crate::format::keys::KdfParams;
 use crate::repo::{InitOptions, Repository};
 use crate::util::parse_size;
@@ -24,6 +24,13 @@ struct InitReport<'a> {
 impl Render for InitReport<'_> {
     fn text(&self) -> String {
         let mut out = format!("created repository {} at {}\n", self.id, self.repository);
+        if let Some(l) = &self.config.object_lock {
+            out += &format!(
+                "every object is locked ({}) for {} s from its write, renewed by prune while in use\n",
+                l.mode.name(),
+                l.retention_seconds
+            );
+        }
         for r in self.regions.iter().filter(|r| r.ok) {
             let bucket = if r.bucket_created {
                 " (bucket created)"
@@ -49,6 +56,26 @@ impl Render for InitReport<'_> {
     }
 }
 
+fn object_lock(a: &InitArgs) -> Result<Option<ObjectLock>> {
+    let (Some(mode), Some(retention)) = (&a.object_lock, &a.retention) else {
+        return Ok(None);
+    };
+    let mode = match mode.to_ascii_lowercase().as_str() {
+        "governance" => LockMode::Governance,
+        "compliance" => LockMode::Compliance,
+        _ => anyhow::bail!("--object-lock {mode:?}: give governance or compliance"),
+    };
+    let d = super::prune::duration("retention", retention)?;
+    anyhow::ensure!(
+        d.num_seconds() > 0,
+        "--retention {retention:?}: give a retention longer than 0, such as 30d"
+    );
+    Ok(Some(ObjectLock {
+        mode,
+        retention_seconds: d.num_seconds() as u64,
+    }))
+}
+
 fn options(a: &InitArgs) -> Result<InitOptions> {
     let size = |s: &str| parse_size(s).map_err(anyhow::Error::msg);
     Ok(InitOptions {
@@ -64,6 +91,7 @@ fn options(a: &InitArgs) -> Result<InitOptions> {
             iterations: a.kdf_iterations,
             parallelism: 1,
         },
+        object_lock: object_lock(a)?,
     })
 }
 
@@ -77,7 +105,8 @@ pub async fn run(g: &Global, cfg: &FileConfig, a: InitArgs) -> Result<i32> {
         // Create the bucket when it is missing and the credentials allow.
         let o = super::store::options(g, cfg)?;
         let s3 = crate::store::s3::S3Store::from_url(&url, &o.s3)?;
-        if let crate::store::s3::BucketInit::Created = s3.init().await? {
+        let locked = opts.object_lock.is_some();
+        if let crate::store::s3::BucketInit::Created = s3.init_with(locked).await? {
             tracing::info!(url = %url, "created the bucket");
         }
     }

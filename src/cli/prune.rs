@@ -44,7 +44,7 @@ fn percent(s: &str) -> Result<f64> {
 }
 
 /// `30s`, `15m`, `24h`, `7d`.
-fn duration(flag: &str, s: &str) -> Result<chrono::Duration> {
+pub(super) fn duration(flag: &str, s: &str) -> Result<chrono::Duration> {
     let t = s.trim();
     let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
     let n: i64 = num.parse().ok().with_context(|| {
@@ -109,8 +109,34 @@ impl Render for PruneReport {
                 crate::util::rfc3339(t)
             );
         }
+        if let Some(l) = &self.object_lock {
+            out += &lock_text(l);
+        }
         out
     }
+}
+
+fn lock_text(l: &prune::LockReport) -> String {
+    let p = &l.purge;
+    let mut out = format!(
+        "object lock ({}, {} s): retention extended on {} objects in use\n",
+        l.mode, l.retention_seconds, l.extended
+    );
+    out += &format!(
+        "{:<28} {:>6} versions {:>10}\n",
+        "deleted versions (expired)",
+        p.versions,
+        human_bytes(p.bytes)
+    );
+    if let Some(t) = &p.deferred_until {
+        out += &format!(
+            "deferred: {} versions ({}) still retained, deleted by a prune after {}\n",
+            p.deferred_versions,
+            human_bytes(p.deferred_bytes),
+            crate::util::rfc3339(t)
+        );
+    }
+    out
 }
 
 /// One region's prune, or why it could not run.

@@ -99,6 +99,15 @@ impl Render for StatusOutput {
             if let Some(e) = &s.error {
                 out += &format!("  {e}\n");
             }
+            out += &match &s.protection {
+                Some(l) => format!(
+                    "  protection: object lock {}, retention {}\n",
+                    l.mode.name(),
+                    crate::util::human_seconds(l.retention_seconds)
+                ),
+                None if s.reachable => "  protection: none\n".to_string(),
+                None => String::new(),
+            };
             out += &drill_text(self.last_drills.get(&s.name));
             out.push('\n');
         }

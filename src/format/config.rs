@@ -7,7 +7,12 @@ use super::crypto::MasterKey;
 use super::error::{FormatError, FormatResult};
 
 /// The format version this code writes, and the newest it reads.
-pub const FORMAT_VERSION: u64 = 1;
+/// Version 2 adds deletion plans (`plans/`), drill records and the
+/// optional `object_lock` field; version 1 repositories are read as they
+/// are and raised to 2 before their first deletion plan.
+pub const FORMAT_VERSION: u64 = 2;
+/// The oldest format version this code reads.
+pub const OLDEST_VERSION: u64 = 1;
 
 pub const CONFIG_KEY: &str = "config";
 /// The only cipher of version 1.
@@ -52,6 +57,34 @@ impl ChunkerParams {
     }
 }
 
+/// S3 Object Lock retention mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LockMode {
+    /// Deletions before the retain-until date need a special permission.
+    Governance,
+    /// No one can delete before the retain-until date.
+    Compliance,
+}
+
+impl LockMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            LockMode::Governance => "governance",
+            LockMode::Compliance => "compliance",
+        }
+    }
+}
+
+/// Every object is written with a retention of `retention_seconds`, which
+/// prune extends on what is still in use (docs/format.md, "Object lock").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectLock {
+    pub mode: LockMode,
+    pub retention_seconds: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigBody {
@@ -65,6 +98,9 @@ pub struct ConfigBody {
     pub pack_size: u32,
     pub cipher: String,
     pub blob_id: String,
+    /// Version 2: present when every object is written under object lock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock: Option<ObjectLock>,
 }
 
 /// The stored form: the body and a keyed BLAKE3 MAC of its JSON encoding.
@@ -89,6 +125,7 @@ impl ConfigBody {
             pack_size,
             cipher: CIPHER.into(),
             blob_id: BLOB_ID.into(),
+            object_lock: None,
         };
         body.validate().map_err(FormatError::Invalid)?;
         Ok(body)
@@ -120,6 +157,17 @@ impl ConfigBody {
                 self.blob_id
             ));
         }
+        if let Some(lock) = &self.object_lock {
+            if self.version < 2 {
+                return Err("object_lock needs format version 2".into());
+            }
+            if lock.retention_seconds == 0 || lock.retention_seconds > 100 * 365 * 86_400 {
+                return Err(format!(
+                    "object lock retention {} s is outside 1 s to 100 years",
+                    lock.retention_seconds
+                ));
+            }
+        }
         let hex_id = self.id.len() == 32 && self.id.bytes().all(|b| b.is_ascii_hexdigit());
         if !hex_id {
             return Err(format!("repository id {:?} is not 32 hex digits", self.id));
@@ -135,6 +183,14 @@ impl ConfigBody {
         };
         serde_json::to_vec_pretty(&file).expect("config serializes")
     }
+}
+
+/// The object lock of a config, read without a key (replication locks what
+/// it copies before it can unlock anything). Authenticated later by
+/// [`decode`] when the repository is opened.
+pub fn peek_lock(data: &[u8]) -> FormatResult<Option<ObjectLock>> {
+    serde_json::from_value(peek(data, "object_lock")?)
+        .map_err(|e| FormatError::corrupt(CONFIG_KEY, format!("object_lock: {e}")))
 }
 
 /// A field of the config's clear part, read without a key.
@@ -175,11 +231,11 @@ pub fn decode(data: &[u8], key: &MasterKey) -> FormatResult<ConfigBody> {
             "MAC mismatch: the config was altered",
         ));
     }
-    if file.config.version != FORMAT_VERSION {
+    if !(OLDEST_VERSION..=FORMAT_VERSION).contains(&file.config.version) {
         return Err(FormatError::corrupt(
             CONFIG_KEY,
             format!(
-                "format version {} is not {FORMAT_VERSION}",
+                "format version {} is not {OLDEST_VERSION} to {FORMAT_VERSION}",
                 file.config.version
             ),
         ));

@@ -8,6 +8,7 @@ use crate::format::{DrillId, ObjectKind};
 impl Repository {
     /// Seals and stores a drill record.
     pub async fn save_drill(&self, record: &DrillRecord) -> RepoResult<DrillId> {
+        self.raise_format().await?;
         let plain = serde_json::to_vec(record).expect("drill record serializes");
         let id = self
             .seal_object(&plain, aad::DRILL, |id| DrillId(id).key())

@@ -6,6 +6,7 @@ mod delete;
 mod drills;
 pub mod error;
 pub mod locations;
+pub mod lock;
 mod plans;
 mod sealer;
 mod usage;
@@ -39,6 +40,8 @@ pub struct InitOptions {
     pub compression_level: i32,
     pub pack_size: u32,
     pub kdf: KdfParams,
+    /// Object lock for every object written (S3 buckets only).
+    pub object_lock: Option<crate::format::config::ObjectLock>,
 }
 
 impl Default for InitOptions {
@@ -48,6 +51,7 @@ impl Default for InitOptions {
             compression_level: 3,
             pack_size: 16 << 20,
             kdf: KdfParams::default(),
+            object_lock: None,
         }
     }
 }
@@ -64,6 +68,10 @@ pub struct Repository {
     index: RwLock<BlobIndex>,
     /// Index objects that could not be read while syncing the catalog.
     damaged_indexes: Mutex<Vec<(IndexId, String)>>,
+    /// The stored config's format version (raised by [`lock`]).
+    version: std::sync::atomic::AtomicU64,
+    /// Why the store cannot lock the writes of an object-locked repository.
+    lock_refused: Option<String>,
 }
 
 impl std::fmt::Debug for Repository {
@@ -87,7 +95,13 @@ impl Repository {
                 location: store.location(),
             });
         }
-        let config = ConfigBody::new(opts.chunker.clone(), opts.compression_level, opts.pack_size)?;
+        let mut config =
+            ConfigBody::new(opts.chunker.clone(), opts.compression_level, opts.pack_size)?;
+        config.object_lock = opts.object_lock;
+        config.validate().map_err(RepoError::Invalid)?;
+        if let Some(l) = &config.object_lock {
+            store.lock_writes(&lock::policy(l))?;
+        }
         let master = MasterKey::generate();
         let key = KeyFile::create(&master, password, opts.kdf)?.encode();
         store.put(&KeyId::of_bytes(&key).key(), key.into()).await?;
@@ -140,8 +154,14 @@ impl Repository {
                 (Catalog::open(&path)?, None)
             }
         };
+        let lock_refused = match &config.object_lock {
+            Some(l) => store.lock_writes(&lock::policy(l)).err().map(|e| e.message),
+            None => None,
+        };
         let cipher = key.cipher();
         let repo = Repository {
+            version: config.version.into(),
+            lock_refused,
             sealer: Sealer::new(&key, &cipher),
             cipher,
             store,
@@ -394,6 +414,7 @@ impl Repository {
         aad: &[u8],
         key_of: impl Fn([u8; 32]) -> String,
     ) -> RepoResult<[u8; 32]> {
+        self.check_writable()?;
         let sealed = self.cipher.seal(plain, aad);
         let id = *blake3::hash(&sealed).as_bytes();
         self.store.put(&key_of(id), sealed.into()).await?;
@@ -487,11 +508,13 @@ impl Repository {
 
     /// Stores a finished pack (the caller records its blobs afterwards).
     pub async fn put_pack(&self, id: &PackId, data: Bytes) -> RepoResult<()> {
+        self.check_writable()?;
         Ok(self.store.put(&id.key(), data).await?)
     }
 
     /// Adds a key that opens this repository with another password.
     pub async fn add_key(&self, password: &[u8], params: KdfParams) -> RepoResult<KeyId> {
+        self.check_writable()?;
         let data = KeyFile::create(&self.key, password, params)?.encode();
         let id = KeyId::of_bytes(&data);
         self.store.put(&id.key(), data.into()).await?;

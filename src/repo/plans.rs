@@ -43,6 +43,7 @@ impl Repository {
     /// Stores a plan. It is named by its bytes and never rewritten, so it
     /// is created only where the key is free.
     pub async fn save_plan(&self, plan: &Plan) -> RepoResult<PlanId> {
+        self.raise_format().await?;
         let sealed = self.cipher().seal(&plan.encode(), aad::PLAN);
         let id = PlanId::of_bytes(&sealed);
         self.store().put_if_absent(&id.key(), sealed.into()).await?;

@@ -4,6 +4,7 @@
 pub mod counting;
 pub mod failover;
 pub mod local;
+pub mod lock;
 pub mod memory;
 pub mod options;
 pub mod retry;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+pub use lock::{LockMode, LockPolicy, Purged, Retention};
 pub use options::StoreOptions;
 
 /// What an object listing returns for each object.
@@ -132,6 +134,45 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>>;
 
     async fn delete(&self, key: &str) -> StoreResult<()>;
+
+    /// Object lock (S3 Object Lock): from now on, every `put` and
+    /// `put_if_absent` writes the object with a retention of
+    /// `policy.retention` from the time of the write, and `delete` only
+    /// hides an object (a delete marker) while its locked versions stay
+    /// until [`ObjectStore::purge_versions`] may remove them. Stores that
+    /// cannot lock objects (local directories, memory) refuse with
+    /// `Permanent`; wrappers pass it to the stores they wrap.
+    fn lock_writes(&self, policy: &LockPolicy) -> StoreResult<()> {
+        let _ = policy;
+        Err(lock::unsupported(&self.location()))
+    }
+
+    /// The retention of the object's current version; `Ok(None)` when it
+    /// has none (or the store cannot lock objects).
+    async fn retention(&self, key: &str) -> StoreResult<Option<Retention>> {
+        let _ = key;
+        Ok(None)
+    }
+
+    /// Moves the retain-until date of the object's current version to
+    /// `retention.until` (never earlier than it is).
+    async fn extend_retention(&self, key: &str, retention: &Retention) -> StoreResult<()> {
+        let _ = (key, retention);
+        Err(lock::unsupported(&self.location()))
+    }
+
+    /// Deletes every stored version under `prefix` that is no longer the
+    /// current one (hidden by `delete`) and whose retention ended by `now`;
+    /// never asks to delete one still retained, and counts those instead.
+    /// A store without versions has nothing to purge.
+    async fn purge_versions(
+        &self,
+        prefix: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<Purged> {
+        let _ = (prefix, now);
+        Ok(Purged::default())
+    }
 }
 
 /// A shared handle to a store, as the repository layer holds it.

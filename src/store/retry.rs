@@ -175,6 +175,33 @@ impl ObjectStore for Retrying {
             })
             .await
     }
+    fn lock_writes(&self, policy: &crate::store::LockPolicy) -> StoreResult<()> {
+        self.inner.lock_writes(policy)
+    }
+
+    async fn retention(&self, key: &str) -> StoreResult<Option<crate::store::Retention>> {
+        self.policy.run(|_| self.inner.retention(key)).await
+    }
+
+    async fn extend_retention(
+        &self,
+        key: &str,
+        retention: &crate::store::Retention,
+    ) -> StoreResult<()> {
+        self.policy
+            .run(|_| self.inner.extend_retention(key, retention))
+            .await
+    }
+
+    async fn purge_versions(
+        &self,
+        prefix: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<crate::store::Purged> {
+        self.policy
+            .run(|_| self.inner.purge_versions(prefix, now))
+            .await
+    }
 }
 
 #[cfg(test)]

@@ -134,6 +134,33 @@ impl ObjectStore for Tee {
     async fn delete(&self, key: &str) -> StoreResult<()> {
         self.primary.delete(key).await
     }
+    /// Every region a backup writes to is locked alike.
+    fn lock_writes(&self, policy: &crate::store::LockPolicy) -> StoreResult<()> {
+        self.primary.lock_writes(policy)?;
+        self.copies
+            .iter()
+            .try_for_each(|c| c.store.lock_writes(policy))
+    }
+
+    async fn retention(&self, key: &str) -> StoreResult<Option<crate::store::Retention>> {
+        self.primary.retention(key).await
+    }
+
+    async fn extend_retention(
+        &self,
+        key: &str,
+        retention: &crate::store::Retention,
+    ) -> StoreResult<()> {
+        self.primary.extend_retention(key, retention).await
+    }
+
+    async fn purge_versions(
+        &self,
+        prefix: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<crate::store::Purged> {
+        self.primary.purge_versions(prefix, now).await
+    }
 }
 
 #[cfg(test)]

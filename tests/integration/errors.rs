@@ -34,14 +34,23 @@ fn missing_repository_and_newer_format() {
         "{}",
         r.stderr
     );
+    // A repository of the next format version, which this build does not know.
+    let (now, next) = (
+        ferry::format::config::FORMAT_VERSION,
+        ferry::format::config::FORMAT_VERSION + 1,
+    );
     let cfg = env.repo.join("config");
-    let text = std::fs::read_to_string(&cfg)
-        .unwrap()
-        .replace("\"version\": 1", "\"version\": 2");
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        &format!("\"version\": {now}"),
+        &format!("\"version\": {next}"),
+    );
+    assert!(text.contains(&format!("\"version\": {next}")), "{text}");
     std::fs::write(&cfg, text).unwrap();
     let r = env.try_run(&["snapshots"]);
     assert!(
-        r.code != 0 && r.stderr.contains("format version 2") && r.stderr.contains("upgrade ferry"),
+        r.code != 0
+            && r.stderr.contains(&format!("format version {next}"))
+            && r.stderr.contains("upgrade ferry"),
         "{}",
         r.stderr
     );

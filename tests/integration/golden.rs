@@ -223,3 +223,151 @@ fn every_format_version_has_a_golden_fixture() {
         assert_eq!(found, v, "{} is of version {found}", config.display());
     }
 }
+
+/// The golden repository of format version 2 (tests/fixtures/make-golden-v2.sh):
+/// Kubernetes objects and a volume restore byte for byte, beside a deletion
+/// plan, a drill record and an object-locked config; the copy in a
+/// directory opens read-only.
+#[test]
+fn golden_v2_restores_k8s_objects_and_volumes_byte_for_byte() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden-v2");
+    let env = Env::new();
+    let repo = fixtures.join("repo");
+    let repo = repo.to_str().unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures.join("manifest.json")).unwrap())
+            .unwrap();
+    let count = |dir: &str| {
+        std::fs::read_dir(fixtures.join("repo").join(dir))
+            .unwrap()
+            .count()
+    };
+    assert_eq!(count("plans") as u64, manifest["plans"].as_u64().unwrap());
+    assert_eq!(count("drills") as u64, manifest["drills"].as_u64().unwrap());
+    let config = std::fs::read(fixtures.join("repo/config")).unwrap();
+    assert_eq!(ferry::format::config::peek_version(&config).unwrap(), 2);
+    let lock = ferry::format::config::peek_lock(&config).unwrap().unwrap();
+    assert_eq!(lock.mode, ferry::format::config::LockMode::Governance);
+
+    let out = env.path("out");
+    let r = env.run_with(
+        golden_command(&env, &fixtures),
+        &[
+            "restore",
+            "latest",
+            "--repo",
+            repo,
+            "--target",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let entries = manifest["entries"].as_object().unwrap();
+    let (mut k8s, mut volumes) = (0, 0);
+    for (rel, want) in entries {
+        let data = std::fs::read(out.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        assert_eq!(
+            data.len() as u64,
+            want["size"].as_u64().unwrap(),
+            "{rel} size"
+        );
+        assert_eq!(
+            blake3::hash(&data).to_hex().as_str(),
+            want["blake3"].as_str().unwrap(),
+            "{rel} content"
+        );
+        k8s += rel.starts_with("k8s/") as usize;
+        volumes += rel.starts_with("volumes/") as usize;
+    }
+    assert!(
+        k8s >= 3 && volumes >= 3,
+        "{k8s} objects, {volumes} volume files"
+    );
+    let restored = crate::support::files_under(&out).len();
+    assert_eq!(
+        restored,
+        entries.len(),
+        "nothing restored beyond the manifest"
+    );
+
+    let r = env.run_with(
+        golden_command(&env, &fixtures),
+        &["check", "--read-data", "--repo", repo, "--json"],
+    );
+    assert_eq!(r.code, 0, "{} {}", r.stdout, r.stderr);
+    let check: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(check["snapshots"], manifest["snapshots"]);
+    // An object-locked repository in a directory: nothing can be written.
+    let copy = env.path("copy");
+    assert!(std::process::Command::new("cp")
+        .args(["-a", repo, copy.to_str().unwrap()])
+        .status()
+        .unwrap()
+        .success());
+    let src = env.path("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), b"new data").unwrap();
+    let r = env.run_with(
+        golden_command(&env, &fixtures),
+        &[
+            "backup",
+            "--repo",
+            copy.to_str().unwrap(),
+            src.to_str().unwrap(),
+        ],
+    );
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(r.stderr.contains("read-only"), "{}", r.stderr);
+}
+
+/// A version-1 repository is read as it is and raised to version 2 by the
+/// prune that writes its first deletion plan; it stays readable.
+#[test]
+fn a_version_1_repository_is_raised_to_2_by_its_first_plan() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/golden-v1-more");
+    let env = Env::new();
+    let copy = env.path("copy");
+    assert!(std::process::Command::new("cp")
+        .args([
+            "-a",
+            fixtures.join("repo").to_str().unwrap(),
+            copy.to_str().unwrap()
+        ])
+        .status()
+        .unwrap()
+        .success());
+    let repo = copy.to_str().unwrap();
+    let version = || {
+        ferry::format::config::peek_version(&std::fs::read(copy.join("config")).unwrap()).unwrap()
+    };
+    let run = |args: &[&str]| {
+        let r = env.run_with(golden_command(&env, &fixtures), args);
+        assert_eq!(r.code, 0, "{args:?}: {} {}", r.stdout, r.stderr);
+        r.stdout
+    };
+    run(&["snapshots", "--repo", repo]);
+    run(&["prune", "--repo", repo, "--dry-run"]);
+    assert_eq!(version(), 1, "reading and a dry run leave version 1");
+    run(&[
+        "forget",
+        "--repo",
+        repo,
+        "--keep-last",
+        "1",
+        "--group-by",
+        "host",
+    ]);
+    run(&["prune", "--repo", repo, "--max-unused", "0%"]);
+    assert_eq!(version(), 2, "the first plan raised the version");
+    assert_eq!(std::fs::read_dir(copy.join("plans")).unwrap().count(), 1);
+    let out = env.path("out");
+    run(&[
+        "restore",
+        "latest",
+        "--repo",
+        repo,
+        "--target",
+        out.to_str().unwrap(),
+    ]);
+    run(&["check", "--read-data", "--repo", repo]);
+}

@@ -9,6 +9,7 @@ mod cli;
 mod config_files;
 mod crds;
 mod cronjob;
+mod golden;
 mod kubectl;
 mod outcomes;
 mod restore;

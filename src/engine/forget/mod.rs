@@ -102,6 +102,10 @@ pub struct ForgetReport {
     /// The other regions the removals were carried to (`--config`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub regions: Vec<regions::RegionRemoval>,
+    /// Object lock: the removed snapshots are hidden at once, and their
+    /// stored versions stay until this date, when a prune deletes them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deferred_until: Option<DateTime<Utc>>,
 }
 
 /// Decides and (unless dry-run) removes snapshots.
@@ -117,9 +121,13 @@ pub async fn forget(repo: &Arc<Repository>, opts: &ForgetOptions) -> EngineResul
         kept: groups.iter().map(|g| g.keep.len()).sum(),
         groups,
         regions: Vec::new(),
+        deferred_until: None,
     };
-    if !opts.dry_run {
-        for d in report.groups.iter().flat_map(|g| &g.remove) {
+    let now = Utc::now();
+    for d in report.groups.iter().flat_map(|g| &g.remove) {
+        let until = repo.retention(&d.id.key()).await?.map(|r| r.until);
+        report.deferred_until = report.deferred_until.max(until.filter(|u| *u > now));
+        if !opts.dry_run {
             repo.delete_snapshot(&d.id).await?;
         }
     }

@@ -83,6 +83,23 @@ pub struct PruneReport {
     pub plans_done: u64,
     /// When the next prune can delete what is planned now.
     pub next_deletion: Option<DateTime<Utc>>,
+    /// Object lock: what the prune extended, purged and left for later.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object_lock: Option<LockReport>,
+}
+
+/// What a prune of an object-locked repository did about retention.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LockReport {
+    pub mode: String,
+    pub retention_seconds: u64,
+    /// Objects in use whose retention was moved to a full period from now.
+    pub extended: u64,
+    /// Hidden (deleted) versions whose retention had ended, removed now
+    /// (`versions`, `bytes`), and those still retained, which a later prune
+    /// removes (`deferred_versions`, `deferred_bytes`, `deferred_until`).
+    #[serde(flatten)]
+    pub purge: crate::store::Purged,
 }
 
 /// What one prune decides, before doing it.
@@ -144,7 +161,35 @@ pub async fn prune(repo: &Arc<Repository>, opts: &PruneOptions) -> EngineResult<
         repo.delete_key(&id.key()).await?;
         report.plans_done += 1;
     }
+    report.object_lock = retain(repo, now).await?;
     Ok(report)
+}
+
+/// Object lock: extends the retention of every current object but the
+/// packs a plan names (they are on their way out), then removes the hidden
+/// versions whose retention has ended. Nothing still retained is asked to
+/// go; it is reported as deferred.
+async fn retain(repo: &Repository, now: DateTime<Utc>) -> EngineResult<Option<LockReport>> {
+    let Some(lock) = repo.protection() else {
+        return Ok(None);
+    };
+    let planned = repo.planned_packs().await?;
+    let mut keys = Vec::new();
+    for m in repo.store().list("").await? {
+        let pack: Option<PackId> = crate::format::kind::id_from_key(&m.key)
+            .filter(|_| m.key.starts_with(ObjectKind::Pack.prefix()));
+        let known = ObjectKind::of_key(&m.key).is_some() || m.key == "config";
+        if known && !pack.is_some_and(|p| planned.contains(&p)) {
+            keys.push(m.key);
+        }
+    }
+    let extended = repo.extend_retention(keys, now).await?;
+    Ok(Some(LockReport {
+        mode: lock.mode.name().to_string(),
+        retention_seconds: lock.retention_seconds,
+        extended,
+        purge: repo.purge_versions(now).await?,
+    }))
 }
 
 /// The plans in the store; a damaged one stops the prune (it cannot tell

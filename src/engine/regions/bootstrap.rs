@@ -10,8 +10,10 @@ use crate::repo::{InitOptions, RepoError, Repository};
 
 /// Makes a region ready to receive a repository: an S3 bucket is created
 /// when missing, and the credentials are checked for every operation a
-/// repository needs. Returns whether a bucket was created.
-pub(super) async fn prepare(r: &RegionHandle) -> RegionsResult<bool> {
+/// repository needs. Returns whether a bucket was created. For an
+/// object-locked repository the bucket is created with Object Lock, and an
+/// existing one must have it.
+pub(super) async fn prepare(r: &RegionHandle, object_lock: bool) -> RegionsResult<bool> {
     if !r.region.url.starts_with("s3://") {
         return Ok(false);
     }
@@ -22,9 +24,18 @@ pub(super) async fn prepare(r: &RegionHandle) -> RegionsResult<bool> {
     let o = r.region.store_options().map_err(|e| setup(e.to_string()))?;
     let s3 = crate::store::s3::S3Store::from_url(&r.region.url, &o.s3)
         .map_err(|e| setup(e.to_string()))?;
-    match s3.init().await {
+    match s3.init_with(object_lock).await {
         Ok(b) => Ok(b == crate::store::s3::BucketInit::Created),
         Err(e) => Err(setup(e.to_string())),
+    }
+}
+
+/// Whether the repository a region holds is object-locked (its config,
+/// read without a key); false when it cannot be read.
+pub(super) async fn locked(r: &RegionHandle) -> bool {
+    match r.store().get(crate::format::config::CONFIG_KEY).await {
+        Ok(raw) => matches!(crate::format::config::peek_lock(&raw), Ok(Some(_))),
+        Err(_) => false,
     }
 }
 
@@ -75,7 +86,7 @@ pub async fn init_all(
             message: format!("the primary region is down: {error}"),
         });
     }
-    let bucket_created = prepare(home).await?;
+    let bucket_created = prepare(home, opts.object_lock.is_some()).await?;
     let repo = Repository::init(home.store(), password, opts, regions.catalog.clone()).await?;
     let mut out = vec![InitRegion {
         region: home.name().to_string(),
@@ -117,7 +128,7 @@ async fn copy_to(repo: &Repository, r: &RegionHandle) -> InitRegion {
             }
             Health::Empty { .. } => {}
         }
-        o.bucket_created = prepare(r).await?;
+        o.bucket_created = prepare(r, repo.protection().is_some()).await?;
         let opts = ReplicateOptions {
             concurrency: 4,
             verify: false,

@@ -25,6 +25,9 @@ pub struct RegionStatus {
     pub rpo_seconds: Option<i64>,
     /// When the catalog last recorded a full listing of the region.
     pub listed_at: Option<String>,
+    /// The object lock the region's repository writes under (none when it
+    /// is not locked, or the region does not answer).
+    pub protection: Option<crate::format::config::ObjectLock>,
 }
 
 /// `ferry status`: the repository and every region, primary first.
@@ -32,6 +35,16 @@ pub struct RegionStatus {
 pub struct StatusReport {
     pub repository: String,
     pub regions: Vec<RegionStatus>,
+}
+
+/// The object lock of a region's config (read without a key).
+async fn protection(r: &super::RegionHandle) -> Option<crate::format::config::ObjectLock> {
+    let raw = r
+        .store()
+        .get(crate::format::config::CONFIG_KEY)
+        .await
+        .ok()?;
+    crate::format::config::peek_lock(&raw).ok().flatten()
 }
 
 /// Status of every region, from one probe each and the catalog.
@@ -55,7 +68,12 @@ pub async fn status(regions: &Regions) -> RegionsResult<StatusReport> {
             Health::Ready { .. } => None,
             Health::Empty { error } | Health::Down { error } => Some(error.clone()),
         };
+        let protection = match error {
+            None => protection(e).await,
+            Some(_) => None,
+        };
         out.push(RegionStatus {
+            protection,
             name: name.to_string(),
             url: e.region.url.clone(),
             primary: name == primary,

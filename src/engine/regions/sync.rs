@@ -154,7 +154,11 @@ impl Regions {
                 return Err(RegionsError::Usage(format!("region is down: {error}")))
             }
             Health::Empty { .. } => {
-                bootstrap::prepare(target).await?;
+                let lock = match sources.first() {
+                    Some(s) => bootstrap::locked(s).await,
+                    None => false,
+                };
+                bootstrap::prepare(target, lock).await?;
                 out.created = true;
             }
             Health::Ready { .. } => {}

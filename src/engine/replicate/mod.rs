@@ -92,6 +92,8 @@ pub async fn replicate(
     let mut report = ReplicateReport::default();
     let config = source.get(CONFIG_KEY).await?;
     let id = peek_id(&config)?;
+    // An object-locked repository stays locked in every region.
+    crate::repo::lock::lock_like(dest, &config)?;
     match dest.get(CONFIG_KEY).await {
         Ok(theirs) => check_same_repo(dest, &id, &theirs)?,
         Err(e) if e.is_not_found() => {}

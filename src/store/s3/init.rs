@@ -23,6 +23,15 @@ impl S3Store {
     /// `PermissionDenied` error names the missing permission
     /// (`s3:CreateBucket`, `s3:ListBucket`, `s3:PutObject`, ...).
     pub async fn init(&self) -> StoreResult<BucketInit> {
+        self.init_with(false).await
+    }
+
+    /// [`S3Store::init`] for an object-locked repository: a bucket created
+    /// here has Object Lock enabled, and an existing one must have it.
+    pub async fn init_with(&self, object_lock: bool) -> StoreResult<BucketInit> {
+        if object_lock {
+            self.lock_supported()?;
+        }
         let found = self
             .request("init", "", &Activity::new(), async {
                 match self.client.head_bucket().bucket(&self.bucket).send().await {
@@ -33,9 +42,12 @@ impl S3Store {
             })
             .await?;
         let outcome = if found {
+            if object_lock {
+                self.check_bucket_lock().await?;
+            }
             BucketInit::Existed
         } else {
-            self.create_bucket().await?;
+            self.create_bucket(object_lock).await?;
             tracing::info!(location = %self.location_string(), "bucket created");
             BucketInit::Created
         };
@@ -43,7 +55,40 @@ impl S3Store {
         Ok(outcome)
     }
 
-    async fn create_bucket(&self) -> StoreResult<()> {
+    /// Refuses a bucket without Object Lock (objects written there could
+    /// not carry a retention).
+    async fn check_bucket_lock(&self) -> StoreResult<()> {
+        let enabled = self
+            .request("init", "", &Activity::new(), async {
+                match self
+                    .client
+                    .get_object_lock_configuration()
+                    .bucket(&self.bucket)
+                    .send()
+                    .await
+                {
+                    Ok(out) => Ok(out
+                        .object_lock_configuration()
+                        .and_then(|c| c.object_lock_enabled())
+                        .is_some_and(|e| e.as_str() == "Enabled")),
+                    Err(e) if answer(&e).is_some_and(|a| a.status == 404) => Ok(false),
+                    Err(e) => Err(self.sdk_err("init", "", e)),
+                }
+            })
+            .await?;
+        match enabled {
+            true => Ok(()),
+            false => Err(self.err(
+                StoreErrorKind::Permanent,
+                "init",
+                "",
+                "the bucket exists without Object Lock: --object-lock needs a bucket created \
+                 with Object Lock enabled; name a new bucket (init creates it) or enable it on this one",
+            )),
+        }
+    }
+
+    async fn create_bucket(&self, object_lock: bool) -> StoreResult<()> {
         // AWS wants the region named, except for its first one; the other
         // providers take the region from the endpoint.
         let config =
@@ -58,6 +103,7 @@ impl S3Store {
                 .create_bucket()
                 .bucket(&self.bucket)
                 .set_create_bucket_configuration(config)
+                .set_object_lock_enabled_for_bucket(object_lock.then_some(true))
                 .send()
                 .await;
             match sent {

@@ -5,6 +5,7 @@ mod body;
 mod client;
 mod error;
 mod init;
+mod lock;
 mod multipart;
 mod ops;
 mod provider;
@@ -39,6 +40,8 @@ pub struct S3Store {
     connections: Semaphore,
     /// Serialises `put_if_absent` of one key within this process.
     create_locks: Vec<Mutex<()>>,
+    /// Set once the repository is object-locked: every write carries it.
+    lock: std::sync::RwLock<Option<crate::store::LockPolicy>>,
     /// Retries of single multipart parts, so that a large upload does not
     /// start over for one failed part.
     part_retry: RetryPolicy,
@@ -110,6 +113,7 @@ impl S3Store {
             quirks: settings.provider.quirks(),
             connections: Semaphore::new(settings.connections),
             create_locks: (0..64).map(|_| Mutex::new(())).collect(),
+            lock: std::sync::RwLock::new(None),
             part_retry: RetryPolicy {
                 max_attempts: 4,
                 initial_backoff_ms: 100,

@@ -16,6 +16,7 @@ use crate::store::{StoreErrorKind, StoreResult};
 impl S3Store {
     pub(super) async fn put_multipart(&self, key: &str, data: Bytes) -> StoreResult<()> {
         let full = self.object_key(key);
+        let (lock_mode, retain_until) = self.lock_headers();
         let created = self
             .request("put", key, &Activity::new(), async {
                 let out = self
@@ -23,6 +24,8 @@ impl S3Store {
                     .create_multipart_upload()
                     .bucket(&self.bucket)
                     .key(&full)
+                    .set_object_lock_mode(lock_mode)
+                    .set_object_lock_retain_until_date(retain_until)
                     .send()
                     .await;
                 out.map_err(|e| self.sdk_err("put", key, e))

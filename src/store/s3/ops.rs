@@ -159,4 +159,33 @@ impl ObjectStore for S3Store {
         })
         .await
     }
+
+    fn lock_writes(&self, policy: &crate::store::LockPolicy) -> StoreResult<()> {
+        self.set_lock(policy)
+    }
+
+    async fn retention(&self, key: &str) -> StoreResult<Option<crate::store::Retention>> {
+        self.check_key("head", key)?;
+        self.head_retention(key, None).await
+    }
+
+    async fn extend_retention(
+        &self,
+        key: &str,
+        retention: &crate::store::Retention,
+    ) -> StoreResult<()> {
+        self.check_key("retention", key)?;
+        self.put_retention(key, retention).await
+    }
+
+    async fn purge_versions(
+        &self,
+        prefix: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> StoreResult<crate::store::Purged> {
+        if !self.locked() {
+            return Ok(crate::store::Purged::default());
+        }
+        self.purge(prefix, now).await
+    }
 }

@@ -53,6 +53,7 @@ impl S3Store {
             .then(|| BASE64.encode(crc32c::crc32c(&data).to_be_bytes()));
         let md5 = crc.is_none().then(|| Self::content_md5(&data));
         let full = self.object_key(key);
+        let (lock_mode, retain_until) = self.lock_headers();
         self.request("put", key, &activity, async {
             let req = self
                 .client
@@ -62,6 +63,8 @@ impl S3Store {
                 .content_length(data.len() as i64)
                 .set_content_md5(md5)
                 .set_checksum_crc32_c(crc)
+                .set_object_lock_mode(lock_mode)
+                .set_object_lock_retain_until_date(retain_until)
                 .set_if_none_match((condition == Condition::IfNoneMatch).then(|| "*".to_string()))
                 .body(ByteStream::new(
                     PacedBody::new(data.clone(), activity.clone()).into_sdk_body(),
