@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::{EngineError, EngineResult};
 use crate::format::tree::{Node, NodeKind};
 use crate::repo::{BlobId, Repository};
 
@@ -31,13 +32,35 @@ pub fn normalize(p: &str) -> SnapPath {
     SnapPath::normalize(p.as_bytes())
 }
 
+/// The longest path inside a snapshot, in bytes: a Linux path
+/// (`PATH_MAX`), so no backup of a file system holds a longer one. Walks
+/// do not descend past it, which bounds their memory by the entries met.
+pub const MAX_PATH: usize = 4096;
+
+/// Why a walk stopped: the snapshot's trees reach more entries than its
+/// summary records (a damaged or hostile tree graph, such as a tree naming
+/// the same subtree many times at every level).
+pub fn too_many_entries(limit: u64) -> String {
+    format!(
+        "the snapshot's trees reach more than the {limit} entries its summary records \
+         (damaged or hostile trees); stopped"
+    )
+}
+
+/// Why an entry is left out: its path is longer than [`MAX_PATH`].
+pub fn path_too_long() -> String {
+    format!("its path is longer than the {MAX_PATH} bytes a path can have; left out with everything below it")
+}
+
 /// Walks the tree `root`, descending only into directories for which
-/// `descend(path)` holds.
+/// `descend(path)` holds; stops with a damage error past `limit` entries
+/// (see [`crate::format::snapshot::Summary::entry_limit`]).
 pub async fn walk(
     repo: &Arc<Repository>,
     root: BlobId,
+    limit: u64,
     descend: impl Fn(&SnapPath) -> bool,
-) -> Walk {
+) -> EngineResult<Walk> {
     let mut out = Walk::default();
     // A stack of (tree id, path); children pushed in reverse keep the order.
     let mut stack = vec![(root, SnapPath::root())];
@@ -49,9 +72,16 @@ pub async fn walk(
                 continue;
             }
         };
+        if (out.entries.len() + tree.nodes.len()) as u64 > limit {
+            return Err(EngineError::Damage(too_many_entries(limit)));
+        }
         let mut subdirs = Vec::new();
         for node in tree.nodes {
             let p = path.join(&node.name);
+            if p.as_bytes().len() > MAX_PATH {
+                out.errors.push((p, path_too_long()));
+                continue;
+            }
             if node.kind == NodeKind::Dir {
                 if let Some(sub) = node.subtree.filter(|_| descend(&p)) {
                     subdirs.push((sub, p.clone()));
@@ -61,7 +91,7 @@ pub async fn walk(
         }
         stack.extend(subdirs.into_iter().rev());
     }
-    out
+    Ok(out)
 }
 
 /// The bytes of a regular file of a snapshot (sparse holes not filled:

@@ -70,12 +70,19 @@ pub struct Verification {
 /// Compares the restored tree under `sandbox` with snapshot tree `root`.
 pub async fn verify(
     repo: &Arc<Repository>,
-    root: BlobId,
+    (root, limit): (BlobId, u64),
     sandbox: &Path,
     mode: VerifyMode,
 ) -> Verification {
-    let w = walk(repo, root, |_| true).await;
     let mut v = Verification::default();
+    let w = match walk(repo, root, limit, |_| true).await {
+        Ok(w) => w,
+        Err(e) => {
+            let root = crate::engine::walk::SnapPath::root();
+            v.mismatches.push(super::Mismatch::new(&root, e.to_string()));
+            return v;
+        }
+    };
     for (path, error) in w.errors {
         v.mismatches.push(super::Mismatch::new(
             &path,
