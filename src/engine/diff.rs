@@ -124,10 +124,12 @@ async fn pair(
     };
     let mut both = Both::new();
     for n in load(a).await? {
-        both.entry(n.name.clone()).or_default().0 = Some(n);
+        let k = n.name.clone();
+        both.entry(k).or_default().0 = Some(n);
     }
     for n in load(b).await? {
-        both.entry(n.name.clone()).or_default().1 = Some(n);
+        let k = n.name.clone();
+        both.entry(k).or_default().1 = Some(n);
     }
     Ok(both)
 }

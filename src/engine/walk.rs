@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::{EngineError, EngineResult};
-use crate::format::tree::{Node, NodeKind};
+use crate::format::tree::{Node, NodeKind, Tree};
 use crate::repo::{BlobId, Repository};
 
 pub mod snap_path;
@@ -61,14 +61,30 @@ pub async fn walk(
     limit: u64,
     descend: impl Fn(&SnapPath) -> bool,
 ) -> EngineResult<Walk> {
+    let load = |id: BlobId| async move { repo.load_tree(&id).await.map_err(|e| e.to_string()) };
+    walk_with(load, root, limit, descend).await
+}
+
+/// [`walk`] with trees from `load` (the repository, or a fuzz target's
+/// trees in memory).
+pub async fn walk_with<F, Fut>(
+    load: F,
+    root: BlobId,
+    limit: u64,
+    descend: impl Fn(&SnapPath) -> bool,
+) -> EngineResult<Walk>
+where
+    F: Fn(BlobId) -> Fut,
+    Fut: std::future::Future<Output = Result<Tree, String>>,
+{
     let mut out = Walk::default();
     // A stack of (tree id, path); children pushed in reverse keep the order.
     let mut stack = vec![(root, SnapPath::root())];
     while let Some((id, path)) = stack.pop() {
-        let tree = match repo.load_tree(&id).await {
+        let tree = match load(id).await {
             Ok(t) => t,
             Err(e) => {
-                out.errors.push((path, e.to_string()));
+                out.errors.push((path, e));
                 continue;
             }
         };

@@ -141,7 +141,7 @@ fn check_and_restore_refuse_files_that_break_the_rules() {
     }
     .encode();
     let as_data = f.data(&listing);
-    let mut sparse = |name: &str, extents: Vec<(u64, u64)>| {
+    let sparse = |name: &str, extents: Vec<(u64, u64)>| {
         let mut n = file(name, 100, vec![five]);
         n.extents = Some(extents);
         n

@@ -228,7 +228,7 @@ async fn run(
         r.failures
             .push(format!("not restored: {more} more entries"));
     }
-    let v = verify::verify(repo, (tree, limit), sandbox, opts.verify).await;
+    let v = verify::verify(repo, tree, sandbox, opts.verify).await;
     for m in v.mismatches.iter().take(5) {
         r.failures
             .push(format!("mismatch: {}: {}", m.path, m.error));
