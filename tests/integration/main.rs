@@ -19,6 +19,7 @@ mod layers;
 mod metrics;
 mod names;
 mod regions;
+mod repair_index;
 mod requests;
 mod retention;
 mod retention_crash;
