@@ -53,7 +53,10 @@ pub fn config(data: &[u8]) {
 pub fn key_object(data: &[u8]) {
     let name = format!("keys/{}", blake3::hash(data).to_hex());
     if let Ok(k) = crate::format::keys::KeyFile::decode(&name, data) {
-        assert!(k.params.memory_kib <= 1 << 20, "a decoded key is within the limits");
+        assert!(
+            k.params.memory_kib <= 1 << 20,
+            "a decoded key is within the limits"
+        );
         assert!(k.params.iterations <= 20 && k.params.parallelism <= 16);
     }
 }
@@ -85,8 +88,14 @@ pub fn tree_walk(data: &[u8]) {
     };
     let walked = futures::executor::block_on(walk_with(load, root, LIMIT, |_| true));
     if let Ok(w) = walked {
-        assert!(w.entries.len() as u64 <= LIMIT, "the walk stops at its limit");
-        assert!(w.entries.iter().all(|e| e.path.as_bytes().len() <= MAX_PATH));
+        assert!(
+            w.entries.len() as u64 <= LIMIT,
+            "the walk stops at its limit"
+        );
+        assert!(w
+            .entries
+            .iter()
+            .all(|e| e.path.as_bytes().len() <= MAX_PATH));
     }
 }
 

@@ -13,7 +13,11 @@ use crate::engine::reindex::{repair_index, ReindexReport};
 
 impl Render for ReindexReport {
     fn text(&self) -> String {
-        let verb = if self.dry_run { "would index" } else { "indexed" };
+        let verb = if self.dry_run {
+            "would index"
+        } else {
+            "indexed"
+        };
         let mut out = String::new();
         for p in &self.packs {
             out += &format!("{verb} {} ({} blobs)\n", p.pack.key(), p.blobs);

@@ -86,7 +86,10 @@ pub async fn diff(
         for (name, (x, y)) in both {
             let p = path.join(&name);
             if p.as_bytes().len() > super::walk::MAX_PATH {
-                return Err(EngineError::Damage(format!("{p}: {}", super::walk::path_too_long())));
+                return Err(EngineError::Damage(format!(
+                    "{p}: {}",
+                    super::walk::path_too_long()
+                )));
             }
             let change = match (&x, &y) {
                 (None, Some(_)) => Some(Change::Added),
@@ -111,11 +114,7 @@ pub async fn diff(
 }
 
 /// The entries of two trees (either may be absent) by name.
-async fn pair(
-    repo: &Arc<Repository>,
-    a: Option<BlobId>,
-    b: Option<BlobId>,
-) -> EngineResult<Both> {
+async fn pair(repo: &Arc<Repository>, a: Option<BlobId>, b: Option<BlobId>) -> EngineResult<Both> {
     let load = |id: Option<BlobId>| async move {
         match id {
             Some(id) => repo.load_tree(&id).await.map(|t| t.nodes),

@@ -48,7 +48,12 @@ pub async fn repair_index(repo: &Arc<Repository>, dry_run: bool) -> EngineResult
         dry_run,
         ..Default::default()
     };
-    let indexed: HashSet<PackId> = repo.indexed_packs().await?.into_iter().map(|p| p.0).collect();
+    let indexed: HashSet<PackId> = repo
+        .indexed_packs()
+        .await?
+        .into_iter()
+        .map(|p| p.0)
+        .collect();
     let mut unnamed: Vec<PackId> = repo
         .list_ids::<PackId>(crate::format::ObjectKind::Pack)
         .await?

@@ -475,7 +475,10 @@ impl Repository {
         let object = || format!("tree {id}");
         if let Some((_, e)) = self.locate_blob(id) {
             if e.kind != BlobType::Tree {
-                return Err(RepoError::corrupt(object(), "names a data blob, not a tree"));
+                return Err(RepoError::corrupt(
+                    object(),
+                    "names a data blob, not a tree",
+                ));
             }
         }
         if let Some(data) = cached {

@@ -77,7 +77,9 @@ impl Forge {
         let w = std::mem::replace(&mut self.pack, PackWriter::with_capacity(1 << 20));
         self.in_pack = 0;
         let p = self.repo.sealer().finish_pack(w);
-        self.rt.block_on(self.repo.put_pack(&p.id, p.data.clone())).unwrap();
+        self.rt
+            .block_on(self.repo.put_pack(&p.id, p.data.clone()))
+            .unwrap();
         let mut blobs = p.entries.clone();
         edit(&mut blobs);
         self.index.packs.push(IndexPack {

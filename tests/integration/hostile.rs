@@ -174,7 +174,10 @@ fn check_and_restore_refuse_files_that_break_the_rules() {
         "{found:?}"
     );
     let why = |p: &str| &found.iter().find(|(x, _)| x == p).unwrap().1;
-    assert!(why("/size-differs").contains("records 10 bytes"), "{found:?}");
+    assert!(
+        why("/size-differs").contains("records 10 bytes"),
+        "{found:?}"
+    );
     assert!(why("/content-is-a-tree").contains("tree blob"), "{found:?}");
     assert!(why("/extent-past-size").contains("past the file's size"));
     assert!(why("/extents-overlap").contains("overlaps"));
@@ -182,7 +185,17 @@ fn check_and_restore_refuse_files_that_break_the_rules() {
     assert!(why("/subtree-is-data").contains("data blob"));
     assert!(r.json()["affected"][0]["snapshot"] == sid.to_hex().as_str());
     let out = env.path("out");
-    let r = run_limited(&env, LIMIT, &["restore", "latest", "--json", "--target", out.to_str().unwrap()]);
+    let r = run_limited(
+        &env,
+        LIMIT,
+        &[
+            "restore",
+            "latest",
+            "--json",
+            "--target",
+            out.to_str().unwrap(),
+        ],
+    );
     assert_eq!(r.code, 1, "{}", r.stderr);
     let refused: Vec<String> = failed(&r).into_iter().map(|(p, _)| p).collect();
     let mut expected: Vec<&str> = paths.clone();
@@ -194,7 +207,10 @@ fn check_and_restore_refuse_files_that_break_the_rules() {
     for p in &paths {
         let written = out.join(&p[1..]);
         let dir_empty = written.is_dir() && std::fs::read_dir(&written).unwrap().next().is_none();
-        assert!(!written.is_file() && (dir_empty || !written.exists()), "{p} not written");
+        assert!(
+            !written.is_file() && (dir_empty || !written.exists()),
+            "{p} not written"
+        );
     }
 }
 
@@ -219,9 +235,22 @@ fn hard_links_with_different_content_fail_check_and_restore_apart() {
     let found = problems(&r);
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].0, "/b");
-    assert!(found[0].1.contains("hard link") && found[0].1.contains("/a"), "{found:?}");
+    assert!(
+        found[0].1.contains("hard link") && found[0].1.contains("/a"),
+        "{found:?}"
+    );
     let out = env.path("out");
-    let r = run_limited(&env, LIMIT, &["restore", "latest", "--json", "--target", out.to_str().unwrap()]);
+    let r = run_limited(
+        &env,
+        LIMIT,
+        &[
+            "restore",
+            "latest",
+            "--json",
+            "--target",
+            out.to_str().unwrap(),
+        ],
+    );
     assert_eq!(r.code, 0, "{}", r.stderr);
     let warnings = r.json()["report"]["warnings"].clone();
     assert!(warnings.to_string().contains("hard link"), "{warnings}");
@@ -245,7 +274,10 @@ fn check_reports_a_key_object_whose_name_is_not_its_hash() {
     let errors = r.json()["errors"].as_array().unwrap().clone();
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_eq!(errors[0]["object"], format!("keys/{fake}"));
-    assert!(errors[0]["error"].as_str().unwrap().contains("does not match its name"));
+    assert!(errors[0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("does not match its name"));
 }
 
 /// An index entry inside the size the index records for its pack but past
@@ -266,13 +298,28 @@ fn check_without_read_data_rejects_index_entries_past_the_blobs() {
     let j = r.json();
     let errors = j["errors"].as_array().unwrap();
     assert!(
-        errors.iter().any(|e| e["object"].as_str().unwrap().ends_with(&format!("blob {blob}"))
+        errors.iter().any(|e| e["object"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("blob {blob}"))
             && e["error"].as_str().unwrap().contains("past the end")),
         "{errors:?}"
     );
-    assert_eq!(problems(&r).iter().map(|p| p.0.as_str()).collect::<Vec<_>>(), ["/f"]);
+    assert_eq!(
+        problems(&r)
+            .iter()
+            .map(|p| p.0.as_str())
+            .collect::<Vec<_>>(),
+        ["/f"]
+    );
     let out = env.path("out");
-    let r = env.try_run(&["restore", "latest", "--json", "--target", out.to_str().unwrap()]);
+    let r = env.try_run(&[
+        "restore",
+        "latest",
+        "--json",
+        "--target",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert!(!out.join("f").exists());
 }

@@ -49,16 +49,32 @@ fn deep(depth: usize) {
     let affected = r.json()["affected"].as_array().unwrap().clone();
     assert_eq!(affected.len(), 1, "{affected:?}");
     assert_eq!(affected[0]["path"], first_too_long().as_str());
-    assert!(affected[0]["problem"].as_str().unwrap().contains("longer than the 4096 bytes"));
+    assert!(affected[0]["problem"]
+        .as_str()
+        .unwrap()
+        .contains("longer than the 4096 bytes"));
     assert!(r.json()["errors"].as_array().unwrap().is_empty());
     let before = outside(&env);
     let out = env.path("out");
-    let r = run_limited(&env, LIMIT, &["restore", "latest", "--json", "--target", out.to_str().unwrap()]);
+    let r = run_limited(
+        &env,
+        LIMIT,
+        &[
+            "restore",
+            "latest",
+            "--json",
+            "--target",
+            out.to_str().unwrap(),
+        ],
+    );
     assert_eq!(r.code, 1, "{}", r.stderr);
     let failed = r.json()["report"]["failed"].as_array().unwrap().clone();
     assert!(
         failed.iter().any(|f| f["path"] == first_too_long().as_str()
-            && f["error"].as_str().unwrap().contains("longer than the 4096 bytes")),
+            && f["error"]
+                .as_str()
+                .unwrap()
+                .contains("longer than the 4096 bytes")),
         "{failed:?}"
     );
     // The directories a path can reach are restored; the rest are named.
@@ -66,7 +82,11 @@ fn deep(depth: usize) {
     assert_eq!(outside(&env), before, "nothing written outside the target");
     let r = run_limited(&env, LIMIT, &["ls", "latest", "--json"]);
     assert_eq!(r.code, 1, "{}", r.stderr);
-    assert!(r.stderr.contains("longer than the 4096 bytes"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("longer than the 4096 bytes"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -97,17 +117,27 @@ fn a_dag_of_trees_stops_at_the_entries_the_summary_records() {
     let affected = r.json()["affected"].as_array().unwrap().clone();
     assert_eq!(affected.len(), 1, "{affected:?}");
     assert_eq!(affected[0]["path"], "/");
-    assert!(affected[0]["problem"].as_str().unwrap().contains("more than the 97 entries"));
+    assert!(affected[0]["problem"]
+        .as_str()
+        .unwrap()
+        .contains("more than the 97 entries"));
     let before = outside(&env);
     let out = env.path("out");
     for args in [
-        vec!["restore", "latest", "--json", "--target", out.to_str().unwrap()],
+        vec![
+            "restore",
+            "latest",
+            "--json",
+            "--target",
+            out.to_str().unwrap(),
+        ],
         vec!["ls", "latest", "--json"],
     ] {
         let r = run_limited(&env, LIMIT, &args);
         assert_eq!(r.code, 1, "{args:?}: {}", r.stderr);
         assert!(
-            r.stdout.contains("more than the 97 entries") || r.stderr.contains("more than the 97 entries"),
+            r.stdout.contains("more than the 97 entries")
+                || r.stderr.contains("more than the 97 entries"),
             "{args:?}: {} {}",
             r.stdout,
             r.stderr

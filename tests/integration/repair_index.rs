@@ -37,7 +37,11 @@ fn repair_index_recovers_the_packs_of_a_lost_index_object() {
     assert_eq!(j["indexes"].as_array().unwrap().len(), 1);
     assert!(j["unreadable"].as_array().unwrap().is_empty());
     let r = env.run(&["check", "--read-data", "--json"]);
-    assert!(r.json()["warnings"].as_array().unwrap().is_empty(), "{}", r.stdout);
+    assert!(
+        r.json()["warnings"].as_array().unwrap().is_empty(),
+        "{}",
+        r.stdout
+    );
     let out = env.path("out");
     env.run(&["restore", "latest", "--target", out.to_str().unwrap()]);
     assert_same_tree(&src, &Env::restored(&out, &src));

@@ -127,7 +127,8 @@ impl<'a> TreeCheck<'a> {
         }
         while !w.stack.is_empty() && !w.stopped {
             if w.out.len() >= MAX_AFFECTED {
-                let more = format!("more than {MAX_AFFECTED} damaged entries; the rest are not named");
+                let more =
+                    format!("more than {MAX_AFFECTED} damaged entries; the rest are not named");
                 w.out.push((Vec::new(), more));
                 break;
             }
@@ -234,7 +235,8 @@ impl<'a> TreeCheck<'a> {
 
     /// A tree's entries, or why it cannot be read.
     async fn open(&mut self, tree: BlobId) -> Result<Vec<Node>, String> {
-        let unreadable = |e: &str| format!("directory listing (tree {}) unreadable: {e}", tree.short());
+        let unreadable =
+            |e: &str| format!("directory listing (tree {}) unreadable: {e}", tree.short());
         if let Some(e) = self.bad.get(&tree).or(self.tree_errors.get(&tree)) {
             return Err(unreadable(e));
         }
@@ -278,11 +280,13 @@ pub(crate) fn file_problem(repo: &Repository, bad: &Bad, node: &Node) -> Option<
             return Some(format!("blob {} is not in the index", id.short()));
         };
         if e.kind != BlobType::Data {
-            return Some(format!("its content names tree blob {}, not data", id.short()));
+            return Some(format!(
+                "its content names tree blob {}, not data",
+                id.short()
+            ));
         }
         sum = sum.saturating_add(e.raw_length as u64);
     }
-    (sum != expected).then(|| {
-        format!("the snapshot records {expected} bytes of data but its blobs hold {sum}")
-    })
+    (sum != expected)
+        .then(|| format!("the snapshot records {expected} bytes of data but its blobs hold {sum}"))
 }
