@@ -47,3 +47,76 @@ pub fn config(data: &[u8]) {
         let _ = crate::config::FileConfig::parse(text, "fuzz");
     }
 }
+
+/// A key object as `keys/` may hold it: decoded and checked against the
+/// limits (no key is derived: the limits bound that, not the fuzzer).
+pub fn key_object(data: &[u8]) {
+    let name = format!("keys/{}", blake3::hash(data).to_hex());
+    if let Ok(k) = crate::format::keys::KeyFile::decode(&name, data) {
+        assert!(
+            k.params.memory_kib <= 1 << 20,
+            "a decoded key is within the limits"
+        );
+        assert!(k.params.iterations <= 20 && k.params.parallelism <= 16);
+    }
+}
+
+/// The tree walk over trees from the input: chunks separated by 0xFF bytes
+/// are trees (the first is the root), each named by its blob id, and any
+/// subtree naming another chunk's id leads there. The walk must end within
+/// its entry limit and path length, whatever graph the trees make.
+pub fn tree_walk(data: &[u8]) {
+    use crate::engine::walk::{walk_with, MAX_PATH};
+    let k = key();
+    let mut trees = std::collections::HashMap::new();
+    let mut root = None;
+    for chunk in data.split(|&b| b == 0xFF).take(64) {
+        let id = k.blob_id(chunk);
+        root.get_or_insert(id);
+        if let Ok(t) = Tree::decode(chunk) {
+            for n in &t.nodes {
+                let _ = n.data_length();
+            }
+            trees.insert(id, t);
+        }
+    }
+    let Some(root) = root else { return };
+    const LIMIT: u64 = 10_000;
+    let load = |id| {
+        let t = trees.get(&id).cloned().ok_or_else(|| "missing".to_string());
+        async move { t }
+    };
+    let walked = futures::executor::block_on(walk_with(load, root, LIMIT, |_| true));
+    if let Ok(w) = walked {
+        assert!(
+            w.entries.len() as u64 <= LIMIT,
+            "the walk stops at its limit"
+        );
+        assert!(w
+            .entries
+            .iter()
+            .all(|e| e.path.as_bytes().len() <= MAX_PATH));
+    }
+}
+
+/// A seed for [`tree_walk`]: a few trees, each naming the next twice.
+pub fn tree_walk_seed() -> Vec<u8> {
+    use crate::format::tree::{Node, NodeKind};
+    let k = key();
+    let mut leaf = Tree {
+        nodes: vec![Node::synthetic(b"f", NodeKind::File, 0)],
+    };
+    let mut chunks = vec![leaf.encode()];
+    for _ in 0..4 {
+        let below = k.blob_id(chunks.last().unwrap());
+        let mut nodes = Vec::new();
+        for name in [b"a", b"b"] {
+            let mut n = Node::synthetic(name, NodeKind::Dir, 0);
+            n.subtree = Some(below);
+            nodes.push(n);
+        }
+        chunks.push(Tree { nodes }.encode());
+    }
+    chunks.reverse();
+    chunks.join(&0xFF)
+}

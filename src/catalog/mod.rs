@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS snapshot_times (id TEXT PRIMARY KEY, time TEXT NOT NU
 CREATE TABLE IF NOT EXISTS index_packs (
     index_id TEXT NOT NULL, pack BLOB NOT NULL, PRIMARY KEY (index_id, pack)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS index_packs_pack ON index_packs (pack);
+CREATE INDEX IF NOT EXISTS blobs_pack ON blobs (pack, offset);
 ";
 
 const DROP_ALL: &str = "

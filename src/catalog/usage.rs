@@ -74,15 +74,28 @@ impl Catalog {
         )
     }
 
+    /// Every blob the index records in one pack, in pack order.
+    pub fn pack_entries(&self, pack: &PackId) -> CatalogResult<Vec<BlobEntry>> {
+        self.entries_of(
+            "SELECT id, kind, codec, offset, length, raw_length FROM blobs
+             WHERE pack = ?1 ORDER BY offset",
+            pack,
+        )
+    }
+
     /// The used blobs of one pack, in pack order.
     pub fn used_entries(&self, pack: &PackId) -> CatalogResult<Vec<BlobEntry>> {
-        let mut st = self
-            .conn
-            .prepare_cached(
-                "SELECT b.id, b.kind, b.codec, b.offset, b.length, b.raw_length FROM blobs b
-                 JOIN used u ON u.id = b.id WHERE b.pack = ?1 ORDER BY b.offset",
-            )
-            .map_err(|e| self.err(e))?;
+        self.entries_of(
+            "SELECT b.id, b.kind, b.codec, b.offset, b.length, b.raw_length FROM blobs b
+             JOIN used u ON u.id = b.id WHERE b.pack = ?1 ORDER BY b.offset",
+            pack,
+        )
+    }
+
+    /// The blob entries `sql` selects for `pack` (id, kind, codec, offset,
+    /// length, raw length).
+    fn entries_of(&self, sql: &str, pack: &PackId) -> CatalogResult<Vec<BlobEntry>> {
+        let mut st = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
         let rows = st
             .query_map([&pack.0[..]], |r| {
                 Ok(BlobEntry {

@@ -123,8 +123,9 @@ pub enum Command {
     Status(super::status::StatusArgs),
     /// Restore a snapshot into a sandbox, verify it, and measure RTO and RPO.
     Drill(super::drill::DrillArgs),
-    /// Check a region (--region) and replace its damaged objects from healthy regions.
-    Repair,
+    /// Check a region (--region) and replace its damaged objects from healthy
+    /// regions; `repair index` indexes again packs no index object names.
+    Repair(RepairArgs),
     /// Manage the local catalog.
     #[command(subcommand)]
     Catalog(CatalogCommand),
@@ -348,6 +349,23 @@ pub struct CheckArgs {
     /// Read and verify every pack.
     #[arg(long)]
     pub read_data: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    #[command(subcommand)]
+    pub what: Option<RepairCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepairCommand {
+    /// Index again, from their own verified headers, the packs that no
+    /// index object names (after an index object was lost).
+    Index {
+        /// Only report the packs that would be indexed; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -37,7 +37,9 @@ pub async fn run(g: &Global, a: DiffArgs) -> Result<i32> {
     let snaps = repo.snapshots()?;
     let (from, sa) = select(snaps.clone(), &a.first, &Filter::default())?;
     let (to, sb) = select(snaps, &a.second, &Filter::default())?;
-    let changes = diff::diff(&repo, sa.tree, sb.tree, a.path.as_deref()).await?;
+    let limit = (sa.summary.entry_limit()).saturating_add(sb.summary.entry_limit());
+    let trees = (sa.tree, sb.tree);
+    let changes = diff::diff(&repo, trees, a.path.as_deref(), limit).await?;
     emit(g, &DiffReport { from, to, changes });
     Ok(super::exit::OK)
 }

@@ -175,10 +175,10 @@ async fn read_objects(
     id: SnapshotId,
     snap: &Snapshot,
 ) -> Result<Vec<K8sFile>> {
-    let w = walk(repo, snap.tree, |p| {
+    let w = walk(repo, snap.tree, snap.summary.entry_limit(), |p| {
         within(p, K8S_ROOT) || within(K8S_ROOT, p)
     })
-    .await;
+    .await?;
     if let Some((p, e)) = w.errors.first() {
         anyhow::bail!("cannot read {p} of snapshot {}: {e}", id.short());
     }

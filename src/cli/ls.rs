@@ -41,7 +41,8 @@ impl Render for LsReport {
 pub async fn run(g: &Global, a: LsArgs) -> Result<i32> {
     let repo = open_repo(g).await?;
     let (id, snap) = select(repo.snapshots()?, &a.snapshot, &super::filter(&a.filter))?;
-    let entries = ls::ls(&repo, snap.tree, a.path.as_deref()).await?;
+    let limit = snap.summary.entry_limit();
+    let entries = ls::ls(&repo, snap.tree, a.path.as_deref(), limit).await?;
     emit(
         g,
         &LsReport {

@@ -120,7 +120,7 @@ async fn run(global: &mut Global, command: Command) -> Result<i32> {
         Command::Replicate(a) => replicate::run(g, a).await,
         Command::Status(a) => status::run(g, a).await,
         Command::Drill(a) => drill::run(g, a).await,
-        Command::Repair => repair::run(g).await,
+        Command::Repair(a) => repair::run(g, a).await,
         Command::Catalog(CatalogCommand::Rebuild) => catalog::rebuild(g).await,
         Command::Key(k) => key::run(g, k).await,
         Command::Mover(c) => mover::run(g, c).await,

@@ -91,6 +91,7 @@ pub async fn run(g: &Global, a: RestoreArgs) -> Result<i32> {
         excludes: a.excludes,
         dry_run: a.dry_run,
         overwrite: a.overwrite,
+        max_entries: Some(snap.summary.entry_limit()),
     };
     let progress = Arc::new(Progress::default());
     let bar = Bar::start(g, &progress, "restore");

@@ -15,10 +15,14 @@ pub async fn ls(
     repo: &Arc<Repository>,
     root: BlobId,
     path: Option<&str>,
+    limit: u64,
 ) -> EngineResult<Vec<Entry>> {
     let prefix = normalize(path.unwrap_or("/"));
     // Descend into directories on the way to the prefix and below it.
-    let w = walk(repo, root, |p| within(p, &prefix) || within(&prefix, p)).await;
+    let w = walk(repo, root, limit, |p| {
+        within(p, &prefix) || within(&prefix, p)
+    })
+    .await?;
     if let Some((p, e)) = w.errors.first() {
         return Err(EngineError::Usage(format!(
             "cannot read the tree of {p}: {e}"

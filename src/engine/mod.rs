@@ -13,6 +13,7 @@ pub mod movers;
 pub mod progress;
 pub mod prune;
 pub mod regions;
+pub mod reindex;
 pub mod repair;
 pub mod replicate;
 pub mod restore;
@@ -39,6 +40,10 @@ pub enum EngineError {
     },
     #[error("{0}")]
     Usage(String),
+    /// The repository holds something no writer makes (damage, or a
+    /// hostile writer); the operation stopped.
+    #[error("damaged repository: {0}")]
+    Damage(String),
     #[error("internal task failed: {0}")]
     Task(String),
 }

@@ -22,6 +22,29 @@ pub struct Summary {
     /// Bytes written to the store (sealed, compressed).
     pub stored_bytes: u64,
     pub elapsed_seconds: f64,
+    /// Every entry below the root tree, each time a path reaches it
+    /// (absent in snapshots of older builds and when the count is unknown).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entries: Option<u64>,
+}
+
+/// Snapshots without an entry count allow this many entries more than
+/// their files and directories (symlinks, special files and Kubernetes
+/// objects are not counted in the summary).
+pub const UNCOUNTED_ENTRIES: u64 = 1 << 20;
+
+impl Summary {
+    /// The most entries a walk of this snapshot may meet before it stops
+    /// with a damage error: the recorded count, or without one a bound
+    /// from the files and directories.
+    pub fn entry_limit(&self) -> u64 {
+        match self.entries {
+            Some(n) => n,
+            None => (self.total_files.saturating_add(self.dirs))
+                .saturating_mul(2)
+                .saturating_add(UNCOUNTED_ENTRIES),
+        }
+    }
 }
 
 /// A source entry the backup could not read.

@@ -107,6 +107,41 @@ impl Node {
         }
     }
 
+    /// The length of a file's data stream (what its content blobs must add
+    /// up to): its size, or for a sparse file the sum of its extents, which
+    /// must be ascending, non-overlapping, within the size and not wrap.
+    pub fn data_length(&self) -> Result<u64, String> {
+        let Some(extents) = &self.extents else {
+            return Ok(self.size);
+        };
+        let (mut end, mut sum) = (0u64, 0u64);
+        for &(off, len) in extents {
+            let stop = off
+                .checked_add(len)
+                .ok_or_else(|| format!("sparse extent ({off}, {len}) wraps around"))?;
+            if off < end {
+                return Err(format!(
+                    "sparse extent ({off}, {len}) overlaps the one before it or is out of order"
+                ));
+            }
+            if stop > self.size {
+                return Err(format!(
+                    "sparse extent ({off}, {len}) lies past the file's size {}",
+                    self.size
+                ));
+            }
+            end = stop;
+            sum += len;
+        }
+        Ok(sum)
+    }
+
+    /// Whether this node and `other` may be the same hard-linked inode:
+    /// the same data.
+    pub fn same_content(&self, other: &Node) -> bool {
+        self.content == other.content && self.size == other.size && self.extents == other.extents
+    }
+
     pub fn name_lossy(&self) -> String {
         String::from_utf8_lossy(&self.name).into_owned()
     }

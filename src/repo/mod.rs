@@ -494,6 +494,14 @@ impl Repository {
             false => None,
         };
         let object = || format!("tree {id}");
+        if let Some((_, e)) = self.locate_blob(id) {
+            if e.kind != BlobType::Tree {
+                return Err(RepoError::corrupt(
+                    object(),
+                    "names a data blob, not a tree",
+                ));
+            }
+        }
         if let Some(data) = cached {
             if let Ok(t) = Tree::decode(&data) {
                 return Ok(t);
@@ -566,6 +574,11 @@ impl Repository {
             snapshots,
             blobs: self.index().len(),
         })
+    }
+
+    /// The key objects readers skip (see docs/format.md), with why.
+    pub async fn refused_keys(&self) -> RepoResult<Vec<(String, String)>> {
+        Ok(usable_keys(&self.store).await?.1)
     }
 
     /// Removes a key; refuses the key in use (and so never the last one).

@@ -37,6 +37,8 @@ fn seeds() -> Vec<Vec<u8>> {
         br#"{"config":{"version":1,"id":"00","chunker":{"min_size":64,"avg_size":256,"max_size":1024},"compression_level":3,"pack_size":1048576,"cipher":"x","blob_id":"y"},"mac":"00"}"#.to_vec(),
         br#"{"time":"2026-11-25T10:00:00Z","host":"h","username":"u","paths":["/a"],"tree":"0000000000000000000000000000000000000000000000000000000000000000","program_version":"1"}"#.to_vec(),
         b"[[region]]\nname = \"a\"\nurl = \"s3://b/p\"\nprimary = true\n".to_vec(),
+        br#"{"version":1,"created":"2026-11-25T10:00:00Z","host":"h","username":"u","kdf":"argon2id","params":{"memory_kib":65536,"iterations":3,"parallelism":1},"salt":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=","data":"AAAA"}"#.to_vec(),
+        ferry::fuzzing::tree_walk_seed(),
     ]
 }
 
@@ -72,6 +74,8 @@ fn decoders_survive_mutated_inputs() {
             ferry::fuzzing::snapshot(&input);
             ferry::fuzzing::index(&input);
             ferry::fuzzing::config(&input);
+            ferry::fuzzing::key_object(&input);
+            ferry::fuzzing::tree_walk(&input);
         }
     }
 }

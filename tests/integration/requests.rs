@@ -111,6 +111,7 @@ async fn a_restore_reads_no_pack_byte_twice() {
         excludes: vec![],
         dry_run: false,
         overwrite: false,
+        max_entries: Some(out.snapshot.summary.entry_limit()),
     };
     let report = restore(
         &f.repo,

@@ -81,6 +81,8 @@ pub struct Counters {
     pub files_changed: AtomicU64,
     pub files_unchanged: AtomicU64,
     pub dirs: AtomicU64,
+    /// Entries of every tree made (each directory's children).
+    pub entries: AtomicU64,
     pub total_bytes: AtomicU64,
     pub read_bytes: AtomicU64,
 }
@@ -502,6 +504,7 @@ impl Archiver {
         if self.pipe.failed() {
             return Err(crate::pipeline::Closed.into());
         }
+        (self.counters.entries).fetch_add(nodes.len() as u64, Ordering::Relaxed);
         if let Some((id, before)) = parent {
             if before.nodes == nodes && self.repo.has_blob(&id) {
                 self.counters.dirs.fetch_add(1, Ordering::Relaxed);

@@ -127,7 +127,7 @@ pub async fn backup(
         tags: opts.tags.clone(),
         parent: parent.map(|(id, _)| id),
         tree: archived.tree,
-        summary: archived.summary(started),
+        summary: archived.summary(started, opts.trees.is_empty()),
         skipped,
         extra: opts.extra.clone(),
         program_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -213,7 +213,9 @@ struct Archived {
 }
 
 impl Archived {
-    fn summary(&self, started: Instant) -> Summary {
+    /// The summary; `counted` when every tree was made here (a grafted
+    /// tree's entries are not counted).
+    fn summary(&self, started: Instant, counted: bool) -> Summary {
         let c = &self.archiver.counters;
         let st = self.pipe.stats();
         let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
@@ -229,6 +231,7 @@ impl Archived {
             added_bytes: load(&st.added_bytes),
             stored_bytes: load(&st.stored_bytes),
             elapsed_seconds: started.elapsed().as_secs_f64(),
+            entries: counted.then(|| load(&c.entries)),
         }
     }
 }

@@ -182,7 +182,8 @@ pub async fn drill(repo: &Arc<Repository>, region: &str, opts: &DrillOptions) ->
     r.snapshot_time = Some(snap.time);
     r.rpo_seconds = Some(seconds(started - snap.time));
     let clock = Instant::now();
-    run(repo, snap.tree, &sandbox, opts, &mut r).await;
+    let limit = snap.summary.entry_limit();
+    run(repo, (snap.tree, limit), &sandbox, opts, &mut r).await;
     let rto = clock.elapsed().as_secs_f64();
     r.rto_seconds = Some(rto);
     r.throughput_bytes_per_second = (rto > 0.0).then(|| r.bytes as f64 / rto);
@@ -199,13 +200,14 @@ pub async fn drill(repo: &Arc<Repository>, region: &str, opts: &DrillOptions) ->
 /// Restores into the sandbox and verifies, filling the report.
 async fn run(
     repo: &Arc<Repository>,
-    tree: crate::repo::BlobId,
+    (tree, limit): (crate::repo::BlobId, u64),
     sandbox: &Path,
     opts: &DrillOptions,
     r: &mut DrillReport,
 ) {
     let ropts = RestoreOptions {
         target: sandbox.to_path_buf(),
+        max_entries: Some(limit),
         ..Default::default()
     };
     let restored = match restore(repo, tree, &ropts, Arc::new(Progress::default())).await {

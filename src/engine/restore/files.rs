@@ -65,19 +65,21 @@ fn write_mapped(
 }
 
 /// Where each blob of a file lives and where its data starts in the file's
-/// data stream; checks that the blobs add up to the recorded size.
+/// data stream; checks that they are data blobs, that the sparse extents
+/// are sound and that the blobs add up to the recorded size (so that a file
+/// is refused rather than written wrong).
 fn plan(repo: &Repository, node: &Node) -> Result<Vec<(Location, u64)>, String> {
+    let expected = node.data_length()?;
     let mut pos = 0u64;
     let mut out = Vec::with_capacity(node.content.len());
     for (id, loc) in node.content.iter().zip(repo.locate_blobs(&node.content)) {
         let loc = loc.ok_or_else(|| format!("data blob {id} is missing from the repository"))?;
+        if loc.1.kind != crate::format::BlobType::Data {
+            return Err(format!("its content names tree blob {id}, not data"));
+        }
         out.push((loc, pos));
-        pos += loc.1.raw_length as u64;
+        pos = pos.saturating_add(loc.1.raw_length as u64);
     }
-    let expected = node
-        .extents
-        .as_ref()
-        .map_or(node.size, |x| x.iter().map(|e| e.1).sum());
     if pos != expected {
         return Err(format!(
             "the snapshot records {expected} bytes but its blobs hold {pos}"

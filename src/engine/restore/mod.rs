@@ -29,6 +29,10 @@ pub struct RestoreOptions {
     pub excludes: Vec<String>,
     pub dry_run: bool,
     pub overwrite: bool,
+    /// The most entries the snapshot may hold (its summary's
+    /// [`entry_limit`](crate::format::snapshot::Summary::entry_limit));
+    /// a walk meeting more stops with a damage error. `None`: no limit.
+    pub max_entries: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -122,7 +126,7 @@ pub async fn restore(
     let failed_dirs = make_dirs(&entries, &target, opts.overwrite, &mut report);
     let below_failed = |p: &SnapPath| failed_dirs.iter().any(|d| super::walk::within(p, d));
     tracing::debug!(elapsed = ?started.elapsed(), "directories made");
-    let (regular, links) = split_links(&entries, &below_failed);
+    let (regular, links) = split_links(&entries, &below_failed, &mut report.warnings);
     let restored = files::restore_files(
         repo,
         &target,
@@ -171,12 +175,16 @@ async fn plan(
         super::glob_set(&opts.includes)?,
         super::glob_set(&opts.excludes)?,
     );
-    let w = walk(repo, root, |_| true).await;
+    let w = walk(repo, root, opts.max_entries.unwrap_or(u64::MAX), |_| true).await?;
     tracing::debug!(entries = w.entries.len(), "trees read");
     for (path, error) in &w.errors {
+        let error = match *error == super::walk::path_too_long() {
+            true => error.clone(),
+            false => format!("directory contents unreadable: {error}"),
+        };
         report.failed.push(Failure {
             path: path.clone(),
-            error: format!("directory contents unreadable: {error}"),
+            error,
         });
     }
     let mut entries = select(w.entries, &inc, &exc);
@@ -245,12 +253,15 @@ fn make_dirs(
 }
 
 /// Regular files to write (the first link of each hard-linked inode), and
-/// the other links with the path of their first.
+/// the other links with the path of their first. An entry claiming the
+/// inode of another but with other content is written as a file of its
+/// own, with a warning (linking it would give it the wrong data).
 fn split_links<'a>(
     entries: &'a [Entry],
     below_failed: &dyn Fn(&SnapPath) -> bool,
+    warnings: &mut Vec<Failure>,
 ) -> (Vec<&'a Entry>, Vec<(&'a Entry, SnapPath)>) {
-    let mut first_link: HashMap<(u64, u64), SnapPath> = HashMap::new();
+    let mut first_link: HashMap<(u64, u64), &Entry> = HashMap::new();
     let mut links = Vec::new();
     let mut regular = Vec::new();
     for e in entries
@@ -259,12 +270,19 @@ fn split_links<'a>(
     {
         if e.node.links > 1 && e.node.inode != 0 {
             match first_link.get(&(e.node.device, e.node.inode)) {
-                Some(first) => {
-                    links.push((e, first.clone()));
+                Some(first) if first.node.same_content(&e.node) => {
+                    links.push((e, first.path.clone()));
                     continue;
                 }
+                Some(first) => warnings.push(Failure {
+                    path: e.path.clone(),
+                    error: format!(
+                        "claims to be a hard link of {} but its content differs; restored as a file of its own",
+                        first.path
+                    ),
+                }),
                 None => {
-                    first_link.insert((e.node.device, e.node.inode), e.path.clone());
+                    first_link.insert((e.node.device, e.node.inode), e);
                 }
             }
         }
