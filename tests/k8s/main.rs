@@ -11,6 +11,7 @@ mod crds;
 mod cronjob;
 mod kubectl;
 mod outcomes;
+mod postgres;
 mod restore;
 mod volumes;
 mod volumes_bench;

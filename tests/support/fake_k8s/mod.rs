@@ -4,6 +4,7 @@
 pub mod catalog;
 mod crd;
 pub mod exec;
+pub mod logs;
 pub mod fields;
 pub mod handlers;
 pub mod list;
@@ -45,6 +46,10 @@ impl FakeK8s {
                     .route(
                         "/api/v1/namespaces/{ns}/pods/{pod}/exec",
                         axum::routing::any(exec::handle),
+                    )
+                    .route(
+                        "/api/v1/namespaces/{ns}/pods/{pod}/log",
+                        axum::routing::get(logs::handle),
                     )
                     .fallback(handlers::handle)
                     .with_state(shared);
