@@ -133,6 +133,7 @@ fn mover_options(
             .and_then(|s| s.parse().ok())
             .map(std::time::Duration::from_secs)
             .unwrap_or(d.pending_grace),
+        progress: d.progress,
     })
 }
 

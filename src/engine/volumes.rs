@@ -185,8 +185,8 @@ pub async fn mover_restore(
         files: r.files,
         dirs: r.dirs,
         bytes: r.bytes,
-        added_bytes: 0,
         seconds: started.elapsed().as_secs_f64(),
+        ..Default::default()
     })
 }
 

@@ -238,6 +238,10 @@ fn three_volumes_backed_up_listed_diffed_and_restored_into_another_namespace() {
         "{pg}"
     );
     assert_eq!(pg["storage_class"], "csi-fast");
+    let (bytes, secs) = (pg["bytes"].as_f64().unwrap(), pg["seconds"].as_f64().unwrap());
+    assert!(bytes >= 2_500_000.0, "{pg}");
+    let rate = pg["bytes_per_second"].as_f64().unwrap();
+    assert!((rate - bytes / secs).abs() <= rate * 0.01, "{pg}");
     assert_eq!(pg["driver"], DRIVER);
     assert_eq!(volume(&first, "raw-0")["mode"], "Block");
     assert_eq!(volume(&first, "raw-0")["method"], "snapshot");
@@ -789,4 +793,67 @@ fn a_restore_into_a_wait_for_first_consumer_class_binds_on_the_jobs_node() {
     let dr_raw = c.kubelet.volume("shop-dr", "raw").unwrap();
     assert!(std::fs::read(dr_raw).unwrap() == block);
     assert!(c.leftovers().is_empty(), "left behind: {:?}", c.leftovers());
+}
+
+#[test]
+fn progress_per_volume_shows_on_a_terminal() {
+    let c = Cluster::new();
+    let d = c.pvc("shop", "media", "csi-fast", "Filesystem", "256Mi");
+    for i in 0..8 {
+        write(&d, &format!("f{i}"), &noise(4 << 20, 40 + i));
+    }
+    // `script` gives the backup a terminal for its stderr, as a person
+    // running it has.
+    let args: Vec<&str> = c
+        .backup_args("shop", &[])
+        .into_iter()
+        .filter(|a| *a != "--json")
+        .collect();
+    let base = c.command(&args);
+    let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', "'\\''"));
+    let line: Vec<String> = std::iter::once(base.get_program())
+        .chain(base.get_args())
+        .map(quote)
+        .collect();
+    let mut cmd = Command::new("script");
+    cmd.args(["-q", "-e", "-c", &line.join(" "), "/dev/null"]);
+    for (k, v) in base.get_envs() {
+        if let Some(v) = v {
+            cmd.env(k, v);
+        }
+    }
+    let out = cmd.output().expect("script (util-linux)");
+    let tty = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{tty}");
+    let shown = tty
+        .split(['\r', '\n'])
+        .filter(|l| l.contains("shop/media"))
+        .last()
+        .unwrap_or_else(|| panic!("no progress line for the volume: {tty:?}"));
+    assert!(shown.contains("32.00 MiB") && shown.contains("done"), "{shown:?}");
+    assert!(shown.contains("/s"), "no rate: {shown:?}");
+}
+
+#[test]
+fn a_missing_mover_service_account_fails_before_any_job_with_what_to_do() {
+    let c = Cluster::new();
+    let d = c.pvc("shop", "data", "csi-fast", "Filesystem", "8Mi");
+    write(&d, "f", b"x");
+    c.fake
+        .state()
+        .objects
+        .retain(|k, _| !(k.1 == "serviceaccounts" && k.3 == "ferry-mover"));
+    let (code, out, err) = c.run(&c.backup_args("shop", &[]));
+    assert_eq!(code, 1, "{out}\n{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let msg = v["error"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("ferry/ferry-mover") && msg.contains("config/k8s-mover-rbac.yaml"),
+        "{msg}"
+    );
+    assert!(c.leftovers().is_empty(), "left behind: {:?}", c.leftovers());
+    assert!(
+        c.fake.requests_matching("POST /apis/batch/v1").is_empty(),
+        "a Job was created"
+    );
 }
