@@ -256,7 +256,7 @@ fn postgres_under_pgbench_load_backed_up_with_hooks_restores_and_passes_amcheck(
     .unwrap();
     assert_eq!(out["volumes"][0]["action"], "restored", "{out}");
     let restored = c.kubelet.volume("db-dr", "pgdata").unwrap().join("pgdata");
-    open_up(&restored);
+    open_up(restored.parent().unwrap());
     let meta = std::fs::metadata(&restored).unwrap();
     use std::os::unix::fs::MetadataExt;
     assert_eq!((meta.uid(), meta.mode() & 0o777), (uid, 0o700), "owner and mode restored");
