@@ -8,8 +8,8 @@
 //! Job has finished.
 
 use std::io::{Seek, SeekFrom, Write};
-use std::os::unix::fs::FileTypeExt;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Component, Path};
 use std::sync::Arc;
 

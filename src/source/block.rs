@@ -120,7 +120,11 @@ impl ZeroSkipReader {
         if n < want {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
-                format!("the device ended at {} of {} bytes", self.pos + n as u64, self.size),
+                format!(
+                    "the device ended at {} of {} bytes",
+                    self.pos + n as u64,
+                    self.size
+                ),
             ));
         }
         (self.buf_at, self.buf_len) = (self.pos, n);
@@ -257,7 +261,10 @@ mod tests {
 
     #[test]
     fn holes_are_the_gaps_between_extents() {
-        assert_eq!(holes(&[(10, 5), (20, 5)], 30), vec![(0, 10), (15, 5), (25, 5)]);
+        assert_eq!(
+            holes(&[(10, 5), (20, 5)], 30),
+            vec![(0, 10), (15, 5), (25, 5)]
+        );
         assert_eq!(holes(&[(0, 30)], 30), vec![]);
         assert_eq!(holes(&[], 8), vec![(0, 8)]);
     }
@@ -271,7 +278,10 @@ mod tests {
         zero_range(&f, false, ZERO_BLOCK as u64, ZERO_BLOCK as u64).unwrap();
         let got = std::fs::read(&p).unwrap();
         assert!(is_zero(&got[ZERO_BLOCK..2 * ZERO_BLOCK]));
-        assert!(got[..ZERO_BLOCK].iter().chain(&got[2 * ZERO_BLOCK..]).all(|&b| b == 5));
+        assert!(got[..ZERO_BLOCK]
+            .iter()
+            .chain(&got[2 * ZERO_BLOCK..])
+            .all(|&b| b == 5));
     }
 
     #[test]

@@ -310,8 +310,10 @@ fn seed_volume(fake: &FakeK8s, node: &Node, cronjob: &Value) -> Kubelet {
         .iter()
         .map(|(k, v)| (k.clone(), json!(base64(v.as_bytes()))))
         .collect();
-    fake.seed(json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
-        "metadata": {"name": "ferry-repository", "namespace": "ferry"}, "data": data}));
+    fake.seed(
+        json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": "ferry-repository", "namespace": "ferry"}, "data": data}),
+    );
     let sa = config_docs("k8s-mover-rbac.yaml")
         .into_iter()
         .find(|d| d["kind"] == "ServiceAccount")

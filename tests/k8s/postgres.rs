@@ -70,7 +70,9 @@ impl Pg {
 
     fn client(&self, prog: &str) -> Command {
         let mut c = Command::new(self.bin.join(prog));
-        c.arg("-h").arg(&self.sock).args(["-p", "5432", "-U", "postgres"]);
+        c.arg("-h")
+            .arg(&self.sock)
+            .args(["-p", "5432", "-U", "postgres"]);
         c
     }
 
@@ -97,10 +99,24 @@ impl Pg {
     fn sql(&self, q: &str) -> String {
         let out = self
             .client("psql")
-            .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-c", q])
+            .args([
+                "-X",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                "postgres",
+                "-c",
+                q,
+            ])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{q}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{q}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 }
@@ -192,14 +208,22 @@ fn postgres_under_pgbench_load_backed_up_with_hooks_restores_and_passes_amcheck(
         .args(["--auth=trust", "-U", "postgres", "--no-sync"])
         .output()
         .unwrap();
-    assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "initdb: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     pg.start();
     let init = pg
         .client("pgbench")
         .args(["-i", "-s", "2", "-q", "postgres"])
         .output()
         .unwrap();
-    assert!(init.status.success(), "{}", String::from_utf8_lossy(&init.stderr));
+    assert!(
+        init.status.success(),
+        "{}",
+        String::from_utf8_lossy(&init.stderr)
+    );
     let mut load = pgbench_load(&pg);
 
     let (pre, post) = hook_scripts(&pg, &run);
@@ -229,8 +253,15 @@ fn postgres_under_pgbench_load_backed_up_with_hooks_restores_and_passes_amcheck(
     let hooks = vol_rec["hooks"].as_array().unwrap();
     assert_eq!(hooks.len(), 2, "{hooks:?}");
     for (h, phase, said) in [(&hooks[0], "pre", "frozen"), (&hooks[1], "post", "thawed")] {
-        assert_eq!((h["phase"].as_str(), h["exit_code"].as_i64()), (Some(phase), Some(0)), "{h}");
-        assert!(h["stdout"].as_str().unwrap_or_default().contains(said), "{h}");
+        assert_eq!(
+            (h["phase"].as_str(), h["exit_code"].as_i64()),
+            (Some(phase), Some(0)),
+            "{h}"
+        );
+        assert!(
+            h["stdout"].as_str().unwrap_or_default().contains(said),
+            "{h}"
+        );
     }
     // The live server was thawed and still takes writes.
     let live_before = pg.sql("SELECT count(*) FROM pgbench_history");
@@ -259,7 +290,11 @@ fn postgres_under_pgbench_load_backed_up_with_hooks_restores_and_passes_amcheck(
     open_up(restored.parent().unwrap());
     let meta = std::fs::metadata(&restored).unwrap();
     use std::os::unix::fs::MetadataExt;
-    assert_eq!((meta.uid(), meta.mode() & 0o777), (uid, 0o700), "owner and mode restored");
+    assert_eq!(
+        (meta.uid(), meta.mode() & 0o777),
+        (uid, 0o700),
+        "owner and mode restored"
+    );
     // The lock file names a process of the source machine; PostgreSQL's
     // own base backups leave it out.
     std::fs::remove_file(restored.join("postmaster.pid")).unwrap();
@@ -273,11 +308,20 @@ fn postgres_under_pgbench_load_backed_up_with_hooks_restores_and_passes_amcheck(
     };
     copy.start();
     assert_eq!(copy.sql("SELECT count(*) FROM pgbench_accounts"), "200000");
-    let history: u64 = copy.sql("SELECT count(*) FROM pgbench_history").parse().unwrap();
+    let history: u64 = copy
+        .sql("SELECT count(*) FROM pgbench_history")
+        .parse()
+        .unwrap();
     assert!(history > 0, "the snapshot was taken under load");
     let check = copy
         .client("pg_amcheck")
-        .args(["--install-missing", "--heapallindexed", "--rootdescend", "-d", "postgres"])
+        .args([
+            "--install-missing",
+            "--heapallindexed",
+            "--rootdescend",
+            "-d",
+            "postgres",
+        ])
         .output()
         .unwrap();
     assert!(

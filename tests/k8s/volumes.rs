@@ -59,7 +59,8 @@ impl Cluster {
             "data": {"FERRY_PASSWORD": base64(b"k8s-test")}}),
         );
         // The mover Jobs' own service account (config/k8s-mover-rbac.yaml).
-        c.fake.seed(json!({"apiVersion": "v1", "kind": "ServiceAccount",
+        c.fake
+            .seed(json!({"apiVersion": "v1", "kind": "ServiceAccount",
             "metadata": {"name": "ferry-mover", "namespace": "ferry"},
             "automountServiceAccountToken": false}));
         c
@@ -238,7 +239,10 @@ fn three_volumes_backed_up_listed_diffed_and_restored_into_another_namespace() {
         "{pg}"
     );
     assert_eq!(pg["storage_class"], "csi-fast");
-    let (bytes, secs) = (pg["bytes"].as_f64().unwrap(), pg["seconds"].as_f64().unwrap());
+    let (bytes, secs) = (
+        pg["bytes"].as_f64().unwrap(),
+        pg["seconds"].as_f64().unwrap(),
+    );
     assert!(bytes >= 2_500_000.0, "{pg}");
     let rate = pg["bytes_per_second"].as_f64().unwrap();
     assert!((rate - bytes / secs).abs() <= rate * 0.01, "{pg}");
@@ -673,14 +677,21 @@ fn a_block_device_is_read_with_holes_deduplicated_and_written_back_over_stale_da
     let src = dev.path.to_str().unwrap();
     let first = mover(&["backup", "--source", src, "--block"]);
     assert_eq!(first["bytes"], 32 << 20, "{first}");
-    assert_eq!(first["zero_bytes"], 24 << 20, "the zero regions are holes: {first}");
+    assert_eq!(
+        first["zero_bytes"],
+        24 << 20,
+        "the zero regions are holes: {first}"
+    );
     assert_eq!(first["files"], 1);
 
     // 4 KiB change in the second region: only the chunks around it are new.
     write_at(&img, (17 << 20) + 12345, &noise(4096, 13));
     let second = mover(&["backup", "--source", src, "--block"]);
     let added = second["added_bytes"].as_u64().unwrap();
-    assert!(added > 0 && added < 4 << 20, "dedup against the first backup: {second}");
+    assert!(
+        added > 0 && added < 4 << 20,
+        "dedup against the first backup: {second}"
+    );
     assert_ne!(first["tree"], second["tree"]);
 
     // A reused device full of stale bytes: the holes must come back as zeros.
@@ -715,12 +726,15 @@ fn a_block_device_is_read_with_holes_deduplicated_and_written_back_over_stale_da
 #[test]
 fn a_restore_into_a_wait_for_first_consumer_class_binds_on_the_jobs_node() {
     let c = Cluster::new();
-    c.fake.seed(json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+    c.fake.seed(
+        json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
         "metadata": {"name": "local-wffc"}, "provisioner": DRIVER, "reclaimPolicy": "Delete",
-        "volumeBindingMode": "WaitForFirstConsumer"}));
+        "volumeBindingMode": "WaitForFirstConsumer"}),
+    );
     // The class as the API server and scheduler treat it: a claim without a
     // scheduled consumer stays Pending.
-    c.fake.seed(json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+    c.fake
+        .seed(json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
         "metadata": {"name": "idle", "namespace": "probe"},
         "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "local-wffc",
             "resources": {"requests": {"storage": "1Mi"}}}}));
@@ -730,7 +744,10 @@ fn a_restore_into_a_wait_for_first_consumer_class_binds_on_the_jobs_node() {
     let block = fill_block(&raw, 22);
     let v: Value = serde_json::from_str(&c.ok(&c.backup_args("shop", &[]))).unwrap();
     assert_eq!(v["complete"], true, "{v}");
-    assert!(c.kubelet.volume("probe", "idle").is_none(), "bound without a consumer");
+    assert!(
+        c.kubelet.volume("probe", "idle").is_none(),
+        "bound without a consumer"
+    );
 
     let restore = |extra: &[&str]| -> Value {
         let mut a = vec![
@@ -764,11 +781,22 @@ fn a_restore_into_a_wait_for_first_consumer_class_binds_on_the_jobs_node() {
         .collect();
     planned.sort();
     let row = |pvc: &str, size: &str| {
-        (pvc.to_string(), "local-wffc".to_string(), size.to_string(), "planned".to_string())
+        (
+            pvc.to_string(),
+            "local-wffc".to_string(),
+            size.to_string(),
+            "planned".to_string(),
+        )
     };
-    assert_eq!(planned, vec![row("data", "8Mi"), row("raw", "16Mi")], "{dry}");
+    assert_eq!(
+        planned,
+        vec![row("data", "8Mi"), row("raw", "16Mi")],
+        "{dry}"
+    );
     assert!(
-        c.fake.object("", "persistentvolumeclaims", Some("shop-dr"), "data").is_none(),
+        c.fake
+            .object("", "persistentvolumeclaims", Some("shop-dr"), "data")
+            .is_none(),
         "a dry run created a PVC"
     );
 
@@ -830,7 +858,10 @@ fn progress_per_volume_shows_on_a_terminal() {
         .filter(|l| l.contains("shop/media"))
         .last()
         .unwrap_or_else(|| panic!("no progress line for the volume: {tty:?}"));
-    assert!(shown.contains("32.00 MiB") && shown.contains("done"), "{shown:?}");
+    assert!(
+        shown.contains("32.00 MiB") && shown.contains("done"),
+        "{shown:?}"
+    );
     assert!(shown.contains("/s"), "no rate: {shown:?}");
 }
 

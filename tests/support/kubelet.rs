@@ -346,8 +346,7 @@ fn claims_bound(st: &State, ns: &str, spec: &Value, scheduling: bool) -> bool {
         let Some(p) = st.objects.get(&key("", "persistentvolumeclaims", ns, c)) else {
             return true;
         };
-        s(p, "/status/phase") == "Bound"
-            || (scheduling && wffc(st, s(p, "/spec/storageClassName")))
+        s(p, "/status/phase") == "Bound" || (scheduling && wffc(st, s(p, "/spec/storageClassName")))
     })
 }
 
@@ -601,9 +600,7 @@ fn attach(file: &Path, read_only: bool) -> Option<String> {
     }
     let out = cmd.args(["-f", "--show"]).arg(file).output();
     match out {
-        Ok(o) if o.status.success() => {
-            Some(String::from_utf8_lossy(&o.stdout).trim().to_string())
-        }
+        Ok(o) if o.status.success() => Some(String::from_utf8_lossy(&o.stdout).trim().to_string()),
         other => {
             let why = match other {
                 Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),

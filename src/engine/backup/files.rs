@@ -9,12 +9,12 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
+use crate::engine::progress::Progress;
 use crate::format::blob::BlobType;
 use crate::format::config::ChunkerParams;
 use crate::pipeline::chunker::Chunker;
 use crate::pipeline::{Closed, Compressor, Pipeline, RawBlob};
 use crate::repo::{BlobId, Repository};
-use crate::engine::progress::Progress;
 use crate::source::block::{Device, ZeroSkipReader};
 use crate::source::fs::{data_extents, ExtentReader};
 

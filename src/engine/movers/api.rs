@@ -61,7 +61,10 @@ impl<'a> Api<'a> {
     /// The last `lines` lines of a pod's log.
     pub async fn logs(&self, ns: &str, pod: &str, lines: i64) -> Result<String, VolumeError> {
         let what = format!("reading the log of pod {ns}/{pod}");
-        self.rest(PODS, Some(ns)).logs(pod, lines).await.map_err(err(what))
+        self.rest(PODS, Some(ns))
+            .logs(pod, lines)
+            .await
+            .map_err(err(what))
     }
 
     pub async fn get(&self, r: Res, ns: Option<&str>, name: &str) -> Result<Value, VolumeError> {

@@ -80,7 +80,11 @@ pub async fn backup_volumes(
 /// The repository Secret of the Jobs, after checking that the Jobs' service
 /// account exists (a Job whose account is missing gets no pod at all).
 pub(super) async fn read_secret(a: &Api<'_>, o: &MoverOptions) -> Result<Value, VolumeError> {
-    let sa = a.get(api::SERVICE_ACCOUNTS, Some(&o.namespace), &o.service_account);
+    let sa = a.get(
+        api::SERVICE_ACCOUNTS,
+        Some(&o.namespace),
+        &o.service_account,
+    );
     if let Err(e) = sa.await {
         return Err(VolumeError::Option(format!(
             "the service account {}/{} of the mover Jobs cannot be read ({e}); apply \
@@ -152,7 +156,8 @@ async fn volume(r: &Run<'_>, i: usize, p: Planned) -> VolumeRecord {
     };
     let secs = started.elapsed().as_secs_f64();
     let (files, bytes) = res.as_ref().map_or((0, 0), |m| (m.files, m.bytes));
-    r.o.progress.set(&name, files, bytes, secs, Some(res.is_ok()));
+    r.o.progress
+        .set(&name, files, bytes, secs, Some(res.is_ok()));
     match &res {
         Ok(m) => tracing::info!(namespace = %p.ns, pvc = %p.pvc, bytes = m.bytes,
             rate = (m.bytes as f64 / secs.max(0.001)) as u64, "volume done"),
@@ -187,7 +192,9 @@ fn record(
         bytes: m.as_ref().map_or(0, |m| m.bytes),
         added_bytes: m.as_ref().map_or(0, |m| m.added_bytes),
         seconds,
-        bytes_per_second: m.as_ref().map_or(0.0, |m| m.bytes as f64 / seconds.max(0.001)),
+        bytes_per_second: m
+            .as_ref()
+            .map_or(0.0, |m| m.bytes as f64 / seconds.max(0.001)),
         error,
         hooks,
     }

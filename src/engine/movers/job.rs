@@ -23,7 +23,11 @@ const STUCK: [&str; 6] = [
 /// Waits for Job `j` and returns its mover's report, or why it failed.
 /// While it runs, its progress lines (in the pod's log) go to
 /// `o.progress`, about once a second.
-pub async fn wait_job(a: &Api<'_>, j: &JobSpec<'_>, o: &MoverOptions) -> Result<MoverReport, String> {
+pub async fn wait_job(
+    a: &Api<'_>,
+    j: &JobSpec<'_>,
+    o: &MoverOptions,
+) -> Result<MoverReport, String> {
     let (ns, name) = (j.ns, j.name);
     let started = Instant::now();
     let mut stuck_since: Option<Instant> = None;

@@ -111,7 +111,10 @@ impl<'a> Rest<'a> {
             tail_lines: Some(lines),
             ..Default::default()
         };
-        let req = self.request.logs(name, &lp).map_err(kube::Error::BuildRequest)?;
+        let req = self
+            .request
+            .logs(name, &lp)
+            .map_err(kube::Error::BuildRequest)?;
         self.conn.client.request_text(req).await
     }
 

@@ -4,10 +4,10 @@
 pub mod catalog;
 mod crd;
 pub mod exec;
-pub mod logs;
 pub mod fields;
 pub mod handlers;
 pub mod list;
+pub mod logs;
 pub mod objects;
 pub mod status;
 
