@@ -845,18 +845,15 @@ fn progress_per_volume_shows_on_a_terminal() {
         .collect();
     let mut cmd = Command::new("script");
     cmd.args(["-q", "-e", "-c", &line.join(" "), "/dev/null"]);
-    for (k, v) in base.get_envs() {
-        if let Some(v) = v {
-            cmd.env(k, v);
-        }
+    for (k, v) in base.get_envs().filter_map(|(k, v)| Some((k, v?))) {
+        cmd.env(k, v);
     }
     let out = cmd.output().expect("script (util-linux)");
     let tty = String::from_utf8_lossy(&out.stdout).into_owned();
     assert_eq!(out.status.code(), Some(0), "{tty}");
     let shown = tty
         .split(['\r', '\n'])
-        .filter(|l| l.contains("shop/media"))
-        .last()
+        .rfind(|l| l.contains("shop/media"))
         .unwrap_or_else(|| panic!("no progress line for the volume: {tty:?}"));
     assert!(
         shown.contains("32.00 MiB") && shown.contains("done"),
