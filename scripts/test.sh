@@ -6,9 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 need=()
-for tool in setpriv:util-linux unshare:util-linux mkfs.ext4:e2fsprogs restic:restic promtool:prometheus prometheus-pushgateway:prometheus-pushgateway; do
+for tool in setpriv:util-linux unshare:util-linux losetup:mount mkfs.ext4:e2fsprogs pgrep:procps restic:restic promtool:prometheus prometheus-pushgateway:prometheus-pushgateway; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done
+# PostgreSQL for the volume hook test (binaries under /usr/lib/postgresql/*/bin).
+compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi

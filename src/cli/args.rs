@@ -224,6 +224,9 @@ pub struct MoverArgs {
     /// Secret in the mover namespace with the repository settings (FERRY_REPO, FERRY_PASSWORD, ...).
     #[arg(long, default_value = "ferry-repository")]
     pub mover_secret: String,
+    /// Service account of the Jobs in the mover namespace (they need no API access).
+    #[arg(long, default_value = "ferry-mover")]
+    pub mover_service_account: String,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -77,6 +77,7 @@ async fn options(
     cfg: &FileConfig,
     a: &BackupArgs,
     repo: &crate::repo::Repository,
+    region: Option<String>,
 ) -> Result<BackupOptions> {
     let parent = match (&a.parent, a.force) {
         (_, true) => ParentChoice::None,
@@ -104,6 +105,7 @@ async fn options(
         time: a.time.as_deref().map(parse_time).transpose()?,
         // Totals for the progress bar: a second walk, only when shown.
         scan: Bar::visible(g),
+        region,
         ..Default::default()
     };
     if a.k8s {
@@ -115,8 +117,7 @@ async fn options(
 pub async fn run(g: &Global, cfg: &FileConfig, a: BackupArgs) -> Result<i32> {
     let w = super::regions::open_write(g, a.fanout).await?;
     let repo = w.repo.clone();
-    let mut opts = options(g, cfg, &a, &repo).await?;
-    opts.region = w.region.clone();
+    let opts = options(g, cfg, &a, &repo, w.region.clone()).await?;
     let progress = Arc::new(Progress::default());
     let bar = Bar::start(g, &progress, "backup");
     let out = backup(repo.clone(), &opts, progress).await;

@@ -67,23 +67,48 @@ pub async fn add_cluster(
     Ok(())
 }
 
-/// The repository flags the coordinator got, for the Jobs' `ferry`.
-fn repo_args(g: &Global) -> Vec<String> {
+/// The repository flags for the Jobs' `ferry`: those the coordinator got,
+/// or, when the repository came from the regions of `--config`, the
+/// location and S3 settings of the region the backup writes to (flags
+/// still win). Credentials stay in the Secret.
+fn repo_args(g: &Global, region: Option<&str>) -> Vec<String> {
+    let r = region
+        .filter(|_| g.repo_from_regions)
+        .and_then(|n| g.regions.iter().find(|r| r.name == n));
+    let (repo, endpoint, provider, s3_region) = match r {
+        Some(r) => (
+            Some(r.url.clone()),
+            g.s3_endpoint.clone().or(r.endpoint.clone()),
+            g.s3_provider.clone().or(r.provider.clone()),
+            (g.s3_region.clone()).or(Some(r.s3_region.clone().unwrap_or(r.name.clone()))),
+        ),
+        None => (
+            g.repo.clone(),
+            g.s3_endpoint.clone(),
+            g.s3_provider.clone(),
+            g.s3_region.clone(),
+        ),
+    };
     let mut v = Vec::new();
     for (flag, value) in [
-        ("--repo", &g.repo),
-        ("--s3-endpoint", &g.s3_endpoint),
-        ("--s3-provider", &g.s3_provider),
-        ("--s3-region", &g.s3_region),
+        ("--repo", repo),
+        ("--s3-endpoint", endpoint),
+        ("--s3-provider", provider),
+        ("--s3-region", s3_region),
     ] {
         if let Some(x) = value {
-            v.extend([flag.to_string(), x.clone()]);
+            v.extend([flag.to_string(), x]);
         }
     }
     v
 }
 
-fn mover_options(g: &Global, m: &MoverArgs, mode: VolumesMode) -> Result<MoverOptions> {
+fn mover_options(
+    g: &Global,
+    m: &MoverArgs,
+    mode: VolumesMode,
+    region: Option<&str>,
+) -> Result<MoverOptions> {
     let timeout = parse_duration(&m.volume_timeout).with_context(|| {
         format!(
             "--volume-timeout {}: expected e.g. 90s, 30m or 4h",
@@ -101,12 +126,14 @@ fn mover_options(g: &Global, m: &MoverArgs, mode: VolumesMode) -> Result<MoverOp
         image: m.mover_image.clone().unwrap_or(d.image),
         namespace: m.mover_namespace.clone(),
         secret: m.mover_secret.clone(),
-        repo_args: repo_args(g),
+        service_account: m.mover_service_account.clone(),
+        repo_args: repo_args(g, region),
         pending_grace: std::env::var("FERRY_MOVER_PENDING_GRACE_SECONDS")
             .ok()
             .and_then(|s| s.parse().ok())
             .map(std::time::Duration::from_secs)
             .unwrap_or(d.pending_grace),
+        progress: d.progress,
     })
 }
 
@@ -137,10 +164,11 @@ async fn add_volumes(
 ) -> Result<Vec<VolumeRecord>> {
     let c = &a.cluster;
     let conn = connect(c.kubeconfig.as_deref(), c.context.as_deref()).await?;
-    let mo = mover_options(g, &a.movers, mode)?;
-    let out = backup_volumes(&conn, &c.include_namespaces, &c.exclude_namespaces, &mo)
-        .await
-        .context("backing up volumes")?;
+    let mo = mover_options(g, &a.movers, mode, opts.region.as_deref())?;
+    let bars = super::output::VolumeBars::start(g, &mo.progress);
+    let out = backup_volumes(&conn, &c.include_namespaces, &c.exclude_namespaces, &mo).await;
+    bars.finish();
+    let out = out.context("backing up volumes")?;
     // The Jobs wrote packs and index objects of their own: read the index
     // again, so that the snapshot names only trees the repository holds.
     repo.sync_catalog().await?;
@@ -270,8 +298,10 @@ async fn volumes_step(
     pvcs: &StoredPvcs,
 ) -> Result<Vec<VolumeRestore>> {
     let conn = connect(opts.kubeconfig.as_deref(), opts.context.as_deref()).await?;
+    // Restore Jobs read from the primary region (the one backups write to).
+    let primary = crate::engine::regions::primary(&g.regions).map(|r| r.name.clone());
     let vo = VolumeRestoreOptions {
-        mover: mover_options(g, &a.movers, VolumesMode::Snapshot)?,
+        mover: mover_options(g, &a.movers, VolumesMode::Snapshot, primary.as_deref())?,
         namespace_mapping: opts.namespace_mapping.clone(),
         storage_class_mapping: mapping(a.storage_class_mapping.as_deref())?,
         dry_run: a.dry_run,

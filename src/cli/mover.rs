@@ -4,6 +4,7 @@
 //! coordinator (`backup --k8s --volumes`, `restore --k8s`) reads it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
@@ -11,7 +12,8 @@ use clap::{Args, Subcommand};
 use super::args::Global;
 use super::output::{emit, Render};
 use super::{exit, open_repo};
-use crate::engine::volumes::{mover_backup, mover_restore, MoverReport};
+use crate::engine::progress::Progress;
+use crate::engine::volumes::{mover_backup, mover_restore, MoverProgress, MoverReport};
 use crate::repo::BlobId;
 
 #[derive(Debug, Subcommand)]
@@ -64,7 +66,11 @@ pub async fn run(g: &Global, c: MoverCommand) -> Result<i32> {
             let r = async {
                 let repo = open_repo(g).await?;
                 let host = std::env::var("FERRY_HOST").ok();
-                Ok::<_, anyhow::Error>(mover_backup(repo, &a.source, a.block, host).await?)
+                let progress = Arc::new(Progress::default());
+                let ticker = tokio::spawn(report_progress(progress.clone()));
+                let r = mover_backup(repo, &a.source, a.block, host, progress).await;
+                ticker.abort();
+                Ok::<_, anyhow::Error>(r?)
             }
             .await;
             (a.report, r)
@@ -94,6 +100,17 @@ pub async fn run(g: &Global, c: MoverCommand) -> Result<i32> {
     let report = out?;
     emit(g, &report);
     Ok(exit::OK)
+}
+
+/// Every second a progress line on stderr (the container's log), which
+/// the coordinator reads through `pods/log`.
+async fn report_progress(p: Arc<Progress>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let (files, bytes, ..) = p.snapshot();
+        eprintln!("{}", MoverProgress { files, bytes }.line());
+    }
 }
 
 fn write_report(path: &Path, message: &str) -> Result<()> {

@@ -5,9 +5,12 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::BTreeMap;
+
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::args::{Global, LogFormat};
+use crate::engine::movers::VolumeProgress;
 use crate::engine::progress::Progress;
 
 pub fn init_logging(g: &Global) {
@@ -87,6 +90,80 @@ impl Bar {
         }
         if let Some(b) = self.bar {
             b.finish_and_clear();
+        }
+    }
+}
+
+/// One line per volume while mover Jobs run (bytes, rate, time), when
+/// stderr is a terminal and the output is for people; the lines stay.
+pub struct VolumeBars {
+    task: Option<tokio::task::JoinHandle<()>>,
+    lines: Option<Arc<VolumeLines>>,
+}
+
+struct VolumeLines {
+    multi: MultiProgress,
+    progress: Arc<VolumeProgress>,
+    bars: std::sync::Mutex<BTreeMap<String, ProgressBar>>,
+}
+
+impl VolumeLines {
+    fn draw(&self) {
+        let mut bars = self.bars.lock().unwrap();
+        for (name, s) in self.progress.snapshot() {
+            let bar = bars.entry(name.clone()).or_insert_with(|| {
+                let b = self.multi.add(ProgressBar::new_spinner());
+                let style = "{prefix:>32} {bytes:>11} {bytes_per_sec:>13} [{elapsed}] {msg}";
+                b.set_style(ProgressStyle::with_template(style).expect("valid template"));
+                b.set_prefix(name);
+                b
+            });
+            if bar.is_finished() {
+                continue;
+            }
+            bar.set_position(s.bytes);
+            bar.set_message(format!("{} files", s.files));
+            match s.done {
+                Some(true) => bar.finish_with_message(format!("{} files, done", s.files)),
+                Some(false) => bar.finish_with_message("failed"),
+                None => {}
+            }
+        }
+    }
+}
+
+impl VolumeBars {
+    pub fn start(g: &Global, progress: &Arc<VolumeProgress>) -> Self {
+        if !Bar::visible(g) {
+            return VolumeBars {
+                task: None,
+                lines: None,
+            };
+        }
+        let lines = Arc::new(VolumeLines {
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(4)),
+            progress: progress.clone(),
+            bars: Default::default(),
+        });
+        let l = lines.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                l.draw();
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        });
+        VolumeBars {
+            task: Some(task),
+            lines: Some(lines),
+        }
+    }
+
+    pub fn finish(self) {
+        if let Some(t) = self.task {
+            t.abort();
+        }
+        if let Some(l) = self.lines {
+            l.draw();
         }
     }
 }

@@ -9,6 +9,7 @@
 
 use std::io::{Seek, SeekFrom, Write};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Component, Path};
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ use super::restore::{restore, RestoreOptions};
 use super::{EngineError, EngineResult};
 use crate::format::tree::NodeKind;
 use crate::repo::{BlobId, Repository};
+use crate::source::block::{holes, zero_range};
 
 /// What a mover reports through its termination message (JSON, well under
 /// the 4096 bytes Kubernetes keeps).
@@ -32,51 +34,97 @@ pub struct MoverReport {
     pub dirs: u64,
     pub bytes: u64,
     pub added_bytes: u64,
+    /// Of a block volume: the bytes of all-zero regions, stored as holes.
+    #[serde(default)]
+    pub zero_bytes: u64,
     pub seconds: f64,
+}
+
+/// A mover's progress line in its log (stderr), for the coordinator to
+/// follow through `pods/log`: `{"progress": {"files": 3, "bytes": 1048576}}`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MoverProgress {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+impl MoverProgress {
+    pub fn line(&self) -> String {
+        serde_json::json!({ "progress": self }).to_string()
+    }
+
+    /// The last progress line of a log.
+    pub fn last_in(log: &str) -> Option<MoverProgress> {
+        log.lines().rev().find_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l.trim()).ok()?;
+            serde_json::from_value(v.get("progress")?.clone()).ok()
+        })
+    }
 }
 
 /// The name of a block volume's data in its tree.
 pub const BLOCK_FILE: &str = "block";
 
-/// Backs up a mounted volume (`source` a directory) or a block device
-/// (`source` a device path whose last component is [`BLOCK_FILE`]): zero
-/// regions the file system reports as holes are stored as holes, and equal
+/// Backs up a mounted volume (`source` a directory) or a block volume
+/// (`source` its device node, or a regular file standing in for one): the
+/// device is read whole, its all-zero regions stored as holes, and equal
 /// chunks deduplicate against every earlier backup.
 pub async fn mover_backup(
     repo: Arc<Repository>,
     source: &Path,
     block: bool,
     host: Option<String>,
+    progress: Arc<Progress>,
 ) -> EngineResult<MoverReport> {
-    if block && source.file_name().map(|n| n.as_bytes()) != Some(BLOCK_FILE.as_bytes()) {
-        return Err(EngineError::Usage(format!(
-            "the device path of a block volume must end in /{BLOCK_FILE}, not {}",
-            source.display()
-        )));
-    }
-    let opts = BackupOptions {
-        paths: vec![source.to_path_buf()],
+    let mut opts = BackupOptions {
         tree_only: true,
         parent: ParentChoice::None,
         host,
         ..Default::default()
     };
-    let out = backup(repo.clone(), &opts, Arc::new(Progress::default())).await?;
-    // A block volume's tree is the directory holding the device file.
-    let wanted = match block {
-        true => source.parent().unwrap_or(Path::new("/")),
-        false => source,
-    };
-    let tree = subtree(&repo, out.snapshot.tree, wanted).await?;
+    match block {
+        true => opts.devices = vec![(BLOCK_FILE.into(), source.to_path_buf())],
+        false => opts.paths = vec![source.to_path_buf()],
+    }
+    let out = backup(repo.clone(), &opts, progress).await?;
     let m = &out.snapshot.summary;
+    if let Some(s) = out.snapshot.skipped.first().filter(|_| block) {
+        return Err(EngineError::Usage(format!(
+            "{} could not be read: {}",
+            source.display(),
+            s.error
+        )));
+    }
+    // A block volume's tree is the root, holding `block`.
+    let tree = match block {
+        true => out.snapshot.tree,
+        false => subtree(&repo, out.snapshot.tree, source).await?,
+    };
+    let zero_bytes = match block {
+        true => zero_bytes(&repo, tree).await?,
+        false => 0,
+    };
     Ok(MoverReport {
         tree,
         files: m.total_files,
         dirs: m.dirs,
-        bytes: m.total_bytes,
+        bytes: m.total_bytes.max(m.read_bytes),
         added_bytes: m.added_bytes,
+        zero_bytes,
         seconds: m.elapsed_seconds,
     })
+}
+
+/// The bytes of a block volume's tree stored as holes.
+async fn zero_bytes(repo: &Repository, tree: BlobId) -> EngineResult<u64> {
+    let t = repo.load_tree(&tree).await?;
+    Ok(t.find(BLOCK_FILE.as_bytes()).map_or(0, |n| {
+        let data: u64 = n.extents.iter().flatten().map(|e| e.1).sum();
+        match n.extents {
+            Some(_) => n.size - data,
+            None => 0,
+        }
+    }))
 }
 
 /// The tree of directory `path` below `root`.
@@ -137,13 +185,14 @@ pub async fn mover_restore(
         files: r.files,
         dirs: r.dirs,
         bytes: r.bytes,
-        added_bytes: 0,
         seconds: started.elapsed().as_secs_f64(),
+        ..Default::default()
     })
 }
 
 /// Writes the `block` file of `tree` onto `device`, blob by blob at the
-/// offsets its extents give.
+/// offsets its extents give, and makes its holes read as zeros (see
+/// [`zero_range`]: a new volume is only read there, not written).
 async fn restore_device(repo: &Repository, tree: BlobId, device: &Path) -> EngineResult<u64> {
     let t = repo.load_tree(&tree).await?;
     let node = t
@@ -157,9 +206,11 @@ async fn restore_device(repo: &Repository, tree: BlobId, device: &Path) -> Engin
         source: e,
     };
     let mut f = std::fs::OpenOptions::new()
+        .read(true)
         .write(true)
         .open(device)
         .map_err(io)?;
+    let is_block = f.metadata().map_err(io)?.file_type().is_block_device();
     let len = f.seek(SeekFrom::End(0)).map_err(io)?;
     if len < node.size {
         return Err(EngineError::Usage(format!(
@@ -169,6 +220,9 @@ async fn restore_device(repo: &Repository, tree: BlobId, device: &Path) -> Engin
         )));
     }
     let extents = node.extents.clone().unwrap_or_else(|| vec![(0, node.size)]);
+    for (off, n) in holes(&extents, node.size) {
+        zero_range(&f, is_block, off, n).map_err(io)?;
+    }
     let mut regions = extents.into_iter();
     let (mut at, mut left) = regions.next().unwrap_or((0, 0));
     for id in &node.content {

@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::support::fake_k8s::FakeK8s;
+use crate::support::kubelet::{base64, Kubelet};
 use crate::support::server::{S3Server, ACCESS_KEY, SECRET_KEY};
 
 fn config_docs(name: &str) -> Vec<Value> {
@@ -201,8 +202,23 @@ async fn shipped_cronjobs_back_up_replicate_export_metrics_and_drill() {
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // Volume data: a PVC with a CSI snapshot class, moved by a Job of the
+    // CronJob's mover image that the fake kubelet runs.
+    let _kubelet = seed_volume(&fake, &node, &backup);
     let (code, _, err) = node.run(&backup);
     assert_eq!(code, 0, "the backup job failed:\n{err}");
+    let mut ls = Command::new(env!("CARGO_BIN_EXE_ferry"));
+    ls.args(["ls", "--json", "latest", "volumes/demo/uploads/"])
+        .env("FERRY_CONFIG", etc.join("ferry.toml"))
+        .env("XDG_CACHE_HOME", node.dir.path().join("ls-cache"))
+        .envs(&node.secret);
+    let out = tokio::task::block_in_place(|| ls.output().unwrap());
+    let listing = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        listing.contains("/volumes/demo/uploads/photo.jpg"),
+        "the volume is not in the snapshot: {listing}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let textfile = node.local("/var/lib/node-exporter/textfile");
     let promfiles: Vec<PathBuf> = std::fs::read_dir(&textfile)
         .unwrap()
@@ -262,6 +278,54 @@ async fn shipped_cronjobs_back_up_replicate_export_metrics_and_drill() {
             .unwrap_or_else(|| panic!("{text}"));
         assert!(l.ends_with(" 1"), "{l}");
     }
+}
+
+/// A bound PVC with data, its CSI classes, and what the CronJob's mover
+/// Jobs need in namespace ferry: the repository Secret (the test's values)
+/// and their service account. The kubelet pulls the CronJob's mover image.
+fn seed_volume(fake: &FakeK8s, node: &Node, cronjob: &Value) -> Kubelet {
+    let c = &cronjob["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0];
+    let script = c["command"][2].as_str().unwrap();
+    assert!(
+        script.contains("--volumes snapshot") && script.contains("--mover-namespace ferry"),
+        "{script}"
+    );
+    let image = c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "FERRY_MOVER_IMAGE")
+        .and_then(|e| e["value"].as_str())
+        .expect("FERRY_MOVER_IMAGE in the CronJob");
+    assert_eq!(image, c["image"], "the Jobs run the CronJob's own image");
+    let kubelet = Kubelet::start_with_images(fake, &[image]);
+    let driver = "hostpath.csi.k8s.io";
+    fake.seed(json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": "csi-hostpath"}, "provisioner": driver, "volumeBindingMode": "Immediate"}));
+    fake.seed(json!({"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotClass",
+        "metadata": {"name": "csi-hostpath-snap", "labels": {"ferry.io/volumesnapshot-class": "true"}},
+        "driver": driver, "deletionPolicy": "Delete"}));
+    let data: serde_json::Map<String, Value> = node
+        .secret
+        .iter()
+        .map(|(k, v)| (k.clone(), json!(base64(v.as_bytes()))))
+        .collect();
+    fake.seed(
+        json!({"apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": "ferry-repository", "namespace": "ferry"}, "data": data}),
+    );
+    let sa = config_docs("k8s-mover-rbac.yaml")
+        .into_iter()
+        .find(|d| d["kind"] == "ServiceAccount")
+        .expect("the mover service account");
+    fake.seed(sa);
+    fake.seed(json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "uploads", "namespace": "demo"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "csi-hostpath",
+            "resources": {"requests": {"storage": "8Mi"}}}}));
+    let dir = kubelet.wait_volume("demo", "uploads");
+    std::fs::write(dir.join("photo.jpg"), b"not really a photo").unwrap();
+    kubelet
 }
 
 fn snapshots(s: &S3Server) -> usize {

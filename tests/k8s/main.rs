@@ -12,6 +12,7 @@ mod cronjob;
 mod golden;
 mod kubectl;
 mod outcomes;
+mod postgres;
 mod restore;
 mod volumes;
 mod volumes_bench;

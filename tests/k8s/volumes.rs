@@ -58,6 +58,11 @@ impl Cluster {
             "metadata": {"name": "ferry-repository", "namespace": "ferry"},
             "data": {"FERRY_PASSWORD": base64(b"k8s-test")}}),
         );
+        // The mover Jobs' own service account (config/k8s-mover-rbac.yaml).
+        c.fake
+            .seed(json!({"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "ferry-mover", "namespace": "ferry"},
+            "automountServiceAccountToken": false}));
         c
     }
 
@@ -234,6 +239,13 @@ fn three_volumes_backed_up_listed_diffed_and_restored_into_another_namespace() {
         "{pg}"
     );
     assert_eq!(pg["storage_class"], "csi-fast");
+    let (bytes, secs) = (
+        pg["bytes"].as_f64().unwrap(),
+        pg["seconds"].as_f64().unwrap(),
+    );
+    assert!(bytes >= 2_500_000.0, "{pg}");
+    let rate = pg["bytes_per_second"].as_f64().unwrap();
+    assert!((rate - bytes / secs).abs() <= rate * 0.01, "{pg}");
     assert_eq!(pg["driver"], DRIVER);
     assert_eq!(volume(&first, "raw-0")["mode"], "Block");
     assert_eq!(volume(&first, "raw-0")["method"], "snapshot");
@@ -587,4 +599,289 @@ fn failing_hooks_fail_or_continue_as_their_on_error_says() {
         "the post hook must run even when the pre hook failed"
     );
     assert!(c.leftovers().is_empty(), "left behind: {:?}", c.leftovers());
+}
+
+/// A loop device over `file` (detached on drop), or the file itself where
+/// loop devices are not available (said on stderr).
+pub struct BlockDevice {
+    pub path: PathBuf,
+    looped: bool,
+}
+
+impl BlockDevice {
+    pub fn over(file: &Path) -> BlockDevice {
+        let out = Command::new("losetup")
+            .args(["-f", "--show"])
+            .arg(file)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => BlockDevice {
+                path: PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()),
+                looped: true,
+            },
+            other => {
+                eprintln!(
+                    "NOTE: no loop device ({:?}); the block volume is read as the regular file {}",
+                    other.map(|o| String::from_utf8_lossy(&o.stderr).into_owned()),
+                    file.display()
+                );
+                BlockDevice {
+                    path: file.to_path_buf(),
+                    looped: false,
+                }
+            }
+        }
+    }
+}
+
+impl Drop for BlockDevice {
+    fn drop(&mut self) {
+        if self.looped {
+            let _ = Command::new("losetup").arg("-d").arg(&self.path).status();
+        }
+    }
+}
+
+fn file_of(dir: &Path, name: &str, len: u64, fill: u8) -> PathBuf {
+    let p = dir.join(name);
+    let f = std::fs::File::create(&p).unwrap();
+    if fill == 0 {
+        f.set_len(len).unwrap();
+    } else {
+        std::fs::write(&p, vec![fill; len as usize]).unwrap();
+    }
+    p
+}
+
+fn write_at(path: &Path, at: u64, data: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.write_all_at(data, at).unwrap();
+    f.sync_all().unwrap();
+}
+
+#[test]
+fn a_block_device_is_read_with_holes_deduplicated_and_written_back_over_stale_data() {
+    let c = Cluster::new();
+    let img = file_of(c.dir.path(), "disk.img", 32 << 20, 0);
+    let (a, b) = (noise(6 << 20, 11), noise(2 << 20, 12));
+    write_at(&img, 0, &a);
+    write_at(&img, 16 << 20, &b);
+    let dev = BlockDevice::over(&img);
+    let mover = |args: &[&str]| -> Value {
+        let mut full = vec!["mover"];
+        full.extend_from_slice(args);
+        full.push("--json");
+        serde_json::from_str(&c.ok(&full)).unwrap()
+    };
+    let src = dev.path.to_str().unwrap();
+    let first = mover(&["backup", "--source", src, "--block"]);
+    assert_eq!(first["bytes"], 32 << 20, "{first}");
+    assert_eq!(
+        first["zero_bytes"],
+        24 << 20,
+        "the zero regions are holes: {first}"
+    );
+    assert_eq!(first["files"], 1);
+
+    // 4 KiB change in the second region: only the chunks around it are new.
+    write_at(&img, (17 << 20) + 12345, &noise(4096, 13));
+    let second = mover(&["backup", "--source", src, "--block"]);
+    let added = second["added_bytes"].as_u64().unwrap();
+    assert!(
+        added > 0 && added < 4 << 20,
+        "dedup against the first backup: {second}"
+    );
+    assert_ne!(first["tree"], second["tree"]);
+
+    // A reused device full of stale bytes: the holes must come back as zeros.
+    let stale = file_of(c.dir.path(), "stale.img", 32 << 20, 0xAA);
+    let target = BlockDevice::over(&stale);
+    let tree = second["tree"].as_str().unwrap();
+    let t = target.path.to_str().unwrap();
+    let r = mover(&["restore", "--tree", tree, "--target", t, "--block"]);
+    assert_eq!(r["bytes"], 32 << 20, "{r}");
+    drop(target);
+    assert!(
+        std::fs::read(&stale).unwrap() == std::fs::read(&img).unwrap(),
+        "the restored device differs from the source"
+    );
+
+    // A device smaller than the volume is refused before anything is written.
+    let small = file_of(c.dir.path(), "small.img", 8 << 20, 0x55);
+    let small_dev = BlockDevice::over(&small);
+    let (code, _, err) = c.run(&[
+        "mover",
+        "restore",
+        "--tree",
+        tree,
+        "--target",
+        small_dev.path.to_str().unwrap(),
+        "--block",
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("at least as large"), "{err}");
+}
+
+#[test]
+fn a_restore_into_a_wait_for_first_consumer_class_binds_on_the_jobs_node() {
+    let c = Cluster::new();
+    c.fake.seed(
+        json!({"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+        "metadata": {"name": "local-wffc"}, "provisioner": DRIVER, "reclaimPolicy": "Delete",
+        "volumeBindingMode": "WaitForFirstConsumer"}),
+    );
+    // The class as the API server and scheduler treat it: a claim without a
+    // scheduled consumer stays Pending.
+    c.fake
+        .seed(json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "idle", "namespace": "probe"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "local-wffc",
+            "resources": {"requests": {"storage": "1Mi"}}}}));
+    let d = c.pvc("shop", "data", "csi-fast", "Filesystem", "8Mi");
+    write(&d, "db/table", &noise(300_000, 21));
+    let raw = c.pvc("shop", "raw", "csi-fast", "Block", "16Mi");
+    let block = fill_block(&raw, 22);
+    let v: Value = serde_json::from_str(&c.ok(&c.backup_args("shop", &[]))).unwrap();
+    assert_eq!(v["complete"], true, "{v}");
+    assert!(
+        c.kubelet.volume("probe", "idle").is_none(),
+        "bound without a consumer"
+    );
+
+    let restore = |extra: &[&str]| -> Value {
+        let mut a = vec![
+            "restore",
+            "latest",
+            "--k8s",
+            "--json",
+            "--kubeconfig",
+            c.kc(),
+            "--include-namespaces",
+            "shop",
+            "--namespace-mapping",
+            "shop:shop-dr",
+            "--storage-class-mapping",
+            "csi-fast:local-wffc",
+            "--mover-image",
+            MOVER_IMAGE,
+        ];
+        a.extend_from_slice(extra);
+        serde_json::from_str(&c.ok(&a)).unwrap()
+    };
+    let dry = restore(&["--dry-run"]);
+    let mut planned: Vec<(String, String, String, String)> = dry["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            let f = |k: &str| p[k].as_str().unwrap_or_default().to_string();
+            (f("pvc"), f("storage_class"), f("size"), f("action"))
+        })
+        .collect();
+    planned.sort();
+    let row = |pvc: &str, size: &str| {
+        (
+            pvc.to_string(),
+            "local-wffc".to_string(),
+            size.to_string(),
+            "planned".to_string(),
+        )
+    };
+    assert_eq!(
+        planned,
+        vec![row("data", "8Mi"), row("raw", "16Mi")],
+        "{dry}"
+    );
+    assert!(
+        c.fake
+            .object("", "persistentvolumeclaims", Some("shop-dr"), "data")
+            .is_none(),
+        "a dry run created a PVC"
+    );
+
+    let out = restore(&[]);
+    for vol in out["volumes"].as_array().unwrap() {
+        assert_eq!(vol["action"], "restored", "{out}");
+    }
+    for pvc in ["data", "raw"] {
+        let p = c
+            .fake
+            .object("", "persistentvolumeclaims", Some("shop-dr"), pvc)
+            .unwrap();
+        assert_eq!(p["status"]["phase"], "Bound", "{p}");
+        assert_eq!(
+            p["metadata"]["annotations"]["volume.kubernetes.io/selected-node"],
+            super::support::kubelet::NODE,
+            "bound on the node of its first consumer, the restore Job: {p}"
+        );
+    }
+    let dr = c.kubelet.volume("shop-dr", "data").unwrap();
+    assert_eq!(tree_of(&dr), tree_of(&d));
+    let dr_raw = c.kubelet.volume("shop-dr", "raw").unwrap();
+    assert!(std::fs::read(dr_raw).unwrap() == block);
+    assert!(c.leftovers().is_empty(), "left behind: {:?}", c.leftovers());
+}
+
+#[test]
+fn progress_per_volume_shows_on_a_terminal() {
+    let c = Cluster::new();
+    let d = c.pvc("shop", "media", "csi-fast", "Filesystem", "256Mi");
+    for i in 0..8 {
+        write(&d, &format!("f{i}"), &noise(4 << 20, 40 + i));
+    }
+    // `script` gives the backup a terminal for its stderr, as a person
+    // running it has.
+    let args: Vec<&str> = c
+        .backup_args("shop", &[])
+        .into_iter()
+        .filter(|a| *a != "--json")
+        .collect();
+    let base = c.command(&args);
+    let quote = |s: &std::ffi::OsStr| format!("'{}'", s.to_string_lossy().replace('\'', "'\\''"));
+    let line: Vec<String> = std::iter::once(base.get_program())
+        .chain(base.get_args())
+        .map(quote)
+        .collect();
+    let mut cmd = Command::new("script");
+    cmd.args(["-q", "-e", "-c", &line.join(" "), "/dev/null"]);
+    for (k, v) in base.get_envs().filter_map(|(k, v)| Some((k, v?))) {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("script (util-linux)");
+    let tty = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{tty}");
+    let shown = tty
+        .split(['\r', '\n'])
+        .rfind(|l| l.contains("shop/media"))
+        .unwrap_or_else(|| panic!("no progress line for the volume: {tty:?}"));
+    assert!(
+        shown.contains("32.00 MiB") && shown.contains("done"),
+        "{shown:?}"
+    );
+    assert!(shown.contains("/s"), "no rate: {shown:?}");
+}
+
+#[test]
+fn a_missing_mover_service_account_fails_before_any_job_with_what_to_do() {
+    let c = Cluster::new();
+    let d = c.pvc("shop", "data", "csi-fast", "Filesystem", "8Mi");
+    write(&d, "f", b"x");
+    c.fake
+        .state()
+        .objects
+        .retain(|k, _| !(k.1 == "serviceaccounts" && k.3 == "ferry-mover"));
+    let (code, out, err) = c.run(&c.backup_args("shop", &[]));
+    assert_eq!(code, 1, "{out}\n{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let msg = v["error"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("ferry/ferry-mover") && msg.contains("config/k8s-mover-rbac.yaml"),
+        "{msg}"
+    );
+    assert!(c.leftovers().is_empty(), "left behind: {:?}", c.leftovers());
+    assert!(
+        c.fake.requests_matching("POST /apis/batch/v1").is_empty(),
+        "a Job was created"
+    );
 }

@@ -7,8 +7,13 @@
 //!   PVC's directory, with a dynamic VolumeSnapshotContent; one naming a
 //!   pre-made content is bound to it when the content's handle exists.
 //! - A Job gets one pod. A pod whose nodeSelector matches no node gets a
-//!   FailedScheduling event and stays Pending; one whose image is not the
-//!   known mover image gets ErrImagePull. Otherwise its container really
+//!   FailedScheduling event and stays Pending; one whose image is not a
+//!   known mover image gets ErrImagePull. A claim of a
+//!   WaitForFirstConsumer class stays Pending until a pod using it is
+//!   scheduled, then binds on that pod's node; the pod's container starts
+//!   once its claims are bound. A `volumeDevices` entry is a loop device
+//!   over the block PVC's file (the file itself where there are no loop
+//!   devices). Otherwise its container really
 //!   runs: the command (`ferry` is the binary under test), args and
 //!   environment (`env`, `envFrom` Secrets) of the spec, in a private mount
 //!   namespace (`unshare --mount`) where its volumes are bind-mounted at
@@ -56,6 +61,13 @@ impl Kubelet {
     /// Starts the kubelet of `fake`, seeding the node and the
     /// external-snapshotter CRDs.
     pub fn start(fake: &FakeK8s) -> Kubelet {
+        Self::start_with_images(fake, &[MOVER_IMAGE])
+    }
+
+    /// The same, pulling `images` (a Job with another image gets
+    /// ErrImagePull).
+    pub fn start_with_images(fake: &FakeK8s, images: &[&str]) -> Kubelet {
+        let images: Arc<Vec<String>> = Arc::new(images.iter().map(|i| i.to_string()).collect());
         for crd in [
             "volumesnapshotclasses",
             "volumesnapshotcontents",
@@ -87,7 +99,7 @@ impl Kubelet {
         let root = k.root.path().to_path_buf();
         k.thread = Some(std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                tick(&state, &root, &running);
+                tick(&state, &root, &running, &images);
                 std::thread::sleep(Duration::from_millis(50));
             }
         }));
@@ -139,14 +151,23 @@ impl Drop for Kubelet {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        // Give the killed containers' threads time to detach their loop
+        // devices.
+        for _ in 0..100 {
+            if self.running() == 0 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
-fn tick(state: &Shared, root: &Path, running: &Arc<Mutex<HashMap<Key, u32>>>) {
+fn tick(state: &Shared, root: &Path, running: &Arc<Mutex<HashMap<Key, u32>>>, images: &[String]) {
     let mut st = state.lock().unwrap();
     bind_pvcs(&mut st, root);
     take_snapshots(&mut st, root);
-    start_jobs(&mut st, state, root, running);
+    start_jobs(&mut st, state, root, running, images);
+    start_waiting(&mut st, state, root, running);
     // Pods deleted while running: their containers are killed.
     for (k, pid) in running.lock().unwrap().iter() {
         if !st.objects.contains_key(k) {
@@ -235,6 +256,16 @@ fn bind_pvcs(st: &mut State, root: &Path) {
         let path = root.join("pv").join(&pv);
         let block = s(&pvc, "/spec/volumeMode") == "Block";
         let size = s(&pvc, "/spec/resources/requests/storage").to_string();
+        let class = s(&pvc, "/spec/storageClassName").to_string();
+        // WaitForFirstConsumer: the claim stays Pending until a pod using
+        // it is scheduled, and its volume is made on that pod's node.
+        let node = match wffc(st, &class) {
+            false => None,
+            true => match consumer_node(st, &ns, &k.3) {
+                Some(n) => Some(n),
+                None => continue,
+            },
+        };
         let from = &pvc["spec"]["dataSource"];
         if s(from, "/kind") == "VolumeSnapshot" {
             let vs = st.objects.get(&key(
@@ -253,7 +284,6 @@ fn bind_pvcs(st: &mut State, root: &Path) {
         } else {
             std::fs::create_dir_all(&path).unwrap();
         }
-        let class = s(&pvc, "/spec/storageClassName").to_string();
         let driver = st
             .objects
             .get(&key("storage.k8s.io", "storageclasses", "", &class))
@@ -273,11 +303,51 @@ fn bind_pvcs(st: &mut State, root: &Path) {
             "status": {"phase": "Bound"}}),
         );
         update(st, &k, |o| {
+            if let Some(n) = &node {
+                o["metadata"]["annotations"]["volume.kubernetes.io/selected-node"] = json!(n);
+            }
             o["spec"]["volumeName"] = json!(pv);
             o["status"] = json!({"phase": "Bound", "accessModes": o["spec"]["accessModes"].clone(),
                 "capacity": {"storage": size}});
         });
     }
+}
+
+/// Whether a storage class binds on the first consumer's node.
+fn wffc(st: &State, class: &str) -> bool {
+    st.objects
+        .get(&key("storage.k8s.io", "storageclasses", "", class))
+        .is_some_and(|c| s(c, "/volumeBindingMode") == "WaitForFirstConsumer")
+}
+
+/// The node of a scheduled pod that uses the claim.
+fn consumer_node(st: &State, ns: &str, claim: &str) -> Option<String> {
+    items(st, "", "pods")
+        .into_iter()
+        .filter(|(k, _)| k.2 == ns)
+        .map(|(_, p)| p)
+        .find(|p| {
+            !s(p, "/spec/nodeName").is_empty()
+                && p["spec"]["volumes"].as_array().is_some_and(|v| {
+                    v.iter()
+                        .any(|v| s(v, "/persistentVolumeClaim/claimName") == claim)
+                })
+        })
+        .map(|p| s(&p, "/spec/nodeName").to_string())
+}
+
+/// Whether every PVC the pod spec mounts is bound; with `scheduling`, a
+/// claim of a WaitForFirstConsumer class may still be pending (it binds
+/// once the pod is scheduled).
+fn claims_bound(st: &State, ns: &str, spec: &Value, scheduling: bool) -> bool {
+    let volumes = spec["volumes"].as_array().cloned().unwrap_or_default();
+    volumes.iter().all(|v| {
+        let c = s(v, "/persistentVolumeClaim/claimName");
+        let Some(p) = st.objects.get(&key("", "persistentvolumeclaims", ns, c)) else {
+            return true;
+        };
+        s(p, "/status/phase") == "Bound" || (scheduling && wffc(st, s(p, "/spec/storageClassName")))
+    })
 }
 
 /// The storage snapshot handle of a ready VolumeSnapshot.
@@ -396,26 +466,16 @@ fn start_jobs(
     shared: &Shared,
     root: &Path,
     running: &Arc<Mutex<HashMap<Key, u32>>>,
+    images: &[String],
 ) {
     for (k, job) in items(st, "batch", "jobs") {
         if job["metadata"]["annotations"]["kubelet.test/pod"].is_string() {
             continue;
         }
         let ns = k.2.clone();
-        // As the scheduler does: wait until the pod's PVCs are bound.
-        let claims = job["spec"]["template"]["spec"]["volumes"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        let unbound = claims.iter().any(|v| {
-            let c = s(v, "/persistentVolumeClaim/claimName");
-            !c.is_empty()
-                && st
-                    .objects
-                    .get(&key("", "persistentvolumeclaims", &ns, c))
-                    .is_some_and(|p| s(p, "/status/phase") != "Bound")
-        });
-        if unbound {
+        // As the scheduler does: wait until the pod's PVCs are bound, but
+        // for those that wait for their first consumer.
+        if !claims_bound(st, &ns, &job["spec"]["template"]["spec"], true) {
             continue;
         }
         let pod_name = format!("{}-{:05x}", k.3, st.rv % 0xfffff);
@@ -458,7 +518,7 @@ fn start_jobs(
                 &pk,
                 |o| o["status"] = json!({"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": msg}]}),
             );
-        } else if image != MOVER_IMAGE {
+        } else if !images.contains(&image) {
             let msg = format!("Failed to pull image \"{image}\": rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": not found");
             event(st, &ns, &pod_name, "Failed", &msg);
             event(st, &ns, &pod_name, "Failed", "Error: ErrImagePull");
@@ -466,20 +526,53 @@ fn start_jobs(
                 o["status"] = json!({"phase": "Pending", "containerStatuses": [{"name": "mover", "ready": false, "restartCount": 0, "image": image,
                 "state": {"waiting": {"reason": "ErrImagePull", "message": msg}}}]})
             });
+        } else if !claims_bound(st, &ns, &spec, false) {
+            // Scheduled; the container starts once its claims are bound.
+            update(st, &pk, |o| {
+                o["metadata"]["annotations"]["kubelet.test/waiting"] = json!(k.3)
+            });
         } else {
-            match container(st, root, &ns, &pod_name, &spec) {
-                Ok(cmd) => run(
-                    st,
-                    shared.clone(),
-                    running.clone(),
-                    (k.clone(), pk),
-                    cmd,
-                    root,
-                ),
-                Err(e) => {
-                    event(st, &ns, &pod_name, "FailedMount", &e);
-                }
-            }
+            launch(st, shared, running, root, (k.clone(), pk), &spec);
+        }
+    }
+}
+
+/// Starts the containers of scheduled pods whose claims got bound.
+fn start_waiting(
+    st: &mut State,
+    shared: &Shared,
+    root: &Path,
+    running: &Arc<Mutex<HashMap<Key, u32>>>,
+) {
+    for (pk, pod) in items(st, "", "pods") {
+        let job = s(&pod, "/metadata/annotations/kubelet.test~1waiting").to_string();
+        if job.is_empty() || !claims_bound(st, &pk.2, &pod["spec"], false) {
+            continue;
+        }
+        update(st, &pk, |o| {
+            o["metadata"]["annotations"]
+                .as_object_mut()
+                .unwrap()
+                .remove("kubelet.test/waiting");
+        });
+        let jk = key("batch", "jobs", &pk.2, &job);
+        launch(st, shared, running, root, (jk, pk), &pod["spec"]);
+    }
+}
+
+fn launch(
+    st: &mut State,
+    shared: &Shared,
+    running: &Arc<Mutex<HashMap<Key, u32>>>,
+    root: &Path,
+    (jk, pk): (Key, Key),
+    spec: &Value,
+) {
+    match container(st, root, &pk.2, &pk.3, spec) {
+        Ok(cmd) => run(st, shared.clone(), running.clone(), (jk, pk), cmd, root),
+        Err(e) => {
+            let (ns, pod) = (pk.2.clone(), pk.3.clone());
+            event(st, &ns, &pod, "FailedMount", &e);
         }
     }
 }
@@ -492,6 +585,41 @@ struct Container {
     argv: Vec<String>,
     termination: String,
     log: PathBuf,
+    /// Loop devices attached for `volumeDevices`, detached when it ends.
+    loops: Vec<String>,
+}
+
+/// Attaches a block PVC's file as a loop device (`losetup`, read-only when
+/// the claim is), so that the container sees a real block special file at
+/// its devicePath. Where loop devices are not available the file itself is
+/// bound there, and the container reads a regular file instead; it says so.
+fn attach(file: &Path, read_only: bool) -> Option<String> {
+    let mut cmd = Command::new("losetup");
+    if read_only {
+        cmd.arg("--read-only");
+    }
+    let out = cmd.args(["-f", "--show"]).arg(file).output();
+    match out {
+        Ok(o) if o.status.success() => Some(String::from_utf8_lossy(&o.stdout).trim().to_string()),
+        other => {
+            let why = match other {
+                Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
+                Err(e) => e.to_string(),
+            };
+            eprintln!(
+                "fake kubelet: no loop device ({why}); the block volume {} is given to the container as a regular file",
+                file.display()
+            );
+            None
+        }
+    }
+}
+
+/// Detaches loop devices.
+pub fn detach(loops: &[String]) {
+    for l in loops {
+        let _ = Command::new("losetup").args(["-d", l]).status();
+    }
 }
 
 fn container(
@@ -557,12 +685,20 @@ fn container(
             false,
         ));
     }
+    let mut loops = Vec::new();
     for d in c["volumeDevices"].as_array().into_iter().flatten() {
         let (p, ro) = sources
             .get(s(d, "/name"))
             .cloned()
             .ok_or("volume not found")?;
-        mounts.push((p, s(d, "/devicePath").to_string(), ro, true));
+        let dev = match attach(&p, ro) {
+            Some(l) => {
+                loops.push(l.clone());
+                PathBuf::from(l)
+            }
+            None => p,
+        };
+        mounts.push((dev, s(d, "/devicePath").to_string(), ro, true));
     }
     let termination = match s(c, "/terminationMessagePath") {
         "" => "/dev/termination-log".to_string(),
@@ -584,6 +720,7 @@ fn container(
         argv,
         termination,
         log: dir.join("log"),
+        loops,
     })
 }
 
@@ -658,13 +795,18 @@ fn run(
         |o| o["status"] = json!({"phase": "Running", "containerStatuses": [{"name": "mover", "ready": true, "state": {"running": {"startedAt": "2026-12-01T00:00:00Z"}}}]}),
     );
     update(st, &job, |o| o["status"] = json!({"active": 1}));
+    let loops = c.loops.clone();
     let mut child = match child {
         Ok(ch) => ch,
-        Err(e) => return finish(st, &job, &pod, 128, format!("cannot start: {e}")),
+        Err(e) => {
+            detach(&loops);
+            return finish(st, &job, &pod, 128, format!("cannot start: {e}"));
+        }
     };
     running.lock().unwrap().insert(pod.clone(), child.id());
     std::thread::spawn(move || {
         let status = child.wait().unwrap();
+        detach(&loops);
         running.lock().unwrap().remove(&pod);
         use std::os::unix::process::ExitStatusExt;
         let code = status

@@ -242,6 +242,12 @@ impl Archiver {
                         node.subtree = Some(id);
                         pending.push(Pending::Ready(node));
                     }
+                    VEntry::Device(path) => {
+                        let fut = self.submit(Source::Device(path.clone()), path).await?;
+                        let node = Node::synthetic(&name, NodeKind::File, 0);
+                        self.counters.files_new.fetch_add(1, Ordering::Relaxed);
+                        pending.push(Pending::File(node, fut));
+                    }
                     VEntry::Bytes(data) => {
                         let mut node = Node::synthetic(&name, NodeKind::File, 0);
                         node.size = data.len() as u64;
@@ -463,7 +469,7 @@ impl Archiver {
                     this.counters
                         .read_bytes
                         .fetch_add(d.size, Ordering::Relaxed);
-                    this.progress.add_done(1, d.size);
+                    this.progress.add_done(1, d.size - d.progressed);
                     Some(d)
                 }
                 Err(e) => {

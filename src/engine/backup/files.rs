@@ -4,16 +4,18 @@
 use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
+use crate::engine::progress::Progress;
 use crate::format::blob::BlobType;
 use crate::format::config::ChunkerParams;
 use crate::pipeline::chunker::Chunker;
 use crate::pipeline::{Closed, Compressor, Pipeline, RawBlob};
 use crate::repo::{BlobId, Repository};
+use crate::source::block::{Device, ZeroSkipReader};
 use crate::source::fs::{data_extents, ExtentReader};
 
 /// The content of a file as stored.
@@ -22,11 +24,15 @@ pub struct FileData {
     pub content: Vec<BlobId>,
     pub extents: Option<Vec<(u64, u64)>>,
     pub size: u64,
+    /// Bytes already counted in the progress while reading (a device).
+    pub progressed: u64,
 }
 
 pub enum Source {
     Path(PathBuf),
     Bytes(Vec<u8>),
+    /// A block device, read whole; all-zero regions become holes.
+    Device(PathBuf),
 }
 
 /// What a reader reports back: the content, or why the file was skipped;
@@ -48,6 +54,25 @@ pub struct Reader {
     pub repo: Arc<Repository>,
     pub pipe: Arc<Pipeline>,
     pub chunker: ChunkerParams,
+    pub progress: Arc<Progress>,
+}
+
+/// A device's reader that counts the bytes it has passed (zeros included)
+/// in the progress as it goes: one device is one file of many gigabytes.
+struct Counted<'a> {
+    inner: ZeroSkipReader,
+    progress: &'a Progress,
+    counted: u64,
+}
+
+impl Read for Counted<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let at = self.inner.position();
+        self.progress.add_done(0, at - self.counted);
+        self.counted = at;
+        Ok(n)
+    }
 }
 
 impl Reader {
@@ -61,6 +86,10 @@ impl Reader {
             let outcomes = (job.sources.into_iter())
                 .map(|source| match source {
                     Source::Path(p) => self.read_path(&mut ctx, &p),
+                    Source::Device(p) => Outcome {
+                        data: self.read_device(&mut ctx, &p).map_err(|e| e.to_string()),
+                        warning: None,
+                    },
                     Source::Bytes(b) => Outcome {
                         data: self
                             .store_stream(&mut ctx, &b[..], b.len() as u64)
@@ -128,11 +157,33 @@ impl Reader {
             },
             extents,
             content: read.content,
+            progressed: 0,
         };
         Outcome {
             data: Ok(data),
             warning,
         }
+    }
+
+    /// A block device: its non-zero blocks chunked as one stream, the zero
+    /// ones left as holes.
+    fn read_device(&self, ctx: &mut ThreadCtx, path: &Path) -> std::io::Result<FileData> {
+        let dev = Device::open(path)?;
+        let size = dev.size;
+        let mut data = Counted {
+            inner: dev.data(),
+            progress: &self.progress,
+            counted: 0,
+        };
+        let read = self.store_stream(ctx, &mut data, size)?;
+        let extents = data.inner.extents().to_vec();
+        let full = extents.len() == 1 && extents[0] == (0, size);
+        Ok(FileData {
+            content: read.content,
+            extents: (!full).then_some(extents),
+            size,
+            progressed: data.counted,
+        })
     }
 
     /// Chunks a stream, stores new chunks, and returns the chunk ids. Chunks
@@ -185,6 +236,7 @@ impl Reader {
             content,
             extents: None,
             size,
+            progressed: 0,
         })
     }
 }

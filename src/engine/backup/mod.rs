@@ -39,6 +39,9 @@ pub struct BackupOptions {
     /// Directories already stored (by data-mover Jobs), placed at relative
     /// paths of the snapshot root. Their blobs must be in the index.
     pub trees: Vec<(String, crate::repo::BlobId)>,
+    /// Block devices placed as files at relative paths of the snapshot
+    /// root, read whole with their all-zero regions stored as holes.
+    pub devices: Vec<(String, PathBuf)>,
     /// Store the files and trees but write no snapshot (a data-mover Job:
     /// its coordinator writes the one snapshot).
     pub tree_only: bool,
@@ -69,6 +72,7 @@ impl Default for BackupOptions {
             paths: Vec::new(),
             files: Vec::new(),
             trees: Vec::new(),
+            devices: Vec::new(),
             tree_only: false,
             extra: None,
             sources: Vec::new(),
@@ -110,6 +114,9 @@ pub async fn backup(
     }
     for (rel, tree) in &opts.trees {
         root.add_tree(rel, *tree)?;
+    }
+    for (rel, dev) in &opts.devices {
+        root.add_device(rel, dev.clone())?;
     }
     if opts.scan {
         spawn_scan(paths.clone(), progress.clone());
@@ -153,7 +160,11 @@ pub async fn backup(
 /// The sources as absolute paths (each must exist), and the names the
 /// snapshot records for them and for the in-memory sources, sorted.
 fn sources(opts: &BackupOptions) -> EngineResult<(Vec<PathBuf>, Vec<String>)> {
-    if opts.paths.is_empty() && opts.files.is_empty() && opts.trees.is_empty() {
+    if opts.paths.is_empty()
+        && opts.files.is_empty()
+        && opts.trees.is_empty()
+        && opts.devices.is_empty()
+    {
         return Err(EngineError::Usage(
             "nothing to back up: name at least one path".into(),
         ));
@@ -260,6 +271,7 @@ async fn archive(
         repo: repo.clone(),
         pipe: pipe.clone(),
         chunker: cfg.chunker.clone(),
+        progress: progress.clone(),
     });
     let readers: Vec<_> = (0..readers_n)
         .map(|_| {

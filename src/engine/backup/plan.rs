@@ -24,6 +24,9 @@ pub enum VEntry {
     Bytes(Vec<u8>),
     /// A directory already stored (a volume backed up by a data-mover Job).
     Tree(crate::repo::BlobId),
+    /// A block device (or a regular file standing in for one), stored as a
+    /// file whose all-zero regions are holes.
+    Device(PathBuf),
 }
 
 /// Makes `p` absolute and lexically normal (no `.` or `..`), without
@@ -72,7 +75,7 @@ impl VDir {
             match entry {
                 VEntry::Dir(d) => dir = d,
                 VEntry::Source(_) => return Ok(()),
-                VEntry::Bytes(_) | VEntry::Tree(_) => {
+                VEntry::Bytes(_) | VEntry::Tree(_) | VEntry::Device(_) => {
                     return Err(EngineError::Usage(format!(
                         "{} clashes with an in-memory file or volume",
                         path.display()
@@ -93,6 +96,11 @@ impl VDir {
     /// Adds a stored directory tree at a relative `/`-separated path.
     pub fn add_tree(&mut self, rel: &str, tree: crate::repo::BlobId) -> EngineResult<()> {
         self.add_entry(rel, VEntry::Tree(tree))
+    }
+
+    /// Adds a block device's data as a file at a relative path.
+    pub fn add_device(&mut self, rel: &str, device: PathBuf) -> EngineResult<()> {
+        self.add_entry(rel, VEntry::Device(device))
     }
 
     fn add_entry(&mut self, rel: &str, entry: VEntry) -> EngineResult<()> {

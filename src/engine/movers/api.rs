@@ -16,6 +16,7 @@ pub const PVS: Res = Res("", "v1", "persistentvolumes");
 pub const PODS: Res = Res("", "v1", "pods");
 pub const EVENTS: Res = Res("", "v1", "events");
 pub const SECRETS: Res = Res("", "v1", "secrets");
+pub const SERVICE_ACCOUNTS: Res = Res("", "v1", "serviceaccounts");
 pub const NAMESPACES: Res = Res("", "v1", "namespaces");
 pub const JOBS: Res = Res("batch", "v1", "jobs");
 pub const STORAGE_CLASSES: Res = Res("storage.k8s.io", "v1", "storageclasses");
@@ -55,6 +56,15 @@ impl<'a> Api<'a> {
     fn rest(&self, r: Res, ns: Option<&str>) -> Rest<'a> {
         let ns = ns.filter(|_| namespaced(r));
         Rest::new(self.conn, collection_url(r.0, r.1, r.2, ns))
+    }
+
+    /// The last `lines` lines of a pod's log.
+    pub async fn logs(&self, ns: &str, pod: &str, lines: i64) -> Result<String, VolumeError> {
+        let what = format!("reading the log of pod {ns}/{pod}");
+        self.rest(PODS, Some(ns))
+            .logs(pod, lines)
+            .await
+            .map_err(err(what))
     }
 
     pub async fn get(&self, r: Res, ns: Option<&str>, name: &str) -> Result<Value, VolumeError> {

@@ -77,7 +77,21 @@ pub async fn backup_volumes(
     })
 }
 
+/// The repository Secret of the Jobs, after checking that the Jobs' service
+/// account exists (a Job whose account is missing gets no pod at all).
 pub(super) async fn read_secret(a: &Api<'_>, o: &MoverOptions) -> Result<Value, VolumeError> {
+    let sa = a.get(
+        api::SERVICE_ACCOUNTS,
+        Some(&o.namespace),
+        &o.service_account,
+    );
+    if let Err(e) = sa.await {
+        return Err(VolumeError::Option(format!(
+            "the service account {}/{} of the mover Jobs cannot be read ({e}); apply \
+             config/k8s-mover-rbac.yaml or name one with --mover-service-account",
+            o.namespace, o.service_account
+        )));
+    }
     a.get(api::SECRETS, Some(&o.namespace), &o.secret)
         .await
         .map_err(|e| {
@@ -132,6 +146,8 @@ pub(super) async fn remove_runs(a: &Api<'_>, selector: &str) {
 
 async fn volume(r: &Run<'_>, i: usize, p: Planned) -> VolumeRecord {
     let started = Instant::now();
+    let name = format!("{}/{}", p.ns, p.pvc);
+    r.o.progress.set(&name, 0, 0, 0.0, None);
     tracing::info!(namespace = %p.ns, pvc = %p.pvc, method = ?p.method, "volume started");
     let mut hooks = Vec::new();
     let res = match p.method {
@@ -139,6 +155,9 @@ async fn volume(r: &Run<'_>, i: usize, p: Planned) -> VolumeRecord {
         Method::Fs => via_fs(r, i, &p, &mut hooks).await,
     };
     let secs = started.elapsed().as_secs_f64();
+    let (files, bytes) = res.as_ref().map_or((0, 0), |m| (m.files, m.bytes));
+    r.o.progress
+        .set(&name, files, bytes, secs, Some(res.is_ok()));
     match &res {
         Ok(m) => tracing::info!(namespace = %p.ns, pvc = %p.pvc, bytes = m.bytes,
             rate = (m.bytes as f64 / secs.max(0.001)) as u64, "volume done"),
@@ -173,6 +192,9 @@ fn record(
         bytes: m.as_ref().map_or(0, |m| m.bytes),
         added_bytes: m.as_ref().map_or(0, |m| m.added_bytes),
         seconds,
+        bytes_per_second: m
+            .as_ref()
+            .map_or(0.0, |m| m.bytes as f64 / seconds.max(0.001)),
         error,
         hooks,
     }
@@ -253,6 +275,7 @@ async fn via_snapshot(
         source: &source,
         image: &r.o.image,
         secret: &r.o.secret,
+        service_account: Some(&r.o.service_account),
         claim: &base,
         block: p.block,
         read_only: true,
@@ -295,6 +318,7 @@ async fn fs_job(r: &Run<'_>, i: usize, p: &Planned) -> Result<MoverReport, Strin
         source: &source,
         image: &r.o.image,
         secret: &secret,
+        service_account: None,
         claim: &p.pvc,
         block: p.block,
         read_only: true,
@@ -309,7 +333,7 @@ async fn fs_job(r: &Run<'_>, i: usize, p: &Planned) -> Result<MoverReport, Strin
 pub(super) async fn run_job(r: &Run<'_>, j: &JobSpec<'_>) -> Result<MoverReport, String> {
     let job = objects::mover_job(j);
     r.a.create(api::JOBS, Some(j.ns), &job).await.map_err(s)?;
-    wait_job(&r.a, j.ns, j.name, r.o).await
+    wait_job(&r.a, j, r.o).await
 }
 
 /// Waits until a VolumeSnapshot is readyToUse (or with `taken`, until the

@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::api::{self, text, Api};
+use super::objects::JobSpec;
 use super::MoverOptions;
-use crate::engine::volumes::MoverReport;
+use crate::engine::volumes::{MoverProgress, MoverReport};
 
 /// Pod event reasons that mean the pod will not start by itself.
 const STUCK: [&str; 6] = [
@@ -19,15 +20,18 @@ const STUCK: [&str; 6] = [
     "FailedAttachVolume",
 ];
 
-/// Waits for Job `name` and returns its mover's report, or why it failed.
+/// Waits for Job `j` and returns its mover's report, or why it failed.
+/// While it runs, its progress lines (in the pod's log) go to
+/// `o.progress`, about once a second.
 pub async fn wait_job(
     a: &Api<'_>,
-    ns: &str,
-    name: &str,
+    j: &JobSpec<'_>,
     o: &MoverOptions,
 ) -> Result<MoverReport, String> {
+    let (ns, name) = (j.ns, j.name);
     let started = Instant::now();
     let mut stuck_since: Option<Instant> = None;
+    let mut polled = Instant::now();
     loop {
         let job = a
             .get(api::JOBS, Some(ns), name)
@@ -41,6 +45,14 @@ pub async fn wait_job(
             match text(pod, "/status/phase") {
                 "Succeeded" => return parse(&termination(pod).1),
                 "Failed" => return Err(failed(ns, name, pod)),
+                "Running" if polled.elapsed() >= Duration::from_secs(1) => {
+                    polled = Instant::now();
+                    let log = a.logs(ns, text(pod, "/metadata/name"), 4).await;
+                    if let Some(p) = log.ok().as_deref().and_then(MoverProgress::last_in) {
+                        let secs = started.elapsed().as_secs_f64();
+                        o.progress.set(j.source, p.files, p.bytes, secs, None);
+                    }
+                }
                 _ => {}
             }
             if let Some(why) = stuck(a, ns, pod).await {

@@ -15,7 +15,9 @@ mod objects;
 mod plan;
 mod restore;
 
+use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -78,7 +80,7 @@ pub enum Method {
 }
 
 /// Settings of the data-mover Jobs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct MoverOptions {
     pub mode: VolumesMode,
     /// At most this many Jobs at once.
@@ -91,6 +93,10 @@ pub struct MoverOptions {
     /// The Secret (in the mover namespace) whose keys become the Jobs'
     /// environment: FERRY_REPO, FERRY_PASSWORD, S3 credentials...
     pub secret: String,
+    /// The service account of the Jobs in the mover namespace (Jobs in a
+    /// volume's namespace run as its default account); none of them gets
+    /// an API token.
+    pub service_account: String,
     /// How long a pod may report FailedScheduling / image pull errors
     /// before its volume fails.
     pub pending_grace: Duration,
@@ -98,6 +104,8 @@ pub struct MoverOptions {
     /// and S3 settings the coordinator was given; credentials stay in the
     /// Secret).
     pub repo_args: Vec<String>,
+    /// Where the running volumes' progress is counted.
+    pub progress: Arc<VolumeProgress>,
 }
 
 impl Default for MoverOptions {
@@ -109,9 +117,47 @@ impl Default for MoverOptions {
             image: DEFAULT_IMAGE.into(),
             namespace: "ferry".into(),
             secret: "ferry-repository".into(),
+            service_account: "ferry-mover".into(),
             pending_grace: Duration::from_secs(10),
             repo_args: Vec::new(),
+            progress: Arc::default(),
         }
+    }
+}
+
+/// Progress of the volumes of a run, by `<namespace>/<pvc>`, as their
+/// Jobs' logs report it; the library counts, the CLI renders.
+#[derive(Debug, Default)]
+pub struct VolumeProgress {
+    volumes: Mutex<BTreeMap<String, VolumeState>>,
+}
+
+/// Where one volume is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct VolumeState {
+    pub files: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+    /// `Some(true)` once stored, `Some(false)` once failed.
+    pub done: Option<bool>,
+}
+
+impl VolumeProgress {
+    /// Sets a volume's counters (a running one's, or with `done` its end).
+    pub fn set(&self, volume: &str, files: u64, bytes: u64, seconds: f64, done: Option<bool>) {
+        let mut v = self.volumes.lock().unwrap();
+        let s = v.entry(volume.to_string()).or_default();
+        *s = VolumeState {
+            files: files.max(s.files),
+            bytes: bytes.max(s.bytes),
+            seconds,
+            done,
+        };
+    }
+
+    pub fn snapshot(&self) -> Vec<(String, VolumeState)> {
+        let v = self.volumes.lock().unwrap();
+        v.iter().map(|(k, s)| (k.clone(), s.clone())).collect()
     }
 }
 
@@ -142,6 +188,9 @@ pub struct VolumeRecord {
     pub bytes: u64,
     pub added_bytes: u64,
     pub seconds: f64,
+    /// `bytes / seconds`: how fast the volume was read.
+    #[serde(default)]
+    pub bytes_per_second: f64,
     /// Why the volume is not in the snapshot.
     pub error: Option<String>,
     /// The hooks run around its snapshot, in order.

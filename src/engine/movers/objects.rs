@@ -112,6 +112,8 @@ pub struct JobSpec<'a> {
     pub source: &'a str,
     pub image: &'a str,
     pub secret: &'a str,
+    /// Runs as this service account (else the namespace's default).
+    pub service_account: Option<&'a str>,
     pub claim: &'a str,
     pub block: bool,
     pub read_only: bool,
@@ -134,6 +136,7 @@ pub fn mover_job(j: &JobSpec) -> Value {
         "env": [{"name": "XDG_CACHE_HOME", "value": CACHE_MOUNT}],
         "terminationMessagePath": TERMINATION_PATH, "terminationMessagePolicy": "File",
         "volumeMounts": [{"name": "cache", "mountPath": CACHE_MOUNT}]});
+    container["securityContext"] = security(j.read_only);
     if j.block {
         container["volumeDevices"] = json!([{"name": "volume", "devicePath": DEVICE_PATH}]);
     } else {
@@ -143,8 +146,12 @@ pub fn mover_job(j: &JobSpec) -> Value {
             .push(json!({"name": "volume", "mountPath": VOLUME_MOUNT, "readOnly": j.read_only}));
     }
     let mut pod = json!({"restartPolicy": "Never", "containers": [container],
+        "automountServiceAccountToken": false,
         "volumes": [{"name": "volume", "persistentVolumeClaim": {"claimName": j.claim, "readOnly": j.read_only}},
                     {"name": "cache", "emptyDir": {}}]});
+    if let Some(a) = j.service_account {
+        pod["serviceAccountName"] = json!(a);
+    }
     if let Some(n) = j.node {
         pod["nodeSelector"] = json!({"kubernetes.io/hostname": n});
     }
@@ -152,6 +159,18 @@ pub fn mover_job(j: &JobSpec) -> Value {
         "metadata": meta(j.name, Some(j.ns), j.run, j.source),
         "spec": {"backoffLimit": 0, "activeDeadlineSeconds": j.deadline_seconds,
             "template": {"metadata": {"labels": {RUN_LABEL: j.run}}, "spec": pod}}})
+}
+
+/// The mover reads (or writes) files of any owner, so it runs as root
+/// with only the capabilities that needs: reading past permissions for a
+/// backup; for a restore also setting owners, modes and times.
+fn security(read_only: bool) -> Value {
+    let caps = match read_only {
+        true => json!(["DAC_READ_SEARCH"]),
+        false => json!(["CHOWN", "DAC_OVERRIDE", "FOWNER", "FSETID"]),
+    };
+    json!({"runAsUser": 0, "runAsNonRoot": false, "allowPrivilegeEscalation": false,
+        "readOnlyRootFilesystem": true, "capabilities": {"drop": ["ALL"], "add": caps}})
 }
 
 /// A copy of the repository Secret in another namespace (a Job can only

@@ -174,6 +174,7 @@ async fn write(
         source: &source,
         image: &r.o.image,
         secret: &secret,
+        service_account: None,
         claim: &v.pvc,
         block: v.mode == "Block",
         read_only: false,

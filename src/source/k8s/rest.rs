@@ -105,6 +105,19 @@ impl<'a> Rest<'a> {
             .await
     }
 
+    /// The last `lines` lines of a pod's log (a Rest on pods).
+    pub async fn logs(&self, name: &str, lines: i64) -> Result<String, kube::Error> {
+        let lp = kube::core::subresource::LogParams {
+            tail_lines: Some(lines),
+            ..Default::default()
+        };
+        let req = self
+            .request
+            .logs(name, &lp)
+            .map_err(kube::Error::BuildRequest)?;
+        self.conn.client.request_text(req).await
+    }
+
     /// Deletes an object, its dependents in the background (a Job's pods).
     pub async fn delete(&self, name: &str) -> Result<Value, kube::Error> {
         let dp = DeleteParams::background();

@@ -7,6 +7,7 @@ pub mod exec;
 pub mod fields;
 pub mod handlers;
 pub mod list;
+pub mod logs;
 pub mod objects;
 pub mod status;
 
@@ -45,6 +46,10 @@ impl FakeK8s {
                     .route(
                         "/api/v1/namespaces/{ns}/pods/{pod}/exec",
                         axum::routing::any(exec::handle),
+                    )
+                    .route(
+                        "/api/v1/namespaces/{ns}/pods/{pod}/log",
+                        axum::routing::get(logs::handle),
                     )
                     .fallback(handlers::handle)
                     .with_state(shared);
