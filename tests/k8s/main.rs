@@ -8,6 +8,7 @@ mod bad_input;
 mod cli;
 mod config_files;
 mod crds;
+mod drill;
 mod cronjob;
 mod kubectl;
 mod outcomes;

@@ -136,7 +136,7 @@ impl Cluster {
 }
 
 /// A workload using the PVCs: a Deployment and its running pod on the node.
-fn seed_app(c: &Cluster, ns: &str, claims: &[&str], node: &str) {
+pub fn seed_app(c: &Cluster, ns: &str, claims: &[&str], node: &str) {
     let volumes: Vec<Value> = claims
         .iter()
         .map(|n| json!({"name": n, "persistentVolumeClaim": {"claimName": n}}))

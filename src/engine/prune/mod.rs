@@ -83,6 +83,8 @@ pub struct PruneReport {
     pub plans_done: u64,
     /// When the next prune can delete what is planned now.
     pub next_deletion: Option<DateTime<Utc>>,
+    /// How long the prune took.
+    pub elapsed_seconds: f64,
 }
 
 /// What one prune decides, before doing it.
@@ -96,6 +98,13 @@ struct Decision {
 }
 
 pub async fn prune(repo: &Arc<Repository>, opts: &PruneOptions) -> EngineResult<PruneReport> {
+    let clock = std::time::Instant::now();
+    let mut report = phases(repo, opts).await?;
+    report.elapsed_seconds = clock.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+async fn phases(repo: &Arc<Repository>, opts: &PruneOptions) -> EngineResult<PruneReport> {
     repo.sync_catalog().await?;
     let now = Utc::now();
     let plans = readable_plans(repo).await?;
