@@ -11,10 +11,10 @@ use serde::Serialize;
 use super::args::Global;
 use super::exit;
 use super::output::{emit, Render};
+use crate::engine::drill::k8s::{check_sandboxes, K8sDrillOptions};
 use crate::engine::drill::{
     drill, human_duration, parse_duration, record, DrillOptions, DrillReport, Pick, VerifyMode,
 };
-use crate::engine::drill::k8s::{check_sandboxes, K8sDrillOptions};
 use crate::engine::k8s_restore::K8sRestoreOptions;
 use crate::engine::movers::{VolumeRestoreOptions, VolumesMode};
 use crate::engine::regions::{ordered, probe, region_store};

@@ -10,13 +10,13 @@ use super::args::{BackupArgs, ClusterArgs, Global, MoverArgs, RestoreArgs};
 use super::output::print_json;
 use super::{exit, Reported};
 use crate::engine::backup::BackupOptions;
+use crate::engine::k8s_restore::snapshot::{
+    read_objects, split, volume_records, StoredPvcs, K8S_ROOT,
+};
 use crate::engine::k8s_restore::{self, parse_mapping, K8sRestoreOptions};
 use crate::engine::movers::{
     backup_volumes, restore_volumes, MoverOptions, VolumeRecord, VolumeRestore,
     VolumeRestoreOptions, VolumesMode,
-};
-use crate::engine::k8s_restore::snapshot::{
-    read_objects, split, volume_records, StoredPvcs, K8S_ROOT,
 };
 use crate::format::snapshot::{Skipped, Snapshot};
 use crate::repo::{Repository, SnapshotId};

@@ -324,11 +324,7 @@ pub(crate) fn status(
 
 /// `ferry_forget_*`: the primary's (or the repository's) decision, and
 /// the removals carried to each other region.
-pub(crate) fn forget(
-    f: &crate::engine::forget::ForgetReport,
-    seconds: f64,
-    m: &mut Registry,
-) {
+pub(crate) fn forget(f: &crate::engine::forget::ForgetReport, seconds: f64, m: &mut Registry) {
     m.gauge(
         "ferry_forget_snapshots_kept",
         "Snapshots the policy kept.",
@@ -403,12 +399,24 @@ pub(crate) fn prune(outcome: &super::prune::PruneOutcome, m: &mut Registry) {
 fn prune_region(r: &crate::engine::prune::PruneReport, l: &[(&str, &str)], m: &mut Registry) {
     let tallies = [
         ("kept", "left as they are", &r.kept),
-        ("repacked", "whose used blobs were copied into new packs", &r.repacked),
+        (
+            "repacked",
+            "whose used blobs were copied into new packs",
+            &r.repacked,
+        ),
         ("written", "written by repacking", &r.written),
         ("planned", "newly planned for deletion", &r.planned),
         ("waiting", "planned earlier, not due yet", &r.waiting),
-        ("deleted", "deleted (with --dry-run: that would be)", &r.deleted),
-        ("taken_back", "planned, but needed again: kept", &r.taken_back),
+        (
+            "deleted",
+            "deleted (with --dry-run: that would be)",
+            &r.deleted,
+        ),
+        (
+            "taken_back",
+            "planned, but needed again: kept",
+            &r.taken_back,
+        ),
     ];
     for (what, help, t) in tallies {
         m.gauge(

@@ -87,9 +87,7 @@ pub async fn run(g: &Global, c: MoverCommand) -> Result<i32> {
                     .transpose()
                     .map_err(anyhow::Error::msg)?;
                 let repo = open_repo(g).await?;
-                Ok::<_, anyhow::Error>(
-                    mover_restore(repo, tree, &a.target, a.block, check).await?,
-                )
+                Ok::<_, anyhow::Error>(mover_restore(repo, tree, &a.target, a.block, check).await?)
             }
             .await;
             (a.report, r)

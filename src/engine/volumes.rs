@@ -16,9 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use super::backup::{backup, BackupOptions, ParentChoice};
 use super::drill::{verify, verify_device, Mismatch, Verification, VerifyMode};
-use super::walk::SnapPath;
 use super::progress::Progress;
 use super::restore::{restore, RestoreOptions};
+use super::walk::SnapPath;
 use super::{EngineError, EngineResult};
 use crate::format::tree::NodeKind;
 use crate::repo::{BlobId, Repository};

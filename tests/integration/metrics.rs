@@ -275,7 +275,10 @@ fn forget_and_prune_report_retention_metrics_to_files_and_the_pushgateway() {
         value(&f, "ferry_forget_snapshots_removed", "region=\"eu\""),
         1.0
     );
-    assert_eq!(value(&f, "ferry_forget_region_success", "region=\"eu\""), 1.0);
+    assert_eq!(
+        value(&f, "ferry_forget_region_success", "region=\"eu\""),
+        1.0
+    );
     assert_eq!(value(&f, "ferry_forget_dry_run", "region=\"hz\""), 0.0);
     assert_eq!(
         samples(&f, "ferry_forget_last_success_timestamp_seconds").len(),
@@ -296,8 +299,14 @@ fn forget_and_prune_report_retention_metrics_to_files_and_the_pushgateway() {
     }
     let p2 = run(&["prune", "--keep-delete", "0s"], "prune-again");
     for region in ["region=\"hz\"", "region=\"eu\""] {
-        assert!(value(&p2, "ferry_prune_packs_deleted", region) >= 1.0, "{p2}");
-        assert!(value(&p2, "ferry_prune_bytes_deleted", region) > 0.0, "{p2}");
+        assert!(
+            value(&p2, "ferry_prune_packs_deleted", region) >= 1.0,
+            "{p2}"
+        );
+        assert!(
+            value(&p2, "ferry_prune_bytes_deleted", region) > 0.0,
+            "{p2}"
+        );
         assert!(
             value(&p2, "ferry_prune_last_success_timestamp_seconds", region) > 1.7e9,
             "{p2}"
@@ -308,13 +317,16 @@ fn forget_and_prune_report_retention_metrics_to_files_and_the_pushgateway() {
     let text = gw.metrics();
     let forgot = samples(&text, "ferry_forget_snapshots_removed");
     assert_eq!(forgot.len(), 2, "{text}");
-    assert!(forgot.iter().all(|l| l.contains("job=\"forget\"")), "{text}");
+    assert!(
+        forgot.iter().all(|l| l.contains("job=\"forget\"")),
+        "{text}"
+    );
     let deleted = samples(&text, "ferry_prune_packs_deleted");
     assert_eq!(deleted.len(), 2, "{text}");
     assert!(
-        deleted
-            .iter()
-            .any(|l| l.contains("job=\"prune\"") && l.contains("region=\"eu\"") && !l.ends_with(" 0")),
+        deleted.iter().any(|l| l.contains("job=\"prune\"")
+            && l.contains("region=\"eu\"")
+            && !l.ends_with(" 0")),
         "the second prune's push replaced the first's: {text}"
     );
 }

@@ -114,7 +114,10 @@ fn a_kept_sandbox_holds_the_restore_and_blocks_the_next_drill() {
         .fake
         .object("", "namespaces", None, "drill-shop")
         .expect("the sandbox namespace is kept");
-    assert!(ns["metadata"]["labels"]["ferry.io/drill"].is_string(), "{ns}");
+    assert!(
+        ns["metadata"]["labels"]["ferry.io/drill"].is_string(),
+        "{ns}"
+    );
     assert_eq!(ns["metadata"]["labels"]["team"], "web", "{ns}");
     let cm = c
         .fake
@@ -126,10 +129,7 @@ fn a_kept_sandbox_holds_the_restore_and_blocks_the_next_drill() {
         .object("apps", "deployments", Some("drill-shop"), "db")
         .is_some());
     let restored = c.kubelet.volume("drill-shop", "data-pg-0").unwrap();
-    assert_eq!(
-        std::fs::read(restored.join("PG_VERSION")).unwrap(),
-        b"17\n"
-    );
+    assert_eq!(std::fs::read(restored.join("PG_VERSION")).unwrap(), b"17\n");
 
     // The kept sandbox is not empty: the next drill is refused, nothing
     // restored, and the message says what to do.
@@ -138,7 +138,9 @@ fn a_kept_sandbox_holds_the_restore_and_blocks_the_next_drill() {
     let e: Value = serde_json::from_str(&out).unwrap();
     let msg = e["error"].as_str().unwrap();
     assert!(
-        msg.contains("drill-shop") && msg.contains("still holds") && msg.contains("kubectl delete namespace drill-shop"),
+        msg.contains("drill-shop")
+            && msg.contains("still holds")
+            && msg.contains("kubectl delete namespace drill-shop"),
         "{msg}"
     );
 }

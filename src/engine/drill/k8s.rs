@@ -134,7 +134,8 @@ async fn first_object(
         .iter()
         .filter(|r| r.namespaced && r.supports("list"))
     {
-        let url = crate::source::k8s::rest::collection_url(&r.group, &r.version, &r.resource, Some(ns));
+        let url =
+            crate::source::k8s::rest::collection_url(&r.group, &r.version, &r.resource, Some(ns));
         let Ok(list) = Rest::new(conn, url).list(&lp).await else {
             continue;
         };
@@ -192,7 +193,9 @@ fn drilled(
 ) -> (Vec<K8sFile>, BTreeMap<String, Value>) {
     let (mut kept, mut stored) = (Vec::new(), BTreeMap::new());
     for f in objects {
-        let Some(p) = parse_path(&f.path) else { continue };
+        let Some(p) = parse_path(&f.path) else {
+            continue;
+        };
         match &p.namespace {
             Some(ns) if mapping.contains_key(ns) => kept.push(f),
             None if p.resource == "namespaces" && mapping.contains_key(&p.name) && !p.is_status => {
@@ -218,7 +221,9 @@ async fn restore_and_verify(
     v: &mut Verification,
 ) -> Result<(), String> {
     let mapping = &k.restore.namespace_mapping;
-    let all = read_objects(repo, id, snap).await.map_err(|e| e.to_string())?;
+    let all = read_objects(repo, id, snap)
+        .await
+        .map_err(|e| e.to_string())?;
     let records = volume_records(snap).map_err(|e| e.to_string())?;
     let (objects, stored_ns) = drilled(all, mapping);
     let present: std::collections::BTreeSet<String> = objects
@@ -314,14 +319,23 @@ async fn check_objects(
     v: &mut Verification,
 ) {
     let (items, _) = k8s_restore::plan::prepare(sent, ropts);
-    let by_path: BTreeMap<&str, &k8s_restore::PlannedObject> =
-        report.objects.iter().map(|o| (o.path.as_str(), o)).collect();
+    let by_path: BTreeMap<&str, &k8s_restore::PlannedObject> = report
+        .objects
+        .iter()
+        .map(|o| (o.path.as_str(), o))
+        .collect();
     for item in &items {
         let in_volumes = item.qualified == "persistentvolumeclaims"
-            && pvcs.contains_key(&(item.source_namespace.clone().unwrap_or_default(), item.name.clone()));
+            && pvcs.contains_key(&(
+                item.source_namespace.clone().unwrap_or_default(),
+                item.name.clone(),
+            ));
         let Some(planned) = by_path.get(item.path.as_str()) else {
             if !in_volumes {
-                v.mismatches.push(Mismatch::new(SnapPath::from(item.path.as_str()), "not restored"));
+                v.mismatches.push(Mismatch::new(
+                    SnapPath::from(item.path.as_str()),
+                    "not restored",
+                ));
             }
             continue;
         };
@@ -342,7 +356,9 @@ async fn check_objects(
         };
         match why {
             None => out.objects_verified += 1,
-            Some(why) => v.mismatches.push(Mismatch::new(SnapPath::from(item.path.as_str()), why)),
+            Some(why) => v
+                .mismatches
+                .push(Mismatch::new(SnapPath::from(item.path.as_str()), why)),
         }
     }
 }
@@ -351,14 +367,19 @@ async fn check_objects(
 /// without a mismatch.
 fn check_volumes(records: &[VolumeRecord], out: &K8sDrill, v: &mut Verification) {
     for x in &out.volumes {
-        let base = SnapPath::from(crate::engine::volumes::volume_path(&x.namespace, &x.pvc).as_str());
+        let base =
+            SnapPath::from(crate::engine::volumes::volume_path(&x.namespace, &x.pvc).as_str());
         if x.action != "restored" {
             let why = x.error.clone().unwrap_or_else(|| x.action.clone());
-            v.mismatches.push(Mismatch::new(base, format!("volume not restored: {why}")));
+            v.mismatches
+                .push(Mismatch::new(base, format!("volume not restored: {why}")));
             continue;
         }
         let Some(got) = &x.verification else {
-            v.mismatches.push(Mismatch::new(base, "the restore Job did not verify the volume"));
+            v.mismatches.push(Mismatch::new(
+                base,
+                "the restore Job did not verify the volume",
+            ));
             continue;
         };
         v.entries += got.entries;
@@ -369,7 +390,8 @@ fn check_volumes(records: &[VolumeRecord], out: &K8sDrill, v: &mut Verification)
             if !m.path.is_root() {
                 p.extend_from_slice(m.path.as_bytes());
             }
-            v.mismatches.push(Mismatch::new(SnapPath::normalize(&p), m.error.clone()));
+            v.mismatches
+                .push(Mismatch::new(SnapPath::normalize(&p), m.error.clone()));
         }
     }
     let restored = out.volumes.len();
@@ -388,9 +410,10 @@ async fn remove_sandboxes(conn: &Connection, out: &mut K8sDrill, r: &mut DrillRe
         match namespaces(conn).delete(&s.namespace).await {
             Ok(_) => s.removed = true,
             Err(e) if kube_code(&e) == Some(404) => s.removed = true,
-            Err(e) => r
-                .failures
-                .push(format!("removing the sandbox namespace {}: {e}", s.namespace)),
+            Err(e) => r.failures.push(format!(
+                "removing the sandbox namespace {}: {e}",
+                s.namespace
+            )),
         }
     }
 }

@@ -190,9 +190,10 @@ async fn check_contents(
                 v.verified_bytes += size;
             }
             Ok((path, _, Err(why))) => v.mismatches.push(super::Mismatch::new(path, why)),
-            Err(e) => v
-                .mismatches
-                .push(super::Mismatch::new(SnapPath::root(), format!("verifier failed: {e}"))),
+            Err(e) => v.mismatches.push(super::Mismatch::new(
+                SnapPath::root(),
+                format!("verifier failed: {e}"),
+            )),
         }
     }
 }

@@ -43,7 +43,11 @@ pub async fn read_objects(
         .filter(|e| e.node.kind == NodeKind::File && within(&e.path, K8S_ROOT))
     {
         let data = read_content(repo, &e.node).await.map_err(|err| {
-            EngineError::Usage(format!("reading {} of snapshot {}: {err}", e.path, id.short()))
+            EngineError::Usage(format!(
+                "reading {} of snapshot {}: {err}",
+                e.path,
+                id.short()
+            ))
         })?;
         objects.push(K8sFile {
             path: e.path.to_string().trim_start_matches('/').to_string(),

@@ -72,7 +72,11 @@ fn contained(want: &Value, got: &Value, at: &str) -> Option<String> {
             match g.get(k) {
                 Some(gv) => contained(wv, gv, &here),
                 None if is_empty(wv) => None,
-                None => Some(format!("{}: sent {}, not on the server", &here[1..], short(wv))),
+                None => Some(format!(
+                    "{}: sent {}, not on the server",
+                    &here[1..],
+                    short(wv)
+                )),
             }
         }),
         (Value::Array(w), Value::Array(g)) if w.len() == g.len() => w
