@@ -11,9 +11,12 @@ use serde::Serialize;
 use super::args::Global;
 use super::exit;
 use super::output::{emit, Render};
+use crate::engine::drill::k8s::{check_sandboxes, K8sDrillOptions};
 use crate::engine::drill::{
     drill, human_duration, parse_duration, record, DrillOptions, DrillReport, Pick, VerifyMode,
 };
+use crate::engine::k8s_restore::K8sRestoreOptions;
+use crate::engine::movers::{VolumeRestoreOptions, VolumesMode};
 use crate::engine::regions::{ordered, probe, region_store};
 use crate::engine::select::parse_time;
 use crate::repo::Repository;
@@ -36,12 +39,23 @@ pub struct DrillArgs {
     /// Directory to make the sandbox in (default: the system temp dir).
     #[arg(long, short = 't')]
     pub target: Option<PathBuf>,
-    /// Drill the snapshot's Kubernetes objects into a sandbox namespace.
-    #[arg(long)]
+    /// Drill the snapshot's Kubernetes objects and volumes into sandbox namespaces.
+    #[arg(long, conflicts_with = "target", requires = "namespace_mapping")]
     pub k8s: bool,
-    /// With --k8s: old:new namespace mapping for the sandbox.
-    #[arg(long)]
+    /// With --k8s: each namespace drilled, to its sandbox namespace (old:new,...).
+    #[arg(long, requires = "k8s")]
     pub namespace_mapping: Option<String>,
+    /// With --k8s: kubeconfig file (default: KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long, requires = "k8s")]
+    pub kubeconfig: Option<PathBuf>,
+    /// With --k8s: kubeconfig context (default: the current one).
+    #[arg(long, requires = "k8s")]
+    pub context: Option<String>,
+    /// With --k8s: rewrite storage classes of the restored PVCs (old:new,...).
+    #[arg(long, requires = "k8s")]
+    pub storage_class_mapping: Option<String>,
+    #[command(flatten)]
+    pub movers: super::args::MoverArgs,
     /// `full` (every file's content) or `sample:N%` (content of N% of the files).
     #[arg(long, default_value = "full")]
     pub verify: String,
@@ -111,6 +125,19 @@ fn region_text(r: &DrillReport) -> String {
     if let Some(p) = &r.sandbox {
         out += &format!("  sandbox kept at {}\n", p.display());
     }
+    if let Some(k) = &r.k8s {
+        out += &format!(
+            "  objects: {} restored, {} verified, {} skipped; volumes: {} restored\n",
+            k.objects_restored,
+            k.objects_verified,
+            k.objects_skipped,
+            k.volumes.iter().filter(|v| v.action == "restored").count()
+        );
+        for s in &k.namespaces {
+            let fate = if s.removed { "removed" } else { "kept" };
+            out += &format!("  namespace {} -> {} ({fate})\n", s.source, s.namespace);
+        }
+    }
     out
 }
 
@@ -135,25 +162,69 @@ fn options(a: &DrillArgs) -> Result<DrillOptions> {
         rto_target: dur("rto-target", &a.rto_target)?,
         rpo_target: dur("rpo-target", &a.rpo_target)?,
         keep: a.keep,
+        k8s: None,
     })
 }
 
-pub async fn run(g: &Global, a: DrillArgs) -> Result<i32> {
-    if a.k8s || a.namespace_mapping.is_some() {
-        bail!("drill --k8s is not available in this version; drill the volumes into --target DIR instead");
+/// The Kubernetes side of `--k8s`; the Jobs' repository flags are set per
+/// region.
+fn k8s_options(g: &Global, a: &DrillArgs) -> Result<Option<K8sDrillOptions>> {
+    if !a.k8s {
+        return Ok(None);
     }
+    let restore = K8sRestoreOptions {
+        kubeconfig: a.kubeconfig.clone(),
+        context: a.context.clone(),
+        namespace_mapping: super::k8s::mapping(a.namespace_mapping.as_deref())?,
+        ..Default::default()
+    };
+    let volumes = VolumeRestoreOptions {
+        mover: super::k8s::mover_options(g, &a.movers, VolumesMode::Snapshot, None)?,
+        namespace_mapping: restore.namespace_mapping.clone(),
+        storage_class_mapping: super::k8s::mapping(a.storage_class_mapping.as_deref())?,
+        ..Default::default()
+    };
+    Ok(Some(K8sDrillOptions { restore, volumes }))
+}
+
+/// The repository flags a region's restore Jobs get (its location and S3
+/// settings; credentials stay in the mover Secret).
+fn region_args(r: &crate::config::Region) -> Vec<String> {
+    let mut v = vec!["--repo".to_string(), r.url.clone()];
+    for (flag, value) in [
+        ("--s3-endpoint", &r.endpoint),
+        ("--s3-provider", &r.provider),
+        ("--s3-region", &r.s3_region),
+    ] {
+        if let Some(x) = value {
+            v.extend([flag.to_string(), x.clone()]);
+        }
+    }
+    v
+}
+
+pub async fn run(g: &Global, a: DrillArgs) -> Result<i32> {
     if a.all_regions && g.region.is_some() {
         bail!("give --region R or --all-regions, not both");
     }
     if a.all_regions && g.regions.is_empty() {
         bail!("--all-regions needs [[region]] tables in the --config file");
     }
-    let opts = options(&a)?;
+    let mut opts = options(&a)?;
+    let k8s = k8s_options(g, &a)?;
+    let chosen = targets(g, a.all_regions)?;
     let pw = super::password::password(g, false)?;
+    if let Some(k) = &k8s {
+        check_sandboxes(k).await?;
+    }
     let mut reports = Vec::new();
     let mut repository = String::new();
     let mut primary = None;
-    for (name, store) in targets(g, a.all_regions)? {
+    for (name, store, jobs) in chosen {
+        opts.k8s = k8s.clone().map(|mut k| {
+            k.volumes.mover.repo_args = jobs;
+            k
+        });
         let repo = match open(store, &pw, g).await {
             Ok(repo) => repo,
             Err(e) if is_fatal(&e) => return Err(e),
@@ -197,11 +268,16 @@ fn is_primary(g: &Global, name: &str) -> bool {
     }
 }
 
-/// The regions to drill, by name, with their stores.
-fn targets(g: &Global, all: bool) -> Result<Vec<(String, crate::store::DynStore)>> {
+/// A region to drill: its name, its store, and the repository flags of
+/// its restore Jobs.
+type Target = (String, crate::store::DynStore, Vec<String>);
+
+/// The regions to drill.
+fn targets(g: &Global, all: bool) -> Result<Vec<Target>> {
     if g.regions.is_empty() {
         let name = g.repo.clone().unwrap_or_default();
-        return Ok(vec![(name, super::open_store(g)?)]);
+        let jobs = super::k8s::repo_args(g, None);
+        return Ok(vec![(name, super::open_store(g)?, jobs)]);
     }
     let chosen: Vec<&crate::config::Region> = match (&g.region, all) {
         (_, true) => ordered(&g.regions),
@@ -210,7 +286,7 @@ fn targets(g: &Global, all: bool) -> Result<Vec<(String, crate::store::DynStore)
     };
     chosen
         .into_iter()
-        .map(|r| Ok((r.name.clone(), region_store(r)?)))
+        .map(|r| Ok((r.name.clone(), region_store(r)?, region_args(r))))
         .collect()
 }
 

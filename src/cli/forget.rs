@@ -127,9 +127,19 @@ struct ForgetOutput {
     forget: ForgetReport,
     #[serde(skip_serializing_if = "Option::is_none")]
     prune: Option<PruneOutcome>,
+    /// How long the forget took (the prune after it apart).
+    #[serde(skip)]
+    seconds: f64,
 }
 
 impl Render for ForgetOutput {
+    fn metrics(&self, m: &mut crate::metrics::Registry) {
+        super::metrics::forget(&self.forget, self.seconds, m);
+        if let Some(p) = &self.prune {
+            super::metrics::prune(p, m);
+        }
+    }
+
     fn text(&self) -> String {
         let f = &self.forget;
         let mut out = String::new();
@@ -192,18 +202,28 @@ pub async fn run(g: &Global, a: ForgetArgs) -> Result<i32> {
         true => Some(a.prune_args.options(a.dry_run)?),
         false => None,
     };
+    let clock = std::time::Instant::now();
     let repo = super::open_repo(g).await?;
+    super::metrics::set_repository(&repo.config().id, None);
     let mut forget = forget::forget(&repo, &opts).await?;
     if !opts.dry_run {
         forget.regions = other_regions(g, &forget.removed_ids()).await;
     }
+    let seconds = clock.elapsed().as_secs_f64();
     let prune = match prune_opts {
         Some(p) => Some(super::prune::prune_all(g, &p).await?),
         None => None,
     };
     let unreached = forget.regions.iter().filter(|r| r.error.is_some()).count()
         + prune.as_ref().map_or(0, PruneOutcome::failed);
-    emit(g, &ForgetOutput { forget, prune });
+    emit(
+        g,
+        &ForgetOutput {
+            forget,
+            prune,
+            seconds,
+        },
+    );
     match unreached {
         0 => Ok(super::exit::OK),
         n => Err(super::Reported(format!("{n} region steps failed; see above")).into()),

@@ -10,20 +10,18 @@ use super::args::{BackupArgs, ClusterArgs, Global, MoverArgs, RestoreArgs};
 use super::output::print_json;
 use super::{exit, Reported};
 use crate::engine::backup::BackupOptions;
+use crate::engine::k8s_restore::snapshot::{
+    read_objects, split, volume_records, StoredPvcs, K8S_ROOT,
+};
 use crate::engine::k8s_restore::{self, parse_mapping, K8sRestoreOptions};
 use crate::engine::movers::{
     backup_volumes, restore_volumes, MoverOptions, VolumeRecord, VolumeRestore,
     VolumeRestoreOptions, VolumesMode,
 };
-use crate::engine::walk::{read_content, walk, within};
 use crate::format::snapshot::{Skipped, Snapshot};
-use crate::format::tree::NodeKind;
 use crate::repo::{Repository, SnapshotId};
 use crate::source::k8s::client::connect;
-use crate::source::k8s::{collect, K8sBackupOptions, K8sFile};
-
-/// Where Kubernetes objects live in a snapshot.
-const K8S_ROOT: &str = "/k8s";
+use crate::source::k8s::{collect, K8sBackupOptions};
 
 /// Collects the cluster's objects into `opts` as files under `k8s/`, and
 /// with `--volumes` the trees the mover Jobs stored under `volumes/`.
@@ -71,7 +69,7 @@ pub async fn add_cluster(
 /// or, when the repository came from the regions of `--config`, the
 /// location and S3 settings of the region the backup writes to (flags
 /// still win). Credentials stay in the Secret.
-fn repo_args(g: &Global, region: Option<&str>) -> Vec<String> {
+pub(crate) fn repo_args(g: &Global, region: Option<&str>) -> Vec<String> {
     let r = region
         .filter(|_| g.repo_from_regions)
         .and_then(|n| g.regions.iter().find(|r| r.name == n));
@@ -103,7 +101,7 @@ fn repo_args(g: &Global, region: Option<&str>) -> Vec<String> {
     v
 }
 
-fn mover_options(
+pub(crate) fn mover_options(
     g: &Global,
     m: &MoverArgs,
     mode: VolumesMode,
@@ -197,42 +195,6 @@ async fn add_volumes(
     Ok(volumes)
 }
 
-/// The `k8s/` files of a snapshot.
-async fn read_objects(
-    repo: &Arc<Repository>,
-    id: SnapshotId,
-    snap: &Snapshot,
-) -> Result<Vec<K8sFile>> {
-    let w = walk(repo, snap.tree, snap.summary.entry_limit(), |p| {
-        within(p, K8S_ROOT) || within(K8S_ROOT, p)
-    })
-    .await?;
-    if let Some((p, e)) = w.errors.first() {
-        anyhow::bail!("cannot read {p} of snapshot {}: {e}", id.short());
-    }
-    let mut objects = Vec::new();
-    for e in w
-        .entries
-        .iter()
-        .filter(|e| e.node.kind == NodeKind::File && within(&e.path, K8S_ROOT))
-    {
-        let data = read_content(repo, &e.node)
-            .await
-            .with_context(|| format!("reading {}", e.path))?;
-        objects.push(K8sFile {
-            path: e.path.to_string().trim_start_matches('/').to_string(),
-            data,
-        });
-    }
-    if objects.is_empty() {
-        anyhow::bail!(
-            "snapshot {} holds no Kubernetes objects (it was not made with `backup --k8s`)",
-            id.short()
-        );
-    }
-    Ok(objects)
-}
-
 /// Restores the `k8s/` objects of a snapshot into the cluster, and with
 /// `--volumes restore` its volumes before the workloads that mount them.
 pub async fn restore(
@@ -305,6 +267,7 @@ async fn volumes_step(
         namespace_mapping: opts.namespace_mapping.clone(),
         storage_class_mapping: mapping(a.storage_class_mapping.as_deref())?,
         dry_run: a.dry_run,
+        verify: None,
     };
     let selected: Vec<VolumeRecord> = records
         .into_iter()
@@ -351,65 +314,6 @@ fn print_restore(
     }
 }
 
-fn mapping(spec: Option<&str>) -> Result<std::collections::BTreeMap<String, String>> {
+pub(crate) fn mapping(spec: Option<&str>) -> Result<std::collections::BTreeMap<String, String>> {
     Ok(spec.map(parse_mapping).transpose()?.unwrap_or_default())
-}
-
-/// The volume manifest of a snapshot (empty for snapshots without volumes).
-fn volume_records(snap: &Snapshot) -> Result<Vec<VolumeRecord>> {
-    match snap.extra.as_ref().and_then(|e| e.get("volumes")) {
-        Some(v) => {
-            serde_json::from_value(v.clone()).context("reading the snapshot's volume manifest")
-        }
-        None => Ok(Vec::new()),
-    }
-}
-
-/// Resources created only once their volumes hold their data.
-const WORKLOADS: [(&str, &str); 8] = [
-    ("core", "pods"),
-    ("core", "replicationcontrollers"),
-    ("apps", "deployments"),
-    ("apps", "statefulsets"),
-    ("apps", "daemonsets"),
-    ("apps", "replicasets"),
-    ("batch", "jobs"),
-    ("batch", "cronjobs"),
-];
-
-type StoredPvcs = std::collections::BTreeMap<(String, String), serde_json::Value>;
-
-/// Splits the objects into those restored before the volumes, the PVCs of
-/// volumes with data (created by the volume restore) and the workloads.
-fn split(
-    objects: Vec<K8sFile>,
-    records: &[VolumeRecord],
-) -> (Vec<K8sFile>, StoredPvcs, Vec<K8sFile>) {
-    let (mut first, mut pvcs, mut workloads) = (Vec::new(), StoredPvcs::new(), Vec::new());
-    for f in objects {
-        let Some(p) = crate::source::k8s::clean::parse_path(&f.path) else {
-            first.push(f);
-            continue;
-        };
-        let ns = p.namespace.clone().unwrap_or_default();
-        let name = p.name.clone();
-        let has_data = |v: &VolumeRecord| v.namespace == ns && v.pvc == name && v.tree.is_some();
-        if p.group == "core"
-            && p.resource == "persistentvolumeclaims"
-            && records.iter().any(has_data)
-        {
-            if !p.is_status {
-                if let Ok(v) = serde_json::from_slice(&f.data) {
-                    pvcs.insert((ns, name), v);
-                }
-            }
-            continue;
-        }
-        if WORKLOADS.contains(&(p.group.as_str(), p.resource.as_str())) {
-            workloads.push(f);
-        } else {
-            first.push(f);
-        }
-    }
-    (first, pvcs, workloads)
 }

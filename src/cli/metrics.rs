@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use super::args::Global;
 use super::drill::DrillOutput;
-use crate::engine::regions::RegionStatus;
+use crate::engine::regions::{RegionStatus, RoundReport};
 use crate::format::snapshot::Snapshot;
 use crate::metrics::Registry;
 
@@ -211,37 +211,32 @@ pub(crate) fn backup(s: &Snapshot, m: &mut Registry) {
     );
 }
 
-/// `ferry_replicate_*`, per destination region, from replicate's JSON
-/// results.
-pub(crate) fn replicate(results: &[serde_json::Value], seconds: f64) {
+/// `ferry_replicate_*`, per destination region, from replicate's report.
+pub(crate) fn replicate(report: &RoundReport, seconds: f64) {
     add(|m| {
-        for r in results {
-            let region = r["region"].as_str().unwrap_or_default();
-            let l = [("region", region)];
-            let (mut objects, mut bytes) = (0.0, 0.0);
-            if let Some(kinds) = r["report"]["copied"].as_object() {
-                for k in kinds.values() {
-                    objects += k["objects"].as_f64().unwrap_or(0.0);
-                    bytes += k["bytes"].as_f64().unwrap_or(0.0);
-                }
-            }
+        for r in &report.regions {
+            let l = [("region", r.region.as_str())];
+            let (objects, bytes) = r
+                .report
+                .as_ref()
+                .map_or((0, 0), |rep| (rep.objects(), rep.bytes()));
             m.counter(
                 "ferry_replicate_objects_total",
                 "Objects copied to the region by this run.",
                 &l,
-                objects,
+                objects as f64,
             );
             m.counter(
                 "ferry_replicate_bytes_total",
                 "Bytes copied to the region by this run.",
                 &l,
-                bytes,
+                bytes as f64,
             );
             m.gauge(
                 "ferry_replicate_success",
                 "1 when the region holds everything the primary held.",
                 &l,
-                f64::from(r["ok"] == true),
+                f64::from(r.ok),
             );
             m.gauge(
                 "ferry_replicate_duration_seconds",
@@ -325,4 +320,150 @@ pub(crate) fn status(
             }
         }
     });
+}
+
+/// `ferry_forget_*`: the primary's (or the repository's) decision, and
+/// the removals carried to each other region.
+pub(crate) fn forget(f: &crate::engine::forget::ForgetReport, seconds: f64, m: &mut Registry) {
+    m.gauge(
+        "ferry_forget_snapshots_kept",
+        "Snapshots the policy kept.",
+        &[],
+        f.kept as f64,
+    );
+    m.gauge(
+        "ferry_forget_snapshots_removed",
+        "Snapshots removed (with --dry-run: that would be).",
+        &[],
+        f.removed as f64,
+    );
+    m.gauge(
+        "ferry_forget_dry_run",
+        "1 when nothing was removed because of --dry-run.",
+        &[],
+        f64::from(f.dry_run),
+    );
+    m.gauge(
+        "ferry_forget_duration_seconds",
+        "How long the forget took.",
+        &[],
+        seconds,
+    );
+    if !f.dry_run {
+        m.gauge(
+            "ferry_forget_last_success_timestamp_seconds",
+            "When snapshots were last forgotten by the policy (Unix time).",
+            &[],
+            now(),
+        );
+    }
+    for r in &f.regions {
+        let l = [("region", r.region.as_str())];
+        m.gauge(
+            "ferry_forget_snapshots_removed",
+            "Snapshots removed (with --dry-run: that would be).",
+            &l,
+            r.removed as f64,
+        );
+        m.gauge(
+            "ferry_forget_region_success",
+            "1 when the removals reached the region.",
+            &l,
+            f64::from(r.error.is_none()),
+        );
+    }
+}
+
+/// `ferry_prune_*`, per region pruned (or the repository's region).
+pub(crate) fn prune(outcome: &super::prune::PruneOutcome, m: &mut Registry) {
+    use super::prune::PruneOutcome;
+    match outcome {
+        PruneOutcome::One(r) => prune_region(r, &[], m),
+        PruneOutcome::Regions { regions } => {
+            for r in regions {
+                let l = [("region", r.region.as_str())];
+                m.gauge(
+                    "ferry_prune_success",
+                    "1 when the region was pruned.",
+                    &l,
+                    f64::from(r.report.is_some()),
+                );
+                if let Some(rep) = &r.report {
+                    prune_region(rep, &l, m);
+                }
+            }
+        }
+    }
+}
+
+fn prune_region(r: &crate::engine::prune::PruneReport, l: &[(&str, &str)], m: &mut Registry) {
+    let tallies = [
+        ("kept", "left as they are", &r.kept),
+        (
+            "repacked",
+            "whose used blobs were copied into new packs",
+            &r.repacked,
+        ),
+        ("written", "written by repacking", &r.written),
+        ("planned", "newly planned for deletion", &r.planned),
+        ("waiting", "planned earlier, not due yet", &r.waiting),
+        (
+            "deleted",
+            "deleted (with --dry-run: that would be)",
+            &r.deleted,
+        ),
+        (
+            "taken_back",
+            "planned, but needed again: kept",
+            &r.taken_back,
+        ),
+    ];
+    for (what, help, t) in tallies {
+        m.gauge(
+            &format!("ferry_prune_packs_{what}"),
+            &format!("Packs {help}."),
+            l,
+            t.packs as f64,
+        );
+        m.gauge(
+            &format!("ferry_prune_bytes_{what}"),
+            &format!("Bytes of the packs {help}."),
+            l,
+            t.bytes as f64,
+        );
+    }
+    m.gauge(
+        "ferry_prune_snapshots",
+        "Snapshots whose data the prune kept.",
+        l,
+        r.snapshots as f64,
+    );
+    m.gauge(
+        "ferry_prune_dry_run",
+        "1 when nothing was changed because of --dry-run.",
+        l,
+        f64::from(r.dry_run),
+    );
+    m.gauge(
+        "ferry_prune_duration_seconds",
+        "How long the prune took.",
+        l,
+        r.elapsed_seconds,
+    );
+    if let Some(t) = r.next_deletion {
+        m.gauge(
+            "ferry_prune_next_deletion_timestamp_seconds",
+            "When a prune can delete the packs planned now (Unix time).",
+            l,
+            t.timestamp() as f64,
+        );
+    }
+    if !r.dry_run {
+        m.gauge(
+            "ferry_prune_last_success_timestamp_seconds",
+            "When the prune finished (Unix time).",
+            l,
+            now(),
+        );
+    }
 }

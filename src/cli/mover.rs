@@ -12,6 +12,7 @@ use clap::{Args, Subcommand};
 use super::args::Global;
 use super::output::{emit, Render};
 use super::{exit, open_repo};
+use crate::engine::drill::VerifyMode;
 use crate::engine::progress::Progress;
 use crate::engine::volumes::{mover_backup, mover_restore, MoverProgress, MoverReport};
 use crate::repo::BlobId;
@@ -49,6 +50,10 @@ pub struct MoverRestoreArgs {
     pub block: bool,
     #[arg(long)]
     pub report: Option<PathBuf>,
+    /// Read the volume back and verify it against the tree (a drill):
+    /// `full` or `sample:N%`.
+    #[arg(long)]
+    pub verify: Option<String>,
 }
 
 impl Render for MoverReport {
@@ -81,8 +86,14 @@ pub async fn run(g: &Global, c: MoverCommand) -> Result<i32> {
                     .tree
                     .parse()
                     .with_context(|| format!("--tree {}: not a tree id", a.tree))?;
+                let check = a
+                    .verify
+                    .as_deref()
+                    .map(VerifyMode::parse)
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?;
                 let repo = open_repo(g).await?;
-                Ok::<_, anyhow::Error>(mover_restore(repo, tree, &a.target, a.block).await?)
+                Ok::<_, anyhow::Error>(mover_restore(repo, tree, &a.target, a.block, check).await?)
             }
             .await;
             (a.report, r)

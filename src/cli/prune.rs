@@ -170,6 +170,10 @@ impl PruneOutcome {
 }
 
 impl Render for PruneOutcome {
+    fn metrics(&self, m: &mut crate::metrics::Registry) {
+        super::metrics::prune(self, m);
+    }
+
     fn text(&self) -> String {
         match self {
             PruneOutcome::One(r) => r.text(),
@@ -220,6 +224,7 @@ async fn prune_store(
 ) -> Result<PruneReport> {
     let cat = PrivateCatalog::new();
     let repo = crate::repo::Repository::open(store, pw, Some(cat.0.clone())).await?;
+    super::metrics::set_repository(&repo.config().id, None);
     let report = prune::prune(&std::sync::Arc::new(repo), opts).await?;
     drop(cat);
     Ok(report)

@@ -107,14 +107,10 @@ pub async fn run(g: &Global, a: ReplicateArgs) -> Result<i32> {
         let started = std::time::Instant::now();
         let regions = regions(g)?;
         let report = regions.replicate(&opts).await.map_err(lift)?;
-        let results = serde_json::to_value(&report.regions)?;
         if let Ok(id) = regions.repo_id().await {
             super::metrics::set_repository(&id, report.source.as_deref());
         }
-        super::metrics::replicate(
-            results.as_array().map(Vec::as_slice).unwrap_or_default(),
-            started.elapsed().as_secs_f64(),
-        );
+        super::metrics::replicate(&report, started.elapsed().as_secs_f64());
         emit(g, &report);
         let failed = report.failed();
         if !a.watch {

@@ -32,12 +32,19 @@ struct StatusOutput {
     over_rpo_target: Vec<String>,
 }
 
-/// The last drill of each region, read from the repository (a warning,
-/// and none, when it cannot be opened).
-async fn last_drills(g: &Global) -> LastDrills {
+/// The last drill of each region, read from the repository opened once,
+/// over the regions `status` already probed (a warning, and none, when it
+/// cannot be opened).
+async fn last_drills(g: &Global, regions: &crate::engine::regions::Regions) -> LastDrills {
     let read = async {
-        let read = super::regions::open_read(g).await?;
-        Ok::<_, anyhow::Error>(crate::engine::drill::last_drills(&read.repo).await?)
+        let repo = match g.repo_from_regions {
+            true => {
+                let pw = super::password::password(g, false)?;
+                regions.open_read(&pw).await.map_err(lift)?.repo
+            }
+            false => super::open_repo_on(g, super::open_store(g)?).await?,
+        };
+        Ok::<_, anyhow::Error>(crate::engine::drill::last_drills(&repo).await?)
     };
     read.await.unwrap_or_else(|e| {
         tracing::warn!(error = %format!("{e:#}"), "drill records not read");
@@ -126,7 +133,7 @@ pub async fn run(g: &Global, a: StatusArgs) -> Result<i32> {
     let report = crate::engine::regions::status(&regions)
         .await
         .map_err(lift)?;
-    let drills = last_drills(g).await;
+    let drills = last_drills(g, &regions).await;
     let snapshots = regions
         .catalog(&report.repository)
         .map_err(lift)?

@@ -16,8 +16,10 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::backup::{backup, BackupOptions, ParentChoice};
+use super::drill::{verify, verify_device, Mismatch, Verification, VerifyMode};
 use super::progress::Progress;
 use super::restore::{restore, RestoreOptions};
+use super::walk::SnapPath;
 use super::{EngineError, EngineResult};
 use crate::format::tree::NodeKind;
 use crate::repo::{BlobId, Repository};
@@ -38,6 +40,10 @@ pub struct MoverReport {
     #[serde(default)]
     pub zero_bytes: u64,
     pub seconds: f64,
+    /// A restore asked to verify: what was read back and how it matched
+    /// the tree (at most a few mismatches, to fit the message).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
 }
 
 /// A mover's progress line in its log (stderr), for the coordinator to
@@ -112,6 +118,7 @@ pub async fn mover_backup(
         added_bytes: m.added_bytes,
         zero_bytes,
         seconds: m.elapsed_seconds,
+        verification: None,
     })
 }
 
@@ -148,16 +155,55 @@ async fn subtree(repo: &Repository, root: BlobId, path: &Path) -> EngineResult<B
 
 /// Restores a volume's tree into the mounted volume `target`, or a block
 /// volume's data onto the device `target` (written in place; holes are
-/// left as they are: a new volume reads zeros there).
+/// left as they are: a new volume reads zeros there). With `check`, what
+/// was written is read back and verified against the tree, as a drill
+/// does.
 pub async fn mover_restore(
     repo: Arc<Repository>,
+    tree: BlobId,
+    target: &Path,
+    block: bool,
+    check: Option<VerifyMode>,
+) -> EngineResult<MoverReport> {
+    let started = std::time::Instant::now();
+    let mut report = restore_volume(&repo, tree, target, block).await?;
+    if let Some(mode) = check {
+        let v = match block {
+            true => verify_device(&repo, tree, target).await,
+            false => verify(&repo, tree, target, mode).await,
+        };
+        report.verification = Some(brief(v));
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// A verification cut to fit a termination message: its first three
+/// mismatches, and a count of the others.
+fn brief(mut v: Verification) -> Verification {
+    if v.mismatches.len() > 3 {
+        let more = v.mismatches.len() - 3;
+        v.mismatches.truncate(3);
+        v.mismatches.push(Mismatch::new(
+            SnapPath::root(),
+            format!("{more} more entries differ"),
+        ));
+    }
+    for m in &mut v.mismatches {
+        m.error.truncate(300);
+    }
+    v
+}
+
+async fn restore_volume(
+    repo: &Arc<Repository>,
     tree: BlobId,
     target: &Path,
     block: bool,
 ) -> EngineResult<MoverReport> {
     let started = std::time::Instant::now();
     if block {
-        let bytes = restore_device(&repo, tree, target).await?;
+        let bytes = restore_device(repo, tree, target).await?;
         return Ok(MoverReport {
             tree,
             files: 1,
@@ -171,7 +217,7 @@ pub async fn mover_restore(
         overwrite: true,
         ..Default::default()
     };
-    let r = restore(&repo, tree, &opts, Arc::new(Progress::default())).await?;
+    let r = restore(repo, tree, &opts, Arc::new(Progress::default())).await?;
     if let Some(f) = r.failed.first() {
         return Err(EngineError::Usage(format!(
             "{} entries of the volume could not be restored, first {}: {}",

@@ -276,7 +276,7 @@ fn verification_finds_every_kind_of_difference() {
             .iter()
             .map(|m| {
                 (
-                    m.path.rsplit('/').next().unwrap().to_string(),
+                    m.path.to_string().rsplit('/').next().unwrap().to_string(),
                     m.error.clone(),
                 )
             })

@@ -219,3 +219,114 @@ fn metrics_are_pushed_to_a_pushgateway_per_command_repository_and_region() {
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(r.stderr.contains("metrics"), "{}", r.stderr);
 }
+
+/// The value of the one sample of `name` whose labels include `label`.
+fn value(text: &str, name: &str, label: &str) -> f64 {
+    let found: Vec<&str> = samples(text, name)
+        .into_iter()
+        .filter(|l| l.contains(label))
+        .collect();
+    assert_eq!(found.len(), 1, "{name} with {label}:\n{text}");
+    found[0].rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn forget_and_prune_report_retention_metrics_to_files_and_the_pushgateway() {
+    let (env, cfg, src) = setup();
+    let gw = Gateway::start();
+    let url = format!("http://{}", gw.addr);
+    let c = cfg.to_str().unwrap();
+    let run = |args: &[&str], name: &str| {
+        let f = env.path(&format!("{name}.prom"));
+        let mut all = args.to_vec();
+        all.extend(["--config", c, "--metrics-file", f.to_str().unwrap()]);
+        all.extend(["--metrics-push", &url]);
+        let r = env.run_with(env.command(), &all);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+        let (ok, msg) = crate::drill::promtool(&f);
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert!(ok, "{name}: promtool: {msg}\n{text}");
+        text
+    };
+    let s = src.to_str().unwrap();
+    let plain = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--config", c]);
+        let r = env.run_with(env.command(), &all);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+    };
+    plain(&["backup", s, "--time", "2026-11-20T10:00:00Z"]);
+    std::fs::write(src.join("a"), bytes(400 << 10, 8)).unwrap();
+    plain(&["backup", s, "--time", "2026-11-21T10:00:00Z"]);
+    plain(&["replicate"]);
+
+    let f = run(&["forget", "--keep-last", "1"], "forget");
+    assert_eq!(
+        value(&f, "ferry_forget_snapshots_kept", "region=\"hz\""),
+        1.0,
+        "{f}"
+    );
+    assert_eq!(
+        value(&f, "ferry_forget_snapshots_removed", "region=\"hz\""),
+        1.0
+    );
+    // The removal carried to eu.
+    assert_eq!(
+        value(&f, "ferry_forget_snapshots_removed", "region=\"eu\""),
+        1.0
+    );
+    assert_eq!(
+        value(&f, "ferry_forget_region_success", "region=\"eu\""),
+        1.0
+    );
+    assert_eq!(value(&f, "ferry_forget_dry_run", "region=\"hz\""), 0.0);
+    assert_eq!(
+        samples(&f, "ferry_forget_last_success_timestamp_seconds").len(),
+        1
+    );
+    assert_eq!(samples(&f, "ferry_forget_duration_seconds").len(), 1);
+
+    // The first prune plans what the forgotten snapshot alone held, in each
+    // region; the second deletes it.
+    let p = run(&["prune", "--keep-delete", "0s"], "prune");
+    for region in ["region=\"hz\"", "region=\"eu\""] {
+        assert_eq!(value(&p, "ferry_prune_success", region), 1.0, "{p}");
+        assert!(value(&p, "ferry_prune_packs_planned", region) >= 1.0, "{p}");
+        assert!(value(&p, "ferry_prune_bytes_planned", region) > 0.0, "{p}");
+        assert_eq!(value(&p, "ferry_prune_packs_deleted", region), 0.0, "{p}");
+        assert_eq!(value(&p, "ferry_prune_snapshots", region), 1.0, "{p}");
+        assert_eq!(samples(&p, "ferry_prune_duration_seconds").len(), 2);
+    }
+    let p2 = run(&["prune", "--keep-delete", "0s"], "prune-again");
+    for region in ["region=\"hz\"", "region=\"eu\""] {
+        assert!(
+            value(&p2, "ferry_prune_packs_deleted", region) >= 1.0,
+            "{p2}"
+        );
+        assert!(
+            value(&p2, "ferry_prune_bytes_deleted", region) > 0.0,
+            "{p2}"
+        );
+        assert!(
+            value(&p2, "ferry_prune_last_success_timestamp_seconds", region) > 1.7e9,
+            "{p2}"
+        );
+    }
+
+    // In the Pushgateway: one group per command and region.
+    let text = gw.metrics();
+    let forgot = samples(&text, "ferry_forget_snapshots_removed");
+    assert_eq!(forgot.len(), 2, "{text}");
+    assert!(
+        forgot.iter().all(|l| l.contains("job=\"forget\"")),
+        "{text}"
+    );
+    let deleted = samples(&text, "ferry_prune_packs_deleted");
+    assert_eq!(deleted.len(), 2, "{text}");
+    assert!(
+        deleted.iter().any(|l| l.contains("job=\"prune\"")
+            && l.contains("region=\"eu\"")
+            && !l.ends_with(" 0")),
+        "the second prune's push replaced the first's: {text}"
+    );
+}

@@ -10,6 +10,7 @@ mod config_files;
 mod crds;
 mod cronjob;
 mod golden;
+mod drill;
 mod kubectl;
 mod outcomes;
 mod postgres;

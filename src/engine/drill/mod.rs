@@ -5,6 +5,7 @@
 //! the restore to verified). Every drill is recorded in the repository
 //! (`drills/`), so that a rebuilt catalog still knows it.
 
+pub mod k8s;
 pub mod verify;
 
 use std::path::{Path, PathBuf};
@@ -13,16 +14,17 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use rand::seq::SliceRandom;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::progress::Progress;
 use super::restore::{restore, RestoreOptions};
 use super::select::Found;
+use super::walk::SnapPath;
 use super::{EngineError, EngineResult};
 use crate::format::drill::DrillRecord;
 use crate::format::{DrillId, SnapshotId};
 use crate::repo::Repository;
-pub use verify::{Verification, VerifyMode};
+pub use verify::{verify, verify_device, Verification, VerifyMode};
 
 /// Which snapshot a drill restores.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,19 +46,23 @@ pub struct DrillOptions {
     pub rpo_target: Option<Duration>,
     /// Leave the sandbox in place afterwards.
     pub keep: bool,
+    /// Drill the Kubernetes objects and volumes into sandbox namespaces
+    /// instead of the files into a sandbox directory.
+    pub k8s: Option<k8s::K8sDrillOptions>,
 }
 
-/// An entry of the restore that does not match the snapshot.
-#[derive(Debug, Clone, Serialize)]
+/// An entry of the restore that does not match the snapshot: its path in
+/// the snapshot (bytes; in JSON as trees write names) and what differs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Mismatch {
-    pub path: String,
+    pub path: SnapPath,
     pub error: String,
 }
 
 impl Mismatch {
-    pub fn new(path: &(impl std::fmt::Display + ?Sized), error: impl Into<String>) -> Self {
+    pub fn new(path: impl Into<SnapPath>, error: impl Into<String>) -> Self {
         Mismatch {
-            path: path.to_string(),
+            path: path.into(),
             error: error.into(),
         }
     }
@@ -90,6 +96,9 @@ pub struct DrillReport {
     pub sandbox: Option<PathBuf>,
     /// The drill record written to the repository.
     pub record: Option<DrillId>,
+    /// With `--k8s`: the sandbox namespaces, objects and volumes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub k8s: Option<k8s::K8sDrill>,
 }
 
 impl DrillReport {
@@ -114,6 +123,7 @@ impl DrillReport {
             failures,
             sandbox: None,
             record: None,
+            k8s: None,
         }
     }
 
@@ -173,28 +183,61 @@ pub async fn drill(repo: &Arc<Repository>, region: &str, opts: &DrillOptions) ->
         },
         Err(e) => return fail(format!("listing snapshots: {e}")),
     };
-    let sandbox = match make_sandbox(opts.parent.as_deref(), region) {
-        Ok(p) => p,
-        Err(e) => return fail(e.to_string()),
-    };
-    let mut r = unreachable(region, &opts.verify);
+    let mut r = fail(String::new());
     r.snapshot = Some(id);
     r.snapshot_time = Some(snap.time);
     r.rpo_seconds = Some(seconds(started - snap.time));
-    let clock = Instant::now();
-    let limit = snap.summary.entry_limit();
-    run(repo, (snap.tree, limit), &sandbox, opts, &mut r).await;
-    let rto = clock.elapsed().as_secs_f64();
-    r.rto_seconds = Some(rto);
-    r.throughput_bytes_per_second = (rto > 0.0).then(|| r.bytes as f64 / rto);
+    match &opts.k8s {
+        Some(k) => k8s::drill(repo, id, &snap, opts, k, &mut r).await,
+        None => {
+            let limit = snap.summary.entry_limit();
+            into_directory(repo, (snap.tree, limit), region, opts, &mut r).await
+        }
+    }
     judge(&mut r, opts);
+    r
+}
+
+/// A drill of the files into a sandbox directory.
+async fn into_directory(
+    repo: &Arc<Repository>,
+    tree: (crate::repo::BlobId, u64),
+    region: &str,
+    opts: &DrillOptions,
+    r: &mut DrillReport,
+) {
+    let sandbox = match make_sandbox(opts.parent.as_deref(), region) {
+        Ok(p) => p,
+        Err(e) => return r.failures.push(e.to_string()),
+    };
+    let clock = Instant::now();
+    run(repo, tree, &sandbox, opts, r).await;
+    set_rto(r, clock);
     if opts.keep {
         r.sandbox = Some(sandbox);
     } else if let Err(e) = std::fs::remove_dir_all(&sandbox) {
         r.failures
             .push(format!("removing the sandbox {}: {e}", sandbox.display()));
     }
-    r
+}
+
+/// RTO (restore start to verified, from `clock`) and throughput.
+fn set_rto(r: &mut DrillReport, clock: Instant) {
+    let rto = clock.elapsed().as_secs_f64();
+    r.rto_seconds = Some(rto);
+    r.throughput_bytes_per_second = (rto > 0.0).then(|| r.bytes as f64 / rto);
+}
+
+/// The first mismatches as failures, one line each.
+fn add_mismatches(r: &mut DrillReport, mismatches: &[Mismatch]) {
+    for m in mismatches.iter().take(5) {
+        r.failures
+            .push(format!("mismatch: {}: {}", m.path, m.error));
+    }
+    if mismatches.len() > 5 {
+        let more = mismatches.len() - 5;
+        r.failures.push(format!("mismatch: {more} more entries"));
+    }
 }
 
 /// Restores into the sandbox and verifies, filling the report.
@@ -229,14 +272,7 @@ async fn run(
             .push(format!("not restored: {more} more entries"));
     }
     let v = verify::verify(repo, tree, sandbox, opts.verify).await;
-    for m in v.mismatches.iter().take(5) {
-        r.failures
-            .push(format!("mismatch: {}: {}", m.path, m.error));
-    }
-    if v.mismatches.len() > 5 {
-        let more = v.mismatches.len() - 5;
-        r.failures.push(format!("mismatch: {more} more entries"));
-    }
+    add_mismatches(r, &v.mismatches);
     r.verified = restored.failed.is_empty() && v.mismatches.is_empty();
     r.verification = Some(v);
 }

@@ -11,10 +11,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures::StreamExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::restore::target_path;
-use crate::engine::walk::{walk, Entry};
+use crate::engine::walk::{walk, Entry, SnapPath};
 use crate::format::tree::NodeKind;
 use crate::repo::{BlobId, Repository, Sealer};
 
@@ -54,7 +54,7 @@ impl VerifyMode {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Verification {
     /// Entries whose metadata was compared.
     pub entries: u64,
@@ -82,13 +82,13 @@ pub async fn verify(
         Err(e) => {
             let root = crate::engine::walk::SnapPath::root();
             v.mismatches
-                .push(super::Mismatch::new(&root, e.to_string()));
+                .push(super::Mismatch::new(root, e.to_string()));
             return v;
         }
     };
     for (path, error) in w.errors {
         v.mismatches.push(super::Mismatch::new(
-            &path,
+            path,
             format!("tree unreadable: {error}"),
         ));
     }
@@ -103,7 +103,7 @@ pub async fn verify(
         let linked = e.node.links > 1 && e.node.inode != 0;
         let first = !linked || read.insert((e.node.device, e.node.inode));
         match check_meta(e, &p, &mut inodes) {
-            Err(why) => v.mismatches.push(super::Mismatch::new(&e.path, why)),
+            Err(why) => v.mismatches.push(super::Mismatch::new(e.path.clone(), why)),
             Ok(()) if e.node.kind == NodeKind::File && first && picked(mode) => {
                 content.push(e.clone())
             }
@@ -199,10 +199,11 @@ async fn check_contents(
                 v.content_files += 1;
                 v.verified_bytes += size;
             }
-            Ok((path, _, Err(why))) => v.mismatches.push(super::Mismatch::new(&path, why)),
-            Err(e) => v
-                .mismatches
-                .push(super::Mismatch::new("/", format!("verifier failed: {e}"))),
+            Ok((path, _, Err(why))) => v.mismatches.push(super::Mismatch::new(path, why)),
+            Err(e) => v.mismatches.push(super::Mismatch::new(
+                SnapPath::root(),
+                format!("verifier failed: {e}"),
+            )),
         }
     }
 }
@@ -253,4 +254,53 @@ fn check_file(key: &Sealer, path: &PathBuf, e: &Entry, lengths: &[u32]) -> Resul
         }
     }
     Ok(())
+}
+
+/// Verifies a block volume's data written onto `device`: the `block` file
+/// of `root` read back from the device at its extents, blob by blob.
+pub async fn verify_device(repo: &Arc<Repository>, root: BlobId, device: &Path) -> Verification {
+    let mut v = Verification {
+        entries: 1,
+        ..Default::default()
+    };
+    let name = crate::engine::volumes::BLOCK_FILE;
+    let path = SnapPath::root().join(name.as_bytes());
+    let node = match repo.load_tree(&root).await {
+        Ok(t) => t.find(name.as_bytes()).cloned(),
+        Err(e) => {
+            v.mismatches
+                .push(super::Mismatch::new(path, format!("tree unreadable: {e}")));
+            return v;
+        }
+    };
+    let Some(node) = node.filter(|n| n.kind == NodeKind::File) else {
+        v.mismatches
+            .push(super::Mismatch::new(path, "the tree holds no block data"));
+        return v;
+    };
+    let e = Entry { path, node };
+    let (device, size) = (device.to_path_buf(), e.node.size);
+    let lengths: Option<Vec<u32>> = repo
+        .locate_blobs(&e.node.content)
+        .into_iter()
+        .map(|f| f.map(|(_, b)| b.raw_length))
+        .collect();
+    let key = repo.sealer().clone();
+    let done = tokio::task::spawn_blocking(move || {
+        let r = match lengths {
+            Some(l) => check_file(&key, &device, &e, &l),
+            None => Err("a blob of the block data is not in the index".into()),
+        };
+        (e.path, r)
+    })
+    .await;
+    match done {
+        Ok((_, Ok(()))) => (v.content_files, v.verified_bytes) = (1, size),
+        Ok((p, Err(why))) => v.mismatches.push(super::Mismatch::new(p, why)),
+        Err(e) => v.mismatches.push(super::Mismatch::new(
+            SnapPath::root(),
+            format!("verifier failed: {e}"),
+        )),
+    }
+    v
 }

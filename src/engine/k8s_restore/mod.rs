@@ -12,6 +12,7 @@ pub mod mapping;
 pub mod order;
 pub mod plan;
 pub mod report;
+pub mod snapshot;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

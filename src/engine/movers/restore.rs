@@ -19,6 +19,9 @@ pub struct VolumeRestoreOptions {
     pub namespace_mapping: BTreeMap<String, String>,
     pub storage_class_mapping: BTreeMap<String, String>,
     pub dry_run: bool,
+    /// Have each Job read the volume back and verify it against the tree
+    /// (a drill).
+    pub verify: Option<crate::engine::drill::VerifyMode>,
 }
 
 /// What happened to one volume.
@@ -36,6 +39,9 @@ pub struct VolumeRestore {
     pub bytes: u64,
     pub seconds: f64,
     pub error: Option<String>,
+    /// With `verify`: what the Job read back and how it matched the tree.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification: Option<crate::engine::drill::Verification>,
 }
 
 /// Restores the volumes that have data; `pvcs` holds the stored PVC
@@ -94,6 +100,7 @@ fn planned(v: &VolumeRecord, o: &VolumeRestoreOptions) -> VolumeRestore {
         bytes: v.bytes,
         seconds: 0.0,
         error: None,
+        verification: None,
     }
 }
 
@@ -106,10 +113,18 @@ async fn one(
 ) -> VolumeRestore {
     let mut out = planned(v, o);
     let started = std::time::Instant::now();
-    match write(r, i, v, &out, pvcs).await {
+    match write(r, i, v, &out, pvcs, o).await {
+        Ok(m) if Some(m.tree) != v.tree => {
+            out.action = "failed".into();
+            out.error = Some(format!(
+                "the Job restored tree {}, not the snapshot's",
+                m.tree.short()
+            ));
+        }
         Ok(m) => {
             out.action = "restored".into();
             (out.files, out.bytes) = (m.files, m.bytes);
+            out.verification = m.verification;
         }
         Err(e) => {
             out.action = "failed".into();
@@ -126,6 +141,7 @@ async fn write(
     v: &VolumeRecord,
     t: &VolumeRestore,
     pvcs: &BTreeMap<(String, String), Value>,
+    o: &VolumeRestoreOptions,
 ) -> Result<crate::engine::volumes::MoverReport, String> {
     let ns = t.target_namespace.as_str();
     let stored = pvcs
@@ -164,6 +180,9 @@ async fn write(
     ];
     if v.mode == "Block" {
         args.push("--block".into());
+    }
+    if let Some(mode) = o.verify {
+        args.extend(["--verify".into(), mode.label()]);
     }
     let name = format!("{}-{i}", r.run);
     let source = format!("{}/{}", v.namespace, v.pvc);

@@ -86,6 +86,8 @@ pub struct PruneReport {
     /// Object lock: what the prune extended, purged and left for later.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub object_lock: Option<LockReport>,
+    /// How long the prune took.
+    pub elapsed_seconds: f64,
 }
 
 /// What a prune of an object-locked repository did about retention.
@@ -113,6 +115,13 @@ struct Decision {
 }
 
 pub async fn prune(repo: &Arc<Repository>, opts: &PruneOptions) -> EngineResult<PruneReport> {
+    let clock = std::time::Instant::now();
+    let mut report = phases(repo, opts).await?;
+    report.elapsed_seconds = clock.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+async fn phases(repo: &Arc<Repository>, opts: &PruneOptions) -> EngineResult<PruneReport> {
     repo.sync_catalog().await?;
     let now = Utc::now();
     let plans = readable_plans(repo).await?;

@@ -7,7 +7,7 @@ use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::format::tree::bytes_str;
 
@@ -166,6 +166,12 @@ impl Serialize for SnapPath {
     }
 }
 
+impl<'de> Deserialize<'de> for SnapPath {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        bytes_str::deserialize(d).map(SnapPath)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +186,7 @@ mod tests {
         assert_eq!(p.as_path().as_os_str().as_bytes(), b"/d/caf\xe9\nx");
         let json = serde_json::to_string(&p).unwrap();
         assert!(json.starts_with("\"\\u0000"), "{json}");
+        assert_eq!(serde_json::from_str::<SnapPath>(&json).unwrap(), p);
         let utf8 = SnapPath::from("data/x/");
         assert_eq!(serde_json::to_string(&utf8).unwrap(), "\"/data/x\"");
         assert!(p.within(&SnapPath::from("/d")));

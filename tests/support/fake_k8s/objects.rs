@@ -32,6 +32,9 @@ pub struct Faults {
     pub unauthorized: bool,
     /// Created CRDs never become established.
     pub crds_never_established: bool,
+    /// A mutating admission: on create of (`resource[.group]`, name), the
+    /// field at this JSON pointer is set to the value.
+    pub mutate: Vec<(String, String, String, Value)>,
 }
 
 pub struct State {
@@ -147,6 +150,7 @@ impl State {
             obj["metadata"]["generation"] = json!(1);
         }
         defaults(s, &name, &mut obj, self.rv);
+        self.admit(s, &name, &mut obj);
         self.objects.insert(key, obj.clone());
         if s.group == "apiextensions.k8s.io" && s.resource == "customresourcedefinitions" {
             if established {
@@ -244,11 +248,30 @@ impl State {
         self.replace(s, ns, name, live, false)
     }
 
+    /// DELETE; a namespace takes everything in it along (at once, where
+    /// a real server finalizes it in the background).
     pub fn delete(&mut self, s: &Served, ns: Option<&str>, name: &str) -> Result<Value, ApiError> {
-        self.objects
+        let gone = self
+            .objects
             .remove(&Self::key(s, ns, name))
             .map(|o| with_version(o, s))
-            .ok_or_else(|| st::not_found(&s.group, &s.resource, name))
+            .ok_or_else(|| st::not_found(&s.group, &s.resource, name))?;
+        if s.group.is_empty() && s.resource == "namespaces" {
+            self.objects.retain(|k, _| k.2 != name);
+        }
+        Ok(gone)
+    }
+
+    /// Applies the mutating admission faults to an object being created.
+    fn admit(&self, s: &Served, name: &str, obj: &mut Value) {
+        let q = st::qualified(&s.group, &s.resource);
+        for (res, n, pointer, value) in &self.faults.mutate {
+            if *res == q && n == name {
+                if let Some(field) = obj.pointer_mut(pointer) {
+                    *field = value.clone();
+                }
+            }
+        }
     }
 
     fn check_invalid(&self, s: &Served, name: &str) -> Result<(), ApiError> {
