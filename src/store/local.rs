@@ -248,12 +248,12 @@ fn write_unnamed(dir: &Path, data: &[u8]) -> io::Result<Option<File>> {
         true => open(libc::O_DIRECT),
         false => open(0),
     };
-    let (mut f, direct) = match opened {
+    let (f, direct) = match opened {
         // The filesystem does not take O_DIRECT: write through the cache.
         Err(e) if direct && e.raw_os_error() == Some(libc::EINVAL) => (open(0), false),
         f => (f, direct),
     };
-    let Some(f) = unnamed_or_none(f)? else {
+    let Some(mut f) = unnamed_or_none(f)? else {
         return Ok(None);
     };
     match direct {

@@ -35,7 +35,8 @@ fn damage(dir: &std::path::Path, part: &str, n: usize) -> usize {
         .collect();
     for p in &victims {
         let mut bytes = std::fs::read(p).unwrap();
-        bytes[bytes.len() / 2] ^= 0x5a;
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x5a;
         std::fs::write(p, bytes).unwrap();
     }
     victims.len()
@@ -118,7 +119,7 @@ async fn a_source_region_dies_mid_object_during_repair() {
     );
     init(d, &cfg);
     let src = d.join("src");
-    add_files(&src, 0, 6, 400);
+    add_noise(&src, 0, 6, 400);
     let trees = vec![taken(&backup(d, &cfg, &src), &src)];
     ok(d, &cfg, &["replicate"]);
     for mode in MODES {
@@ -160,8 +161,9 @@ async fn a_source_region_dies_mid_object_during_repair() {
 }
 
 /// `repair` SIGKILLed at several points of a repair of many damaged packs
-/// and an index object (its writes slowed so that the kills land mid-copy);
-/// a rerun repairs what is left, and nothing is lost.
+/// (its writes slowed so that the kills land mid-copy); the killed runs
+/// leave no temporary file; a rerun repairs what is left, and nothing is
+/// lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repair_killed_at_several_points_then_converges() {
     let servers = [
@@ -179,13 +181,12 @@ async fn repair_killed_at_several_points_then_converges() {
     let cfg = write_config(d, &regions);
     init(d, &cfg);
     let src = d.join("src");
-    add_files(&src, 0, 8, 400);
+    add_noise(&src, 0, 8, 400);
     let trees = vec![taken(&backup(d, &cfg, &src), &src)];
     ok(d, &cfg, &["replicate"]);
     let nas = d.join("nas");
     let packs = damage(&nas, "/data/", 1);
     assert!(packs >= 3, "{packs}");
-    assert_eq!(damage(&nas, "index/", 1), 1);
     for delay in [150u64, 500, 1000, 1600, 2400] {
         let child = crate::ferry_command(
             d,

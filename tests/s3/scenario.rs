@@ -84,6 +84,25 @@ pub fn add_files(src: &Path, seed: usize, files: usize, kib: usize) {
     }
 }
 
+/// Like [`add_files`], of bytes that do not compress: each file fills
+/// packs of its own size.
+pub fn add_noise(src: &Path, seed: usize, files: usize, kib: usize) {
+    for i in 0..files {
+        let p = src.join(format!("n{seed}/f{i}"));
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        let mut x = (seed as u64 + 1) * 0x9e37_79b9_7f4a_7c15 ^ (i as u64 + 1);
+        let data: Vec<u8> = (0..kib << 10)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        std::fs::write(p, data).unwrap();
+    }
+}
+
 pub fn init(d: &Path, cfg: &Path) -> Value {
     let mut a = vec!["init", "--json"];
     a.extend(crate::SMALL_REPO);
@@ -209,15 +228,6 @@ pub fn assert_same_objects(dirs: &[(&str, PathBuf)]) {
             only(&want, &got)
         );
     }
-}
-
-/// Runs ferry with `--config cfg` as a child process, its output discarded.
-pub fn spawn(d: &Path, cfg: &Path, args: &[&str]) -> std::process::Child {
-    crate::ferry_command(d, args, &["--config", cfg.to_str().unwrap()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap()
 }
 
 /// SIGKILLs `child` and reaps it.

@@ -335,15 +335,13 @@ async fn handle(
         Mode::Refuse => Some(Fault::ResetUpload),
         Mode::BlackHole | Mode::Stall => Some(Fault::StallMidBody),
     };
-    let (parts, body) = req.into_parts();
+    let (parts, mut body) = req.into_parts();
     if matches!(mode, Mode::BlackHole | Mode::Stall) && parts.method != hyper::Method::GET {
         // An upload (or a request with no answer body) stalls half-read.
-        let mut body = body;
         let _ = body.frame().await;
         std::future::pending::<()>().await;
     }
     if fault == Some(Fault::ResetUpload) {
-        let mut body = body;
         let _ = body.frame().await;
         return Err(std::io::Error::other("injected reset during upload"));
     }
