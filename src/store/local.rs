@@ -270,7 +270,14 @@ fn write_unnamed(dir: &Path, data: &[u8]) -> io::Result<Option<File>> {
 fn unnamed_or_none(f: io::Result<File>) -> io::Result<Option<File>> {
     match f {
         Ok(f) => Ok(Some(f)),
-        Err(e) if matches!(e.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)) => Ok(None),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)
+            ) =>
+        {
+            Ok(None)
+        }
         Err(e) => Err(e),
     }
 }

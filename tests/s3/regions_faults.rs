@@ -74,7 +74,11 @@ async fn a_region_dies_mid_object_during_a_fanout_backup() {
         let t = Instant::now();
         let (code, out, err) = run(d, &cfg, &args);
         assert_eq!(code, 0, "{mode:?}:\n{out}\n{err}");
-        assert!(t.elapsed() < Duration::from_secs(30), "{mode:?}: {:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "{mode:?}: {:?}",
+            t.elapsed()
+        );
         assert_eq!(proxy.mode(), mode, "the region died during the backup");
         let v: Value = serde_json::from_str(&out).unwrap();
         let dead = named(&v["fanout"], "region", "eu-central-1");
@@ -146,7 +150,11 @@ async fn a_source_region_dies_mid_object_during_repair() {
             "cn-hangzhou",
             "{mode:?}: {rep}\n{err}"
         );
-        ok(d, &cfg, &["check", "--region", "ap-southeast-1", "--read-data"]);
+        ok(
+            d,
+            &cfg,
+            &["check", "--region", "ap-southeast-1", "--read-data"],
+        );
     }
     proxy.set_mode(Mode::Pass);
     let v = json(d, &cfg, &["replicate"]);
@@ -278,7 +286,11 @@ async fn backups_in_a_loop_beside_replicate_and_status() {
     assert!(all_ok(&v), "{v}");
     let st = json(&d, &cfg, &["status"]);
     for name in ["cn-hangzhou", "eu-central-1", "nas"] {
-        assert_eq!(named(&st["regions"], "name", name)["behind"]["objects"], 0, "{st}");
+        assert_eq!(
+            named(&st["regions"], "name", name)["behind"]["objects"],
+            0,
+            "{st}"
+        );
     }
     let names = ["cn-hangzhou", "eu-central-1", "nas"];
     verify_all(&d, &cfg, &names, &trees);

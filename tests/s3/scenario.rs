@@ -184,7 +184,6 @@ pub async fn black_hole() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>)
     (addr, task)
 }
 
-
 /// A directory region.
 pub fn local(name: &str, path: &Path) -> R {
     R {
@@ -215,11 +214,17 @@ pub fn objects(dir: &Path) -> Vec<(String, String)> {
 pub fn assert_same_objects(dirs: &[(&str, PathBuf)]) {
     let (first, dir) = &dirs[0];
     let want = objects(dir);
-    assert!(want.iter().any(|(p, _)| p.starts_with("snapshots/")), "{first} holds snapshots");
+    assert!(
+        want.iter().any(|(p, _)| p.starts_with("snapshots/")),
+        "{first} holds snapshots"
+    );
     for (name, dir) in &dirs[1..] {
         let got = objects(dir);
         let only = |a: &[(String, String)], b: &[(String, String)]| -> Vec<String> {
-            a.iter().filter(|x| !b.contains(x)).map(|(p, _)| p.clone()).collect()
+            a.iter()
+                .filter(|x| !b.contains(x))
+                .map(|(p, _)| p.clone())
+                .collect()
         };
         assert!(
             got == want,

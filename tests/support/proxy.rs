@@ -224,7 +224,8 @@ async fn connection(state: Arc<State>, socket: TcpStream) {
     }
     let st = state.clone();
     let service = hyper::service::service_fn(move |req| handle(st.clone(), req));
-    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(socket), service);
+    let conn =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(socket), service);
     tokio::pin!(conn);
     let changed = tokio::select! {
         _ = &mut conn => return,

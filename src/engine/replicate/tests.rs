@@ -68,7 +68,9 @@ async fn a_round_with_nothing_missing_writes_nothing() {
     let dst: DynStore = counted.clone();
     replicate(&src, &dst, &opts()).await.unwrap();
     let first = counted.take();
-    assert!(first.iter().any(|r| r.op == Op::PutIfAbsent && r.key == CONFIG_KEY));
+    assert!(first
+        .iter()
+        .any(|r| r.op == Op::PutIfAbsent && r.key == CONFIG_KEY));
     let again = replicate(&src, &dst, &opts()).await.unwrap();
     assert_eq!(again.objects(), 0);
     let writes: Vec<_> = counted
