@@ -18,7 +18,7 @@
 #
 # One run: init --config (both regions), backup, replicate; then three
 # restores of `latest` into fresh directories, each timed and compared with
-# the source (diff -r):
+# the source (diff -r --no-dereference: the dataset has dangling symlinks):
 #   1. plain: `restore --region b` (the reference);
 #   2. refused: server a stopped (connections refused), `restore --config`;
 #   3. black-holed: a listener on a's port that accepts connections and never
@@ -29,12 +29,12 @@
 set -euo pipefail
 
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
-die() { echo "failover-rto.sh: $*" >&2; exit 1; }
-log() { printf '\n== %s\n' "$*" >&2; }
 
 export LC_ALL=C
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
+# shellcheck source=lib.sh
+. "$SCRIPT_DIR/lib.sh"
 DATASET=${DATASET:-/work/bench-data/dataset}
 GEN= KEEP=0
 PORT_A=${PORT_A:-19311} PORT_B=${PORT_B:-19312}
@@ -48,52 +48,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-if [ -z "${FERRY_BIN:-}" ]; then
-  log "cargo build --release --bin ferry"
-  (cd "$ROOT" && cargo build --release --bin ferry)
-  FERRY_BIN=$ROOT/target/release/ferry
-fi
-if [ -z "${S3_SERVER_BIN:-}" ]; then
-  log "cargo build --release --example s3_server"
-  (cd "$ROOT" && cargo build --release --example s3_server)
-  S3_SERVER_BIN=$ROOT/target/release/examples/s3_server
-fi
+bench_binaries
 command -v python3 >/dev/null || die "python3 is needed for the black-holed endpoint"
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/ferry-rto-bench.XXXXXX")
-mkdir -p "$WORK/logs"
-PIDS=()
-cleanup() {
-  local p
-  for p in "${PIDS[@]+"${PIDS[@]}"}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]+"${PIDS[@]}"}"; do wait "$p" 2>/dev/null || true; done
-  if [ "$KEEP" = 1 ]; then echo "work directory kept: $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-export AWS_ACCESS_KEY_ID=ferry-test-access
-export AWS_SECRET_ACCESS_KEY=ferry-test-secret-key-0123456789
-export AWS_EC2_METADATA_DISABLED=true
-export FERRY_PASSWORD=ferry-bench-password XDG_CACHE_HOME=$WORK/cache
-unset FERRY_REPO FERRY_CONFIG FERRY_LIMIT_UPLOAD FERRY_LIMIT_DOWNLOAD
-
-wait_port() { # PORT PID
-  local i
-  for i in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    kill -0 "$2" 2>/dev/null || break
-    sleep 0.1
-  done
-  die "nothing listens on port $1; see $WORK/logs"
-}
-start_server() { # NAME PORT: sets SERVER_PID
-  if (exec 3<>"/dev/tcp/127.0.0.1/$2") 2>/dev/null; then die "port $2 is in use (set PORT_A/PORT_B)"; fi
-  "$S3_SERVER_BIN" "127.0.0.1:$2" "$WORK/server-$1" 2>"$WORK/logs/server-$1.log" &
-  SERVER_PID=$!
-  PIDS+=("$SERVER_PID")
-  wait_port "$2" "$SERVER_PID"
-}
+bench_workdir rto
 start_server a "$PORT_A"; PID_A=$SERVER_PID
 start_server b "$PORT_B"
 
@@ -135,7 +92,7 @@ timed_restore() { # NAME ARGS...: restores latest, prints seconds
   "$FERRY_BIN" restore --no-progress --json "$@" latest --target "$out" >"$WORK/logs/restore-$name.json" 2>"$WORK/logs/restore-$name.log" \
     || die "restore ($name) failed; see $WORK/logs/restore-$name.log"
   t1=$(date +%s.%N)
-  diff -r "$SRC" "$out${SRC}" >/dev/null || die "restore ($name) differs from the source"
+  diff -r --no-dereference "$SRC" "$out${SRC}" >/dev/null || die "restore ($name) differs from the source"
   rm -rf "$out"
   awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }'
 }

@@ -50,12 +50,12 @@
 set -euo pipefail
 
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
-die() { echo "replicate.sh: $*" >&2; exit 1; }
-log() { printf '\n== %s\n' "$*" >&2; }
 
 export LC_ALL=C
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
+# shellcheck source=lib.sh
+. "$SCRIPT_DIR/lib.sh"
 
 DATASET=${DATASET:-/work/bench-data/dataset}
 GEN_MIB=0 LIMIT=20MiB/s HIGH=16 RUNS=1 REGION_LIMIT=1 KEEP=0
@@ -98,40 +98,15 @@ LIMIT_BPS=$(rate_bytes "$LIMIT") || die "--limit: a constant rate such as 20MiB/
 for c in rclone jq awk sort cmp; do
   command -v "$c" >/dev/null || die "$c not found (apt-get install rclone jq)"
 done
-if [ -z "${FERRY_BIN:-}" ]; then
-  log "cargo build --release --bin ferry"
-  (cd "$ROOT" && cargo build --release --bin ferry)
-  FERRY_BIN=$ROOT/target/release/ferry
-fi
-if [ -z "${S3_SERVER_BIN:-}" ]; then
-  log "cargo build --release --example s3_server"
-  (cd "$ROOT" && cargo build --release --example s3_server)
-  S3_SERVER_BIN=$ROOT/target/release/examples/s3_server
-fi
-[ -x "$FERRY_BIN" ] || die "ferry binary $FERRY_BIN not found"
-[ -x "$S3_SERVER_BIN" ] || die "s3_server binary $S3_SERVER_BIN not found"
+bench_binaries
 TIME=()
 [ -x /usr/bin/time ] && TIME=(/usr/bin/time -f '%e %M %U %S' -o)
 
 # --- work directory, servers -------------------------------------------------------
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/ferry-replicate-bench.XXXXXX")
-mkdir -p "$WORK/logs"
-PIDS=() SAMPLER=
-cleanup() {
-  local p
-  if [ -n "$SAMPLER" ]; then kill "$SAMPLER" 2>/dev/null || true; fi
-  for p in "${PIDS[@]+"${PIDS[@]}"}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${PIDS[@]+"${PIDS[@]}"}"; do wait "$p" 2>/dev/null || true; done
-  if [ "$KEEP" = 1 ]; then echo "work directory kept: $WORK" >&2; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-export AWS_ACCESS_KEY_ID=ferry-test-access
-export AWS_SECRET_ACCESS_KEY=ferry-test-secret-key-0123456789
-export AWS_DEFAULT_REGION=local AWS_EC2_METADATA_DISABLED=true
-export FERRY_PASSWORD=ferry-bench-password XDG_CACHE_HOME=$WORK/cache
-unset FERRY_REPO FERRY_CONFIG FERRY_LIMIT_UPLOAD FERRY_LIMIT_DOWNLOAD
+SAMPLER=
+stop_sampler() { if [ -n "$SAMPLER" ]; then kill "$SAMPLER" 2>/dev/null || true; fi; }
+PIDS_EXTRA_CLEANUP=stop_sampler
+bench_workdir replicate
 # rclone's S3 client refuses a CA bundle for plain-HTTP endpoints.
 unset AWS_CA_BUNDLE
 export RCLONE_CONFIG=/dev/null
@@ -146,19 +121,6 @@ done
 # ListR) wrongly, so listings here go directory by directory.
 RCLONE_LIST=(--disable ListR)
 
-start_server() { # NAME PORT: starts it, sets SERVER_PID
-  local name=$1 port=$2 i
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then die "port $port is in use (set PORT_A/PORT_B)"; fi
-  "$S3_SERVER_BIN" "127.0.0.1:$port" "$WORK/server-$name" 2>"$WORK/logs/server-$name.log" &
-  SERVER_PID=$!
-  PIDS+=("$SERVER_PID")
-  for i in $(seq 1 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  die "server $name did not start; see $WORK/logs/server-$name.log"
-}
 start_server a "$PORT_A"; PID_A=$SERVER_PID
 start_server b "$PORT_B"; PID_B=$SERVER_PID
 

@@ -18,6 +18,10 @@ mod regions;
 mod regions_cli;
 #[path = "s3/regions_disaster.rs"]
 mod regions_disaster;
+#[path = "s3/regions_faults.rs"]
+mod regions_faults;
+#[path = "s3/scenario.rs"]
+mod scenario;
 #[path = "s3/suite.rs"]
 mod suite;
 

@@ -1,5 +1,7 @@
 //! A store in a local directory: one file per object, written atomically
-//! (temporary file, fsync, rename, fsync of the directory).
+//! (an unnamed temporary file, fsync, link to its name, fsync of the
+//! directory), so that a process killed part-way leaves no partial object
+//! and, where the filesystem has `O_TMPFILE`, no temporary file either.
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
@@ -119,11 +121,17 @@ impl LocalStore {
             })?
     }
 
-    /// Writes `data` to a fresh temporary file beside `path`, synced.
-    fn write_temp(&self, path: &Path, data: &[u8]) -> io::Result<PathBuf> {
+    /// Writes `data`, synced, where it can be given the name `path`: an
+    /// unnamed file in its directory where the filesystem has them (a run
+    /// killed before the link leaves nothing), else a `.tmp-` file beside
+    /// it.
+    fn write_temp(&self, path: &Path, data: &[u8]) -> io::Result<Staged> {
         let dir = path.parent().expect("object paths have a parent");
         fs::create_dir_all(dir)?;
-        let tmp = dir.join(format!("{TEMP_PREFIX}{:016x}", rand::random::<u64>()));
+        if let Some(f) = write_unnamed(dir, data)? {
+            return Ok(Staged::Unnamed(f));
+        }
+        let tmp = temp_name(dir);
         let result = (|| {
             if data.len() >= DIRECT_MIN {
                 match write_direct(&tmp, data) {
@@ -139,12 +147,161 @@ impl LocalStore {
             f.sync_all()
         })();
         match result {
-            Ok(()) => Ok(tmp),
+            Ok(()) => Ok(Staged::Named(tmp)),
             Err(e) => {
                 let _ = fs::remove_file(&tmp);
                 Err(e)
             }
         }
+    }
+}
+
+/// A written and synced object, not yet under its key.
+enum Staged {
+    /// An `O_TMPFILE` inode: it has no name until linked, so a process
+    /// killed before that leaves nothing behind.
+    Unnamed(File),
+    /// A `.tmp-` file beside the object (filesystems without `O_TMPFILE`);
+    /// listings skip it, and one a killed run left is removed by a later
+    /// listing of its directory (see [`STALE_TEMP`]).
+    Named(PathBuf),
+}
+
+impl Staged {
+    /// Gives the object the name `path`, replacing what is there.
+    fn replace(self, path: &Path) -> io::Result<()> {
+        let tmp = match self {
+            Staged::Named(tmp) => tmp,
+            Staged::Unnamed(f) => match link_unnamed(&f, path) {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    // Replacing (a repair): a name of its own, renamed over.
+                    let tmp = temp_name(path.parent().expect("object paths have a parent"));
+                    link_unnamed(&f, &tmp)?;
+                    tmp
+                }
+                linked => return linked,
+            },
+        };
+        fs::rename(&tmp, path).inspect_err(|_| {
+            let _ = fs::remove_file(&tmp);
+        })
+    }
+
+    /// Gives the object the name `path` only if it is free; `Ok(false)`
+    /// when it is taken. link(2) fails with EEXIST when the name is taken:
+    /// an atomic create-if-absent that never exposes a partial object.
+    fn create(self, path: &Path) -> io::Result<bool> {
+        let linked = match &self {
+            Staged::Unnamed(f) => link_unnamed(f, path),
+            Staged::Named(tmp) => {
+                let l = fs::hard_link(tmp, path);
+                let _ = fs::remove_file(tmp);
+                l
+            }
+        };
+        match linked {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn temp_name(dir: &Path) -> PathBuf {
+    dir.join(format!("{TEMP_PREFIX}{:016x}", rand::random::<u64>()))
+}
+
+/// A `.tmp-` file older than this belongs to no running write (a write
+/// takes seconds) but to a process killed part-way: listings remove it.
+pub const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes the temporary file `ent` when a killed process left it.
+fn sweep_stale(ent: &fs::DirEntry) {
+    let old = ent
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .is_some_and(|age| age > STALE_TEMP);
+    if old {
+        let _ = fs::remove_file(ent.path());
+    }
+}
+
+/// Writes `data` to an unnamed file in `dir` (`O_TMPFILE`), synced; `None`
+/// where the filesystem or kernel has no unnamed files, or `/proc` (needed
+/// to link them) is not mounted.
+fn write_unnamed(dir: &Path, data: &[u8]) -> io::Result<Option<File>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if !Path::new("/proc/self/fd").is_dir() {
+        return Ok(None);
+    }
+    let open = |flags: libc::c_int| {
+        OpenOptions::new()
+            .write(true)
+            .mode(0o666)
+            .custom_flags(libc::O_TMPFILE | flags)
+            .open(dir)
+    };
+    let direct = data.len() >= DIRECT_MIN;
+    let opened = match direct {
+        true => open(libc::O_DIRECT),
+        false => open(0),
+    };
+    let (f, direct) = match opened {
+        // The filesystem does not take O_DIRECT: write through the cache.
+        Err(e) if direct && e.raw_os_error() == Some(libc::EINVAL) => (open(0), false),
+        f => (f, direct),
+    };
+    let Some(mut f) = unnamed_or_none(f)? else {
+        return Ok(None);
+    };
+    match direct {
+        true => fill_direct(&mut f, data)?,
+        false => {
+            f.write_all(data)?;
+            f.sync_all()?;
+        }
+    }
+    Ok(Some(f))
+}
+
+/// `None` for the errors that mean "no unnamed files here".
+fn unnamed_or_none(f: io::Result<File>) -> io::Result<Option<File>> {
+    match f {
+        Ok(f) => Ok(Some(f)),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)
+            ) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Links the unnamed file `f` to `path` (through `/proc/self/fd`, which
+/// needs no privilege, unlike `AT_EMPTY_PATH`).
+fn link_unnamed(f: &File, path: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::io::AsRawFd;
+    let src = std::ffi::CString::new(format!("/proc/self/fd/{}", f.as_raw_fd()))?;
+    let dst = std::ffi::CString::new(path.as_os_str().as_bytes())?;
+    // SAFETY: both are NUL-terminated paths that outlive the call.
+    let r = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            src.as_ptr(),
+            libc::AT_FDCWD,
+            dst.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    match r {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
     }
 }
 
@@ -169,9 +326,8 @@ fn write_aligned_copy(f: &mut File, data: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// Creates `path` and writes `data` with O_DIRECT (the block-aligned part;
-/// the tail through the cache), synced. EINVAL means the filesystem does
-/// not support it.
+/// Creates `path` and writes `data` with O_DIRECT (see [`fill_direct`]).
+/// EINVAL means the filesystem does not support it.
 fn write_direct(path: &Path, data: &[u8]) -> io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = OpenOptions::new()
@@ -179,14 +335,20 @@ fn write_direct(path: &Path, data: &[u8]) -> io::Result<()> {
         .create_new(true)
         .custom_flags(libc::O_DIRECT)
         .open(path)?;
+    fill_direct(&mut f, data)
+}
+
+/// Writes `data` to `f`, opened with O_DIRECT: the block-aligned part
+/// around the cache, the tail through it; synced.
+fn fill_direct(f: &mut File, data: &[u8]) -> io::Result<()> {
     let aligned = data.len() / DIRECT_ALIGN * DIRECT_ALIGN;
     if (data.as_ptr() as usize).is_multiple_of(DIRECT_ALIGN) {
         // Already where O_DIRECT wants it (packs are built so).
         f.write_all(&data[..aligned])?;
     } else {
-        write_aligned_copy(&mut f, &data[..aligned])?;
+        write_aligned_copy(f, &data[..aligned])?;
     }
-    crate::direct::set_direct(&f, false)?;
+    crate::direct::set_direct(f, false)?;
     f.write_all(&data[aligned..])?;
     f.sync_all()
 }
@@ -313,15 +475,10 @@ impl ObjectStore for LocalStore {
         let path = self.path("put", key)?;
         let k = key.to_string();
         self.blocking("put", key, move |s| {
-            let tmp = s
-                .write_temp(&path, &data)
-                .map_err(|e| s.io_err("put", &k, e))?;
-            let done = fs::rename(&tmp, &path).and_then(|()| sync_dir(path.parent().unwrap()));
-            if let Err(e) = done {
-                let _ = fs::remove_file(&tmp);
-                return Err(s.io_err("put", &k, e));
-            }
-            Ok(())
+            s.write_temp(&path, &data)
+                .and_then(|staged| staged.replace(&path))
+                .and_then(|()| sync_dir(path.parent().unwrap()))
+                .map_err(|e| s.io_err("put", &k, e))
         })
         .await
     }
@@ -330,21 +487,14 @@ impl ObjectStore for LocalStore {
         let path = self.path("put", key)?;
         let k = key.to_string();
         self.blocking("put", key, move |s| {
-            let tmp = s
+            let created = s
                 .write_temp(&path, &data)
+                .and_then(|staged| staged.create(&path))
                 .map_err(|e| s.io_err("put", &k, e))?;
-            // link(2) fails with EEXIST when the name is taken: an atomic
-            // create-if-absent that never exposes a partial object.
-            let linked = fs::hard_link(&tmp, &path);
-            let _ = fs::remove_file(&tmp);
-            match linked {
-                Ok(()) => {
-                    sync_dir(path.parent().unwrap()).map_err(|e| s.io_err("put", &k, e))?;
-                    Ok(true)
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
-                Err(e) => Err(s.io_err("put", &k, e)),
+            if created {
+                sync_dir(path.parent().unwrap()).map_err(|e| s.io_err("put", &k, e))?;
             }
+            Ok(created)
         })
         .await
     }
@@ -387,6 +537,7 @@ impl ObjectStore for LocalStore {
                     let name = ent.file_name();
                     let Some(name) = name.to_str() else { continue };
                     if name.starts_with(TEMP_PREFIX) {
+                        sweep_stale(&ent);
                         continue;
                     }
                     let key = if rel.is_empty() {

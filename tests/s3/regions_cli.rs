@@ -7,15 +7,8 @@
 
 use std::path::Path;
 
+use super::scenario::{add_files, local, ok, run as ferry, s3, write_config, R};
 use crate::support::server::S3Server;
-
-fn ferry(dir: &Path, cfg: &Path, args: &[&str]) -> (i32, String, String) {
-    crate::ferry(dir, args, &["--config", cfg.to_str().unwrap()])
-}
-
-fn ok(dir: &Path, cfg: &Path, args: &[&str]) -> String {
-    crate::ferry_ok(dir, args, &["--config", cfg.to_str().unwrap()])
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicate_across_s3_regions_and_fail_over() {
@@ -24,21 +17,13 @@ async fn replicate_across_s3_regions_and_fail_over() {
     let sgp = S3Server::start("ap-southeast-1").await;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let cfg = d.join("ferry.toml");
-    let mut toml = String::new();
-    for (i, s) in [&hz, &fra, &sgp].iter().enumerate() {
-        toml += &format!(
-            "[[region]]\nname = {:?}\nurl = \"s3://backups-{i}/cluster-a\"\nendpoint = {:?}\nprovider = \"minio\"\n{}",
-            s.region,
-            s.endpoint(),
-            if i == 0 { "primary = true\n" } else { "" }
-        );
-    }
-    toml += &format!(
-        "[[region]]\nname = \"nas\"\nurl = {:?}\n",
-        d.join("nas").to_str().unwrap()
-    );
-    std::fs::write(&cfg, toml).unwrap();
+    let mut regions: Vec<R> = [&hz, &fra, &sgp]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| s3(&s.region, s.endpoint(), &format!("backups-{i}")))
+        .collect();
+    regions.push(local("nas", &d.join("nas")));
+    let cfg = write_config(d, &regions);
     for i in 1..3 {
         // The other regions' buckets exist already (made by their owners).
         std::fs::create_dir_all(
@@ -113,33 +98,15 @@ async fn replicate_across_s3_regions_and_fail_over() {
 
 /// A config of S3 regions, the first the primary; the other buckets exist.
 fn s3_regions(d: &Path, servers: &[&S3Server]) -> std::path::PathBuf {
-    let mut toml = String::new();
-    for (i, s) in servers.iter().enumerate() {
-        toml += &format!(
-            "[[region]]\nname = {:?}\nurl = \"s3://backups-{i}/cluster-a\"\nendpoint = {:?}\nprovider = \"minio\"\n{}",
-            s.region,
-            s.endpoint(),
-            if i == 0 { "primary = true\n" } else { "" }
-        );
-        if i > 0 {
-            std::fs::create_dir_all(s.root.path().join(format!("backups-{i}"))).unwrap();
-        }
+    for (i, s) in servers.iter().enumerate().skip(1) {
+        std::fs::create_dir_all(s.root.path().join(format!("backups-{i}"))).unwrap();
     }
-    let cfg = d.join("ferry.toml");
-    std::fs::write(&cfg, toml).unwrap();
-    cfg
-}
-
-/// Files of `n` KiB of varied bytes, named after `seed`.
-fn add_files(src: &Path, seed: usize, files: usize, kib: usize) {
-    for i in 0..files {
-        let p = src.join(format!("s{seed}/f{i}"));
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        let data: Vec<u8> = (0..kib << 10)
-            .map(|j| ((j * 31 + i * 7 + seed * 13) % 251) as u8 ^ (j >> 9) as u8)
-            .collect();
-        std::fs::write(p, data).unwrap();
-    }
+    let regions: Vec<R> = servers
+        .iter()
+        .enumerate()
+        .map(|(i, s)| s3(&s.region, s.endpoint(), &format!("backups-{i}")))
+        .collect();
+    write_config(d, &regions)
 }
 
 /// Data objects a server holds in a bucket.

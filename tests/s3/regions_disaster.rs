@@ -6,153 +6,13 @@
 //! part-way; replicate killed at several points. Each scenario ends with
 //! `check --read-data` of every region and a restore from each.
 
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
+use super::scenario::*;
 use crate::support::proxy::{Fault, FaultProxy};
 use crate::support::server::S3Server;
-
-/// Files with their content, by relative path.
-type Tree = Vec<(String, Vec<u8>)>;
-
-/// A region of a test config: its name and S3 endpoint (or a local path).
-struct R {
-    name: String,
-    endpoint: Option<String>,
-    url: String,
-}
-
-fn s3(name: &str, endpoint: String, bucket: &str) -> R {
-    R {
-        name: name.into(),
-        endpoint: Some(endpoint),
-        url: format!("s3://{bucket}/cluster-a"),
-    }
-}
-
-fn write_config(d: &Path, regions: &[R]) -> PathBuf {
-    let mut toml = String::new();
-    for (i, r) in regions.iter().enumerate() {
-        toml += &format!("[[region]]\nname = {:?}\nurl = {:?}\n", r.name, r.url);
-        if let Some(e) = &r.endpoint {
-            toml += &format!("endpoint = {e:?}\nprovider = \"minio\"\n");
-        }
-        if i == 0 {
-            toml += "primary = true\n";
-        }
-    }
-    let cfg = d.join("ferry.toml");
-    std::fs::write(&cfg, toml).unwrap();
-    cfg
-}
-
-fn run(d: &Path, cfg: &Path, args: &[&str]) -> (i32, String, String) {
-    crate::ferry(d, args, &["--config", cfg.to_str().unwrap()])
-}
-
-fn ok(d: &Path, cfg: &Path, args: &[&str]) -> String {
-    crate::ferry_ok(d, args, &["--config", cfg.to_str().unwrap()])
-}
-
-fn json(d: &Path, cfg: &Path, args: &[&str]) -> Value {
-    let mut a = args.to_vec();
-    a.push("--json");
-    serde_json::from_str(&ok(d, cfg, &a)).unwrap()
-}
-
-/// Runs a command, asserting success within `bound` (a scenario bound, not
-/// a benchmark); returns its `--json` output and stderr.
-fn timed(d: &Path, cfg: &Path, args: &[&str], bound: Duration) -> (Value, String) {
-    let mut a = args.to_vec();
-    a.push("--json");
-    let t = Instant::now();
-    let (code, out, err) = run(d, cfg, &a);
-    let took = t.elapsed();
-    assert_eq!(code, 0, "ferry {args:?}:\n{out}\n{err}");
-    assert!(took < bound, "ferry {args:?} took {took:?}:\n{err}");
-    (serde_json::from_str(&out).unwrap(), err)
-}
-
-fn add_files(src: &Path, seed: usize, files: usize, kib: usize) {
-    for i in 0..files {
-        let p = src.join(format!("s{seed}/f{i}"));
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        let data: Vec<u8> = (0..kib << 10)
-            .map(|j| ((j * 31 + i * 7 + seed * 13) % 251) as u8 ^ (j >> 9) as u8)
-            .collect();
-        std::fs::write(p, data).unwrap();
-    }
-}
-
-fn init(d: &Path, cfg: &Path) -> Value {
-    let mut a = vec!["init", "--json"];
-    a.extend(crate::SMALL_REPO);
-    serde_json::from_str(&ok(d, cfg, &a)).unwrap()
-}
-
-fn named<'a>(list: &'a Value, key: &str, name: &str) -> &'a Value {
-    list.as_array()
-        .unwrap_or_else(|| panic!("not a list: {list}"))
-        .iter()
-        .find(|r| r[key] == name)
-        .unwrap_or_else(|| panic!("no {name} in {list}"))
-}
-
-fn snapshot_ids(v: &Value) -> Vec<String> {
-    let mut ids: Vec<String> = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["id"].as_str().unwrap().to_string())
-        .collect();
-    ids.sort();
-    ids
-}
-
-/// `check --read-data` of every region, and every snapshot restored from
-/// every region byte-identical to `src` as it was at that snapshot
-/// (`trees`: snapshot id → the files then).
-fn verify_all(d: &Path, cfg: &Path, names: &[&str], trees: &[(String, Tree)]) {
-    for name in names {
-        ok(d, cfg, &["check", "--region", name, "--read-data"]);
-        let listed = snapshot_ids(&json(d, cfg, &["snapshots", "--region", name]));
-        let mut want: Vec<String> = trees.iter().map(|(id, _)| id.clone()).collect();
-        want.sort();
-        assert_eq!(listed, want, "snapshots of {name}");
-        for (id, tree) in trees {
-            let out = d.join(format!("verify-{name}-{id}"));
-            ok(
-                d,
-                cfg,
-                &[
-                    "restore",
-                    "--region",
-                    name,
-                    id,
-                    "--target",
-                    out.to_str().unwrap(),
-                ],
-            );
-            let got = crate::read_tree(&out);
-            assert!(got == *tree, "snapshot {id} restored from {name} identical");
-        }
-    }
-}
-
-/// The files of `src` as a restore lays them out (under their absolute path).
-fn expected(src: &Path) -> Tree {
-    let rel = src.strip_prefix("/").unwrap().display().to_string();
-    crate::read_tree(src)
-        .into_iter()
-        .map(|(p, data)| (format!("{rel}/{p}"), data))
-        .collect()
-}
-
-fn backup(d: &Path, cfg: &Path, src: &Path) -> Value {
-    json(d, cfg, &["backup", src.to_str().unwrap()])
-}
 
 /// Fresh servers without buckets: `init --config` creates the repository
 /// (bucket included) in every region; backup and replicate; a fourth region
@@ -219,6 +79,11 @@ async fn fresh_buckets_bootstrap_and_a_region_added_later() {
     }
     let names: Vec<&str> = servers.iter().map(|s| s.region.as_str()).collect();
     verify_all(d, &cfg, &names, &trees);
+    let mut dirs: Vec<(&str, std::path::PathBuf)> = (0..3)
+        .map(|i| (names[i], bucket_dir(&servers[i], &format!("fresh-{i}"))))
+        .collect();
+    dirs.push((names[3], bucket_dir(&servers[3], "added-later")));
+    assert_same_objects(&dirs);
 }
 
 /// A region whose credentials may not create buckets: init names the
@@ -384,19 +249,12 @@ async fn primary_down_then_back_and_regions_converge() {
         &["cn-hangzhou", "eu-central-1", "ap-southeast-1", "nas"],
         &trees,
     );
-}
-
-/// An endpoint that accepts connections and never answers.
-async fn black_hole() -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
-    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = l.local_addr().unwrap();
-    let task = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((s, _)) = l.accept().await {
-            held.push(s);
-        }
-    });
-    (addr, task)
+    assert_same_objects(&[
+        ("cn-hangzhou", bucket_dir(&hz, "b-0")),
+        ("eu-central-1", bucket_dir(&fra, "b-1")),
+        ("ap-southeast-1", bucket_dir(&sgp, "b-2")),
+        ("nas", d.join("nas")),
+    ]);
 }
 
 /// The primary black-holed, then stalling mid-object: reads and a backup
@@ -495,10 +353,15 @@ async fn black_holed_and_stalling_primary() {
     let cfg = write_config(d, &live);
     ok(d, &cfg, &["replicate"]);
     verify_all(d, &cfg, &["cn-hangzhou", "eu-central-1"], &trees);
+    assert_same_objects(&[
+        ("cn-hangzhou", bucket_dir(&hz, "h-0")),
+        ("eu-central-1", bucket_dir(&fra, "h-1")),
+    ]);
 }
 
 /// `replicate` killed (SIGKILL) at several points of its copy, with a
-/// backup between two of the kills; a rerun converges every region with
+/// backup between two of the kills; the killed runs leave no temporary
+/// file in the directory region; a rerun converges every region with
 /// nothing lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicate_killed_at_several_points_then_converges() {
@@ -509,11 +372,12 @@ async fn replicate_killed_at_several_points_then_converges() {
     ];
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let regions: Vec<R> = servers
+    let mut regions: Vec<R> = servers
         .iter()
         .enumerate()
         .map(|(i, s)| s3(&s.region, s.endpoint(), &format!("k-{i}")))
         .collect();
+    regions.push(local("nas", &d.join("nas")));
     let cfg = write_config(d, &regions);
     init(d, &cfg);
     let src = d.join("src");
@@ -536,6 +400,12 @@ async fn replicate_killed_at_several_points_then_converges() {
         tokio::time::sleep(Duration::from_millis(delay)).await;
         child.kill().unwrap();
         tokio::task::block_in_place(|| child.wait()).unwrap();
+        let temps: Vec<String> = objects(&d.join("nas"))
+            .into_iter()
+            .map(|(p, _)| p)
+            .filter(|p| p.contains(".tmp-"))
+            .collect();
+        assert!(temps.is_empty(), "left by the killed run: {temps:?}");
     }
     let v = json(d, &cfg, &["replicate"]);
     assert!(
@@ -546,6 +416,12 @@ async fn replicate_killed_at_several_points_then_converges() {
             .all(|r| r["ok"] == true),
         "{v}"
     );
-    let names: Vec<&str> = servers.iter().map(|s| s.region.as_str()).collect();
+    let mut names: Vec<&str> = servers.iter().map(|s| s.region.as_str()).collect();
+    names.push("nas");
     verify_all(d, &cfg, &names, &trees);
+    let mut dirs: Vec<(&str, std::path::PathBuf)> = (0..3)
+        .map(|i| (names[i], bucket_dir(&servers[i], &format!("k-{i}"))))
+        .collect();
+    dirs.push(("nas", d.join("nas")));
+    assert_same_objects(&dirs);
 }

@@ -1,6 +1,9 @@
 //! A fault-injecting HTTP proxy for tests: sits between a store and an S3
 //! server and, for a share of requests chosen by a seeded random generator,
-//! delays, refuses, loses, cuts or stalls them.
+//! delays, refuses, loses, cuts or stalls them. It can also stand for a
+//! region that dies: switched (at once, or when the n-th request matching a
+//! pattern arrives) to refuse connections, to black-hole them, or to stall
+//! every transfer, open connections included, and switched back.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -42,6 +45,22 @@ pub enum Fault {
     StallMidBody,
 }
 
+/// How the endpoint behind the proxy is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Requests pass (with the random faults above).
+    Pass,
+    /// Nothing listens: new connections are refused, open ones reset.
+    Refuse,
+    /// Connections are accepted and never answered; open ones go silent
+    /// wherever their transfer was.
+    BlackHole,
+    /// Requests are read and answered with headers and half the body (an
+    /// upload: half its body is read), then nothing more; open ones go
+    /// silent wherever their transfer was.
+    Stall,
+}
+
 pub const ALL_FAULTS: [Fault; 8] = [
     Fault::Latency,
     Fault::SlowDown,
@@ -66,6 +85,10 @@ struct State {
     /// Faults left to inject.
     budget: AtomicUsize,
     log: Mutex<Vec<Seen>>,
+    mode: tokio::sync::watch::Sender<Mode>,
+    /// Switch to this mode when this many more requests matching the
+    /// pattern have arrived.
+    trigger: Mutex<Option<(String, usize, Mode)>>,
 }
 
 /// A request as the proxy saw it.
@@ -97,27 +120,30 @@ impl FaultProxy {
             only: Mutex::new(None),
             budget: AtomicUsize::new(usize::MAX),
             log: Mutex::new(Vec::new()),
+            mode: tokio::sync::watch::channel(Mode::Pass).0,
+            trigger: Mutex::new(None),
         });
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = bind("127.0.0.1:0".parse().unwrap());
         let addr = listener.local_addr().unwrap();
-        let st = state.clone();
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((socket, _)) = listener.accept().await else {
-                    continue;
-                };
-                // Closing with SO_LINGER 0 sends a TCP reset, not a FIN.
-                let _ = socket.set_zero_linger();
-                let st = st.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| handle(st.clone(), req));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(socket), service)
-                        .await;
-                });
-            }
-        });
+        let task = tokio::spawn(accept_loop(state.clone(), listener));
         FaultProxy { addr, state, task }
+    }
+
+    /// Switches the endpoint to `mode` now.
+    pub fn set_mode(&self, mode: Mode) {
+        self.state.mode.send_replace(mode);
+    }
+
+    /// Switches to `mode` when the `n`-th request from now whose
+    /// `METHOD /path?query` contains `pattern` arrives; that request meets
+    /// the new mode part-way (half its upload read, or half its answer
+    /// sent).
+    pub fn set_mode_at(&self, pattern: &str, n: usize, mode: Mode) {
+        *self.state.trigger.lock().unwrap() = Some((pattern.to_string(), n.max(1), mode));
+    }
+
+    pub fn mode(&self) -> Mode {
+        *self.state.mode.borrow()
     }
 
     pub fn endpoint(&self) -> String {
@@ -155,9 +181,83 @@ impl Drop for FaultProxy {
     }
 }
 
+fn bind(addr: SocketAddr) -> TcpListener {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_reuseaddr(true).unwrap();
+    socket.bind(addr).unwrap();
+    socket.listen(128).unwrap()
+}
+
+/// Accepts connections while the mode is not `Refuse`; while it is, the
+/// port has no listener, so connections are refused.
+async fn accept_loop(state: Arc<State>, listener: TcpListener) {
+    let addr = listener.local_addr().unwrap();
+    let mut listener = Some(listener);
+    let mut mode = state.mode.subscribe();
+    loop {
+        let Some(l) = &listener else {
+            let _ = mode.wait_for(|m| *m != Mode::Refuse).await;
+            listener = Some(bind(addr));
+            continue;
+        };
+        let accepted = tokio::select! {
+            a = l.accept() => a,
+            _ = mode.wait_for(|m| *m == Mode::Refuse) => {
+                listener = None;
+                continue;
+            }
+        };
+        let Ok((socket, _)) = accepted else { continue };
+        // Closing with SO_LINGER 0 sends a TCP reset, not a FIN.
+        let _ = socket.set_zero_linger();
+        tokio::spawn(connection(state.clone(), socket));
+    }
+}
+
+/// Serves one connection until the mode leaves `Pass`: then it is reset
+/// (`Refuse`) or held open and never read or written again.
+async fn connection(state: Arc<State>, socket: TcpStream) {
+    let mut mode = state.mode.subscribe();
+    if *mode.borrow_and_update() == Mode::BlackHole {
+        let _held = socket;
+        return std::future::pending().await;
+    }
+    let st = state.clone();
+    let service = hyper::service::service_fn(move |req| handle(st.clone(), req));
+    let conn =
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(socket), service);
+    tokio::pin!(conn);
+    let changed = tokio::select! {
+        _ = &mut conn => return,
+        m = mode.wait_for(|m| *m == Mode::Refuse || *m == Mode::BlackHole) => *m.unwrap(),
+    };
+    if changed == Mode::BlackHole {
+        // Held: the peer waits on a connection that says nothing more.
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Fires the switch set with [`FaultProxy::set_mode_at`] when `line` is
+/// its n-th match.
+fn trigger(state: &State, line: &str) {
+    let mut t = state.trigger.lock().unwrap();
+    let fire = match &mut *t {
+        Some((pattern, n, _)) if line.contains(pattern.as_str()) => {
+            *n -= 1;
+            *n == 0
+        }
+        _ => false,
+    };
+    if fire {
+        let (_, _, mode) = t.take().unwrap();
+        state.mode.send_replace(mode);
+    }
+}
+
 fn pick<B>(state: &State, req: &Request<B>) -> Option<Fault> {
     state.requests.fetch_add(1, Ordering::Relaxed);
     let line = format!("{} {}", req.method(), req.uri());
+    trigger(state, &line);
     let headers = req
         .headers()
         .keys()
@@ -229,9 +329,20 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, std::io::Error> {
     let fault = pick(&state, &req);
-    let (parts, body) = req.into_parts();
+    let mode = *state.mode.borrow();
+    let fault = match mode {
+        Mode::Pass => fault,
+        // The request that switched the mode meets it part-way.
+        Mode::Refuse => Some(Fault::ResetUpload),
+        Mode::BlackHole | Mode::Stall => Some(Fault::StallMidBody),
+    };
+    let (parts, mut body) = req.into_parts();
+    if matches!(mode, Mode::BlackHole | Mode::Stall) && parts.method != hyper::Method::GET {
+        // An upload (or a request with no answer body) stalls half-read.
+        let _ = body.frame().await;
+        std::future::pending::<()>().await;
+    }
     if fault == Some(Fault::ResetUpload) {
-        let mut body = body;
         let _ = body.frame().await;
         return Err(std::io::Error::other("injected reset during upload"));
     }

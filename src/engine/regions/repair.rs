@@ -8,6 +8,8 @@ use serde::Serialize;
 use super::{DownRegion, Regions, RegionsResult};
 use crate::engine::repair::{damaged_keys, repair, RepairReport};
 use crate::repo::Repository;
+use crate::store::failover::Breaker;
+use crate::store::DynStore;
 
 #[derive(Debug, Serialize)]
 pub struct RegionRepairReport {
@@ -30,15 +32,36 @@ impl Regions {
         let check = crate::engine::check::check(repo, true).await?;
         let keys = damaged_keys(&check);
         let id = repo.config().id.clone();
-        let mut sources = Vec::new();
+        let mut others = Vec::new();
         if !keys.is_empty() {
             for r in self.live(&id).await {
                 if r.name() != target.name() {
-                    sources.push((r.name().to_string(), r.store()));
+                    others.push(r);
                 }
             }
         }
-        let report = repair(repo.store(), &keys, &sources).await;
+        // With another region to ask, one that fails is left after short
+        // retries (and not asked again), as reads that fail over do.
+        let sources: Vec<(String, Arc<Breaker>)> = others
+            .iter()
+            .map(|r| {
+                let store = match others.len() {
+                    1 => r.store(),
+                    _ => r.quick.clone(),
+                };
+                (r.name().to_string(), Breaker::new(r.name(), store))
+            })
+            .collect();
+        let stores: Vec<(String, DynStore)> = sources
+            .iter()
+            .map(|(n, b)| (n.clone(), b.clone() as DynStore))
+            .collect();
+        let report = repair(repo.store(), &keys, &stores).await;
+        for (r, (_, b)) in others.iter().zip(&sources) {
+            if let Some(why) = b.why() {
+                r.store.trip(&why);
+            }
+        }
         let listed = repo.store().list("").await?;
         self.catalog(&id)?
             .set_region_objects(target.name(), &listed)?;

@@ -193,15 +193,31 @@ impl Regions {
 
     /// For `backup --fanout`: the store of `home`, also writing packs and
     /// index objects to every other region that holds this repository and
-    /// answers. The others are left to [`Regions::after_fanout`].
+    /// answers. The others are left to [`Regions::after_fanout`]. A copy
+    /// has short retries: one that fails is dropped (and caught up after),
+    /// so a region dying mid-object holds the backup up for seconds.
     pub async fn tee(&self, id: &str, home: &RegionHandle) -> Arc<Tee> {
         let mut copies = Vec::new();
         for r in self.live(id).await {
             if r.name() != home.name() {
-                copies.push((r.name().to_string(), r.store()));
+                copies.push((r.name().to_string(), r.quick.clone()));
             }
         }
         Tee::new(home.store(), copies)
+    }
+
+    /// A region the backup stopped writing to is probed again, with the
+    /// probe's budget, before the round after it: down, it is not tried
+    /// at length; up again (a passing failure), the round catches it up.
+    async fn reprobe_dropped(&self, tee: &Tee) {
+        for t in tee.reports() {
+            let (Some(why), Ok(r)) = (&t.dropped, self.find(&t.region)) else {
+                continue;
+            };
+            if let Health::Down { error } = super::probe(&r.region).await {
+                r.store.trip(&format!("{why}; probed again: {error}"));
+            }
+        }
     }
 
     /// After a backup with `--fanout`: copies to every other region what it
@@ -220,6 +236,7 @@ impl Regions {
             verify: false,
             bandwidth: Bandwidth::default(),
         };
+        self.reprobe_dropped(tee).await;
         let mut report = self.replicate(&opts).await?;
         for t in tee.reports() {
             if let Some(r) = report.regions.iter_mut().find(|r| r.region == t.region) {

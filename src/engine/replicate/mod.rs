@@ -94,11 +94,16 @@ pub async fn replicate(
     let id = peek_id(&config)?;
     // An object-locked repository stays locked in every region.
     crate::repo::lock::lock_like(dest, &config)?;
-    match dest.get(CONFIG_KEY).await {
-        Ok(theirs) => check_same_repo(dest, &id, &theirs)?,
-        Err(e) if e.is_not_found() => {}
+    // A config already there (of this repository) is left as it is: it is
+    // never written again, by this round or a later one.
+    let has_config = match dest.get(CONFIG_KEY).await {
+        Ok(theirs) => {
+            check_same_repo(dest, &id, &theirs)?;
+            true
+        }
+        Err(e) if e.is_not_found() => false,
         Err(e) => return Err(e.into()),
-    }
+    };
     let mut held = list_both(source, dest, &mut report).await?;
     let concurrency = opts.concurrency.max(1);
     for kind in PHASES {
@@ -131,7 +136,7 @@ pub async fn replicate(
             tracing::warn!(dest = %dest.location(), prefix, "stopping: some objects could not be copied");
             break;
         }
-        if kind == ObjectKind::Key {
+        if kind == ObjectKind::Key && !has_config {
             // The config goes in once the keys that open it are there.
             if !dest.put_if_absent(CONFIG_KEY, config.clone()).await? {
                 check_same_repo(dest, &id, &dest.get(CONFIG_KEY).await?)?;

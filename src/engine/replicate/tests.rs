@@ -58,6 +58,29 @@ async fn copies_what_is_missing_then_nothing() {
     assert_eq!(again.present, 8);
 }
 
+/// A round that finds everything in place writes nothing, the config
+/// included (it is read, and left as it is).
+#[tokio::test]
+async fn a_round_with_nothing_missing_writes_nothing() {
+    use crate::store::counting::{Counting, Op};
+    let src = source().await;
+    let counted = Arc::new(Counting::new(Arc::new(MemoryStore::new())));
+    let dst: DynStore = counted.clone();
+    replicate(&src, &dst, &opts()).await.unwrap();
+    let first = counted.take();
+    assert!(first
+        .iter()
+        .any(|r| r.op == Op::PutIfAbsent && r.key == CONFIG_KEY));
+    let again = replicate(&src, &dst, &opts()).await.unwrap();
+    assert_eq!(again.objects(), 0);
+    let writes: Vec<_> = counted
+        .take()
+        .into_iter()
+        .filter(|r| matches!(r.op, Op::Put | Op::PutIfAbsent | Op::Delete))
+        .collect();
+    assert!(writes.is_empty(), "{writes:?}");
+}
+
 #[tokio::test]
 async fn a_damaged_source_pack_holds_back_index_and_snapshots() {
     let src = source().await;
