@@ -2,9 +2,9 @@
 //! bytes per blob however large the repository grows.
 //!
 //! The catalog's `blobs` table (SQLite, keyed by blob id) is the truth.
-//! Memory holds a filter of it: the first four bytes of every id, sorted
-//! (4 bytes a blob: 40 MB at 10 million blobs, against ~100 bytes for a
-//! map of full entries). A lookup that misses the filter is answered
+//! Memory holds a filter of it: the first four bytes of every id, in two
+//! bytes a blob (20 MB at 10 million blobs, against ~100 bytes a blob for
+//! a map of full entries). A lookup that misses the filter is answered
 //! there; a hit is confirmed by a point lookup on one of a few read-only
 //! catalog connections, which also gives the full entry. At 10 million
 //! blobs a new id hits the filter by chance once in ~430 lookups.
@@ -28,23 +28,74 @@ fn prefix(id: &[u8; 32]) -> u32 {
     u32::from_be_bytes([id[0], id[1], id[2], id[3]])
 }
 
-/// The sorted, deduplicated id prefixes of every blob in the catalog, read
-/// row by row (never a list of the rows).
-pub fn load_prefixes(cat: &Catalog) -> CatalogResult<Vec<u32>> {
-    let mut out = Vec::with_capacity(cat.blob_rows()? as usize);
-    cat.each_blob_id(|id| {
-        let p = prefix(id);
-        if out.last() != Some(&p) {
-            out.push(p);
+/// Buckets of the filter: the first 16 bits of an id choose one.
+const BUCKETS: usize = 1 << 16;
+
+/// A set of 32-bit id prefixes in two bytes each: the first 16 bits pick a
+/// bucket (`starts`, 256 KiB), the last 16 are kept sorted within it.
+pub struct Filter {
+    starts: Vec<u32>,
+    low: Vec<u16>,
+}
+
+impl Default for Filter {
+    fn default() -> Self {
+        Filter {
+            starts: vec![0; BUCKETS + 1],
+            low: Vec::new(),
         }
-    })?;
-    Ok(out)
+    }
+}
+
+impl Filter {
+    /// Builds the filter from prefixes given in ascending order.
+    fn from_sorted(rows: usize, each: impl FnOnce(&mut dyn FnMut(u32))) -> Filter {
+        let mut f = Filter {
+            starts: vec![0; BUCKETS + 1],
+            low: Vec::with_capacity(rows),
+        };
+        let mut last = None;
+        each(&mut |p| {
+            if last != Some(p) {
+                last = Some(p);
+                f.starts[(p >> 16) as usize + 1] += 1;
+                f.low.push(p as u16);
+            }
+        });
+        for b in 0..BUCKETS {
+            f.starts[b + 1] += f.starts[b];
+        }
+        f
+    }
+
+    fn contains(&self, p: u32) -> bool {
+        let b = (p >> 16) as usize;
+        let bucket = &self.low[self.starts[b] as usize..self.starts[b + 1] as usize];
+        bucket.binary_search(&(p as u16)).is_ok()
+    }
+
+    fn bytes(&self) -> usize {
+        self.low.capacity() * 2 + self.starts.capacity() * 4
+    }
+}
+
+/// The filter of every blob id in the catalog, read row by row in id
+/// order (never a list of the rows).
+pub fn load_prefixes(cat: &Catalog) -> CatalogResult<Filter> {
+    let mut failed = None;
+    let f = Filter::from_sorted(cat.blob_rows()? as usize, |push| {
+        failed = cat.each_blob_id(|id| push(prefix(id))).err();
+    });
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(f),
+    }
 }
 
 #[derive(Default)]
 pub struct BlobIndex {
-    /// Id prefixes of the blobs the catalog held when loaded, sorted.
-    loaded: Vec<u32>,
+    /// Id prefixes of the blobs the catalog held when loaded.
+    loaded: Filter,
     /// Id prefixes of blobs the catalog gained since.
     added: HashSet<u32>,
     /// Blobs of stored packs whose index object is not in the catalog yet.
@@ -75,7 +126,7 @@ impl BlobIndex {
 
     /// Replaces what the index knows with the catalog's content (given as
     /// [`load_prefixes`] read it) and the packs deletion plans name.
-    pub fn reload(&mut self, prefixes: Vec<u32>, doomed: HashSet<PackId>) {
+    pub fn reload(&mut self, prefixes: Filter, doomed: HashSet<PackId>) {
         self.loaded = prefixes;
         self.added = HashSet::new();
         self.recent = HashMap::new();
@@ -106,7 +157,7 @@ impl BlobIndex {
     /// Whether the catalog may hold `id` (false: it certainly does not).
     fn may_hold(&self, id: &BlobId) -> bool {
         let p = prefix(&id.0);
-        self.loaded.binary_search(&p).is_ok() || self.added.contains(&p)
+        self.loaded.contains(p) || self.added.contains(&p)
     }
 
     /// A free reader, or the next one in turn when all are busy.
@@ -208,7 +259,7 @@ impl BlobIndex {
 
     /// Bytes of memory the filter takes (for tests and logs).
     pub fn filter_bytes(&self) -> usize {
-        self.loaded.capacity() * 4 + self.added.capacity() * 5
+        self.loaded.bytes() + self.added.capacity() * 5
     }
 }
 
@@ -315,7 +366,7 @@ mod tests {
     }
 
     #[test]
-    fn the_filter_takes_four_bytes_a_blob() {
+    fn the_filter_takes_two_bytes_a_blob() {
         let dir = tempfile::tempdir().unwrap();
         let (mut cat, mut idx) = open(&dir);
         let blobs: Vec<BlobEntry> = (0..20_000u32)
@@ -323,10 +374,17 @@ mod tests {
             .collect();
         cat.add_index(&IndexId([1; 32]), &index(&[(1, blobs.clone())]))
             .unwrap();
-        let prefixes = load_prefixes(&cat).unwrap();
-        assert!(prefixes.windows(2).all(|w| w[0] < w[1]));
-        idx.reload(prefixes, HashSet::new());
-        assert!(idx.filter_bytes() <= 20_000 * 4);
+        let filter = load_prefixes(&cat).unwrap();
+        assert_eq!(filter.low.len(), 20_000);
+        assert!((0..20_000u32).all(|n| filter.contains(prefix(&blobs[n as usize].id.0))));
+        // A prefix of no blob: the bucket holds others, not it.
+        let mut other = prefix(&blobs[0].id.0);
+        while blobs.iter().any(|b| prefix(&b.id.0) == other) {
+            other = other.wrapping_add(1);
+        }
+        assert!(!filter.contains(other));
+        idx.reload(filter, HashSet::new());
+        assert!(idx.filter_bytes() <= 20_000 * 2 + (BUCKETS + 1) * 4);
         assert!(blobs.iter().all(|b| idx.contains(&b.id)));
         assert_eq!(idx.get(&blobs[777].id), Some((PackId([1; 32]), blobs[777])));
     }

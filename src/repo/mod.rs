@@ -274,7 +274,7 @@ impl Repository {
     /// between the two listings then adds at most index objects whose
     /// snapshot this sync does not see, never a snapshot whose index
     /// objects it missed (writers store packs, then index, then snapshots).
-    async fn sync_catalog_with(&self, mut preloaded: Option<Vec<u32>>) -> RepoResult<()> {
+    async fn sync_catalog_with(&self, mut preloaded: Option<locations::Filter>) -> RepoResult<()> {
         if self.claim_catalog().await? {
             preloaded = None;
         }
@@ -568,7 +568,7 @@ pub struct CatalogStats {
 
 /// Opens the catalog of repository `id` and reads its blob id prefixes
 /// (see [`locations`]), if it is that repository's.
-fn preload_catalog(path: Option<PathBuf>, id: &str) -> RepoResult<(Catalog, Option<Vec<u32>>)> {
+fn preload_catalog(path: Option<PathBuf>, id: &str) -> RepoResult<(Catalog, Option<locations::Filter>)> {
     let path = path.unwrap_or_else(|| crate::catalog::default_path(id));
     let cat = Catalog::open(&path)?;
     let prefixes = match cat.meta("repository")?.as_deref() == Some(id) {
