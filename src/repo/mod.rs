@@ -568,7 +568,10 @@ pub struct CatalogStats {
 
 /// Opens the catalog of repository `id` and reads its blob id prefixes
 /// (see [`locations`]), if it is that repository's.
-fn preload_catalog(path: Option<PathBuf>, id: &str) -> RepoResult<(Catalog, Option<locations::Filter>)> {
+fn preload_catalog(
+    path: Option<PathBuf>,
+    id: &str,
+) -> RepoResult<(Catalog, Option<locations::Filter>)> {
     let path = path.unwrap_or_else(|| crate::catalog::default_path(id));
     let cat = Catalog::open(&path)?;
     let prefixes = match cat.meta("repository")?.as_deref() == Some(id) {
