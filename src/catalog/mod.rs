@@ -4,8 +4,10 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+mod lookup;
 mod regions;
 mod usage;
+pub use lookup::BlobReader;
 pub use usage::PackUsage;
 
 use rusqlite::{params, Connection, OptionalExtension};

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::task::JoinHandle;
 
-use crate::format::blob::{BlobType, SealedBlob};
+use crate::format::blob::{BlobEntry, BlobType, SealedBlob};
 use crate::format::index::{IndexFile, IndexPack};
 use crate::format::pack::{FinishedPack, PackWriter};
 use crate::repo::{BlobId, RepoError, RepoResult, Repository, Sealer};
@@ -69,11 +69,35 @@ pub struct PipelineStats {
 /// A zstd context for one thread, or none when compression is off.
 pub type Compressor = Option<zstd::bulk::Compressor<'static>>;
 
+/// Blob ids claimed by one run and not yet in a stored pack.
+#[derive(Clone, Default)]
+struct Claimed(Arc<Mutex<HashSet<BlobId>>>);
+
+impl Claimed {
+    /// True when `id` was not claimed yet and `stored` does not say it is
+    /// in the repository, asked under the lock that [`Claimed::release`]
+    /// takes after a pack is recorded: an id is never claimed twice.
+    fn claim(&self, id: &BlobId, stored: impl Fn(&BlobId) -> bool) -> bool {
+        let mut set = self.0.lock().unwrap();
+        !set.contains(id) && !stored(id) && set.insert(*id)
+    }
+
+    /// The blobs of a stored pack, now in the repository's index.
+    fn release(&self, entries: &[BlobEntry]) {
+        let mut set = self.0.lock().unwrap();
+        for e in entries {
+            set.remove(&e.id);
+        }
+    }
+}
+
 pub struct Pipeline {
     repo: Arc<Repository>,
     sealer: Sealer,
     pack_size: usize,
-    claimed: Mutex<HashSet<BlobId>>,
+    /// Ids claimed by this run whose pack is not stored yet (once it is,
+    /// the repository's index answers for them: the set stays small).
+    claimed: Claimed,
     raw_tx: async_channel::Sender<RawBlob>,
     /// The open pack of each blob type.
     writers: [Mutex<PackWriter>; 2],
@@ -95,13 +119,14 @@ impl Pipeline {
         let (pack_tx, pack_rx) = async_channel::bounded::<FinishedPack>(1);
         let stats = Arc::new(PipelineStats::default());
         let failure = Arc::new(Mutex::new(None));
-        let done = spawn_uploads(&repo, opts, pack_rx, &raw_rx, &stats, &failure);
+        let claimed = Claimed::default();
+        let done = spawn_uploads(&repo, opts, (pack_rx, &raw_rx), &claimed, &stats, &failure);
         let pack_size = repo.config().pack_size as usize;
         let pipe = Arc::new(Pipeline {
             sealer: repo.sealer().clone(),
             repo,
             pack_size,
-            claimed: Mutex::new(HashSet::new()),
+            claimed,
             raw_tx,
             writers: [
                 // Data packs are built in aligned buffers from the start;
@@ -144,7 +169,7 @@ impl Pipeline {
         if self.repo.has_blob(id) {
             return false;
         }
-        self.claimed.lock().unwrap().insert(*id)
+        self.claimed.claim(id, |id| self.repo.has_blob(id))
     }
 
     /// Compresses and seals a claimed blob on the calling thread and adds
@@ -236,8 +261,11 @@ impl Pipeline {
 fn spawn_uploads(
     repo: &Arc<Repository>,
     opts: &PipelineOptions,
-    pack_rx: async_channel::Receiver<FinishedPack>,
-    raw_rx: &async_channel::Receiver<RawBlob>,
+    (pack_rx, raw_rx): (
+        async_channel::Receiver<FinishedPack>,
+        &async_channel::Receiver<RawBlob>,
+    ),
+    claimed: &Claimed,
     stats: &Arc<PipelineStats>,
     failure: &Arc<Mutex<Option<RepoError>>>,
 ) -> tokio::task::JoinHandle<RepoResult<()>> {
@@ -251,10 +279,10 @@ fn spawn_uploads(
                 pending.clone(),
                 stats.clone(),
             );
-            let (failure, raw_rx) = (failure.clone(), raw_rx.clone());
+            let (failure, raw_rx, claimed) = (failure.clone(), raw_rx.clone(), claimed.clone());
             tokio::spawn(async move {
                 while let Ok(p) = rx.recv().await {
-                    if let Err(e) = upload(&repo, p, &pending, &stats, every).await {
+                    if let Err(e) = upload(&repo, p, (&pending, &claimed), &stats, every).await {
                         tracing::error!(error = %e, "storing a pack failed");
                         failure.lock().unwrap().get_or_insert(e);
                         // Stop every stage: producers see closed channels.
@@ -288,7 +316,7 @@ fn spawn_uploads(
 async fn upload(
     repo: &Repository,
     p: FinishedPack,
-    pending: &Mutex<Vec<IndexPack>>,
+    (pending, claimed): (&Mutex<Vec<IndexPack>>, &Claimed),
     stats: &PipelineStats,
     (every_packs, every_blobs): (usize, usize),
 ) -> RepoResult<()> {
@@ -296,6 +324,7 @@ async fn upload(
     repo.put_pack(&p.id, p.data).await?;
     stats.stored_bytes.fetch_add(size, Ordering::Relaxed);
     repo.record_pack(p.id, &p.entries);
+    claimed.release(&p.entries);
     let flush = {
         let mut pend = pending.lock().unwrap();
         pend.push(IndexPack {

@@ -82,6 +82,10 @@ impl std::fmt::Debug for Repository {
 
 const PARALLEL_LOADS: usize = 8;
 
+/// Read-only catalog connections for blob lookups: one per core of a
+/// small machine, so that restore and backup workers rarely wait.
+const LOOKUP_CONNECTIONS: usize = 4;
+
 impl Repository {
     /// Creates a repository in an empty store, then opens it.
     pub async fn init(
@@ -147,8 +151,8 @@ impl Repository {
         let (key_id, key) = unlock(&store, password).await?;
         tracing::debug!(key = %key_id, "repository key unlocked");
         let config = crate::format::config::decode(&raw, &key)?;
-        let (cat, locations) = match preload.await {
-            Ok(Ok((cat, locations))) if peeked == config.id => (cat, locations),
+        let (cat, prefixes) = match preload.await {
+            Ok(Ok((cat, prefixes))) if peeked == config.id => (cat, prefixes),
             _ => {
                 let path = catalog.unwrap_or_else(|| crate::catalog::default_path(&config.id));
                 (Catalog::open(&path)?, None)
@@ -158,6 +162,9 @@ impl Repository {
             Some(l) => store.lock_writes(&lock::policy(l)).err().map(|e| e.message),
             None => None,
         };
+        let readers = (0..LOOKUP_CONNECTIONS)
+            .map(|_| cat.reader())
+            .collect::<Result<Vec<_>, _>>()?;
         let cipher = key.cipher();
         let repo = Repository {
             version: config.version.into(),
@@ -169,10 +176,10 @@ impl Repository {
             config,
             key_id,
             catalog: Arc::new(Mutex::new(cat)),
-            index: RwLock::new(BlobIndex::default()),
+            index: RwLock::new(BlobIndex::new(readers)),
             damaged_indexes: Mutex::new(Vec::new()),
         };
-        repo.sync_catalog_with(locations).await?;
+        repo.sync_catalog_with(prefixes).await?;
         Ok(repo)
     }
 
@@ -237,8 +244,7 @@ impl Repository {
 
     /// [`Repository::has_blob`] for every id, under one lock.
     pub fn has_blobs(&self, ids: &[BlobId]) -> bool {
-        let idx = self.index();
-        ids.iter().all(|id| idx.contains(id))
+        self.index().contains_all(ids)
     }
 
     /// Whether the blob can be read at all (in a planned pack or not).
@@ -253,8 +259,7 @@ impl Repository {
 
     /// [`Repository::locate_blob`] for every id, under one lock.
     pub fn locate_blobs(&self, ids: &[BlobId]) -> Vec<Option<(PackId, BlobEntry)>> {
-        let idx = self.index();
-        ids.iter().map(|id| idx.get(id)).collect()
+        self.index().get_all(ids)
     }
 
     /// Records the blobs of a pack this process has stored, so that later
@@ -282,14 +287,14 @@ impl Repository {
         self.sync_catalog_with(None).await
     }
 
-    /// [`Repository::sync_catalog`], given the blob locations the catalog
-    /// held before (used when the sync changes nothing).
+    /// [`Repository::sync_catalog`], given the blob id prefixes the
+    /// catalog held before (used when the sync changes nothing).
     ///
     /// Snapshots are listed before index objects: a backup that finishes
     /// between the two listings then adds at most index objects whose
     /// snapshot this sync does not see, never a snapshot whose index
     /// objects it missed (writers store packs, then index, then snapshots).
-    async fn sync_catalog_with(&self, mut preloaded: Option<Locations>) -> RepoResult<()> {
+    async fn sync_catalog_with(&self, mut preloaded: Option<locations::Filter>) -> RepoResult<()> {
         if self.claim_catalog().await? {
             preloaded = None;
         }
@@ -301,19 +306,13 @@ impl Repository {
         self.sync_snapshots(snapshots).await?;
         tracing::debug!("catalog in step with the repository");
         let doomed = self.planned_packs().await?;
-        let locations = match preloaded {
-            Some(l) => l,
-            None => self.on_catalog(|c| c.blob_locations()).await?,
+        let prefixes = match preloaded {
+            Some(p) => p,
+            None => self.on_catalog(|c| locations::load_prefixes(c)).await?,
         };
-        let mut index = BlobIndex::default();
-        for (pack, entry) in locations {
-            match doomed.contains(&pack) {
-                true => index.insert_doomed(pack, entry),
-                false => index.insert(pack, entry),
-            }
-        }
-        tracing::debug!(blobs = index.len(), "blob index loaded");
-        *self.index_mut() = index;
+        let mut index = self.index_mut();
+        index.reload(prefixes, doomed);
+        tracing::debug!(filter_bytes = index.filter_bytes(), "blob index loaded");
         Ok(())
     }
 
@@ -435,8 +434,9 @@ impl Repository {
         );
         let blobs: usize = index.packs.iter().map(|p| p.blobs.len()).sum();
         tracing::debug!(index = %id, packs = index.packs.len(), blobs, "index object stored");
-        let index = index.clone();
-        self.on_catalog(move |c| c.add_index(&id, &index)).await?;
+        let copy = index.clone();
+        self.on_catalog(move |c| c.add_index(&id, &copy)).await?;
+        self.index_mut().indexed(index);
         Ok(id)
     }
 
@@ -569,10 +569,11 @@ impl Repository {
         self.sync_catalog().await?;
         let path = self.catalog().path().to_path_buf();
         let snapshots = self.snapshots()?.len();
+        let blobs = self.on_catalog(|c| c.distinct_blobs()).await? as usize;
         Ok(CatalogStats {
             path,
             snapshots,
-            blobs: self.index().len(),
+            blobs,
         })
     }
 
@@ -601,19 +602,19 @@ pub struct CatalogStats {
     pub blobs: usize,
 }
 
-/// Where every blob of the repository is, as the catalog lists them.
-type Locations = Vec<(PackId, BlobEntry)>;
-
-/// Opens the catalog of repository `id` and reads its blob locations, if
-/// it is that repository's.
-fn preload_catalog(path: Option<PathBuf>, id: &str) -> RepoResult<(Catalog, Option<Locations>)> {
+/// Opens the catalog of repository `id` and reads its blob id prefixes
+/// (see [`locations`]), if it is that repository's.
+fn preload_catalog(
+    path: Option<PathBuf>,
+    id: &str,
+) -> RepoResult<(Catalog, Option<locations::Filter>)> {
     let path = path.unwrap_or_else(|| crate::catalog::default_path(id));
     let cat = Catalog::open(&path)?;
-    let locations = match cat.meta("repository")?.as_deref() == Some(id) {
-        true => Some(cat.blob_locations()?),
+    let prefixes = match cat.meta("repository")?.as_deref() == Some(id) {
+        true => Some(locations::load_prefixes(&cat)?),
         false => None,
     };
-    Ok((cat, locations))
+    Ok((cat, prefixes))
 }
 
 /// Tries every key object with the password; the first that opens wins.
