@@ -142,18 +142,6 @@ pub fn rfc3339(t: &chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn sizes() {
-        assert_eq!(super::parse_size("512KiB").unwrap(), 512 << 10);
-        assert_eq!(super::parse_size("16 MiB").unwrap(), 16 << 20);
-        assert_eq!(super::parse_size("100").unwrap(), 100);
-        assert!(super::parse_size("1XB").is_err());
-        assert_eq!(super::human_bytes(1536), "1.5 KiB");
-    }
-}
-
 /// A whole number of seconds in the largest unit that divides it: `30d`,
 /// `12h`, `90s`.
 pub fn human_seconds(s: u64) -> String {
@@ -163,5 +151,17 @@ pub fn human_seconds(s: u64) -> String {
         s if s % 3600 == 0 => format!("{}h", s / 3600),
         s if s % 60 == 0 => format!("{}m", s / 60),
         s => format!("{s}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes() {
+        assert_eq!(super::parse_size("512KiB").unwrap(), 512 << 10);
+        assert_eq!(super::parse_size("16 MiB").unwrap(), 16 << 20);
+        assert_eq!(super::parse_size("100").unwrap(), 100);
+        assert!(super::parse_size("1XB").is_err());
+        assert_eq!(super::human_bytes(1536), "1.5 KiB");
     }
 }

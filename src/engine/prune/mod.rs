@@ -85,7 +85,7 @@ pub struct PruneReport {
     pub next_deletion: Option<DateTime<Utc>>,
     /// Object lock: what the prune extended, purged and left for later.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub object_lock: Option<LockReport>,
+    pub object_lock: Option<Box<LockReport>>,
     /// How long the prune took.
     pub elapsed_seconds: f64,
 }
@@ -178,7 +178,7 @@ async fn phases(repo: &Arc<Repository>, opts: &PruneOptions) -> EngineResult<Pru
 /// packs a plan names (they are on their way out), then removes the hidden
 /// versions whose retention has ended. Nothing still retained is asked to
 /// go; it is reported as deferred.
-async fn retain(repo: &Repository, now: DateTime<Utc>) -> EngineResult<Option<LockReport>> {
+async fn retain(repo: &Repository, now: DateTime<Utc>) -> EngineResult<Option<Box<LockReport>>> {
     let Some(lock) = repo.protection() else {
         return Ok(None);
     };
@@ -193,12 +193,12 @@ async fn retain(repo: &Repository, now: DateTime<Utc>) -> EngineResult<Option<Lo
         }
     }
     let extended = repo.extend_retention(keys, now).await?;
-    Ok(Some(LockReport {
+    Ok(Some(Box::new(LockReport {
         mode: lock.mode.name().to_string(),
         retention_seconds: lock.retention_seconds,
         extended,
         purge: repo.purge_versions(now).await?,
-    }))
+    })))
 }
 
 /// The plans in the store; a damaged one stops the prune (it cannot tell
