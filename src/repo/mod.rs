@@ -299,8 +299,7 @@ impl Repository {
             preloaded = None;
         }
         let snapshots: HashSet<SnapshotId> = self.list_ids(ObjectKind::Snapshot).await?;
-        let indexes: HashSet<IndexId> = self.list_ids(ObjectKind::Index).await?;
-        if self.sync_indexes(indexes).await? {
+        if self.sync_listed_indexes().await? {
             preloaded = None;
         }
         self.sync_snapshots(snapshots).await?;
@@ -325,7 +324,29 @@ impl Repository {
 
     /// Brings the catalog's index objects in step with `stored`; true when
     /// anything changed.
-    async fn sync_indexes(&self, stored: HashSet<IndexId>) -> RepoResult<bool> {
+    /// Lists the index objects and brings the catalog in step with them.
+    /// A prune may rewrite index objects while this runs: one that vanishes
+    /// between the listing and its read was replaced by a newer one written
+    /// before it was deleted, so the listing is taken again (a few times).
+    async fn sync_listed_indexes(&self) -> RepoResult<bool> {
+        let mut changed = false;
+        for _ in 0..4 {
+            let indexes: HashSet<IndexId> = self.list_ids(ObjectKind::Index).await?;
+            let (c, vanished) = self.sync_indexes(indexes).await?;
+            changed |= c;
+            if !vanished {
+                return Ok(changed);
+            }
+            tracing::debug!("an index object vanished while it was read; listing again");
+        }
+        Err(RepoError::Invalid(
+            "index objects kept vanishing while they were read (a prune rewriting them?): run the command again".into(),
+        ))
+    }
+
+    /// Brings the catalog's index objects in step with `stored`; returns
+    /// whether anything changed and whether a listed object had vanished.
+    async fn sync_indexes(&self, stored: HashSet<IndexId>) -> RepoResult<(bool, bool)> {
         let known = self.catalog().index_ids()?;
         let gone: Vec<IndexId> = known.difference(&stored).copied().collect();
         self.on_catalog(move |c| gone.iter().try_for_each(|id| c.remove_index(id)))
@@ -335,9 +356,11 @@ impl Repository {
             .map(|id| async move { (id, self.load_index(&id).await) })
             .buffer_unordered(PARALLEL_LOADS);
         let mut damaged = Vec::new();
+        let mut vanished = false;
         while let Some((id, res)) = loads.next().await {
             match res {
                 Ok(idx) => self.on_catalog(move |c| c.add_index(&id, &idx)).await?,
+                Err(RepoError::Store(e)) if e.is_not_found() => vanished = true,
                 Err(RepoError::Corrupt { reason, .. }) => {
                     tracing::warn!(index = %id, error = %reason, "skipping damaged index object");
                     damaged.push((id, reason));
@@ -346,7 +369,7 @@ impl Repository {
             }
         }
         *self.damaged_indexes.lock().unwrap() = damaged;
-        Ok(stored != known)
+        Ok((stored != known, vanished))
     }
 
     /// Brings the catalog's snapshots in step with `stored`.

@@ -150,7 +150,10 @@ impl Read for ZeroSkipReader {
             }
             let i = (self.pos - self.buf_at) as usize;
             let block = (ZERO_BLOCK - i % ZERO_BLOCK).min(self.buf_len - i);
-            if is_zero(&self.buf[i..i + block]) {
+            // Whether a block is a hole is decided once, at its start, on the
+            // whole block: a reader part-way through a block is in one that
+            // holds data, whatever the rest of it is.
+            if i % ZERO_BLOCK == 0 && is_zero(&self.buf[i..i + block]) {
                 self.pos += block as u64;
                 continue;
             }
