@@ -81,8 +81,7 @@ pub async fn verify(
         Ok(w) => w,
         Err(e) => {
             let root = crate::engine::walk::SnapPath::root();
-            v.mismatches
-                .push(super::Mismatch::new(root, e.to_string()));
+            v.mismatches.push(super::Mismatch::new(root, e.to_string()));
             return v;
         }
     };
