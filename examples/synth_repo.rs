@@ -180,7 +180,7 @@ fn make_tree(root: &Path, files: u64) {
         let depth = 4 + (j % 5) as usize;
         let hex = format!("{j:0depth$x}");
         let mut dir = root.to_path_buf();
-        for (i, c) in hex.chars().enumerate() {
+        for (i, c) in hex.char_indices() {
             // The last level takes the remaining digits.
             if i + 1 < depth {
                 dir.push(format!("d{c}"));

@@ -153,7 +153,7 @@ impl Read for ZeroSkipReader {
             // Whether a block is a hole is decided once, at its start, on the
             // whole block: a reader part-way through a block is in one that
             // holds data, whatever the rest of it is.
-            if i % ZERO_BLOCK == 0 && is_zero(&self.buf[i..i + block]) {
+            if i.is_multiple_of(ZERO_BLOCK) && is_zero(&self.buf[i..i + block]) {
                 self.pos += block as u64;
                 continue;
             }
