@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use super::walk::SnapPath;
 use super::EngineResult;
-use crate::repo::{BlobId, Repository, SnapshotId};
+use crate::repo::{BlobId, IndexId, ObjectKind, RepoError, Repository, SnapshotId};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Problem {
@@ -75,6 +75,9 @@ pub async fn check(repo: &Arc<Repository>, read_data: bool) -> EngineResult<Chec
     for (id, e) in repo.damaged_indexes() {
         report.error(id.key(), e);
     }
+    if read_data {
+        reread_indexes(repo, &mut report).await?;
+    }
     let mut bad = Bad::new();
     let readable = packs::check_packs(repo, &mut report, &mut bad).await?;
     if read_data {
@@ -82,6 +85,32 @@ pub async fn check(repo: &Arc<Repository>, read_data: bool) -> EngineResult<Chec
     }
     check_snapshots(repo, &bad, &mut report).await?;
     Ok(report)
+}
+
+/// Reads every index object from the store again (the catalog holds what
+/// they said when they were first read, so damage done to them since is
+/// seen only here), reporting those that no longer open or decode.
+async fn reread_indexes(repo: &Repository, report: &mut CheckReport) -> EngineResult<()> {
+    use futures::StreamExt;
+    let known: HashSet<IndexId> = repo
+        .damaged_indexes()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    let ids: HashSet<IndexId> = repo.list_ids(ObjectKind::Index).await?;
+    let mut loads = futures::stream::iter(ids.into_iter().filter(|id| !known.contains(id)))
+        .map(|id| async move { (id, repo.load_index(&id).await) })
+        .buffer_unordered(8);
+    while let Some((id, res)) = loads.next().await {
+        match res {
+            Ok(_) => {}
+            Err(RepoError::Corrupt { reason, .. }) => report.error(id.key(), reason),
+            // Deleted since the listing (a prune replacing it): not damage.
+            Err(RepoError::Store(e)) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
 }
 
 /// Snapshots, then the trees and files they reach.
