@@ -97,6 +97,21 @@ pub fn run_limited(env: &Env, limit_bytes: u64, args: &[&str]) -> crate::support
 /// reported failures allocated (1.9 to 4.9 GB).
 pub const LIMIT: u64 = 1 << 30;
 
+/// `restore latest --json --target OUT` under [`LIMIT`].
+pub fn restore_limited(env: &Env, out: &std::path::Path) -> crate::support::Run {
+    run_limited(
+        env,
+        LIMIT,
+        &[
+            "restore",
+            "latest",
+            "--json",
+            "--target",
+            out.to_str().unwrap(),
+        ],
+    )
+}
+
 fn problems(r: &crate::support::Run) -> Vec<(String, String)> {
     let j = r.json();
     j["affected"]
@@ -185,17 +200,7 @@ fn check_and_restore_refuse_files_that_break_the_rules() {
     assert!(why("/subtree-is-data").contains("data blob"));
     assert!(r.json()["affected"][0]["snapshot"] == sid.to_hex().as_str());
     let out = env.path("out");
-    let r = run_limited(
-        &env,
-        LIMIT,
-        &[
-            "restore",
-            "latest",
-            "--json",
-            "--target",
-            out.to_str().unwrap(),
-        ],
-    );
+    let r = restore_limited(&env, &out);
     assert_eq!(r.code, 1, "{}", r.stderr);
     let refused: Vec<String> = failed(&r).into_iter().map(|(p, _)| p).collect();
     let mut expected: Vec<&str> = paths.clone();
@@ -240,17 +245,7 @@ fn hard_links_with_different_content_fail_check_and_restore_apart() {
         "{found:?}"
     );
     let out = env.path("out");
-    let r = run_limited(
-        &env,
-        LIMIT,
-        &[
-            "restore",
-            "latest",
-            "--json",
-            "--target",
-            out.to_str().unwrap(),
-        ],
-    );
+    let r = restore_limited(&env, &out);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let warnings = r.json()["report"]["warnings"].clone();
     assert!(warnings.to_string().contains("hard link"), "{warnings}");

@@ -4,7 +4,7 @@
 //! outcome and exit code, no abort, nothing written outside the target.
 
 use crate::forge::{dir, file, summary, Forge};
-use crate::hostile::{run_limited, LIMIT};
+use crate::hostile::{restore_limited, run_limited, LIMIT};
 use crate::support::Env;
 
 /// A chain of `depth` directories named `d`, a file at the bottom.
@@ -56,17 +56,7 @@ fn deep(depth: usize) {
     assert!(r.json()["errors"].as_array().unwrap().is_empty());
     let before = outside(&env);
     let out = env.path("out");
-    let r = run_limited(
-        &env,
-        LIMIT,
-        &[
-            "restore",
-            "latest",
-            "--json",
-            "--target",
-            out.to_str().unwrap(),
-        ],
-    );
+    let r = restore_limited(&env, &out);
     assert_eq!(r.code, 1, "{}", r.stderr);
     let failed = r.json()["report"]["failed"].as_array().unwrap().clone();
     assert!(
