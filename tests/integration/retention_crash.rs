@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use crate::support::Env;
 
-/// Starts ferry with `args` (after `--repo`) and SIGKILLs it after `after`;
-/// true when it was still running then.
-fn kill_after(env: &Env, args: &[&str], after: Duration) -> bool {
+/// Starts ferry with `args` (after `--repo`) and SIGKILLs it after `after`.
+/// `Ok(())` when it was still running then, else `Err(how long it ran)`.
+fn kill_after(env: &Env, args: &[&str], after: Duration) -> Result<(), Duration> {
     let repo = env.repo.to_str().unwrap();
     let mut c = env.command();
     c.arg(args[0]).args(["--repo", repo]).args(&args[1..]);
@@ -24,13 +24,13 @@ fn kill_after(env: &Env, args: &[&str], after: Duration) -> bool {
     let start = Instant::now();
     while start.elapsed() < after {
         if child.try_wait().unwrap().is_some() {
-            return false;
+            return Err(start.elapsed());
         }
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(Duration::from_micros(500));
     }
     let _ = child.kill();
     child.wait().unwrap();
-    true
+    Ok(())
 }
 
 #[test]
@@ -40,6 +40,10 @@ fn prune_and_forget_killed_at_many_points_leave_a_sound_repository() {
     let src = env.mkdir("src");
     let mut killed = 0;
     let mut expected = BTreeMap::new();
+    // The kill points are fractions of how long an uninterrupted run took
+    // last, so they fall inside the run on a fast machine as on a slow one;
+    // after each kill the estimate grows, so later kills land deeper.
+    let mut full = Duration::from_millis(40);
     for round in 0..16u64 {
         for f in 0..4u64 {
             let data = crate::support::bytes(300 << 10, round * 10 + f);
@@ -47,7 +51,7 @@ fn prune_and_forget_killed_at_many_points_leave_a_sound_repository() {
         }
         let id = env.backup(&[&src], &[]);
         expected.insert(id, crate::support::digest(&src));
-        let delay = Duration::from_millis(10 + round * 7);
+        let delay = full.mul_f64([0.2, 0.4, 0.6, 0.8, 0.95][round as usize % 5]);
         let args: &[&str] = match round % 3 {
             0 => &[
                 "forget",
@@ -61,10 +65,17 @@ fn prune_and_forget_killed_at_many_points_leave_a_sound_repository() {
             ],
             _ => &["prune", "--keep-delete", "0s", "--max-unused", "0%"],
         };
-        killed += kill_after(&env, args, delay) as usize;
+        match kill_after(&env, args, delay) {
+            Ok(()) => {
+                killed += 1;
+                full = full.mul_f64(1.3);
+            }
+            Err(ran) => full = ran,
+        }
         let r = env.try_run(&["check", "--json"]);
         assert_eq!(r.code, 0, "round {round}: check after a kill: {}", r.stdout);
     }
+    eprintln!("killed {killed} of 16, last full run {full:?}");
     assert!(
         killed >= 3,
         "only {killed} runs were killed before they finished"
