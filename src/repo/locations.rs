@@ -2,17 +2,22 @@
 //! bytes per blob however large the repository grows.
 //!
 //! The catalog's `blobs` table (SQLite, keyed by blob id) is the truth.
-//! Memory holds a filter of it: the first four bytes of every id, in two
-//! bytes a blob (20 MB at 10 million blobs, against ~100 bytes a blob for
-//! a map of full entries). A lookup that misses the filter is answered
-//! there; a hit is confirmed by a point lookup on one of a few read-only
-//! catalog connections, which also gives the full entry. At 10 million
-//! blobs a new id hits the filter by chance once in ~430 lookups.
+//! Memory holds what membership questions need:
+//! - up to [`EXACT_LIMIT`] blobs, every id in full (32 bytes a blob, 64 MiB
+//!   at the limit), sorted: whether a blob is stored is answered there,
+//!   without the catalog, which keeps deduplication as fast as a map;
+//! - above it, a filter: the first four bytes of every id, in two bytes a
+//!   blob (20 MB at 10 million blobs). A lookup that misses the filter is
+//!   answered there; a hit is confirmed by a point lookup on one of a few
+//!   read-only catalog connections. At 10 million blobs a new id hits the
+//!   filter by chance once in ~430 lookups.
 //!
+//! Where a blob lives (its pack and entry) is always read from the catalog.
 //! Blobs of packs this process stored are kept whole in memory until the
-//! index object naming them is in the catalog (a few thousand at a time);
-//! then only their prefix stays. Blobs found only in packs a deletion plan
-//! names ("doomed") can be read but are not offered for deduplication.
+//! index object naming them is in the catalog (a few thousand at a time).
+//! Blobs found only in packs a deletion plan names ("doomed") can be read
+//! but are not offered for deduplication; the id prefixes of the blobs in
+//! planned packs are kept so that only those are asked about.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -79,9 +84,42 @@ impl Filter {
     }
 }
 
+/// Repositories with up to this many blob rows keep every id in memory.
+pub const EXACT_LIMIT: usize = 1 << 21;
+
+/// What memory knows of the ids the catalog held when it was read.
+pub enum Known {
+    /// Every id, sorted and distinct: membership is certain.
+    Exact(Vec<BlobId>),
+    /// Id prefixes only: a hit is confirmed in the catalog.
+    Prefixes(Filter),
+}
+
+impl Default for Known {
+    fn default() -> Self {
+        Known::Exact(Vec::new())
+    }
+}
+
+/// Every blob id in the catalog, as [`Known`]: in full up to `limit` rows,
+/// else as prefixes. Read row by row in id order.
+pub fn load_known(cat: &Catalog, limit: usize) -> CatalogResult<Known> {
+    let rows = cat.blob_rows()? as usize;
+    if rows > limit {
+        return load_prefixes(cat).map(Known::Prefixes);
+    }
+    let mut ids: Vec<BlobId> = Vec::with_capacity(rows);
+    cat.each_blob_id(|id| {
+        if ids.last().map(|l| &l.0) != Some(id) {
+            ids.push(BlobId(*id));
+        }
+    })?;
+    Ok(Known::Exact(ids))
+}
+
 /// The filter of every blob id in the catalog, read row by row in id
 /// order (never a list of the rows).
-pub fn load_prefixes(cat: &Catalog) -> CatalogResult<Filter> {
+fn load_prefixes(cat: &Catalog) -> CatalogResult<Filter> {
     let mut failed = None;
     let f = Filter::from_sorted(cat.blob_rows()? as usize, |push| {
         failed = cat.each_blob_id(|id| push(prefix(id))).err();
@@ -92,18 +130,113 @@ pub fn load_prefixes(cat: &Catalog) -> CatalogResult<Filter> {
     }
 }
 
+/// The id prefixes of the blobs in `packs` (the packs deletion plans name).
+pub fn pack_prefixes(cat: &Catalog, packs: &HashSet<PackId>) -> CatalogResult<HashSet<u32>> {
+    let mut out = HashSet::new();
+    for p in packs {
+        out.extend(cat.pack_entries(p)?.iter().map(|e| prefix(&e.id.0)));
+    }
+    Ok(out)
+}
+
+/// Whether the catalog holds a blob, as far as memory can tell.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Member {
+    No,
+    Yes,
+    Maybe,
+}
+
+/// The ids the catalog holds: those read at load, and those added since.
+#[derive(Default)]
+struct Members {
+    loaded: Known,
+    /// Ids added since, in full while `loaded` is exact.
+    exact: HashSet<BlobId>,
+    /// Id prefixes added since, once `loaded` is a filter.
+    prefixes: HashSet<u32>,
+    /// How many ids are kept in full before falling back to prefixes.
+    limit: usize,
+}
+
+impl Members {
+    fn add(&mut self, id: &BlobId) {
+        match &self.loaded {
+            Known::Exact(ids) => {
+                if ids.binary_search(id).is_err() && self.exact.insert(*id)
+                    && ids.len() + self.exact.len() > self.limit
+                {
+                    self.to_prefixes();
+                }
+            }
+            Known::Prefixes(_) => {
+                self.prefixes.insert(prefix(&id.0));
+            }
+        }
+    }
+
+    /// Keeps prefixes only, from now on.
+    fn to_prefixes(&mut self) {
+        if let Known::Exact(ids) = &self.loaded {
+            let f = Filter::from_sorted(ids.len(), |push| {
+                ids.iter().for_each(|i| push(prefix(&i.0)))
+            });
+            self.prefixes = self.exact.drain().map(|i| prefix(&i.0)).collect();
+            self.exact = HashSet::new();
+            self.loaded = Known::Prefixes(f);
+        }
+    }
+
+    fn lookup(&self, id: &BlobId) -> Member {
+        match &self.loaded {
+            Known::Exact(ids) => match ids.binary_search(id).is_ok() || self.exact.contains(id) {
+                true => Member::Yes,
+                false => Member::No,
+            },
+            Known::Prefixes(f) => {
+                let p = prefix(&id.0);
+                match f.contains(p) || self.prefixes.contains(&p) {
+                    true => Member::Maybe,
+                    false => Member::No,
+                }
+            }
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        let loaded = match &self.loaded {
+            Known::Exact(ids) => ids.capacity() * 32,
+            Known::Prefixes(f) => f.bytes(),
+        };
+        loaded + self.exact.capacity() * 33 + self.prefixes.capacity() * 5
+    }
+}
+
 #[derive(Default)]
 pub struct BlobIndex {
-    /// Id prefixes of the blobs the catalog held when loaded.
-    loaded: Filter,
-    /// Id prefixes of blobs the catalog gained since.
-    added: HashSet<u32>,
+    members: Members,
     /// Blobs of stored packs whose index object is not in the catalog yet.
     recent: HashMap<BlobId, (PackId, BlobEntry)>,
-    /// Packs a deletion plan names.
+    /// Packs a deletion plan names, and the id prefixes of their blobs.
     doomed: HashSet<PackId>,
+    doomed_prefixes: HashSet<u32>,
     readers: Vec<Mutex<BlobReader>>,
     next: AtomicUsize,
+}
+
+/// One lookup's catalog connection, taken only when the catalog is asked.
+struct Asking<'a> {
+    index: &'a BlobIndex,
+    reader: Option<MutexGuard<'a, BlobReader>>,
+}
+
+impl Asking<'_> {
+    fn reader(&mut self) -> Option<&BlobReader> {
+        if self.reader.is_none() {
+            self.reader = self.index.reader();
+        }
+        self.reader.as_deref()
+    }
 }
 
 /// What the catalog knows of one blob.
@@ -120,17 +253,26 @@ impl BlobIndex {
     pub fn new(readers: Vec<BlobReader>) -> Self {
         BlobIndex {
             readers: readers.into_iter().map(Mutex::new).collect(),
+            members: Members {
+                limit: EXACT_LIMIT,
+                ..Default::default()
+            },
             ..Default::default()
         }
     }
 
     /// Replaces what the index knows with the catalog's content (given as
-    /// [`load_prefixes`] read it) and the packs deletion plans name.
-    pub fn reload(&mut self, prefixes: Filter, doomed: HashSet<PackId>) {
-        self.loaded = prefixes;
-        self.added = HashSet::new();
+    /// [`load_known`] read it), the packs deletion plans name and the id
+    /// prefixes of their blobs ([`pack_prefixes`]).
+    pub fn reload(&mut self, known: Known, doomed: HashSet<PackId>, doomed_prefixes: HashSet<u32>) {
+        self.members = Members {
+            loaded: known,
+            limit: self.members.limit,
+            ..Default::default()
+        };
         self.recent = HashMap::new();
         self.doomed = doomed;
+        self.doomed_prefixes = doomed_prefixes;
     }
 
     /// Records the blobs of a pack this process stored.
@@ -142,7 +284,7 @@ impl BlobIndex {
     pub fn indexed(&mut self, index: &IndexFile) {
         for p in &index.packs {
             for b in &p.blobs {
-                self.added.insert(prefix(&b.id.0));
+                self.members.add(&b.id);
                 if self
                     .recent
                     .get(&b.id)
@@ -152,12 +294,6 @@ impl BlobIndex {
                 }
             }
         }
-    }
-
-    /// Whether the catalog may hold `id` (false: it certainly does not).
-    fn may_hold(&self, id: &BlobId) -> bool {
-        let p = prefix(&id.0);
-        self.loaded.contains(p) || self.added.contains(&p)
     }
 
     /// A free reader, or the next one in turn when all are busy.
@@ -173,20 +309,30 @@ impl BlobIndex {
         Some(r.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Asks the catalog about `id`; `entry` says whether the entry is
-    /// wanted or only whether the blob is there. A catalog that cannot be
-    /// read counts as not holding it (the caller stores the blob again, or
-    /// reports it missing).
-    fn find(&self, reader: &BlobReader, id: &BlobId, entry: bool) -> Found {
-        if !self.may_hold(id) {
-            return Found::Absent;
+    /// What is known of `id`; `entry` says whether the entry is wanted or
+    /// only whether the blob is there. Memory answers when it can; else the
+    /// catalog is asked, and a catalog that cannot be read counts as not
+    /// holding the blob (the caller stores it again, or reports it missing).
+    fn found(&self, ask: &mut Asking, id: &BlobId, entry: bool) -> Found {
+        if let Some(&(p, e)) = self.recent.get(id) {
+            return Found::Live(Some((p, e)));
         }
-        let checked = match (entry, self.doomed.is_empty()) {
-            (false, true) => reader.exists(id).map(|e| match e {
-                true => Found::Live(None),
-                false => Found::Absent,
-            }),
-            _ => self.rows(reader, id),
+        let member = self.members.lookup(id);
+        let doomed = self.doomed_prefixes.contains(&prefix(&id.0));
+        let checked = match (member, entry || doomed) {
+            (Member::No, _) => return Found::Absent,
+            (Member::Yes, false) => return Found::Live(None),
+            (Member::Maybe, false) => match ask.reader() {
+                Some(r) => r.exists(id).map(|e| match e {
+                    true => Found::Live(None),
+                    false => Found::Absent,
+                }),
+                None => return Found::Absent,
+            },
+            (_, true) => match ask.reader() {
+                Some(r) => self.rows(r, id),
+                None => return Found::Absent,
+            },
         };
         checked.unwrap_or_else(|e| {
             tracing::warn!(blob = %id, error = %e, "blob lookup failed");
@@ -205,28 +351,20 @@ impl BlobIndex {
         })
     }
 
-    /// Runs `f` with a reader, or without one when there is none.
-    fn with_reader<T>(&self, f: impl FnOnce(Option<&BlobReader>) -> T) -> T {
-        match self.reader() {
-            Some(r) => f(Some(&r)),
-            None => f(None),
+    fn asking(&self) -> Asking<'_> {
+        Asking {
+            index: self,
+            reader: None,
         }
-    }
-
-    fn found(&self, reader: Option<&BlobReader>, id: &BlobId, entry: bool) -> Found {
-        if let Some(&(p, e)) = self.recent.get(id) {
-            return Found::Live(Some((p, e)));
-        }
-        reader.map_or(Found::Absent, |r| self.find(r, id, entry))
     }
 
     /// Where a blob lives: a pack no plan names when there is one.
     pub fn get(&self, id: &BlobId) -> Option<(PackId, BlobEntry)> {
-        self.with_reader(|r| self.get_with(r, id))
+        self.get_with(&mut self.asking(), id)
     }
 
-    fn get_with(&self, r: Option<&BlobReader>, id: &BlobId) -> Option<(PackId, BlobEntry)> {
-        match self.found(r, id, true) {
+    fn get_with(&self, ask: &mut Asking, id: &BlobId) -> Option<(PackId, BlobEntry)> {
+        match self.found(ask, id, true) {
             Found::Live(l) => l,
             Found::Doomed(p, e) => Some((p, e)),
             Found::Absent => None,
@@ -235,7 +373,8 @@ impl BlobIndex {
 
     /// [`BlobIndex::get`] for every id, with one reader.
     pub fn get_all(&self, ids: &[BlobId]) -> Vec<Option<(PackId, BlobEntry)>> {
-        self.with_reader(|r| ids.iter().map(|id| self.get_with(r, id)).collect())
+        let mut ask = self.asking();
+        ids.iter().map(|id| self.get_with(&mut ask, id)).collect()
     }
 
     /// Whether a writer may reuse the stored blob instead of storing it
@@ -246,20 +385,19 @@ impl BlobIndex {
 
     /// [`BlobIndex::contains`] for every id, with one reader.
     pub fn contains_all(&self, ids: &[BlobId]) -> bool {
-        self.with_reader(|r| {
-            ids.iter()
-                .all(|id| matches!(self.found(r, id, false), Found::Live(_)))
-        })
+        let mut ask = self.asking();
+        ids.iter()
+            .all(|id| matches!(self.found(&mut ask, id, false), Found::Live(_)))
     }
 
     /// Whether the blob can be read at all (in a planned pack or not).
     pub fn locates(&self, id: &BlobId) -> bool {
-        self.with_reader(|r| !matches!(self.found(r, id, false), Found::Absent))
+        !matches!(self.found(&mut self.asking(), id, false), Found::Absent)
     }
 
-    /// Bytes of memory the filter takes (for tests and logs).
-    pub fn filter_bytes(&self) -> usize {
-        self.loaded.bytes() + self.added.capacity() * 5
+    /// Bytes of memory the membership structures take (for tests and logs).
+    pub fn memory_bytes(&self) -> usize {
+        self.members.bytes() + self.doomed_prefixes.capacity() * 5
     }
 }
 
@@ -306,63 +444,98 @@ mod tests {
         (cat, BlobIndex::new(readers))
     }
 
+    /// Loads the catalog into `idx`, keeping ids in full up to `limit`.
+    fn reload(idx: &mut BlobIndex, cat: &Catalog, doomed: &[u8], limit: usize) {
+        let doomed: HashSet<PackId> = doomed.iter().map(|p| PackId([*p; 32])).collect();
+        let prefixes = pack_prefixes(cat, &doomed).unwrap();
+        idx.members.limit = limit;
+        idx.reload(load_known(cat, limit).unwrap(), doomed, prefixes);
+    }
+
+    /// Both ways of knowing ids: in full, and as prefixes only.
+    const LIMITS: [usize; 2] = [EXACT_LIMIT, 0];
+
     #[test]
-    fn ids_sharing_a_prefix_are_told_apart_by_the_catalog() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut cat, mut idx) = open(&dir);
-        let (a, b) = (id(7, 1), id(7, 2));
-        cat.add_index(&IndexId([1; 32]), &index(&[(1, vec![entry(a, 0)])]))
-            .unwrap();
-        idx.reload(load_prefixes(&cat).unwrap(), HashSet::new());
-        assert!(idx.contains(&BlobId(a)) && idx.locates(&BlobId(a)));
-        // Same four first bytes, another blob: the filter hits, the
-        // catalog says no.
-        assert!(!idx.contains(&BlobId(b)) && !idx.locates(&BlobId(b)));
-        assert_eq!(idx.get(&BlobId(b)), None);
-        assert!(!idx.contains(&BlobId(id(8, 1))));
-        assert_eq!(idx.get(&BlobId(a)), Some((PackId([1; 32]), entry(a, 0))));
+    fn ids_sharing_a_prefix_are_told_apart() {
+        for limit in LIMITS {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut cat, mut idx) = open(&dir);
+            let (a, b) = (id(7, 1), id(7, 2));
+            cat.add_index(&IndexId([1; 32]), &index(&[(1, vec![entry(a, 0)])]))
+                .unwrap();
+            reload(&mut idx, &cat, &[], limit);
+            assert!(idx.contains(&BlobId(a)) && idx.locates(&BlobId(a)));
+            // Same four first bytes, another blob: the filter hits, the
+            // catalog says no.
+            assert!(!idx.contains(&BlobId(b)) && !idx.locates(&BlobId(b)));
+            assert_eq!(idx.get(&BlobId(b)), None);
+            assert!(!idx.contains(&BlobId(id(8, 1))));
+            assert_eq!(idx.get(&BlobId(a)), Some((PackId([1; 32]), entry(a, 0))));
+        }
     }
 
     #[test]
     fn doomed_blobs_are_readable_but_not_offered_for_dedup() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut cat, mut idx) = open(&dir);
-        let (only_doomed, both) = (id(1, 1), id(2, 2));
-        let i = index(&[
-            (5, vec![entry(only_doomed, 0), entry(both, 10)]),
-            (6, vec![entry(both, 0)]),
-        ]);
-        cat.add_index(&IndexId([1; 32]), &i).unwrap();
-        idx.reload(load_prefixes(&cat).unwrap(), [PackId([5; 32])].into());
-        assert!(!idx.contains(&BlobId(only_doomed)));
-        assert!(idx.locates(&BlobId(only_doomed)));
-        assert_eq!(idx.get(&BlobId(only_doomed)).unwrap().0, PackId([5; 32]));
-        // A copy outside the planned pack is the one offered and read.
-        assert!(idx.contains(&BlobId(both)));
-        assert_eq!(
-            idx.get(&BlobId(both)),
-            Some((PackId([6; 32]), entry(both, 0)))
-        );
-        assert!(!idx.contains_all(&[BlobId(both), BlobId(only_doomed)]));
-        // Stored again by this process: offered for dedup again.
-        idx.insert(PackId([9; 32]), entry(only_doomed, 0));
-        assert!(idx.contains(&BlobId(only_doomed)));
+        for limit in LIMITS {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut cat, mut idx) = open(&dir);
+            let (only_doomed, both, other) = (id(1, 1), id(2, 2), id(3, 3));
+            let i = index(&[
+                (5, vec![entry(only_doomed, 0), entry(both, 10)]),
+                (6, vec![entry(both, 0), entry(other, 10)]),
+            ]);
+            cat.add_index(&IndexId([1; 32]), &i).unwrap();
+            reload(&mut idx, &cat, &[5], limit);
+            assert!(!idx.contains(&BlobId(only_doomed)));
+            assert!(idx.locates(&BlobId(only_doomed)));
+            assert_eq!(idx.get(&BlobId(only_doomed)).unwrap().0, PackId([5; 32]));
+            // A copy outside the planned pack is the one offered and read.
+            assert!(idx.contains(&BlobId(both)));
+            assert_eq!(
+                idx.get(&BlobId(both)),
+                Some((PackId([6; 32]), entry(both, 0)))
+            );
+            assert!(idx.contains(&BlobId(other)));
+            assert!(!idx.contains_all(&[BlobId(both), BlobId(only_doomed)]));
+            // Stored again by this process: offered for dedup again.
+            idx.insert(PackId([9; 32]), entry(only_doomed, 0));
+            assert!(idx.contains(&BlobId(only_doomed)));
+        }
     }
 
     #[test]
     fn recorded_blobs_move_to_the_catalog_once_indexed() {
+        for limit in LIMITS {
+            let dir = tempfile::tempdir().unwrap();
+            let (mut cat, mut idx) = open(&dir);
+            reload(&mut idx, &cat, &[], limit);
+            let a = entry(id(3, 3), 0);
+            idx.insert(PackId([4; 32]), a);
+            assert_eq!(idx.get(&a.id), Some((PackId([4; 32]), a)));
+            let i = index(&[(4, vec![a])]);
+            cat.add_index(&IndexId([2; 32]), &i).unwrap();
+            idx.indexed(&i);
+            assert!(idx.recent.is_empty());
+            assert_eq!(idx.get_all(&[a.id]), [Some((PackId([4; 32]), a))]);
+            assert!(idx.contains_all(&[a.id]));
+            assert!(!idx.contains(&BlobId(id(3, 4))));
+        }
+    }
+
+    #[test]
+    fn ids_kept_in_full_fall_back_to_prefixes_past_the_limit() {
         let dir = tempfile::tempdir().unwrap();
         let (mut cat, mut idx) = open(&dir);
-        idx.reload(load_prefixes(&cat).unwrap(), HashSet::new());
-        let a = entry(id(3, 3), 0);
-        idx.insert(PackId([4; 32]), a);
-        assert_eq!(idx.get(&a.id), Some((PackId([4; 32]), a)));
-        let i = index(&[(4, vec![a])]);
-        cat.add_index(&IndexId([2; 32]), &i).unwrap();
-        idx.indexed(&i);
-        assert!(idx.recent.is_empty());
-        assert_eq!(idx.get_all(&[a.id]), [Some((PackId([4; 32]), a))]);
-        assert!(idx.contains_all(&[a.id]));
+        let first = index(&[(1, vec![entry(id(1, 1), 0), entry(id(2, 2), 10)])]);
+        cat.add_index(&IndexId([1; 32]), &first).unwrap();
+        reload(&mut idx, &cat, &[], 3);
+        assert!(matches!(idx.members.loaded, Known::Exact(_)));
+        let more = index(&[(2, vec![entry(id(3, 3), 0), entry(id(4, 4), 10)])]);
+        cat.add_index(&IndexId([2; 32]), &more).unwrap();
+        idx.indexed(&more);
+        assert!(matches!(idx.members.loaded, Known::Prefixes(_)));
+        assert!((1..=4u8).all(|n| idx.contains(&BlobId(id(n as u32, n)))));
+        assert!(!idx.contains(&BlobId(id(4, 5))) && !idx.contains(&BlobId(id(5, 5))));
     }
 
     #[test]
@@ -375,6 +548,11 @@ mod tests {
         cat.add_index(&IndexId([1; 32]), &index(&[(1, blobs.clone())]))
             .unwrap();
         let filter = load_prefixes(&cat).unwrap();
+        let exact = match load_known(&cat, EXACT_LIMIT).unwrap() {
+            Known::Exact(ids) => ids,
+            Known::Prefixes(_) => panic!("20,000 ids are kept in full"),
+        };
+        assert_eq!(exact.len(), 20_000);
         assert_eq!(filter.low.len(), 20_000);
         assert!((0..20_000u32).all(|n| filter.contains(prefix(&blobs[n as usize].id.0))));
         // A prefix of no blob: the bucket holds others, not it.
@@ -383,8 +561,8 @@ mod tests {
             other = other.wrapping_add(1);
         }
         assert!(!filter.contains(other));
-        idx.reload(filter, HashSet::new());
-        assert!(idx.filter_bytes() <= 20_000 * 2 + (BUCKETS + 1) * 4);
+        idx.reload(Known::Prefixes(filter), HashSet::new(), HashSet::new());
+        assert!(idx.memory_bytes() <= 20_000 * 2 + (BUCKETS + 1) * 4);
         assert!(blobs.iter().all(|b| idx.contains(&b.id)));
         assert_eq!(idx.get(&blobs[777].id), Some((PackId([1; 32]), blobs[777])));
     }

@@ -31,7 +31,7 @@ use crate::format::keys::{KdfParams, KeyFile};
 use crate::format::snapshot::Snapshot;
 use crate::format::tree::Tree;
 use crate::store::DynStore;
-use locations::BlobIndex;
+use locations::{BlobIndex, EXACT_LIMIT};
 
 /// Parameters fixed when a repository is created.
 #[derive(Debug, Clone)]
@@ -294,7 +294,7 @@ impl Repository {
     /// between the two listings then adds at most index objects whose
     /// snapshot this sync does not see, never a snapshot whose index
     /// objects it missed (writers store packs, then index, then snapshots).
-    async fn sync_catalog_with(&self, mut preloaded: Option<locations::Filter>) -> RepoResult<()> {
+    async fn sync_catalog_with(&self, mut preloaded: Option<locations::Known>) -> RepoResult<()> {
         if self.claim_catalog().await? {
             preloaded = None;
         }
@@ -305,13 +305,17 @@ impl Repository {
         self.sync_snapshots(snapshots).await?;
         tracing::debug!("catalog in step with the repository");
         let doomed = self.planned_packs().await?;
-        let prefixes = match preloaded {
-            Some(p) => p,
-            None => self.on_catalog(|c| locations::load_prefixes(c)).await?,
+        let known = match preloaded {
+            Some(k) => k,
+            None => self.on_catalog(|c| locations::load_known(c, EXACT_LIMIT)).await?,
         };
+        let planned = doomed.clone();
+        let doomed_prefixes = self
+            .on_catalog(move |c| locations::pack_prefixes(c, &planned))
+            .await?;
         let mut index = self.index_mut();
-        index.reload(prefixes, doomed);
-        tracing::debug!(filter_bytes = index.filter_bytes(), "blob index loaded");
+        index.reload(known, doomed, doomed_prefixes);
+        tracing::debug!(bytes = index.memory_bytes(), "blob index loaded");
         Ok(())
     }
 
@@ -625,16 +629,16 @@ pub struct CatalogStats {
     pub blobs: usize,
 }
 
-/// Opens the catalog of repository `id` and reads its blob id prefixes
-/// (see [`locations`]), if it is that repository's.
+/// Opens the catalog of repository `id` and reads its blob ids (see
+/// [`locations`]), if it is that repository's.
 fn preload_catalog(
     path: Option<PathBuf>,
     id: &str,
-) -> RepoResult<(Catalog, Option<locations::Filter>)> {
+) -> RepoResult<(Catalog, Option<locations::Known>)> {
     let path = path.unwrap_or_else(|| crate::catalog::default_path(id));
     let cat = Catalog::open(&path)?;
     let prefixes = match cat.meta("repository")?.as_deref() == Some(id) {
-        true => Some(locations::load_prefixes(&cat)?),
+        true => Some(locations::load_known(&cat, EXACT_LIMIT)?),
         false => None,
     };
     Ok((cat, prefixes))
