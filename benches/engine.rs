@@ -92,7 +92,7 @@ fn pipeline(c: &mut Criterion) {
                 tokio::task::spawn_blocking(move || {
                     for_each_chunk(&data[..], &r2.config().chunker, |chunk| {
                         let id = r2.sealer().blob_id(&chunk);
-                        if p2.claim(&id) {
+                        if p2.claim(BlobType::Data, &id) {
                             p2.submit_blocking(RawBlob {
                                 kind: BlobType::Data,
                                 id,

@@ -105,7 +105,7 @@ fn write_dir(pipe: &Pipeline, sealer: &Sealer, d: u64, blobs: u64) -> Node {
         for n in first..(first + BLOBS_PER_FILE).min(blobs) {
             let data = blob_data(n);
             let id = sealer.blob_id(&data);
-            if pipe.claim(&id) {
+            if pipe.claim(BlobType::Data, &id) {
                 pipe.seal_and_add(&mut zstd, BlobType::Data, id, &data)
                     .unwrap();
             }
@@ -144,7 +144,7 @@ fn store_tree(
 ) -> BlobId {
     let data = Tree { nodes }.encode();
     let id = sealer.blob_id(&data);
-    if pipe.claim(&id) {
+    if pipe.claim(BlobType::Tree, &id) {
         pipe.seal_and_add(zstd, BlobType::Tree, id, &data).unwrap();
     }
     id

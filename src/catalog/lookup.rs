@@ -45,11 +45,14 @@ impl BlobReader {
         }
     }
 
-    /// Whether any pack holds blob `id`.
-    pub fn exists(&self, id: &BlobId) -> CatalogResult<bool> {
+    /// Whether any pack holds blob `id` as a blob of type `kind`.
+    pub fn exists(&self, kind: BlobType, id: &BlobId) -> CatalogResult<bool> {
         self.conn
-            .prepare_cached("SELECT 1 FROM blobs WHERE id = ?1 LIMIT 1")
-            .and_then(|mut st| st.query_row([&id.0[..]], |_| Ok(())).optional())
+            .prepare_cached("SELECT 1 FROM blobs WHERE id = ?1 AND kind = ?2 LIMIT 1")
+            .and_then(|mut st| {
+                st.query_row(rusqlite::params![&id.0[..], kind as u8], |_| Ok(()))
+                    .optional()
+            })
             .map(|r| r.is_some())
             .map_err(|e| self.err(e))
     }
@@ -110,19 +113,21 @@ impl Catalog {
             .map_err(|e| self.err(e))
     }
 
-    /// Calls `f` with the id of every blob row, in id order, without
-    /// collecting them (the table may hold tens of millions).
-    pub fn each_blob_id(&self, mut f: impl FnMut(&[u8; 32])) -> CatalogResult<()> {
+    /// Calls `f` with the type and id of every blob row, in id order,
+    /// without collecting them (the table may hold tens of millions).
+    pub fn each_blob_id(&self, mut f: impl FnMut(BlobType, &[u8; 32])) -> CatalogResult<()> {
         let mut st = self
             .conn
-            .prepare("SELECT id FROM blobs ORDER BY id")
+            .prepare("SELECT id, kind FROM blobs ORDER BY id")
             .map_err(|e| self.err(e))?;
         let mut rows = st.query([]).map_err(|e| self.err(e))?;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
             let id = r.get_ref(0).map_err(|e| self.err(e))?;
             let bytes = id.as_blob().map_err(|e| self.err(e.into()))?;
             let id: &[u8; 32] = bytes.try_into().map_err(|_| self.err(bad_column(0)))?;
-            f(id);
+            let kind = r.get::<_, u8>(1).map_err(|e| self.err(e))?;
+            let kind = BlobType::from_u8(kind).ok_or_else(|| self.err(bad_column(1)))?;
+            f(kind, id);
         }
         Ok(())
     }
@@ -150,7 +155,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut cat = Catalog::open(&dir.path().join("c.db")).unwrap();
         let reader = cat.reader().unwrap();
-        assert!(!reader.exists(&BlobId([5; 32])).unwrap());
+        assert!(!reader.exists(BlobType::Data, &BlobId([5; 32])).unwrap());
         let index = IndexFile {
             packs: vec![
                 IndexPack {
@@ -166,7 +171,8 @@ mod tests {
             ],
         };
         cat.add_index(&IndexId([1; 32]), &index).unwrap();
-        assert!(reader.exists(&BlobId([5; 32])).unwrap());
+        assert!(reader.exists(BlobType::Data, &BlobId([5; 32])).unwrap());
+        assert!(!reader.exists(BlobType::Tree, &BlobId([5; 32])).unwrap());
         let mut out = Vec::new();
         reader.locations(&BlobId([5; 32]), &mut out).unwrap();
         assert_eq!(
@@ -177,7 +183,7 @@ mod tests {
             ]
         );
         let mut ids = Vec::new();
-        cat.each_blob_id(|id| ids.push(id[0])).unwrap();
+        cat.each_blob_id(|_, id| ids.push(id[0])).unwrap();
         assert_eq!(ids, [5, 5, 6]);
         assert_eq!(cat.blob_rows().unwrap(), 3);
     }

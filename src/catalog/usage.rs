@@ -26,15 +26,17 @@ impl Catalog {
     pub fn reset_usage(&self) -> CatalogResult<()> {
         self.conn
             .execute_batch(
-                "CREATE TEMP TABLE IF NOT EXISTS used (id BLOB PRIMARY KEY) WITHOUT ROWID;
+                "CREATE TEMP TABLE IF NOT EXISTS used_blobs (id BLOB NOT NULL, kind INTEGER NOT NULL, PRIMARY KEY (id, kind)) WITHOUT ROWID;
                  CREATE TEMP TABLE IF NOT EXISTS doomed (pack BLOB PRIMARY KEY) WITHOUT ROWID;
-                 DELETE FROM used; DELETE FROM doomed;",
+                 DELETE FROM used_blobs; DELETE FROM doomed;",
             )
             .map_err(|e| self.err(e))
     }
 
-    /// Adds blobs to the used set; returns those that were not in it yet.
-    pub fn mark_used(&mut self, ids: &[BlobId]) -> CatalogResult<Vec<BlobId>> {
+    /// Adds blobs of type `kind` to the used set; returns those that were
+    /// not in it yet. (A data blob and a tree blob may share an id: each is
+    /// used as what it is.)
+    pub fn mark_used(&mut self, kind: BlobType, ids: &[BlobId]) -> CatalogResult<Vec<BlobId>> {
         let path = self.path.display().to_string();
         let err = |source| super::CatalogError {
             path: path.clone(),
@@ -44,10 +46,10 @@ impl Catalog {
         let mut new = Vec::new();
         {
             let mut st = tx
-                .prepare_cached("INSERT OR IGNORE INTO used (id) VALUES (?1)")
+                .prepare_cached("INSERT OR IGNORE INTO used_blobs (id, kind) VALUES (?1, ?2)")
                 .map_err(err)?;
             for id in ids {
-                if st.execute([&id.0[..]]).map_err(err)? > 0 {
+                if st.execute(params![&id.0[..], kind as u8]).map_err(err)? > 0 {
                     new.push(*id);
                 }
             }
@@ -60,7 +62,7 @@ impl Catalog {
     pub fn pack_usage(&self) -> CatalogResult<Vec<PackUsage>> {
         self.rows(
             "SELECT p.id, p.size, COUNT(b.id), COUNT(u.id), COALESCE(SUM(CASE WHEN u.id IS NULL THEN 0 ELSE b.length END), 0)
-             FROM packs p LEFT JOIN blobs b ON b.pack = p.id LEFT JOIN used u ON u.id = b.id
+             FROM packs p LEFT JOIN blobs b ON b.pack = p.id LEFT JOIN used_blobs u ON u.id = b.id AND u.kind = b.kind
              GROUP BY p.id ORDER BY p.id",
             |r| {
                 Ok(PackUsage {
@@ -87,7 +89,7 @@ impl Catalog {
     pub fn used_entries(&self, pack: &PackId) -> CatalogResult<Vec<BlobEntry>> {
         self.entries_of(
             "SELECT b.id, b.kind, b.codec, b.offset, b.length, b.raw_length FROM blobs b
-             JOIN used u ON u.id = b.id WHERE b.pack = ?1 ORDER BY b.offset",
+             JOIN used_blobs u ON u.id = b.id AND u.kind = b.kind WHERE b.pack = ?1 ORDER BY b.offset",
             pack,
         )
     }
@@ -127,8 +129,9 @@ impl Catalog {
             }
         }
         self.rows(
-            "SELECT DISTINCT b.pack FROM blobs b JOIN used u ON u.id = b.id JOIN doomed d ON d.pack = b.pack
-             WHERE NOT EXISTS (SELECT 1 FROM blobs o WHERE o.id = b.id
+            "SELECT DISTINCT b.pack FROM blobs b JOIN used_blobs u ON u.id = b.id AND u.kind = b.kind
+             JOIN doomed d ON d.pack = b.pack
+             WHERE NOT EXISTS (SELECT 1 FROM blobs o WHERE o.id = b.id AND o.kind = b.kind
                                AND o.pack NOT IN (SELECT pack FROM doomed))",
             |r| column_id(&r.get::<_, Vec<u8>>(0)?, 0),
         )
@@ -194,8 +197,10 @@ mod tests {
         cat.add_index(&IndexId([1; 32]), &index(&[(7, 70), (8, 80), (9, 70)]))
             .unwrap();
         cat.reset_usage().unwrap();
-        assert_eq!(cat.mark_used(&[BlobId([70; 32])]).unwrap().len(), 1);
-        assert!(cat.mark_used(&[BlobId([70; 32])]).unwrap().is_empty());
+        assert_eq!(cat.mark_used(BlobType::Data, &[BlobId([70; 32])]).unwrap().len(), 1);
+        assert!(cat.mark_used(BlobType::Data, &[BlobId([70; 32])]).unwrap().is_empty());
+        // A tree of the same id is another blob, and no pack holds it.
+        assert_eq!(cat.mark_used(BlobType::Tree, &[BlobId([70; 32])]).unwrap().len(), 1);
         let used: Vec<u64> = cat
             .pack_usage()
             .unwrap()

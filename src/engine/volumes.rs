@@ -272,7 +272,7 @@ async fn restore_device(repo: &Repository, tree: BlobId, device: &Path) -> Engin
     let mut regions = extents.into_iter();
     let (mut at, mut left) = regions.next().unwrap_or((0, 0));
     for id in &node.content {
-        let data = repo.read_blob(id).await?;
+        let data = repo.read_blob(crate::repo::BlobType::Data, id).await?;
         let mut rest = &data[..];
         while !rest.is_empty() {
             while left == 0 {

@@ -115,7 +115,7 @@ where
 pub async fn read_content(repo: &Repository, node: &Node) -> crate::repo::RepoResult<Vec<u8>> {
     let mut out = Vec::with_capacity(node.size as usize);
     for id in &node.content {
-        out.extend_from_slice(&repo.read_blob(id).await?);
+        out.extend_from_slice(&repo.read_blob(crate::repo::BlobType::Data, id).await?);
     }
     Ok(out)
 }

@@ -71,22 +71,23 @@ pub type Compressor = Option<zstd::bulk::Compressor<'static>>;
 
 /// Blob ids claimed by one run and not yet in a stored pack.
 #[derive(Clone, Default)]
-struct Claimed(Arc<Mutex<HashSet<BlobId>>>);
+struct Claimed(Arc<Mutex<HashSet<(BlobType, BlobId)>>>);
 
 impl Claimed {
     /// True when `id` was not claimed yet and `stored` does not say it is
     /// in the repository, asked under the lock that [`Claimed::release`]
     /// takes after a pack is recorded: an id is never claimed twice.
-    fn claim(&self, id: &BlobId, stored: impl Fn(&BlobId) -> bool) -> bool {
+    fn claim(&self, kind: BlobType, id: &BlobId, stored: impl Fn(&BlobId) -> bool) -> bool {
         let mut set = self.0.lock().unwrap();
-        !set.contains(id) && !stored(id) && set.insert(*id)
+        let key = (kind, *id);
+        !set.contains(&key) && !stored(id) && set.insert(key)
     }
 
     /// The blobs of a stored pack, now in the repository's index.
     fn release(&self, entries: &[BlobEntry]) {
         let mut set = self.0.lock().unwrap();
         for e in entries {
-            set.remove(&e.id);
+            set.remove(&(e.kind, e.id));
         }
     }
 }
@@ -163,13 +164,15 @@ impl Pipeline {
         (level > 0).then(|| zstd::bulk::Compressor::new(level).expect("valid zstd level"))
     }
 
-    /// True when `id` is new to the repository and to this run: the caller
-    /// must then store the blob. Every id is claimed at most once.
-    pub fn claim(&self, id: &BlobId) -> bool {
-        if self.repo.has_blob(id) {
+    /// True when blob `kind`/`id` is new to the repository and to this
+    /// run: the caller must then store the blob. Every blob is claimed at
+    /// most once.
+    pub fn claim(&self, kind: BlobType, id: &BlobId) -> bool {
+        if self.repo.has_blob(kind, id) {
             return false;
         }
-        self.claimed.claim(id, |id| self.repo.has_blob(id))
+        self.claimed
+            .claim(kind, id, |id| self.repo.has_blob(kind, id))
     }
 
     /// Compresses and seals a claimed blob on the calling thread and adds

@@ -236,30 +236,36 @@ impl Repository {
         self.index.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether a writer may reuse the stored blob instead of storing it
-    /// again (false for blobs only in packs a deletion plan names).
-    pub fn has_blob(&self, id: &BlobId) -> bool {
-        self.index().contains(id)
+    /// Whether a writer may reuse the stored blob `kind`/`id` instead of
+    /// storing it again (false for blobs only in packs a deletion plan
+    /// names). A blob is named by its type and its id: bytes stored as a
+    /// tree are stored again when a file holds them, and the other way.
+    pub fn has_blob(&self, kind: BlobType, id: &BlobId) -> bool {
+        self.index().contains(kind, id)
     }
 
-    /// [`Repository::has_blob`] for every id, under one lock.
-    pub fn has_blobs(&self, ids: &[BlobId]) -> bool {
-        self.index().contains_all(ids)
+    /// [`Repository::has_blob`] for every data blob of a file's content,
+    /// under one lock.
+    pub fn has_blobs(&self, content: &[BlobId]) -> bool {
+        self.index().contains_all(BlobType::Data, content)
     }
 
     /// Whether the blob can be read at all (in a planned pack or not).
-    pub fn locates_blob(&self, id: &BlobId) -> bool {
-        self.index().locates(id)
+    pub fn locates_blob(&self, kind: BlobType, id: &BlobId) -> bool {
+        self.index().locates(kind, id)
     }
 
-    /// Where a blob lives: its pack and its entry there.
-    pub fn locate_blob(&self, id: &BlobId) -> Option<(PackId, BlobEntry)> {
-        self.index().get(id)
+    /// Where blob `kind`/`id` lives: its pack and its entry there. An id
+    /// stored only as the other type gives that entry, whose `kind` then
+    /// tells the caller of the mismatch.
+    pub fn locate_blob(&self, kind: BlobType, id: &BlobId) -> Option<(PackId, BlobEntry)> {
+        self.index().get(kind, id)
     }
 
-    /// [`Repository::locate_blob`] for every id, under one lock.
-    pub fn locate_blobs(&self, ids: &[BlobId]) -> Vec<Option<(PackId, BlobEntry)>> {
-        self.index().get_all(ids)
+    /// [`Repository::locate_blob`] for every data blob of a file's
+    /// content, under one lock.
+    pub fn locate_blobs(&self, content: &[BlobId]) -> Vec<Option<(PackId, BlobEntry)>> {
+        self.index().get_all(BlobType::Data, content)
     }
 
     /// Records the blobs of a pack this process has stored, so that later
@@ -492,8 +498,11 @@ impl Repository {
     }
 
     /// Reads one blob's sealed bytes from its pack.
-    pub async fn read_sealed(&self, id: &BlobId) -> RepoResult<(BlobEntry, Bytes)> {
-        let (pack, entry) = self.index().get(id).ok_or(RepoError::UnknownBlob(*id))?;
+    pub async fn read_sealed(&self, kind: BlobType, id: &BlobId) -> RepoResult<(BlobEntry, Bytes)> {
+        let (pack, entry) = self
+            .index()
+            .get(kind, id)
+            .ok_or(RepoError::UnknownBlob(*id))?;
         let data = self
             .store
             .get_range(&pack.key(), entry.offset, entry.length as u64)
@@ -502,8 +511,8 @@ impl Repository {
     }
 
     /// Reads, opens and verifies one blob.
-    pub async fn read_blob(&self, id: &BlobId) -> RepoResult<Vec<u8>> {
-        let (entry, sealed) = self.read_sealed(id).await?;
+    pub async fn read_blob(&self, kind: BlobType, id: &BlobId) -> RepoResult<Vec<u8>> {
+        let (entry, sealed) = self.read_sealed(kind, id).await?;
         Ok(crate::format::blob::open_blob(
             &self.key,
             &self.cipher,
@@ -516,12 +525,12 @@ impl Repository {
     pub async fn load_tree(&self, id: &BlobId) -> RepoResult<Tree> {
         // The cache may hold trees whose pack never became durable (an
         // interrupted backup): only trust it for blobs the index names.
-        let cached = match self.index().contains(id) {
+        let cached = match self.index().contains(BlobType::Tree, id) {
             true => self.catalog().tree(id)?,
             false => None,
         };
         let object = || format!("tree {id}");
-        if let Some((_, e)) = self.locate_blob(id) {
+        if let Some((_, e)) = self.locate_blob(BlobType::Tree, id) {
             if e.kind != BlobType::Tree {
                 return Err(RepoError::corrupt(
                     object(),
@@ -534,7 +543,7 @@ impl Repository {
                 return Ok(t);
             }
         }
-        let data = self.read_blob(id).await?;
+        let data = self.read_blob(BlobType::Tree, id).await?;
         let tree = Tree::decode(&data).map_err(|e| RepoError::corrupt(object(), e))?;
         let entry = [(*id, data)];
         self.on_catalog(move |c| c.put_trees(&entry)).await?;

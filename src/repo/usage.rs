@@ -4,7 +4,7 @@
 
 use super::{RepoResult, Repository};
 use crate::catalog::PackUsage;
-use crate::format::{BlobEntry, BlobId, PackId};
+use crate::format::{BlobEntry, BlobId, BlobType, PackId};
 
 impl Repository {
     /// Forgets every mark made by [`Repository::mark_used`].
@@ -12,9 +12,9 @@ impl Repository {
         self.on_catalog(|c| c.reset_usage()).await
     }
 
-    /// Marks blobs as used; returns those not marked before.
-    pub async fn mark_used(&self, ids: Vec<BlobId>) -> RepoResult<Vec<BlobId>> {
-        self.on_catalog(move |c| c.mark_used(&ids)).await
+    /// Marks blobs of type `kind` as used; returns those not marked before.
+    pub async fn mark_used(&self, kind: BlobType, ids: Vec<BlobId>) -> RepoResult<Vec<BlobId>> {
+        self.on_catalog(move |c| c.mark_used(kind, &ids)).await
     }
 
     /// Every indexed pack with its used and unused bytes.

@@ -265,3 +265,43 @@ fn directories_of_many_files_round_trip_across_read_batches() {
     assert_same_tree(&src, &Env::restored(&out, &src));
     env.run(&["check", "--read-data"]);
 }
+
+/// A file whose bytes are exactly a tree's encoding (here the empty
+/// directory's) has that tree's blob id. Data and trees are different
+/// blobs: whichever is stored first, the other is stored as what it is,
+/// and check, restore and prune treat each as its own.
+#[test]
+fn a_file_holding_a_trees_bytes_and_that_tree_are_both_kept() {
+    let tree_bytes = ferry::format::tree::Tree::default().encode();
+    for file_first in [false, true] {
+        let env = Env::new();
+        env.init_small();
+        let src = env.mkdir("src");
+        let first = match file_first {
+            true => {
+                std::fs::write(src.join("looks-like-a-tree"), &tree_bytes).unwrap();
+                env.backup(&[&src], &[])
+            }
+            false => {
+                std::fs::create_dir(src.join("empty")).unwrap();
+                env.backup(&[&src], &[])
+            }
+        };
+        if file_first {
+            std::fs::create_dir(src.join("empty")).unwrap();
+        } else {
+            std::fs::write(src.join("looks-like-a-tree"), &tree_bytes).unwrap();
+        }
+        let second = env.backup(&[&src], &[]);
+        let want = crate::support::digest(&src);
+        // The first snapshot goes; its blobs must not take the second's.
+        env.run(&["forget", &first]);
+        env.run(&["prune", "--keep-delete", "0s", "--max-unused", "0%"]);
+        let r = env.try_run(&["check", "--read-data", "--json"]);
+        assert_eq!(r.code, 0, "file first: {file_first}: {}", r.stdout);
+        let out = env.path("out");
+        env.run(&["restore", &second, "--target", out.to_str().unwrap()]);
+        let got = crate::support::digest(&Env::restored(&out, &src));
+        assert_eq!(got, want, "file first: {file_first}");
+    }
+}

@@ -34,7 +34,7 @@ async fn forge(env: &Env, build: impl FnOnce(ferry::repo::BlobId) -> Tree) {
     );
     let data = b"evil".to_vec();
     let blob = repo.sealer().blob_id(&data);
-    if pipe.claim(&blob) {
+    if pipe.claim(BlobType::Data, &blob) {
         pipe.submit(RawBlob {
             kind: BlobType::Data,
             id: blob,
@@ -46,7 +46,7 @@ async fn forge(env: &Env, build: impl FnOnce(ferry::repo::BlobId) -> Tree) {
     let tree = build(blob);
     let encoded = serde_json::to_vec(&tree).unwrap();
     let tid = repo.sealer().blob_id(&encoded);
-    pipe.claim(&tid);
+    pipe.claim(BlobType::Tree, &tid);
     pipe.submit(RawBlob {
         kind: BlobType::Tree,
         id: tid,

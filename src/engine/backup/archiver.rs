@@ -512,7 +512,7 @@ impl Archiver {
         }
         (self.counters.entries).fetch_add(nodes.len() as u64, Ordering::Relaxed);
         if let Some((id, before)) = parent {
-            if before.nodes == nodes && self.repo.has_blob(&id) {
+            if before.nodes == nodes && self.repo.has_blob(BlobType::Tree, &id) {
                 self.counters.dirs.fetch_add(1, Ordering::Relaxed);
                 node.subtree = Some(id);
                 return Ok(node);
@@ -521,7 +521,7 @@ impl Archiver {
         let mut tree = Tree { nodes };
         let data = tree.encode();
         let id = self.repo.sealer().blob_id(&data);
-        if self.pipe.claim(&id) {
+        if self.pipe.claim(BlobType::Tree, &id) {
             let batch = {
                 let mut t = self.new_trees.lock().unwrap();
                 t.push((id, data.clone()));

@@ -200,7 +200,7 @@ impl Reader {
         let closed = |Closed| std::io::Error::other("the write pipeline stopped");
         let mut store = |data: &[u8], zstd: &mut Compressor| -> std::io::Result<()> {
             let id = self.repo.sealer().blob_id(data);
-            if self.pipe.claim(&id) {
+            if self.pipe.claim(BlobType::Data, &id) {
                 if large {
                     self.pipe
                         .submit_blocking(RawBlob {

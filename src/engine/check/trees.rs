@@ -213,7 +213,7 @@ impl<'a> TreeCheck<'a> {
 
     async fn dir(&mut self, w: &mut Walk, node: Node, path_len: usize) {
         let Some(sub) = node.subtree else { return };
-        if let Some((_, e)) = self.repo.locate_blob(&sub) {
+        if let Some((_, e)) = self.repo.locate_blob(BlobType::Tree, &sub) {
             if e.kind != BlobType::Tree {
                 let why = format!("its subtree {} names a data blob, not a tree", sub.short());
                 return w.problem(&node.name, why);

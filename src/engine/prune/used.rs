@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use super::{EngineError, EngineResult};
-use crate::repo::{BlobId, Repository};
+use crate::repo::{BlobId, BlobType, Repository};
 
 /// Fills the used set; returns the number of snapshots and used blobs. A
 /// tree that cannot be read stops the prune: it cannot tell what that
@@ -14,7 +14,7 @@ pub async fn mark(repo: &Arc<Repository>) -> EngineResult<(u64, u64)> {
     let snaps = repo.snapshots()?;
     let mut used = 0u64;
     for (sid, s) in &snaps {
-        let mut stack: Vec<BlobId> = repo.mark_used(vec![s.tree]).await?;
+        let mut stack: Vec<BlobId> = repo.mark_used(BlobType::Tree, vec![s.tree]).await?;
         used += stack.len() as u64;
         while let Some(id) = stack.pop() {
             let tree = repo.load_tree(&id).await.map_err(|e| {
@@ -30,8 +30,8 @@ pub async fn mark(repo: &Arc<Repository>) -> EngineResult<(u64, u64)> {
                 ids.extend(node.content.iter().copied());
                 subtrees.extend(node.subtree);
             }
-            used += repo.mark_used(ids).await?.len() as u64;
-            let fresh = repo.mark_used(subtrees).await?;
+            used += repo.mark_used(BlobType::Data, ids).await?.len() as u64;
+            let fresh = repo.mark_used(BlobType::Tree, subtrees).await?;
             used += fresh.len() as u64;
             stack.extend(fresh);
         }

@@ -286,7 +286,7 @@ async fn a_backup_between_two_listings_of_a_catalog_sync_is_never_half_recorded(
     assert!(!snaps.is_empty());
     for (id, s) in snaps {
         reader
-            .read_blob(&s.tree)
+            .read_blob(crate::repo::BlobType::Tree, &s.tree)
             .await
             .unwrap_or_else(|e| panic!("snapshot {id} recorded without its index: {e}"));
     }
