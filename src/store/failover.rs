@@ -123,28 +123,9 @@ impl ObjectStore for Breaker {
     async fn delete(&self, key: &str) -> StoreResult<()> {
         self.guard("delete", key, self.inner.delete(key)).await
     }
-    fn lock_writes(&self, policy: &crate::store::LockPolicy) -> StoreResult<()> {
-        self.inner.lock_writes(policy)
-    }
 
-    async fn retention(&self, key: &str) -> StoreResult<Option<crate::store::Retention>> {
-        self.inner.retention(key).await
-    }
-
-    async fn extend_retention(
-        &self,
-        key: &str,
-        retention: &crate::store::Retention,
-    ) -> StoreResult<()> {
-        self.inner.extend_retention(key, retention).await
-    }
-
-    async fn purge_versions(
-        &self,
-        prefix: &str,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> StoreResult<crate::store::Purged> {
-        self.inner.purge_versions(prefix, now).await
+    fn lock_target(&self) -> Option<&dyn ObjectStore> {
+        Some(&*self.inner)
     }
 }
 
@@ -279,28 +260,9 @@ impl ObjectStore for Failover {
     async fn delete(&self, key: &str) -> StoreResult<()> {
         self.home().delete(key).await
     }
-    fn lock_writes(&self, policy: &crate::store::LockPolicy) -> StoreResult<()> {
-        self.home().lock_writes(policy)
-    }
 
-    async fn retention(&self, key: &str) -> StoreResult<Option<crate::store::Retention>> {
-        self.home().retention(key).await
-    }
-
-    async fn extend_retention(
-        &self,
-        key: &str,
-        retention: &crate::store::Retention,
-    ) -> StoreResult<()> {
-        self.home().extend_retention(key, retention).await
-    }
-
-    async fn purge_versions(
-        &self,
-        prefix: &str,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> StoreResult<crate::store::Purged> {
-        self.home().purge_versions(prefix, now).await
+    fn lock_target(&self) -> Option<&dyn ObjectStore> {
+        Some(&**self.home())
     }
 }
 

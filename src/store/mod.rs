@@ -135,6 +135,14 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
 
     async fn delete(&self, key: &str) -> StoreResult<()>;
 
+    /// The store that object lock requests go to, for wrappers that add
+    /// nothing to them: the default lock methods below then forward there.
+    /// `None` (the default) for stores that lock objects themselves or
+    /// cannot.
+    fn lock_target(&self) -> Option<&dyn ObjectStore> {
+        None
+    }
+
     /// Object lock (S3 Object Lock): from now on, every `put` and
     /// `put_if_absent` writes the object with a retention of
     /// `policy.retention` from the time of the write, and `delete` only
@@ -143,22 +151,28 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     /// cannot lock objects (local directories, memory) refuse with
     /// `Permanent`; wrappers pass it to the stores they wrap.
     fn lock_writes(&self, policy: &LockPolicy) -> StoreResult<()> {
-        let _ = policy;
-        Err(lock::unsupported(&self.location()))
+        match self.lock_target() {
+            Some(s) => s.lock_writes(policy),
+            None => Err(lock::unsupported(&self.location())),
+        }
     }
 
     /// The retention of the object's current version; `Ok(None)` when it
     /// has none (or the store cannot lock objects).
     async fn retention(&self, key: &str) -> StoreResult<Option<Retention>> {
-        let _ = key;
-        Ok(None)
+        match self.lock_target() {
+            Some(s) => s.retention(key).await,
+            None => Ok(None),
+        }
     }
 
     /// Moves the retain-until date of the object's current version to
     /// `retention.until` (never earlier than it is).
     async fn extend_retention(&self, key: &str, retention: &Retention) -> StoreResult<()> {
-        let _ = (key, retention);
-        Err(lock::unsupported(&self.location()))
+        match self.lock_target() {
+            Some(s) => s.extend_retention(key, retention).await,
+            None => Err(lock::unsupported(&self.location())),
+        }
     }
 
     /// Deletes every stored version under `prefix` that is no longer the
@@ -170,8 +184,10 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
         prefix: &str,
         now: chrono::DateTime<chrono::Utc>,
     ) -> StoreResult<Purged> {
-        let _ = (prefix, now);
-        Ok(Purged::default())
+        match self.lock_target() {
+            Some(s) => s.purge_versions(prefix, now).await,
+            None => Ok(Purged::default()),
+        }
     }
 }
 

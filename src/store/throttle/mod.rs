@@ -207,27 +207,8 @@ impl ObjectStore for Throttled {
     async fn delete(&self, key: &str) -> StoreResult<()> {
         self.inner.delete(key).await
     }
-    fn lock_writes(&self, policy: &crate::store::LockPolicy) -> StoreResult<()> {
-        self.inner.lock_writes(policy)
-    }
 
-    async fn retention(&self, key: &str) -> StoreResult<Option<crate::store::Retention>> {
-        self.inner.retention(key).await
-    }
-
-    async fn extend_retention(
-        &self,
-        key: &str,
-        retention: &crate::store::Retention,
-    ) -> StoreResult<()> {
-        self.inner.extend_retention(key, retention).await
-    }
-
-    async fn purge_versions(
-        &self,
-        prefix: &str,
-        now: chrono::DateTime<chrono::Utc>,
-    ) -> StoreResult<crate::store::Purged> {
-        self.inner.purge_versions(prefix, now).await
+    fn lock_target(&self) -> Option<&dyn ObjectStore> {
+        Some(&*self.inner)
     }
 }
