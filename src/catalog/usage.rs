@@ -197,10 +197,23 @@ mod tests {
         cat.add_index(&IndexId([1; 32]), &index(&[(7, 70), (8, 80), (9, 70)]))
             .unwrap();
         cat.reset_usage().unwrap();
-        assert_eq!(cat.mark_used(BlobType::Data, &[BlobId([70; 32])]).unwrap().len(), 1);
-        assert!(cat.mark_used(BlobType::Data, &[BlobId([70; 32])]).unwrap().is_empty());
+        assert_eq!(
+            cat.mark_used(BlobType::Data, &[BlobId([70; 32])])
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(cat
+            .mark_used(BlobType::Data, &[BlobId([70; 32])])
+            .unwrap()
+            .is_empty());
         // A tree of the same id is another blob, and no pack holds it.
-        assert_eq!(cat.mark_used(BlobType::Tree, &[BlobId([70; 32])]).unwrap().len(), 1);
+        assert_eq!(
+            cat.mark_used(BlobType::Tree, &[BlobId([70; 32])])
+                .unwrap()
+                .len(),
+            1
+        );
         let used: Vec<u64> = cat
             .pack_usage()
             .unwrap()

@@ -418,7 +418,9 @@ impl BlobIndex {
     /// [`BlobIndex::get`] for every id, with one reader.
     pub fn get_all(&self, kind: BlobType, ids: &[BlobId]) -> Vec<Option<(PackId, BlobEntry)>> {
         let mut ask = self.asking();
-        ids.iter().map(|id| self.get_with(&mut ask, kind, id)).collect()
+        ids.iter()
+            .map(|id| self.get_with(&mut ask, kind, id))
+            .collect()
     }
 
     /// Whether a writer may reuse the stored blob instead of storing it
@@ -438,7 +440,10 @@ impl BlobIndex {
     /// Whether blob `kind`/`id` can be read at all (in a planned pack or
     /// not).
     pub fn locates(&self, kind: BlobType, id: &BlobId) -> bool {
-        !matches!(self.found(&mut self.asking(), kind, id, false), Found::Absent)
+        !matches!(
+            self.found(&mut self.asking(), kind, id, false),
+            Found::Absent
+        )
     }
 
     /// Bytes of memory the membership structures take (for tests and logs).
@@ -646,6 +651,9 @@ mod tests {
         idx.reload(Known::Prefixes(filter), HashSet::new(), HashSet::new());
         assert!(idx.memory_bytes() <= 20_000 * 2 + (BUCKETS + 1) * 4);
         assert!(blobs.iter().all(|b| idx.contains(D, &b.id)));
-        assert_eq!(idx.get(D, &blobs[777].id), Some((PackId([1; 32]), blobs[777])));
+        assert_eq!(
+            idx.get(D, &blobs[777].id),
+            Some((PackId([1; 32]), blobs[777]))
+        );
     }
 }

@@ -313,7 +313,10 @@ impl Repository {
         let doomed = self.planned_packs().await?;
         let known = match preloaded {
             Some(k) => k,
-            None => self.on_catalog(|c| locations::load_known(c, EXACT_LIMIT)).await?,
+            None => {
+                self.on_catalog(|c| locations::load_known(c, EXACT_LIMIT))
+                    .await?
+            }
         };
         let planned = doomed.clone();
         let doomed_prefixes = self

@@ -167,7 +167,8 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     }
 
     /// Moves the retain-until date of the object's current version to
-    /// `retention.until` (never earlier than it is).
+    /// `retention.until`. Callers only ever move it later: a server refuses
+    /// to shorten a compliance lock, and a governance lock without a bypass.
     async fn extend_retention(&self, key: &str, retention: &Retention) -> StoreResult<()> {
         match self.lock_target() {
             Some(s) => s.extend_retention(key, retention).await,

@@ -2,9 +2,12 @@
 //! contract written on the trait; integration tests run it against each store
 //! (local directory, S3 on a real server, S3 behind a fault-injecting proxy).
 
-use bytes::Bytes;
+use std::time::Duration;
 
-use super::{ObjectStore, StoreErrorKind};
+use bytes::Bytes;
+use chrono::Utc;
+
+use super::{LockMode, LockPolicy, ObjectStore, StoreErrorKind};
 
 /// Runs every check against `store`, under a fresh key prefix so that several
 /// runs may share one store. Panics with a message naming the broken rule.
@@ -19,6 +22,108 @@ pub async fn run(store: &dyn ObjectStore) {
     delete(store, &base).await;
     large_object(store, &base).await;
     concurrent_put_if_absent(store, &base).await;
+}
+
+/// The object lock contract, on a store that locks objects (an S3 bucket
+/// created with Object Lock) and is not locked yet: every write from
+/// [`ObjectStore::lock_writes`] on carries the retention, extending moves
+/// it, a delete hides the object, and a purge deletes hidden versions only
+/// once their retention has passed. Takes `retention` plus a few seconds:
+/// keep it short.
+pub async fn run_locked(store: &dyn ObjectStore, retention: Duration) {
+    let base = format!("locked{:08x}", rand::random::<u32>());
+    let policy = LockPolicy {
+        mode: LockMode::Governance,
+        retention,
+    };
+    store
+        .lock_writes(&policy)
+        .expect("a store that locks objects");
+    let (a, b) = (format!("{base}/a"), format!("{base}/b"));
+    let before = Utc::now() - chrono::Duration::seconds(2);
+    store.put(&a, payload(100, 1)).await.unwrap();
+    assert!(store.put_if_absent(&b, payload(200, 2)).await.unwrap());
+    let slack = chrono::Duration::seconds(30);
+    let wanted = chrono::Duration::from_std(retention).unwrap();
+    for key in [&a, &b] {
+        let r = store
+            .retention(key)
+            .await
+            .unwrap()
+            .expect("a locked write has a retention");
+        assert_eq!(r.mode, LockMode::Governance, "{key}: the policy's mode");
+        assert!(
+            r.until >= before + wanted && r.until <= Utc::now() + wanted + slack,
+            "{key}: retained until {} for a retention of {retention:?}",
+            r.until
+        );
+    }
+    // Extending moves the date later.
+    let later = policy.retention_from(Utc::now() + chrono::Duration::seconds(2));
+    store.extend_retention(&a, &later).await.unwrap();
+    let got = store.retention(&a).await.unwrap().unwrap();
+    assert!(
+        got.until >= later.until - chrono::Duration::seconds(1),
+        "extended: {got:?}"
+    );
+    // A delete hides the objects; their locked versions stay until a purge
+    // after the retention.
+    store.delete(&a).await.unwrap();
+    store.delete(&b).await.unwrap();
+    assert!(
+        store.head(&a).await.unwrap().is_none(),
+        "a deleted object is hidden"
+    );
+    assert!(
+        store.list(&base).await.unwrap().is_empty(),
+        "hidden objects are not listed"
+    );
+    let early = store.purge_versions(&base, Utc::now()).await.unwrap();
+    assert_eq!(early.versions, 0, "nothing retained is purged: {early:?}");
+    assert_eq!(early.deferred_versions, 2, "{early:?}");
+    assert_eq!(early.deferred_bytes, 300, "{early:?}");
+    let until = early
+        .deferred_until
+        .expect("when the deferred versions may go");
+    assert!(
+        until >= got.until - chrono::Duration::seconds(1),
+        "{early:?} against {got:?}"
+    );
+    let wait = (until - Utc::now()).to_std().unwrap_or_default() + Duration::from_secs(2);
+    tokio::time::sleep(wait).await;
+    let late = store.purge_versions(&base, Utc::now()).await.unwrap();
+    assert_eq!((late.versions, late.bytes), (2, 300), "{late:?}");
+    assert_eq!(late.deferred_versions, 0, "{late:?}");
+    let again = store.purge_versions(&base, Utc::now()).await.unwrap();
+    assert_eq!(again, Default::default(), "a second purge finds nothing");
+}
+
+/// A store that cannot lock objects says so and has nothing to purge.
+pub async fn run_unlockable(store: &dyn ObjectStore) {
+    let key = format!("unlocked{:08x}", rand::random::<u32>());
+    let policy = LockPolicy {
+        mode: LockMode::Compliance,
+        retention: Duration::from_secs(60),
+    };
+    let refused = store
+        .lock_writes(&policy)
+        .expect_err("this store cannot lock");
+    assert_eq!(refused.kind, StoreErrorKind::Permanent, "{refused}");
+    assert!(
+        refused.to_string().contains("cannot lock objects"),
+        "{refused}"
+    );
+    store.put(&key, payload(10, 9)).await.unwrap();
+    assert_eq!(store.retention(&key).await.unwrap(), None);
+    let r = policy.retention_from(Utc::now());
+    let refused = store
+        .extend_retention(&key, &r)
+        .await
+        .expect_err("no retention");
+    assert_eq!(refused.kind, StoreErrorKind::Permanent, "{refused}");
+    store.delete(&key).await.unwrap();
+    let purged = store.purge_versions("", Utc::now()).await.unwrap();
+    assert_eq!(purged, Default::default());
 }
 
 fn payload(len: usize, seed: u8) -> Bytes {

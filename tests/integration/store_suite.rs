@@ -8,6 +8,7 @@ async fn local_store_passes_the_suite() {
     let dir = tempfile::tempdir().unwrap();
     let store = LocalStore::new(dir.path().join("store"));
     ferry::store::testsuite::run(&store).await;
+    ferry::store::testsuite::run_unlockable(&store).await;
     // Interrupted writes leave temporary files that are never listed.
     std::fs::write(dir.path().join("store/.tmp-0123456789abcdef"), b"partial").unwrap();
     let all = store.list("").await.unwrap();
@@ -20,5 +21,7 @@ async fn local_store_passes_the_suite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_store_passes_the_suite() {
-    ferry::store::testsuite::run(&ferry::store::memory::MemoryStore::new()).await;
+    let store = ferry::store::memory::MemoryStore::new();
+    ferry::store::testsuite::run(&store).await;
+    ferry::store::testsuite::run_unlockable(&store).await;
 }

@@ -354,3 +354,21 @@ async fn oss_refuses_object_lock_and_points_to_its_worm_policy() {
         "{doc}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_s3_bucket_with_object_lock_passes_the_lock_suite() {
+    let moto = Moto::start();
+    let store = moto.bucket("suite-locked");
+    store.init_with(true).await.unwrap();
+    ferry::store::testsuite::run(&store).await;
+    ferry::store::testsuite::run_locked(&store, Duration::from_secs(3)).await;
+    // Behind the layers every repository uses (retries, a bandwidth
+    // limit), the same holds.
+    let options = ferry::store::StoreOptions {
+        limit_upload: Some("100MiB/s".parse().unwrap()),
+        ..Default::default()
+    };
+    let composed =
+        ferry::store::compose(std::sync::Arc::new(moto.bucket("suite-locked")), &options);
+    ferry::store::testsuite::run_locked(&*composed, Duration::from_secs(3)).await;
+}
