@@ -15,7 +15,7 @@ use crate::engine::k8s_restore::snapshot::{
 };
 use crate::engine::k8s_restore::{self, parse_mapping, K8sRestoreOptions};
 use crate::engine::movers::{
-    backup_volumes, restore_volumes, MoverOptions, VolumeRecord, VolumeRestore,
+    backup_volumes, previous_trees, restore_volumes, MoverOptions, VolumeRecord, VolumeRestore,
     VolumeRestoreOptions, VolumesMode,
 };
 use crate::format::snapshot::{Skipped, Snapshot};
@@ -58,7 +58,8 @@ pub async fn add_cluster(
     opts.sources.push(K8S_ROOT.into());
     let mode: VolumesMode = a.volumes.parse()?;
     if mode != VolumesMode::None {
-        let volumes = add_volumes(g, a, mode, opts, repo).await?;
+        let cluster = got.metadata["cluster"]["id"].as_str();
+        let volumes = add_volumes(g, a, (mode, cluster), opts, repo).await?;
         extra["volumes"] = serde_json::to_value(&volumes)?;
     }
     opts.extra = Some(extra);
@@ -132,6 +133,7 @@ pub(crate) fn mover_options(
             .map(std::time::Duration::from_secs)
             .unwrap_or(d.pending_grace),
         progress: d.progress,
+        parents: d.parents,
     })
 }
 
@@ -156,13 +158,14 @@ fn parse_duration(s: &str) -> Result<std::time::Duration> {
 async fn add_volumes(
     g: &Global,
     a: &BackupArgs,
-    mode: VolumesMode,
+    (mode, cluster): (VolumesMode, Option<&str>),
     opts: &mut BackupOptions,
     repo: &Repository,
 ) -> Result<Vec<VolumeRecord>> {
     let c = &a.cluster;
     let conn = connect(c.kubeconfig.as_deref(), c.context.as_deref()).await?;
-    let mo = mover_options(g, &a.movers, mode, opts.region.as_deref())?;
+    let mut mo = mover_options(g, &a.movers, mode, opts.region.as_deref())?;
+    mo.parents = previous_trees(repo, cluster)?;
     let bars = super::output::VolumeBars::start(g, &mo.progress);
     let out = backup_volumes(&conn, &c.include_namespaces, &c.exclude_namespaces, &mo).await;
     bars.finish();
