@@ -16,6 +16,7 @@ mod outcomes;
 mod postgres;
 mod restore;
 mod volumes;
+mod volumes_incremental;
 mod volumes_bench;
 
 use std::path::Path;

@@ -180,7 +180,7 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
 }
 
 /// Every file under `dir` with its bytes, by relative path.
-fn tree_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
+pub(super) fn tree_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out: Vec<(String, Vec<u8>)> = super::support::files::files_under(dir)
         .into_iter()
         .map(|p| {
@@ -192,7 +192,7 @@ fn tree_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-fn volume<'a>(v: &'a Value, pvc: &str) -> &'a Value {
+pub(super) fn volume<'a>(v: &'a Value, pvc: &str) -> &'a Value {
     let vols = v["snapshot"]["extra"]["volumes"]
         .as_array()
         .expect("volume manifest");
