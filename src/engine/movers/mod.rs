@@ -15,6 +15,7 @@ mod objects;
 mod parents;
 mod plan;
 mod restore;
+pub mod restore_hooks;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
