@@ -11,12 +11,14 @@ mod crds;
 mod cronjob;
 mod drill;
 mod golden;
+mod hooks_restore;
 mod kubectl;
 mod outcomes;
 mod postgres;
 mod restore;
 mod volumes;
 mod volumes_incremental;
+mod volumes_restore;
 mod volumes_bench;
 
 use std::path::Path;

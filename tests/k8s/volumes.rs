@@ -496,7 +496,7 @@ fn a_job_killed_mid_backup_then_the_next_backup_succeeds_without_leftovers() {
 }
 
 /// A running pod on the node mounting `claims`, with hook annotations.
-fn seed_pod(c: &Cluster, ns: &str, name: &str, claims: &[&str], annotations: Value) {
+pub(super) fn seed_pod(c: &Cluster, ns: &str, name: &str, claims: &[&str], annotations: Value) {
     let volumes: Vec<Value> = claims
         .iter()
         .map(|n| json!({"name": n, "persistentVolumeClaim": {"claimName": n}}))
