@@ -306,8 +306,10 @@ fn print_restore(
     hooks: &[HookResult],
 ) {
     if g.json {
-        print_json(&serde_json::json!({ "snapshot": id, "time": snap.time, "k8s": report,
-            "volumes": volumes, "hooks": hooks }));
+        print_json(
+            &serde_json::json!({ "snapshot": id, "time": snap.time, "k8s": report,
+            "volumes": volumes, "hooks": hooks }),
+        );
         return;
     }
     print!("{}", report.render_human());
@@ -329,11 +331,14 @@ fn print_restore(
         );
     }
     for h in hooks {
-        let how = match (&h.error, h.exit_code) {
-            (None, _) => "ok".to_string(),
-            (Some(e), _) => format!("failed ({}): {e}", h.on_error),
+        let how = match &h.error {
+            None => "ok".to_string(),
+            Some(e) => format!("failed ({}): {e}", h.on_error),
         };
-        println!("  restore hook {} {} {:?}: {how}", h.pod, h.container, h.command);
+        println!(
+            "  restore hook {} {} {:?}: {how}",
+            h.pod, h.container, h.command
+        );
     }
 }
 

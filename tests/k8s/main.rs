@@ -17,9 +17,9 @@ mod outcomes;
 mod postgres;
 mod restore;
 mod volumes;
+mod volumes_bench;
 mod volumes_incremental;
 mod volumes_restore;
-mod volumes_bench;
 
 use std::path::Path;
 

@@ -9,7 +9,7 @@ use serde_json::Value;
 use super::support::kubelet::MOVER_IMAGE;
 use super::volumes::{noise, write, Cluster};
 
-fn restore_args<'a>(c: &'a Cluster, json: bool) -> Vec<&'a str> {
+fn restore_args(c: &Cluster, json: bool) -> Vec<&str> {
     let mut a = vec![
         "restore",
         "latest",
@@ -49,7 +49,10 @@ fn a_restore_job_is_followed_through_its_log_and_reports_its_rate() {
         vol["bytes_per_second"].as_f64().unwrap(),
     );
     assert_eq!(bytes, (32 << 20) as f64, "{vol}");
-    assert!(rate > 0.0 && (rate - bytes / secs).abs() <= rate * 0.01, "{vol}");
+    assert!(
+        rate > 0.0 && (rate - bytes / secs).abs() <= rate * 0.01,
+        "{vol}"
+    );
     // The coordinator read the restore pod's log while it ran, and the
     // mover wrote progress lines there.
     let logs: Vec<String> = c

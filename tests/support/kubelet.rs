@@ -551,8 +551,10 @@ fn run_pods(st: &mut State) {
         }
         let started = "2026-01-01T00:00:00Z";
         let statuses: Vec<Value> = (pod["spec"]["containers"].as_array().into_iter().flatten())
-            .map(|c| json!({"name": c["name"], "image": c["image"], "ready": true, "started": true,
-                "restartCount": 0, "state": {"running": {"startedAt": started}}}))
+            .map(|c| {
+                json!({"name": c["name"], "image": c["image"], "ready": true, "started": true,
+                "restartCount": 0, "state": {"running": {"startedAt": started}}})
+            })
             .collect();
         update(st, &pk, |o| {
             o["status"] = json!({"phase": "Running", "startTime": started,

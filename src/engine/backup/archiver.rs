@@ -238,11 +238,12 @@ impl Archiver {
                     VEntry::Source(path) => match lstat(&path) {
                         Ok(m) => {
                             let pnode = match self.source_parents.get(&path) {
-                                Some(id) => Some(Node::synthetic(&name, NodeKind::Dir, 0))
-                                    .map(|n| Node {
+                                Some(id) => {
+                                    Some(Node::synthetic(&name, NodeKind::Dir, 0)).map(|n| Node {
                                         subtree: Some(*id),
                                         ..n
-                                    }),
+                                    })
+                                }
                                 None => pnode,
                             };
                             let entry = self.clone().archive_entry(path, name, m, pnode, None);
@@ -403,7 +404,10 @@ impl Archiver {
         self.counters
             .total_bytes
             .fetch_add(node.size, Ordering::Relaxed);
-        if let Some(p) = parent.as_ref().filter(|p| unchanged(p, &node, self.ignore_inode)) {
+        if let Some(p) = parent
+            .as_ref()
+            .filter(|p| unchanged(p, &node, self.ignore_inode))
+        {
             if self.repo.has_blobs(&p.content) {
                 node.content = p.content.clone();
                 node.extents = p.extents.clone();

@@ -140,7 +140,10 @@ pub(super) fn hook_of(pod: &Value, phase: Phase) -> Result<Option<Hook>, String>
             format!("pod {pod_name}: {p} hook {field} {t:?}: expected e.g. 30s or 2m")
         }),
     };
-    let timeout = duration(if restore { "exec-timeout" } else { "timeout" }, DEFAULT_TIMEOUT)?;
+    let timeout = duration(
+        if restore { "exec-timeout" } else { "timeout" },
+        DEFAULT_TIMEOUT,
+    )?;
     let wait = duration("wait-timeout", DEFAULT_WAIT)?;
     let container = get("container")
         .map(str::to_string)

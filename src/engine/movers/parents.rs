@@ -25,7 +25,7 @@ pub fn previous_trees(
     cluster: Option<&str>,
 ) -> RepoResult<BTreeMap<String, ParentTree>> {
     let mut snaps = repo.snapshots()?;
-    snaps.sort_by(|a, b| b.1.time.cmp(&a.1.time));
+    snaps.sort_by_key(|s| std::cmp::Reverse(s.1.time));
     let mut out = BTreeMap::new();
     for (_, s) in &snaps {
         if !same_cluster(s, cluster) {
@@ -54,7 +54,10 @@ impl ParentTree {
 }
 
 fn same_cluster(s: &Snapshot, cluster: Option<&str>) -> bool {
-    let then = s.extra.as_ref().and_then(|e| e["k8s"]["cluster"]["id"].as_str());
+    let then = s
+        .extra
+        .as_ref()
+        .and_then(|e| e["k8s"]["cluster"]["id"].as_str());
     match (then, cluster) {
         (Some(a), Some(b)) => a == b,
         _ => true,

@@ -139,7 +139,8 @@ async fn one(
     out.seconds = started.elapsed().as_secs_f64();
     out.bytes_per_second = out.bytes as f64 / out.seconds.max(0.001);
     let ok = Some(out.action == "restored");
-    r.o.progress.set(&name, out.files, out.bytes, out.seconds, ok);
+    r.o.progress
+        .set(&name, out.files, out.bytes, out.seconds, ok);
     out
 }
 

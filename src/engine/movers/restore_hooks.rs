@@ -63,26 +63,24 @@ pub async fn run_restore_hooks(
         Some((o.namespace.clone().unwrap_or_default(), &h.pod))
     });
     let runs = created.map(|(ns, pod)| async move { one(conn, &ns, pod).await });
-    futures::future::join_all(runs).await
+    let done = futures::future::join_all(runs).await;
+    done.into_iter().flatten().collect()
 }
 
-async fn one(conn: &Connection, ns: &str, pod: &Value) -> HookResult {
+/// The restore hook of one restored pod; none when its annotations name
+/// no command.
+async fn one(conn: &Connection, ns: &str, pod: &Value) -> Option<HookResult> {
     let name = text(pod, "/metadata/name");
     let h = match hook_of(pod, Phase::Restore) {
-        Ok(Some(h)) => h,
-        Ok(None) | Err(_) => {
-            let why = hook_of(pod, Phase::Restore)
-                .err()
-                .unwrap_or_else(|| format!("pod {name}: restore hook without a command"));
-            return bad_annotation(ns, name, why);
-        }
+        Ok(h) => h?,
+        Err(e) => return Some(bad_annotation(ns, name, e)),
     };
     if let Err(e) = wait_running(conn, ns, name, &h).await {
         let mut r = result(ns, name, &h, Phase::Restore);
         r.error = Some(e);
-        return r;
+        return Some(r);
     }
-    exec(conn, ns, name, &h, Phase::Restore).await
+    Some(exec(conn, ns, name, &h, Phase::Restore).await)
 }
 
 /// A hook whose annotations cannot be used: a failure (it cannot say it
@@ -125,7 +123,9 @@ async fn wait_running(conn: &Connection, ns: &str, name: &str, h: &Hook) -> Resu
         }
         let phase = text(&pod, "/status/phase");
         if phase == "Succeeded" || phase == "Failed" {
-            return Err(format!("pod {ns}/{name} ended ({phase}) before its hook ran"));
+            return Err(format!(
+                "pod {ns}/{name} ended ({phase}) before its hook ran"
+            ));
         }
         if started.elapsed() >= h.wait {
             return Err(format!(
