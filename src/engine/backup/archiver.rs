@@ -237,12 +237,13 @@ impl Archiver {
                     }
                     VEntry::Source(path) => match lstat(&path) {
                         Ok(m) => {
+                            // A tree given for this source stands in for
+                            // the parent snapshot's entry.
                             let pnode = match self.source_parents.get(&path) {
                                 Some(id) => {
-                                    Some(Node::synthetic(&name, NodeKind::Dir, 0)).map(|n| Node {
-                                        subtree: Some(*id),
-                                        ..n
-                                    })
+                                    let mut n = Node::synthetic(&name, NodeKind::Dir, 0);
+                                    n.subtree = Some(*id);
+                                    Some(n)
                                 }
                                 None => pnode,
                             };

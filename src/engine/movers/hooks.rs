@@ -3,6 +3,8 @@
 //! and `post.hook.backup.velero.io/...`, and the same under
 //! `pre.hook.backup.ferry.io/...` (which wins when both are set). Commands
 //! run through the `pods/exec` subresource as given, not through a shell.
+//! The annotations' parsing and the exec are shared with the restore hooks
+//! (`restore_hooks.rs`).
 
 use std::time::{Duration, Instant};
 
