@@ -96,3 +96,29 @@ fn a_second_backup_of_an_unchanged_volume_reads_no_file_data_and_a_changed_file_
     );
     assert!(c.leftovers().is_empty(), "left behind: {:?}", c.leftovers());
 }
+
+#[test]
+fn a_pvc_made_again_under_its_name_is_read_whole_again() {
+    let c = Cluster::new();
+    let first = c.pvc("shop", "data", "csi-fast", "Filesystem", "16Mi");
+    write(&first, "f", &noise(1 << 20, 1));
+    let v = backup(&c);
+    let before = volume(&v, "data")["spec"]["volumeName"].clone();
+    // Deleted and made again: a new PV, whose file happens to have the
+    // same name and size.
+    let key = (
+        String::new(),
+        "persistentvolumeclaims".to_string(),
+        "shop".to_string(),
+        "data".to_string(),
+    );
+    c.fake.state().objects.remove(&key);
+    let again = c.pvc("shop", "data", "csi-fast", "Filesystem", "16Mi");
+    assert_ne!(again, first);
+    write(&again, "f", &noise(1 << 20, 2));
+    let v = backup(&c);
+    let d = volume(&v, "data");
+    assert_ne!(d["spec"]["volumeName"], before, "{d}");
+    assert!(d["parent"].is_null(), "{d}");
+    assert_eq!(counts(d), (1, 0, 0, 1 << 20), "{d}");
+}
