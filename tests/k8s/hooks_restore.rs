@@ -68,6 +68,16 @@ fn restore_hooks_run_in_the_restored_pods_and_fail_the_restore_only_with_on_erro
         json!({"post.hook.restore.ferry.io/command": "[\"sh\", \"-c\", \"exit 3\"]",
             "post.hook.restore.ferry.io/on-error": "Fail"}),
     );
+    // A hook whose container never runs waits its wait-timeout, then fails.
+    seed_pod(
+        &c,
+        "ops",
+        "late-0",
+        &[],
+        json!({"post.hook.restore.velero.io/container": "not-there",
+            "post.hook.restore.velero.io/command": "[\"true\"]",
+            "post.hook.restore.velero.io/wait-timeout": "1s"}),
+    );
     c.ok(&c.backup_args("shop,ops", &[]));
     assert!(
         !data.join("restored-marker").exists(),
@@ -119,5 +129,12 @@ fn restore_hooks_run_in_the_restored_pods_and_fail_the_restore_only_with_on_erro
         v["volumes"].as_array().unwrap()[0]["action"] == "restored",
         "{v}"
     );
+    let late = hook(&v, "ops-dr/late-0");
+    let why = late["error"].as_str().unwrap_or_default();
+    assert!(
+        why.contains("not-there") && why.contains("not running within the wait-timeout of 1s"),
+        "{late}"
+    );
+    assert!(late["exit_code"].is_null(), "{late}");
     assert!(c.leftovers().is_empty(), "left behind: {:?}", c.leftovers());
 }
