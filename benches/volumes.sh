@@ -2,7 +2,9 @@
 # Volumes move in parallel: N PVCs of M MiB each backed up through the fake
 # kubelet's data-mover Jobs (real `ferry mover` processes in private mount
 # namespaces; needs root and unshare) with --parallel-volumes 1 and N.
-# Prints wall and CPU seconds per run (CPU: every ferry process, summed).
+# Prints wall and CPU seconds per run (CPU: every ferry process, summed),
+# then the same for a second backup of the unchanged volumes
+# ("unchanged": true, with the file data the movers read).
 #
 #   benches/volumes.sh            # 8 PVCs of 256 MiB (the benchmark)
 #   benches/volumes.sh 8 4        # 8 PVCs of 4 MiB (a quick look)

@@ -14,8 +14,10 @@ use crate::engine::k8s_restore::snapshot::{
     read_objects, split, volume_records, StoredPvcs, K8S_ROOT,
 };
 use crate::engine::k8s_restore::{self, parse_mapping, K8sRestoreOptions};
+use crate::engine::movers::hooks::HookResult;
+use crate::engine::movers::restore_hooks::{hooked_pods, run_restore_hooks};
 use crate::engine::movers::{
-    backup_volumes, restore_volumes, MoverOptions, VolumeRecord, VolumeRestore,
+    backup_volumes, previous_trees, restore_volumes, MoverOptions, VolumeRecord, VolumeRestore,
     VolumeRestoreOptions, VolumesMode,
 };
 use crate::format::snapshot::{Skipped, Snapshot};
@@ -58,7 +60,8 @@ pub async fn add_cluster(
     opts.sources.push(K8S_ROOT.into());
     let mode: VolumesMode = a.volumes.parse()?;
     if mode != VolumesMode::None {
-        let volumes = add_volumes(g, a, mode, opts, repo).await?;
+        let cluster = got.metadata["cluster"]["id"].as_str();
+        let volumes = add_volumes(g, a, (mode, cluster), opts, repo).await?;
         extra["volumes"] = serde_json::to_value(&volumes)?;
     }
     opts.extra = Some(extra);
@@ -132,6 +135,7 @@ pub(crate) fn mover_options(
             .map(std::time::Duration::from_secs)
             .unwrap_or(d.pending_grace),
         progress: d.progress,
+        parents: d.parents,
     })
 }
 
@@ -156,13 +160,14 @@ fn parse_duration(s: &str) -> Result<std::time::Duration> {
 async fn add_volumes(
     g: &Global,
     a: &BackupArgs,
-    mode: VolumesMode,
+    (mode, cluster): (VolumesMode, Option<&str>),
     opts: &mut BackupOptions,
     repo: &Repository,
 ) -> Result<Vec<VolumeRecord>> {
     let c = &a.cluster;
     let conn = connect(c.kubeconfig.as_deref(), c.context.as_deref()).await?;
-    let mo = mover_options(g, &a.movers, mode, opts.region.as_deref())?;
+    let mut mo = mover_options(g, &a.movers, mode, opts.region.as_deref())?;
+    mo.parents = previous_trees(repo, cluster)?;
     let bars = super::output::VolumeBars::start(g, &mo.progress);
     let out = backup_volumes(&conn, &c.include_namespaces, &c.exclude_namespaces, &mo).await;
     bars.finish();
@@ -225,6 +230,7 @@ pub async fn restore(
         dry_run: a.dry_run,
         ..Default::default()
     };
+    let hooked = hooked_pods(&objects);
     let mut volume_report = Vec::new();
     let (mut report, workloads) = if with_volumes {
         let (first, pvcs, workloads) = split(objects, &records);
@@ -237,14 +243,23 @@ pub async fn restore(
     if !workloads.is_empty() {
         report.merge(k8s_restore::restore(workloads, &opts).await?);
     }
-    print_restore(g, id, snap, &report, &volume_report);
+    let hooks = match hooked.is_empty() || a.dry_run {
+        true => Vec::new(),
+        false => {
+            let conn = connect(opts.kubeconfig.as_deref(), opts.context.as_deref()).await?;
+            run_restore_hooks(&conn, &hooked, &report).await
+        }
+    };
+    print_restore(g, id, snap, &report, &volume_report, &hooks);
     let failed_volumes = volume_report
         .iter()
         .filter(|v| v.action == "failed")
         .count();
-    if report.has_failures() || failed_volumes > 0 {
+    let failed_hooks = hooks.iter().filter(|h| h.failed()).count();
+    if report.has_failures() || failed_volumes > 0 || failed_hooks > 0 {
         return Err(Reported(format!(
-            "some Kubernetes objects or {failed_volumes} volumes could not be restored (see above)"
+            "some Kubernetes objects, {failed_volumes} volumes or {failed_hooks} restore hooks \
+             failed (see above)"
         ))
         .into());
     }
@@ -276,9 +291,10 @@ async fn volumes_step(
         })
         .filter(|v| !opts.exclude_namespaces.contains(&v.namespace))
         .collect();
-    restore_volumes(&conn, &selected, pvcs, &vo)
-        .await
-        .context("restoring volumes")
+    let bars = super::output::VolumeBars::start(g, &vo.mover.progress);
+    let out = restore_volumes(&conn, &selected, pvcs, &vo).await;
+    bars.finish();
+    out.context("restoring volumes")
 }
 
 fn print_restore(
@@ -287,10 +303,12 @@ fn print_restore(
     snap: &Snapshot,
     report: &k8s_restore::K8sRestoreReport,
     volumes: &[VolumeRestore],
+    hooks: &[HookResult],
 ) {
     if g.json {
         print_json(
-            &serde_json::json!({ "snapshot": id, "time": snap.time, "k8s": report, "volumes": volumes }),
+            &serde_json::json!({ "snapshot": id, "time": snap.time, "k8s": report,
+            "volumes": volumes, "hooks": hooks }),
         );
         return;
     }
@@ -310,6 +328,16 @@ fn print_restore(
             v.pvc,
             v.storage_class.as_deref().unwrap_or("-"),
             v.size.as_deref().unwrap_or("-"),
+        );
+    }
+    for h in hooks {
+        let how = match &h.error {
+            None => "ok".to_string(),
+            Some(e) => format!("failed ({}): {e}", h.on_error),
+        };
+        println!(
+            "  restore hook {} {} {:?}: {how}",
+            h.pod, h.container, h.command
         );
     }
 }

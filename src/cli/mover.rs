@@ -14,7 +14,9 @@ use super::output::{emit, Render};
 use super::{exit, open_repo};
 use crate::engine::drill::VerifyMode;
 use crate::engine::progress::Progress;
-use crate::engine::volumes::{mover_backup, mover_restore, MoverProgress, MoverReport};
+use crate::engine::volumes::{
+    mover_backup, mover_restore, MoverBackupOptions, MoverProgress, MoverReport,
+};
 use crate::repo::BlobId;
 
 #[derive(Debug, Subcommand)]
@@ -33,6 +35,14 @@ pub struct MoverBackupArgs {
     /// The volume is a block device.
     #[arg(long)]
     pub block: bool,
+    /// The tree of the volume's previous backup: unchanged files keep its
+    /// content unread (not used for block volumes).
+    #[arg(long)]
+    pub parent: Option<String>,
+    /// Compare files by size and mtime only, not ctime and inode (the
+    /// volume is a new clone of a storage snapshot).
+    #[arg(long)]
+    pub ignore_inode: bool,
     /// Write the report here (the container's terminationMessagePath).
     #[arg(long)]
     pub report: Option<PathBuf>,
@@ -69,12 +79,17 @@ pub async fn run(g: &Global, c: MoverCommand) -> Result<i32> {
     let (report_path, out) = match c {
         MoverCommand::Backup(a) => {
             let r = async {
+                let mo = MoverBackupOptions {
+                    block: a.block,
+                    host: std::env::var("FERRY_HOST").ok(),
+                    parent: a.parent.as_deref().map(tree_id).transpose()?,
+                    ignore_inode: a.ignore_inode,
+                };
                 let repo = open_repo(g).await?;
-                let host = std::env::var("FERRY_HOST").ok();
                 let progress = Arc::new(Progress::default());
-                let ticker = tokio::spawn(report_progress(progress.clone()));
-                let r = mover_backup(repo, &a.source, a.block, host, progress).await;
-                ticker.abort();
+                let ticker = Ticker::start(&progress);
+                let r = mover_backup(repo, &a.source, &mo, progress).await;
+                ticker.stop();
                 Ok::<_, anyhow::Error>(r?)
             }
             .await;
@@ -82,10 +97,7 @@ pub async fn run(g: &Global, c: MoverCommand) -> Result<i32> {
         }
         MoverCommand::Restore(a) => {
             let r = async {
-                let tree: BlobId = a
-                    .tree
-                    .parse()
-                    .with_context(|| format!("--tree {}: not a tree id", a.tree))?;
+                let tree = tree_id(&a.tree)?;
                 let check = a
                     .verify
                     .as_deref()
@@ -93,7 +105,11 @@ pub async fn run(g: &Global, c: MoverCommand) -> Result<i32> {
                     .transpose()
                     .map_err(anyhow::Error::msg)?;
                 let repo = open_repo(g).await?;
-                Ok::<_, anyhow::Error>(mover_restore(repo, tree, &a.target, a.block, check).await?)
+                let progress = Arc::new(Progress::default());
+                let ticker = Ticker::start(&progress);
+                let r = mover_restore(repo, tree, &a.target, a.block, check, progress).await;
+                ticker.stop();
+                Ok::<_, anyhow::Error>(r?)
             }
             .await;
             (a.report, r)
@@ -113,15 +129,43 @@ pub async fn run(g: &Global, c: MoverCommand) -> Result<i32> {
     Ok(exit::OK)
 }
 
-/// Every second a progress line on stderr (the container's log), which
-/// the coordinator reads through `pods/log`.
-async fn report_progress(p: Arc<Progress>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-    loop {
-        tick.tick().await;
-        let (files, bytes, ..) = p.snapshot();
-        eprintln!("{}", MoverProgress { files, bytes }.line());
+fn tree_id(s: &str) -> Result<BlobId> {
+    s.parse().with_context(|| format!("{s}: not a tree id"))
+}
+
+/// Progress lines on stderr (the container's log), which the coordinator
+/// reads through `pods/log`: one at once, one every second, and a last one
+/// with the final counts.
+struct Ticker {
+    progress: Arc<Progress>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Ticker {
+    fn start(p: &Arc<Progress>) -> Ticker {
+        let progress = p.clone();
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                print_progress(&progress);
+            }
+        });
+        Ticker {
+            progress: p.clone(),
+            task,
+        }
     }
+
+    fn stop(self) {
+        self.task.abort();
+        print_progress(&self.progress);
+    }
+}
+
+fn print_progress(p: &Progress) {
+    let (files, bytes, ..) = p.snapshot();
+    eprintln!("{}", MoverProgress { files, bytes }.line());
 }
 
 fn write_report(path: &Path, message: &str) -> Result<()> {

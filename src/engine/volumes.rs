@@ -39,6 +39,21 @@ pub struct MoverReport {
     /// Of a block volume: the bytes of all-zero regions, stored as holes.
     #[serde(default)]
     pub zero_bytes: u64,
+    /// Files not in the parent tree, changed since it, and unchanged (whose
+    /// content was taken from it without reading them).
+    #[serde(default)]
+    pub files_new: u64,
+    #[serde(default)]
+    pub files_changed: u64,
+    #[serde(default)]
+    pub files_unchanged: u64,
+    /// File data actually read from the volume.
+    #[serde(default)]
+    pub read_bytes: u64,
+    /// The tree of the volume's previous backup the files were compared
+    /// with, when there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<BlobId>,
     pub seconds: f64,
     /// A restore asked to verify: what was read back and how it matched
     /// the tree (at most a few mismatches, to fit the message).
@@ -71,6 +86,22 @@ impl MoverProgress {
 /// The name of a block volume's data in its tree.
 pub const BLOCK_FILE: &str = "block";
 
+/// What the coordinator tells a backup mover beside its source.
+#[derive(Debug, Clone, Default)]
+pub struct MoverBackupOptions {
+    /// The volume is a block device.
+    pub block: bool,
+    pub host: Option<String>,
+    /// The tree of the volume's previous backup: files of the same size
+    /// and mtime (and, unless `ignore_inode`, ctime and inode) keep its
+    /// content unread. Not used for block volumes, which are read whole
+    /// and deduplicate by chunk.
+    pub parent: Option<BlobId>,
+    /// The volume is a new clone of a storage snapshot, whose inode
+    /// numbers and ctimes say nothing of the files' contents.
+    pub ignore_inode: bool,
+}
+
 /// Backs up a mounted volume (`source` a directory) or a block volume
 /// (`source` its device node, or a regular file standing in for one): the
 /// device is read whole, its all-zero regions stored as holes, and equal
@@ -78,19 +109,25 @@ pub const BLOCK_FILE: &str = "block";
 pub async fn mover_backup(
     repo: Arc<Repository>,
     source: &Path,
-    block: bool,
-    host: Option<String>,
+    mo: &MoverBackupOptions,
     progress: Arc<Progress>,
 ) -> EngineResult<MoverReport> {
+    let block = mo.block;
     let mut opts = BackupOptions {
         tree_only: true,
         parent: ParentChoice::None,
-        host,
+        host: mo.host.clone(),
+        ignore_inode: mo.ignore_inode,
         ..Default::default()
     };
+    let parent = mo.parent.filter(|_| !block);
     match block {
         true => opts.devices = vec![(BLOCK_FILE.into(), source.to_path_buf())],
         false => opts.paths = vec![source.to_path_buf()],
+    }
+    if let Some(p) = parent {
+        tracing::info!(parent = %p, "comparing with the volume's previous tree");
+        opts.source_parents = vec![(source.to_path_buf(), p)];
     }
     let out = backup(repo.clone(), &opts, progress).await?;
     let m = &out.snapshot.summary;
@@ -117,6 +154,11 @@ pub async fn mover_backup(
         bytes: m.total_bytes.max(m.read_bytes),
         added_bytes: m.added_bytes,
         zero_bytes,
+        files_new: m.files_new,
+        files_changed: m.files_changed,
+        files_unchanged: m.files_unchanged,
+        read_bytes: m.read_bytes,
+        parent,
         seconds: m.elapsed_seconds,
         verification: None,
     })
@@ -164,9 +206,10 @@ pub async fn mover_restore(
     target: &Path,
     block: bool,
     check: Option<VerifyMode>,
+    progress: Arc<Progress>,
 ) -> EngineResult<MoverReport> {
     let started = std::time::Instant::now();
-    let mut report = restore_volume(&repo, tree, target, block).await?;
+    let mut report = restore_volume(&repo, tree, target, block, progress).await?;
     if let Some(mode) = check {
         let v = match block {
             true => verify_device(&repo, tree, target).await,
@@ -200,10 +243,11 @@ async fn restore_volume(
     tree: BlobId,
     target: &Path,
     block: bool,
+    progress: Arc<Progress>,
 ) -> EngineResult<MoverReport> {
     let started = std::time::Instant::now();
     if block {
-        let bytes = restore_device(repo, tree, target).await?;
+        let bytes = restore_device(repo, tree, target, &progress).await?;
         return Ok(MoverReport {
             tree,
             files: 1,
@@ -217,7 +261,7 @@ async fn restore_volume(
         overwrite: true,
         ..Default::default()
     };
-    let r = restore(repo, tree, &opts, Arc::new(Progress::default())).await?;
+    let r = restore(repo, tree, &opts, progress).await?;
     if let Some(f) = r.failed.first() {
         return Err(EngineError::Usage(format!(
             "{} entries of the volume could not be restored, first {}: {}",
@@ -239,7 +283,12 @@ async fn restore_volume(
 /// Writes the `block` file of `tree` onto `device`, blob by blob at the
 /// offsets its extents give, and makes its holes read as zeros (see
 /// [`zero_range`]: a new volume is only read there, not written).
-async fn restore_device(repo: &Repository, tree: BlobId, device: &Path) -> EngineResult<u64> {
+async fn restore_device(
+    repo: &Repository,
+    tree: BlobId,
+    device: &Path,
+    progress: &Progress,
+) -> EngineResult<u64> {
     let t = repo.load_tree(&tree).await?;
     let node = t
         .find(BLOCK_FILE.as_bytes())
@@ -283,10 +332,12 @@ async fn restore_device(repo: &Repository, tree: BlobId, device: &Path) -> Engin
             let n = rest.len().min(left as usize);
             f.seek(SeekFrom::Start(at)).map_err(io)?;
             f.write_all(&rest[..n]).map_err(io)?;
+            progress.add_done(0, n as u64);
             (at, left, rest) = (at + n as u64, left - n as u64, &rest[n..]);
         }
     }
     f.sync_all().map_err(io)?;
+    progress.add_done(1, 0);
     Ok(node.size)
 }
 

@@ -11,12 +11,15 @@ mod crds;
 mod cronjob;
 mod drill;
 mod golden;
+mod hooks_restore;
 mod kubectl;
 mod outcomes;
 mod postgres;
 mod restore;
 mod volumes;
 mod volumes_bench;
+mod volumes_incremental;
+mod volumes_restore;
 
 use std::path::Path;
 

@@ -180,7 +180,7 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
 }
 
 /// Every file under `dir` with its bytes, by relative path.
-fn tree_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
+pub(super) fn tree_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out: Vec<(String, Vec<u8>)> = super::support::files::files_under(dir)
         .into_iter()
         .map(|p| {
@@ -192,7 +192,7 @@ fn tree_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-fn volume<'a>(v: &'a Value, pvc: &str) -> &'a Value {
+pub(super) fn volume<'a>(v: &'a Value, pvc: &str) -> &'a Value {
     let vols = v["snapshot"]["extra"]["volumes"]
         .as_array()
         .expect("volume manifest");
@@ -496,7 +496,7 @@ fn a_job_killed_mid_backup_then_the_next_backup_succeeds_without_leftovers() {
 }
 
 /// A running pod on the node mounting `claims`, with hook annotations.
-fn seed_pod(c: &Cluster, ns: &str, name: &str, claims: &[&str], annotations: Value) {
+pub(super) fn seed_pod(c: &Cluster, ns: &str, name: &str, claims: &[&str], annotations: Value) {
     let volumes: Vec<Value> = claims
         .iter()
         .map(|n| json!({"name": n, "persistentVolumeClaim": {"claimName": n}}))

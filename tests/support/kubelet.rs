@@ -20,6 +20,8 @@
 //!   their mount paths and device paths and a file at its
 //!   terminationMessagePath. Its exit code and termination message go into
 //!   the pod and Job status. Deleting a running pod or Job kills it.
+//! - Any other pod created without a status (a restored one) becomes
+//!   Running once its claims are bound (no process runs for it).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -168,6 +170,7 @@ fn tick(state: &Shared, root: &Path, running: &Arc<Mutex<HashMap<Key, u32>>>, im
     take_snapshots(&mut st, root);
     start_jobs(&mut st, state, root, running, images);
     start_waiting(&mut st, state, root, running);
+    run_pods(&mut st);
     // Pods deleted while running: their containers are killed.
     for (k, pid) in running.lock().unwrap().iter() {
         if !st.objects.contains_key(k) {
@@ -534,6 +537,30 @@ fn start_jobs(
         } else {
             launch(st, shared, running, root, (k.clone(), pk), &spec);
         }
+    }
+}
+
+/// Pods created without a status (restored ones; not a Job's, which the
+/// kubelet makes itself) start running once their claims are bound: the
+/// phase and every container's state say so. Their containers run no
+/// process; `pods/exec` runs its command in the pod's first volume.
+fn run_pods(st: &mut State) {
+    for (pk, pod) in items(st, "", "pods") {
+        if !pod["status"]["phase"].is_null() || !claims_bound(st, &pk.2, &pod["spec"], false) {
+            continue;
+        }
+        let started = "2026-01-01T00:00:00Z";
+        let statuses: Vec<Value> = (pod["spec"]["containers"].as_array().into_iter().flatten())
+            .map(|c| {
+                json!({"name": c["name"], "image": c["image"], "ready": true, "started": true,
+                "restartCount": 0, "state": {"running": {"startedAt": started}}})
+            })
+            .collect();
+        update(st, &pk, |o| {
+            o["status"] = json!({"phase": "Running", "startTime": started,
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "containerStatuses": statuses})
+        });
     }
 }
 

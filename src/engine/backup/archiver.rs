@@ -97,19 +97,23 @@ pub struct Archiver {
     pub progress: Arc<Progress>,
     pub excludes: globset::GlobSet,
     pub new_trees: Mutex<Vec<(BlobId, Vec<u8>)>>,
+    /// See `BackupOptions::ignore_inode`.
+    pub ignore_inode: bool,
+    /// See `BackupOptions::source_parents` (absolute paths).
+    pub source_parents: HashMap<PathBuf, BlobId>,
     hardlinks: Mutex<HashMap<(u64, u64), FileFuture>>,
     /// Subdirectories walked on tasks of their own, beside the walk that
     /// found them (at most this many at once; others are walked in line).
     walkers: Arc<tokio::sync::Semaphore>,
 }
 
-/// Whether a file can keep the parent snapshot's content unread.
-fn unchanged(parent: &Node, now: &Node) -> bool {
+/// Whether a file can keep the parent snapshot's content unread; with
+/// `ignore_inode`, by its size and mtime alone.
+fn unchanged(parent: &Node, now: &Node, ignore_inode: bool) -> bool {
     parent.kind == NodeKind::File
         && parent.size == now.size
         && parent.mtime == now.mtime
-        && parent.ctime == now.ctime
-        && parent.inode == now.inode
+        && (ignore_inode || (parent.ctime == now.ctime && parent.inode == now.inode))
 }
 
 fn lstat(path: &Path) -> std::io::Result<Metadata> {
@@ -159,6 +163,8 @@ impl Archiver {
             progress,
             excludes,
             new_trees: Mutex::new(Vec::new()),
+            ignore_inode: false,
+            source_parents: HashMap::new(),
             hardlinks: Mutex::new(HashMap::new()),
             walkers: Arc::new(tokio::sync::Semaphore::new(
                 2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -230,11 +236,20 @@ impl Archiver {
                         pending.push(self.clone().archive_vdir(sub, node, psub).await?);
                     }
                     VEntry::Source(path) => match lstat(&path) {
-                        Ok(m) => pending.push(
-                            self.clone()
-                                .archive_entry(path, name, m, pnode, None)
-                                .await?,
-                        ),
+                        Ok(m) => {
+                            // A tree given for this source stands in for
+                            // the parent snapshot's entry.
+                            let pnode = match self.source_parents.get(&path) {
+                                Some(id) => {
+                                    let mut n = Node::synthetic(&name, NodeKind::Dir, 0);
+                                    n.subtree = Some(*id);
+                                    Some(n)
+                                }
+                                None => pnode,
+                            };
+                            let entry = self.clone().archive_entry(path, name, m, pnode, None);
+                            pending.push(entry.await?);
+                        }
                         Err(e) => self.skip(&path, e),
                     },
                     VEntry::Tree(id) => {
@@ -390,7 +405,10 @@ impl Archiver {
         self.counters
             .total_bytes
             .fetch_add(node.size, Ordering::Relaxed);
-        if let Some(p) = parent.as_ref().filter(|p| unchanged(p, &node)) {
+        if let Some(p) = parent
+            .as_ref()
+            .filter(|p| unchanged(p, &node, self.ignore_inode))
+        {
             if self.repo.has_blobs(&p.content) {
                 node.content = p.content.clone();
                 node.extents = p.extents.clone();

@@ -54,6 +54,16 @@ pub struct BackupOptions {
     pub tags: Vec<String>,
     pub host: Option<String>,
     pub parent: ParentChoice,
+    /// Per source directory, the tree of an earlier backup of the same
+    /// data to compare against instead of the parent snapshot's (a
+    /// volume's previous backup, stored at another path of another
+    /// snapshot). Its unchanged files are not read again.
+    pub source_parents: Vec<(PathBuf, crate::repo::BlobId)>,
+    /// A file is unchanged when its size and mtime are, without comparing
+    /// ctime and inode number: for a file system cloned from a storage
+    /// snapshot, where a file-level clone gives every file a new inode and
+    /// ctime (see docs/k8s.md, "Incremental volume backups").
+    pub ignore_inode: bool,
     /// Glob patterns; a pattern matches an entry's absolute path or its name.
     pub excludes: Vec<String>,
     /// Ceiling for data buffered in the pipeline.
@@ -80,6 +90,8 @@ impl Default for BackupOptions {
             tags: Vec::new(),
             host: None,
             parent: ParentChoice::Auto,
+            source_parents: Vec::new(),
+            ignore_inode: false,
             excludes: Vec::new(),
             memory_limit: 512 << 20,
             time: None,
@@ -280,13 +292,18 @@ async fn archive(
         })
         .collect();
     drop(jobs_rx);
-    let archiver = Arc::new(Archiver::new(
+    let mut archiver = Archiver::new(
         repo.clone(),
         pipe.clone(),
         jobs_tx,
         progress,
         super::glob_set(&opts.excludes)?,
-    ));
+    );
+    archiver.ignore_inode = opts.ignore_inode;
+    for (p, tree) in &opts.source_parents {
+        archiver.source_parents.insert(plan::absolute(p)?, *tree);
+    }
+    let archiver = Arc::new(archiver);
     let tree = archiver.archive_root(root, parent_tree).await;
     tracing::debug!("sources walked");
     archiver.jobs.close();

@@ -191,6 +191,11 @@ fn record(
         files: m.as_ref().map_or(0, |m| m.files),
         bytes: m.as_ref().map_or(0, |m| m.bytes),
         added_bytes: m.as_ref().map_or(0, |m| m.added_bytes),
+        files_new: m.as_ref().map_or(0, |m| m.files_new),
+        files_changed: m.as_ref().map_or(0, |m| m.files_changed),
+        files_unchanged: m.as_ref().map_or(0, |m| m.files_unchanged),
+        read_bytes: m.as_ref().map_or(0, |m| m.read_bytes),
+        parent: m.as_ref().and_then(|m| m.parent),
         seconds,
         bytes_per_second: m
             .as_ref()
@@ -200,11 +205,24 @@ fn record(
     }
 }
 
-fn mover_args(block: bool) -> Vec<String> {
+/// `ferry mover backup ...` of a volume: with the tree of its previous
+/// backup as parent when there is one (not for block volumes, which
+/// deduplicate by chunk). A snapshot's clone gets new inodes and ctimes
+/// where the driver copies files: its files are compared by size and
+/// mtime alone.
+fn mover_args(r: &Run<'_>, p: &Planned) -> Vec<String> {
     let mut v = vec!["backup".to_string(), "--source".into()];
-    match block {
-        true => v.extend([objects::DEVICE_PATH.into(), "--block".into()]),
-        false => v.push(objects::VOLUME_MOUNT.into()),
+    if p.block {
+        v.extend([objects::DEVICE_PATH.into(), "--block".into()]);
+        return v;
+    }
+    v.push(objects::VOLUME_MOUNT.into());
+    let parent = r.o.parents.get(&format!("{}/{}", p.ns, p.pvc));
+    if let Some(t) = parent.filter(|t| t.fits(&p.spec)) {
+        v.extend(["--parent".into(), t.tree.to_hex()]);
+        if p.method == Method::Snapshot {
+            v.push("--ignore-inode".into());
+        }
     }
     v
 }
@@ -282,7 +300,7 @@ async fn via_snapshot(
         node: None,
         deadline_seconds: r.o.timeout.as_secs().max(1),
         repo_args: &r.o.repo_args,
-        args: mover_args(p.block),
+        args: mover_args(r, p),
     };
     run_job(r, &job).await
 }
@@ -325,7 +343,7 @@ async fn fs_job(r: &Run<'_>, i: usize, p: &Planned) -> Result<MoverReport, Strin
         node: p.node.as_deref(),
         deadline_seconds: r.o.timeout.as_secs().max(1),
         repo_args: &r.o.repo_args,
-        args: mover_args(p.block),
+        args: mover_args(r, p),
     };
     run_job(r, &job).await
 }

@@ -3,6 +3,8 @@
 //! and `post.hook.backup.velero.io/...`, and the same under
 //! `pre.hook.backup.ferry.io/...` (which wins when both are set). Commands
 //! run through the `pods/exec` subresource as given, not through a shell.
+//! The annotations' parsing and the exec are shared with the restore hooks
+//! (`restore_hooks.rs`).
 
 use std::time::{Duration, Instant};
 
@@ -15,12 +17,39 @@ use tokio::io::AsyncReadExt;
 use super::api::text;
 use crate::source::k8s::client::Connection;
 
-/// Before the snapshot, or after it.
+/// Before the snapshot, or after it; or in a restored pod once it runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
     Pre,
     Post,
+    Restore,
+}
+
+impl Phase {
+    /// The annotations' prefix (before `.velero.io/` or `.ferry.io/`).
+    fn prefix(self) -> &'static str {
+        match self {
+            Phase::Pre => "pre.hook.backup",
+            Phase::Post => "post.hook.backup",
+            Phase::Restore => "post.hook.restore",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Phase::Pre => "pre",
+            Phase::Post => "post",
+            Phase::Restore => "restore",
+        }
+    }
+}
+
+impl HookResult {
+    /// Whether it failed with `on-error: Fail`.
+    pub fn failed(&self) -> bool {
+        self.error.is_some() && self.on_error == "Fail"
+    }
 }
 
 /// What one hook did, recorded in the volume manifest.
@@ -40,15 +69,23 @@ pub struct HookResult {
     pub seconds: f64,
 }
 
-struct Hook {
-    container: String,
-    command: Vec<String>,
-    fail: bool,
-    timeout: Duration,
+pub(super) struct Hook {
+    pub container: String,
+    pub command: Vec<String>,
+    pub fail: bool,
+    /// How long the command may run.
+    pub timeout: Duration,
+    /// Restore hooks: how long to wait for the container to run (or be
+    /// ready, with `wait_for_ready`).
+    pub wait: Duration,
+    pub wait_for_ready: bool,
 }
 
 /// Default hook timeout, as Velero's.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a restore hook waits for its container by default (Velero
+/// waits forever; a restore that never ends is worse than a failed hook).
+const DEFAULT_WAIT: Duration = Duration::from_secs(300);
 /// Output kept per stream.
 const KEEP: usize = 2048;
 
@@ -64,18 +101,19 @@ fn parse_timeout(s: &str) -> Option<Duration> {
     }))
 }
 
-/// The hook of `phase` a pod's annotations define, if any.
-fn hook_of(pod: &Value, phase: Phase) -> Result<Option<Hook>, String> {
-    let p = match phase {
-        Phase::Pre => "pre",
-        Phase::Post => "post",
-    };
+/// The hook of `phase` a pod's annotations define, if any. Backup hooks
+/// fail their volume by default and have a `timeout`; restore hooks
+/// continue by default (as Velero's) and have `exec-timeout`,
+/// `wait-timeout` and `wait-for-ready`.
+pub(super) fn hook_of(pod: &Value, phase: Phase) -> Result<Option<Hook>, String> {
+    let p = phase.name();
     let ann = &pod["metadata"]["annotations"];
     let get = |field: &str| {
         ["ferry.io", "velero.io"]
             .iter()
-            .find_map(|d| ann[format!("{p}.hook.backup.{d}/{field}")].as_str())
+            .find_map(|d| ann[format!("{}.{d}/{field}", phase.prefix())].as_str())
     };
+    let restore = phase == Phase::Restore;
     let Some(raw) = get("command") else {
         return Ok(None);
     };
@@ -89,7 +127,7 @@ fn hook_of(pod: &Value, phase: Phase) -> Result<Option<Hook>, String> {
     if command.is_empty() {
         return Err(format!("pod {pod_name}: {p} hook command is empty"));
     }
-    let fail = match get("on-error").unwrap_or("Fail") {
+    let fail = match get("on-error").unwrap_or(if restore { "Continue" } else { "Fail" }) {
         "Fail" => true,
         "Continue" => false,
         other => {
@@ -98,12 +136,17 @@ fn hook_of(pod: &Value, phase: Phase) -> Result<Option<Hook>, String> {
             ))
         }
     };
-    let timeout = match get("timeout") {
-        None => DEFAULT_TIMEOUT,
+    let duration = |field: &str, default: Duration| match get(field) {
+        None => Ok(default),
         Some(t) => parse_timeout(t).ok_or_else(|| {
-            format!("pod {pod_name}: {p} hook timeout {t:?}: expected e.g. 30s or 2m")
-        })?,
+            format!("pod {pod_name}: {p} hook {field} {t:?}: expected e.g. 30s or 2m")
+        }),
     };
+    let timeout = duration(
+        if restore { "exec-timeout" } else { "timeout" },
+        DEFAULT_TIMEOUT,
+    )?;
+    let wait = duration("wait-timeout", DEFAULT_WAIT)?;
     let container = get("container")
         .map(str::to_string)
         .unwrap_or_else(|| text(pod, "/spec/containers/0/name").to_string());
@@ -112,6 +155,8 @@ fn hook_of(pod: &Value, phase: Phase) -> Result<Option<Hook>, String> {
         command,
         fail,
         timeout,
+        wait,
+        wait_for_ready: get("wait-for-ready") == Some("true"),
     }))
 }
 
@@ -139,7 +184,7 @@ pub async fn run_hooks(
         };
         let r = exec(conn, ns, name, &hook, phase).await;
         if let (Some(e), true) = (&r.error, hook.fail) {
-            let p = if phase == Phase::Pre { "pre" } else { "post" };
+            let p = phase.name();
             failed.get_or_insert(format!("{p} hook of pod {ns}/{name} failed: {e}"));
         }
         out.push(r);
@@ -147,20 +192,15 @@ pub async fn run_hooks(
     failed.map_or(Ok(()), Err)
 }
 
-async fn exec(conn: &Connection, ns: &str, pod: &str, h: &Hook, phase: Phase) -> HookResult {
+pub(super) async fn exec(
+    conn: &Connection,
+    ns: &str,
+    pod: &str,
+    h: &Hook,
+    phase: Phase,
+) -> HookResult {
     let started = Instant::now();
-    let mut r = HookResult {
-        phase,
-        pod: format!("{ns}/{pod}"),
-        container: h.container.clone(),
-        command: h.command.clone(),
-        on_error: if h.fail { "Fail" } else { "Continue" }.into(),
-        exit_code: None,
-        stdout: String::new(),
-        stderr: String::new(),
-        error: None,
-        seconds: 0.0,
-    };
+    let mut r = result(ns, pod, h, phase);
     let api: Api<Pod> = Api::namespaced(conn.client.clone(), ns);
     let ap = AttachParams::default()
         .container(h.container.clone())
@@ -201,6 +241,22 @@ async fn exec(conn: &Connection, ns: &str, pod: &str, h: &Hook, phase: Phase) ->
     }
     r.seconds = started.elapsed().as_secs_f64();
     r
+}
+
+/// A hook's result before it ran.
+pub(super) fn result(ns: &str, pod: &str, h: &Hook, phase: Phase) -> HookResult {
+    HookResult {
+        phase,
+        pod: format!("{ns}/{pod}"),
+        container: h.container.clone(),
+        command: h.command.clone(),
+        on_error: if h.fail { "Fail" } else { "Continue" }.into(),
+        exit_code: None,
+        stdout: String::new(),
+        stderr: String::new(),
+        error: None,
+        seconds: 0.0,
+    }
 }
 
 /// The exit code a `pods/exec` Status reports, and an error unless 0.

@@ -31,7 +31,8 @@ pub async fn wait_job(
     let (ns, name) = (j.ns, j.name);
     let started = Instant::now();
     let mut stuck_since: Option<Instant> = None;
-    let mut polled = Instant::now();
+    // The log is read as soon as the pod runs, then about once a second.
+    let mut polled: Option<Instant> = None;
     loop {
         let job = a
             .get(api::JOBS, Some(ns), name)
@@ -45,8 +46,8 @@ pub async fn wait_job(
             match text(pod, "/status/phase") {
                 "Succeeded" => return parse(&termination(pod).1),
                 "Failed" => return Err(failed(ns, name, pod)),
-                "Running" if polled.elapsed() >= Duration::from_secs(1) => {
-                    polled = Instant::now();
+                "Running" if polled.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) => {
+                    polled = Some(Instant::now());
                     let log = a.logs(ns, text(pod, "/metadata/name"), 4).await;
                     if let Some(p) = log.ok().as_deref().and_then(MoverProgress::last_in) {
                         let secs = started.elapsed().as_secs_f64();

@@ -12,8 +12,10 @@ mod backup;
 pub mod hooks;
 mod job;
 mod objects;
+mod parents;
 mod plan;
 mod restore;
+pub mod restore_hooks;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -25,6 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::repo::BlobId;
 
 pub use backup::backup_volumes;
+pub use parents::{previous_trees, ParentTree};
 pub use restore::{restore_volumes, VolumeRestore, VolumeRestoreOptions};
 
 /// The label every temporary object carries; its value names the backup
@@ -106,6 +109,9 @@ pub struct MoverOptions {
     pub repo_args: Vec<String>,
     /// Where the running volumes' progress is counted.
     pub progress: Arc<VolumeProgress>,
+    /// The previous tree of each volume (`<namespace>/<pvc>`), which its
+    /// backup mover compares the files with ([`previous_trees`]).
+    pub parents: BTreeMap<String, ParentTree>,
 }
 
 impl Default for MoverOptions {
@@ -121,6 +127,7 @@ impl Default for MoverOptions {
             pending_grace: Duration::from_secs(10),
             repo_args: Vec::new(),
             progress: Arc::default(),
+            parents: BTreeMap::new(),
         }
     }
 }
@@ -187,6 +194,20 @@ pub struct VolumeRecord {
     pub files: u64,
     pub bytes: u64,
     pub added_bytes: u64,
+    /// The mover's files not in the parent tree, changed since it, and
+    /// unchanged (not read), and the file data it read.
+    #[serde(default)]
+    pub files_new: u64,
+    #[serde(default)]
+    pub files_changed: u64,
+    #[serde(default)]
+    pub files_unchanged: u64,
+    #[serde(default)]
+    pub read_bytes: u64,
+    /// The tree of the volume's previous backup its files were compared
+    /// with (none for a first backup and for block volumes).
+    #[serde(default)]
+    pub parent: Option<BlobId>,
     pub seconds: f64,
     /// `bytes / seconds`: how fast the volume was read.
     #[serde(default)]

@@ -38,6 +38,8 @@ pub struct VolumeRestore {
     pub files: u64,
     pub bytes: u64,
     pub seconds: f64,
+    /// `bytes / seconds`: how fast the volume was written.
+    pub bytes_per_second: f64,
     pub error: Option<String>,
     /// With `verify`: what the Job read back and how it matched the tree.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -99,6 +101,7 @@ fn planned(v: &VolumeRecord, o: &VolumeRestoreOptions) -> VolumeRestore {
         files: v.files,
         bytes: v.bytes,
         seconds: 0.0,
+        bytes_per_second: 0.0,
         error: None,
         verification: None,
     }
@@ -113,6 +116,8 @@ async fn one(
 ) -> VolumeRestore {
     let mut out = planned(v, o);
     let started = std::time::Instant::now();
+    let name = format!("{}/{}", v.namespace, v.pvc);
+    r.o.progress.set(&name, 0, 0, 0.0, None);
     match write(r, i, v, &out, pvcs, o).await {
         Ok(m) if Some(m.tree) != v.tree => {
             out.action = "failed".into();
@@ -132,6 +137,10 @@ async fn one(
         }
     }
     out.seconds = started.elapsed().as_secs_f64();
+    out.bytes_per_second = out.bytes as f64 / out.seconds.max(0.001);
+    let ok = Some(out.action == "restored");
+    r.o.progress
+        .set(&name, out.files, out.bytes, out.seconds, ok);
     out
 }
 
