@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support::proxy::{FaultProxy, Mode};
 use crate::support::server::S3Server;
 
 /// Files with their content, by relative path.
@@ -244,4 +245,115 @@ pub fn kill(mut child: std::process::Child) {
 /// The id of a `backup --json` report, with the files of `src` then.
 pub fn taken(b: &Value, src: &Path) -> (String, Tree) {
     (b["id"].as_str().unwrap().to_string(), expected(src))
+}
+
+/// Whether every region of a `replicate --json` report (or a backup's
+/// `fanout`, under `"regions"`) is complete.
+pub fn all_ok(v: &Value) -> bool {
+    v["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["ok"] == true)
+}
+
+/// Flips a byte in every `n`-th file under `dir` whose path contains
+/// `part`; returns the damaged files.
+pub fn damage(dir: &Path, part: &str, n: usize) -> Vec<PathBuf> {
+    let victims: Vec<PathBuf> = crate::support::files::files_under(dir)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(part))
+        .step_by(n)
+        .collect();
+    for p in &victims {
+        let mut bytes = std::fs::read(p).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x5a;
+        std::fs::write(p, bytes).unwrap();
+    }
+    victims
+}
+
+/// The region names of a [`Trio`], the primary first.
+pub const TRIO: [&str; 3] = ["cn-hangzhou", "eu-central-1", "ap-southeast-1"];
+
+/// Three S3 servers as regions ([`TRIO`], the first the primary, buckets
+/// `{prefix}-0..2`), one of them reached through a fault proxy that starts
+/// passing everything; the repository created in all three.
+pub struct Trio {
+    pub servers: Vec<S3Server>,
+    pub proxy: FaultProxy,
+    pub prefix: String,
+    pub cfg: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl Trio {
+    pub async fn start(prefix: &str, behind_proxy: usize) -> Trio {
+        let mut servers = Vec::new();
+        for name in TRIO {
+            servers.push(S3Server::start(name).await);
+        }
+        let proxy = FaultProxy::start(servers[behind_proxy].addr, 1, 0.0, &[]).await;
+        let dir = tempfile::tempdir().unwrap();
+        let regions: Vec<R> = servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let endpoint = match i == behind_proxy {
+                    true => proxy.endpoint(),
+                    false => s.endpoint(),
+                };
+                s3(&s.region, endpoint, &format!("{prefix}-{i}"))
+            })
+            .collect();
+        let cfg = write_config(dir.path(), &regions);
+        init(dir.path(), &cfg);
+        Trio {
+            servers,
+            proxy,
+            prefix: prefix.to_string(),
+            cfg,
+            dir,
+        }
+    }
+
+    pub fn d(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Where region `i`'s objects lie on its server's disk.
+    pub fn bucket(&self, i: usize) -> PathBuf {
+        bucket_dir(&self.servers[i], &format!("{}-{i}", self.prefix))
+    }
+
+    /// The bucket path of region `i` as the proxy sees its requests.
+    pub fn path(&self, i: usize) -> String {
+        format!("/{}-{i}/cluster-a/", self.prefix)
+    }
+
+    pub fn run(&self, args: &[&str]) -> (i32, String, String) {
+        run(self.d(), &self.cfg, args)
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        json(self.d(), &self.cfg, args)
+    }
+
+    pub fn backup(&self, src: &Path) -> (String, Tree) {
+        taken(&backup(self.d(), &self.cfg, src), src)
+    }
+
+    /// The endpoint back to normal: one `replicate` converges all three,
+    /// then every region passes `check --read-data`, restores every
+    /// snapshot of `trees` byte-identical, and holds the same objects.
+    pub fn converge_and_verify(&self, trees: &[(String, Tree)]) {
+        self.proxy.set_mode(Mode::Pass);
+        self.proxy.crawl(None);
+        let v = self.json(&["replicate"]);
+        assert!(all_ok(&v), "{v}");
+        verify_all(self.d(), &self.cfg, &TRIO, trees);
+        let dirs: Vec<(&str, PathBuf)> = (0..3).map(|i| (TRIO[i], self.bucket(i))).collect();
+        assert_same_objects(&dirs);
+    }
 }
