@@ -91,7 +91,7 @@ pub fn add_noise(src: &Path, seed: usize, files: usize, kib: usize) {
     for i in 0..files {
         let p = src.join(format!("n{seed}/f{i}"));
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        let mut x = ((seed as u64 + 1) * 0x9e37_79b9_7f4a_7c15) ^ (i as u64 + 1);
+        let mut x = (seed as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (i as u64 + 1);
         let data: Vec<u8> = (0..kib << 10)
             .map(|_| {
                 x ^= x << 13;
