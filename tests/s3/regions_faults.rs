@@ -411,3 +411,89 @@ async fn backups_in_a_loop_beside_replicate_and_status() {
         (names[2], d.join("nas")),
     ]);
 }
+
+/// Three regions, the primary refused, then black-holed: `ls`, `diff` and
+/// `drill` (of one survivor, and of every region) are served by the
+/// others within seconds of overhead, naming the primary down; the drill
+/// of every region fails only for the primary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_survivors_serve_ls_diff_and_drill() {
+    let t = Trio::start("s", 0).await;
+    let src = t.d().join("src");
+    add_files(&src, 0, 3, 200);
+    let mut trees = vec![t.backup(&src)];
+    add_files(&src, 1, 2, 200);
+    trees.push(t.backup(&src));
+    t.json(&["replicate"]);
+    let bound = Duration::from_secs(10);
+    let (first, second) = (trees[0].0.as_str(), trees[1].0.as_str());
+    for mode in [Mode::Refuse, Mode::BlackHole] {
+        t.proxy.set_mode(mode);
+        let (ls, err) = timed(t.d(), &t.cfg, &["ls", second], bound);
+        assert!(ls["entries"].as_array().unwrap().len() >= 5, "{mode:?}: {ls}");
+        assert!(err.contains(TRIO[0]), "names the primary down: {err}");
+        let (diff, _) = timed(t.d(), &t.cfg, &["diff", first, second], bound);
+        let added = diff["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["change"] == "added")
+            .count();
+        assert!(added >= 2, "{mode:?}: {diff}");
+        let sandbox = t.d().join(format!("sandbox-{mode:?}"));
+        std::fs::create_dir_all(&sandbox).unwrap();
+        let target = sandbox.to_str().unwrap();
+        let args = ["drill", "--region", TRIO[FRA], "--target", target];
+        let (drill, _) = timed(t.d(), &t.cfg, &args, bound);
+        assert_eq!(drill["success"], true, "{mode:?}: {drill}");
+        let started = Instant::now();
+        let (code, out, err) = t.run(&["drill", "--all-regions", "--target", target, "--json"]);
+        assert!(started.elapsed() < bound, "{mode:?}: {:?}", started.elapsed());
+        assert_eq!(code, 20, "{mode:?}:\n{out}\n{err}");
+        let v: Value = serde_json::from_str(&out).unwrap();
+        for (i, name) in TRIO.iter().enumerate() {
+            let r = region(&v["regions"], name);
+            assert_eq!(r["verified"], i > 0, "{mode:?}: {name}: {v}");
+        }
+    }
+    t.converge_and_verify(&trees);
+}
+
+/// Three regions, the primary dying (refused, black-holed) after a few of
+/// the pack reads of a restore: the restore continues from the second
+/// region without starting over, says so, and restores every byte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_region_dies_part_way_through_a_restore() {
+    let t = Trio::start("t", 0).await;
+    let src = t.d().join("src");
+    add_noise(&src, 0, 8, 500);
+    let trees = vec![t.backup(&src)];
+    t.json(&["replicate"]);
+    let data = format!("GET {}data/", t.path(0));
+    for mode in [Mode::Refuse, Mode::BlackHole] {
+        t.proxy.set_mode(Mode::Pass);
+        let before = t.proxy.log().len();
+        t.proxy.set_mode_at(&data, 3, mode);
+        let out = t.d().join(format!("out-{mode:?}"));
+        let (r, err) = timed(
+            t.d(),
+            &t.cfg,
+            &["restore", trees[0].0.as_str(), "--target", out.to_str().unwrap()],
+            Duration::from_secs(30),
+        );
+        assert_eq!(t.proxy.mode(), mode, "the primary died during the restore");
+        let served = t.proxy.log()[before..]
+            .iter()
+            .filter(|s| s.line.starts_with(&data))
+            .count();
+        assert!(served >= 3, "the primary served reads first: {served}");
+        assert_eq!(r["region"], TRIO[0], "{mode:?}: {r}");
+        let moves = r["failovers"].as_array().unwrap();
+        assert_eq!(moves.len(), 1, "{mode:?}: {r}");
+        assert_eq!(moves[0]["from"], TRIO[0], "{mode:?}: {r}");
+        assert_eq!(moves[0]["to"], TRIO[FRA], "{mode:?}: {r}");
+        assert!(err.contains(TRIO[FRA]), "says so: {err}");
+        assert!(crate::read_tree(&out) == trees[0].1, "{mode:?}");
+    }
+    t.converge_and_verify(&trees);
+}
