@@ -455,4 +455,60 @@ mod tests {
         assert!(reports[1].dropped.is_some());
         assert_eq!(reports[1].reason, Some(DropReason::Failed));
     }
+
+    /// A copy crawling at 64 KiB/s is dropped as slow once an object has
+    /// waited past the lag; the primary and the healthy copy get everything,
+    /// and the writes to the primary never wait on the slow copy.
+    #[tokio::test]
+    async fn a_copy_that_falls_behind_is_dropped_as_slow() {
+        let primary: DynStore = Arc::new(MemoryStore::default());
+        let fast: DynStore = Arc::new(MemoryStore::default());
+        let slow: DynStore = Arc::new(crate::store::throttle::Throttled::new(
+            Arc::new(MemoryStore::default()),
+            Some("64KiB".parse().unwrap()),
+            None,
+        ));
+        let limits = FanoutLimits {
+            queue_bytes: 8 << 20,
+            lag: Duration::from_millis(300),
+        };
+        let tee = Tee::new(
+            primary.clone(),
+            vec![("fast".into(), fast.clone()), ("slow".into(), slow)],
+            limits,
+        );
+        let started = Instant::now();
+        for i in 0..6u8 {
+            let pack = Bytes::from(vec![i; 256 << 10]);
+            tee.put(&format!("data/0{i}/pack{i}"), pack).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tee.put("index/ab", Bytes::from_static(b"index")).await.unwrap();
+        tee.finish().await;
+        // At its pace the slow copy would need over 20 s.
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let reports = tee.reports();
+        assert_eq!(reports[0].objects, 7, "{reports:?}");
+        assert_eq!(reports[0].reason, None);
+        assert!(fast.head("index/ab").await.unwrap().is_some());
+        assert!(primary.head("index/ab").await.unwrap().is_some());
+        assert_eq!(reports[1].reason, Some(DropReason::Slow), "{reports:?}");
+        assert!(reports[1].dropped.as_deref().unwrap().contains("lag"));
+        assert!(reports[1].objects < 6, "{reports:?}");
+    }
+
+    #[test]
+    fn a_queue_over_its_bytes_is_behind_but_an_empty_one_takes_any_object() {
+        let limits = FanoutLimits {
+            queue_bytes: 100,
+            lag: Duration::from_secs(60),
+        };
+        let now = Instant::now();
+        let mut p = Progress::default();
+        assert!(p.behind(1000, &limits, now).is_none());
+        p.queued = 60;
+        p.pending.insert(0, now);
+        assert!(p.behind(40, &limits, now).is_none());
+        assert!(p.behind(41, &limits, now).unwrap().contains("queue"));
+    }
 }
