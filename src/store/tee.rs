@@ -68,7 +68,9 @@ impl FanoutLimits {
                 format!("FERRY_FANOUT_LAG: {v:?} is not a number of seconds (e.g. 30)")
             })?;
             if !(secs.is_finite() && secs > 0.0) {
-                return Err(format!("FERRY_FANOUT_LAG: {v:?} must be more than 0 seconds"));
+                return Err(format!(
+                    "FERRY_FANOUT_LAG: {v:?} must be more than 0 seconds"
+                ));
             }
             l.lag = Duration::from_secs_f64(secs);
         }
@@ -236,7 +238,11 @@ impl Copy {
 /// A copy's task: writes the queued objects, [`CONCURRENCY`] at a time, an
 /// index object only once everything queued before it is written; ends at
 /// the first failure, dropping the copy.
-async fn drain(state: Arc<Mutex<Progress>>, store: DynStore, mut rx: mpsc::UnboundedReceiver<Item>) {
+async fn drain(
+    state: Arc<Mutex<Progress>>,
+    store: DynStore,
+    mut rx: mpsc::UnboundedReceiver<Item>,
+) {
     let mut inflight = FuturesUnordered::new();
     let mut held: Option<Item> = None;
     loop {
@@ -311,7 +317,11 @@ impl Drop for Tee {
 impl Tee {
     /// `copies` are (region name, store) pairs; starts a task per copy, so
     /// it must be called within a Tokio runtime.
-    pub fn new(primary: DynStore, copies: Vec<(String, DynStore)>, limits: FanoutLimits) -> Arc<Self> {
+    pub fn new(
+        primary: DynStore,
+        copies: Vec<(String, DynStore)>,
+        limits: FanoutLimits,
+    ) -> Arc<Self> {
         let copies = copies
             .into_iter()
             .map(|(region, store)| Copy::start(region, store))
@@ -483,7 +493,9 @@ mod tests {
             tee.put(&format!("data/0{i}/pack{i}"), pack).await.unwrap();
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        tee.put("index/ab", Bytes::from_static(b"index")).await.unwrap();
+        tee.put("index/ab", Bytes::from_static(b"index"))
+            .await
+            .unwrap();
         tee.finish().await;
         // At its pace the slow copy would need over 20 s.
         assert!(started.elapsed() < Duration::from_secs(10));

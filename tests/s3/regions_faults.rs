@@ -15,7 +15,6 @@ use serde_json::Value;
 
 use super::scenario::*;
 use crate::support::proxy::Mode;
-use crate::support::server::S3Server;
 
 const MODES: [Mode; 3] = [Mode::Refuse, Mode::BlackHole, Mode::Stall];
 
@@ -102,7 +101,13 @@ async fn a_slow_region_is_dropped_from_a_fanout_backup() {
     let slow = region(&v["fanout"], TRIO[SGP]);
     assert_eq!(slow["ok"], false, "{v}");
     assert_eq!(slow["streamed"]["reason"], "slow", "{v}");
-    assert!(slow["streamed"]["dropped"].as_str().unwrap().contains("slow"), "{v}");
+    assert!(
+        slow["streamed"]["dropped"]
+            .as_str()
+            .unwrap()
+            .contains("slow"),
+        "{v}"
+    );
     assert!(slow["error"].as_str().unwrap().contains("replicate"), "{v}");
     let healthy = region(&v["fanout"], TRIO[FRA]);
     assert_eq!(healthy["ok"], true, "{v}");
@@ -113,7 +118,10 @@ async fn a_slow_region_is_dropped_from_a_fanout_backup() {
     let listed = |name: &str| snapshot_ids(&t.json(&["snapshots", "--region", name]));
     assert!(listed(TRIO[FRA]).contains(&trees[1].0), "with the backup");
     t.proxy.crawl(None);
-    assert!(!listed(TRIO[SGP]).contains(&trees[1].0), "left to replicate");
+    assert!(
+        !listed(TRIO[SGP]).contains(&trees[1].0),
+        "left to replicate"
+    );
     t.converge_and_verify(&trees);
 }
 
@@ -132,7 +140,8 @@ async fn a_source_region_dies_mid_object_during_repair() {
         let damaged = damage(&t.bucket(SGP), "/data/", 2).len();
         assert!(damaged >= 2);
         t.proxy.set_mode(Mode::Pass);
-        t.proxy.set_mode_at(&format!("GET {}data/", t.path(0)), 1, mode);
+        t.proxy
+            .set_mode_at(&format!("GET {}data/", t.path(0)), 1, mode);
         let (rep, err) = timed(
             t.d(),
             &t.cfg,
@@ -143,13 +152,20 @@ async fn a_source_region_dies_mid_object_during_repair() {
         assert_eq!(rep["damaged"], damaged, "{mode:?}: {rep}");
         let repaired = rep["report"]["repaired"].as_array().unwrap();
         assert_eq!(repaired.len(), damaged, "{mode:?}: {rep}");
-        assert!(repaired.iter().all(|r| r[1] == TRIO[FRA]), "{mode:?}: {rep}");
+        assert!(
+            repaired.iter().all(|r| r[1] == TRIO[FRA]),
+            "{mode:?}: {rep}"
+        );
         assert_eq!(
             region(&rep["down"], TRIO[0])["region"],
             TRIO[0],
             "{mode:?}: {rep}\n{err}"
         );
-        ok(t.d(), &t.cfg, &["check", "--region", TRIO[SGP], "--read-data"]);
+        ok(
+            t.d(),
+            &t.cfg,
+            &["check", "--region", TRIO[SGP], "--read-data"],
+        );
     }
     t.converge_and_verify(&trees);
 }
@@ -215,7 +231,10 @@ async fn a_region_dies_while_it_is_repaired() {
         t.proxy.set_mode(Mode::Pass);
         let left = faulty(&t, TRIO[SGP]);
         assert_eq!(left.len(), damaged.len() - 1, "{mode:?}: {left:?}");
-        assert!(left.iter().all(|k| damaged.contains(k)), "{left:?} {damaged:?}");
+        assert!(
+            left.iter().all(|k| damaged.contains(k)),
+            "{left:?} {damaged:?}"
+        );
         let rep = t.json(&["repair", "--region", TRIO[SGP]]);
         assert_eq!(rep["damaged"], left.len(), "{rep}");
         assert_eq!(rep["report"]["unrepaired"].as_array().unwrap().len(), 0);
@@ -270,7 +289,11 @@ async fn a_replicate_destination_dies_mid_copy() {
         t.proxy.set_mode(Mode::Pass);
         let listed = snapshot_ids(&t.json(&["snapshots", "--region", TRIO[SGP]]));
         assert!(!listed.contains(&trees.last().unwrap().0), "{listed:?}");
-        ok(t.d(), &t.cfg, &["check", "--region", TRIO[SGP], "--read-data"]);
+        ok(
+            t.d(),
+            &t.cfg,
+            &["check", "--region", TRIO[SGP], "--read-data"],
+        );
         let v = t.json(&["replicate"]);
         assert!(all_ok(&v), "{v}");
         let r = region(&v["regions"], TRIO[SGP]);
@@ -285,26 +308,13 @@ async fn a_replicate_destination_dies_mid_copy() {
 /// lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repair_killed_at_several_points_then_converges() {
-    let servers = [
-        S3Server::start("cn-hangzhou").await,
-        S3Server::start("eu-central-1").await,
-    ];
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let mut regions: Vec<R> = servers
-        .iter()
-        .enumerate()
-        .map(|(i, s)| s3(&s.region, s.endpoint(), &format!("p-{i}")))
-        .collect();
-    regions.push(local("nas", &d.join("nas")));
-    let cfg = write_config(d, &regions);
-    init(d, &cfg);
+    let p = Pair::start("p").await;
+    let (d, cfg) = (p.d(), &p.cfg);
     let src = d.join("src");
     add_noise(&src, 0, 8, 400);
-    let trees = vec![taken(&backup(d, &cfg, &src), &src)];
-    ok(d, &cfg, &["replicate"]);
-    let nas = d.join("nas");
-    let packs = damage(&nas, "/data/", 1).len();
+    let trees = vec![taken(&backup(d, cfg, &src), &src)];
+    ok(d, cfg, &["replicate"]);
+    let packs = damage(&p.nas(), "/data/", 1).len();
     assert!(packs >= 3, "{packs}");
     for delay in [150u64, 500, 1000, 1600, 2400] {
         let child = crate::ferry_command(
@@ -319,29 +329,18 @@ async fn repair_killed_at_several_points_then_converges() {
         .unwrap();
         tokio::time::sleep(Duration::from_millis(delay)).await;
         kill(child);
-        let temps: Vec<String> = objects(&nas)
-            .into_iter()
-            .map(|(p, _)| p)
-            .filter(|p| p.contains(".tmp-"))
-            .collect();
-        assert!(temps.is_empty(), "left by the killed run: {temps:?}");
+        assert_no_temporary_files(&p.nas());
     }
-    let (code, out, err) = run(d, &cfg, &["check", "--region", "nas", "--read-data"]);
+    let (code, out, err) = run(d, cfg, &["check", "--region", "nas", "--read-data"]);
     let still = code != 0;
-    let rep = json(d, &cfg, &["repair", "--region", "nas"]);
+    let rep = json(d, cfg, &["repair", "--region", "nas"]);
     assert_eq!(
         rep["report"]["unrepaired"].as_array().unwrap().len(),
         0,
         "{rep}\n{out}\n{err}"
     );
     assert_eq!(rep["damaged"] != 0, still, "{rep}");
-    let names = ["cn-hangzhou", "eu-central-1", "nas"];
-    verify_all(d, &cfg, &names, &trees);
-    assert_same_objects(&[
-        (names[0], bucket_dir(&servers[0], "p-0")),
-        (names[1], bucket_dir(&servers[1], "p-1")),
-        (names[2], nas),
-    ]);
+    p.verify(&trees);
 }
 
 /// Backups in a loop while `replicate` and `status` run again and again:
@@ -350,19 +349,8 @@ async fn repair_killed_at_several_points_then_converges() {
 /// every snapshot.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backups_in_a_loop_beside_replicate_and_status() {
-    let hz = S3Server::start("cn-hangzhou").await;
-    let fra = S3Server::start("eu-central-1").await;
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path().to_path_buf();
-    let cfg = write_config(
-        &d,
-        &[
-            s3(&hz.region, hz.endpoint(), "l-0"),
-            s3(&fra.region, fra.endpoint(), "l-1"),
-            local("nas", &d.join("nas")),
-        ],
-    );
-    init(&d, &cfg);
+    let p = Pair::start("l").await;
+    let (d, cfg) = (p.d().to_path_buf(), p.cfg.clone());
     let src = d.join("src");
     let backups = {
         let (d, cfg, src) = (d.clone(), cfg.clone(), src.clone());
@@ -386,7 +374,7 @@ async fn backups_in_a_loop_beside_replicate_and_status() {
         let (code, out, err) = run(&d, &cfg, &["replicate", "--json"]);
         assert_eq!(code, 0, "replicate beside a backup:\n{out}\n{err}");
         json(&d, &cfg, &["status"]);
-        for name in ["eu-central-1", "nas"] {
+        for name in &PAIR[1..] {
             let (code, out, err) = run(&d, &cfg, &["check", "--region", name]);
             assert_eq!(code, 0, "{name} after round {rounds}:\n{out}\n{err}");
         }
@@ -396,20 +384,14 @@ async fn backups_in_a_loop_beside_replicate_and_status() {
     let v = json(&d, &cfg, &["replicate"]);
     assert!(all_ok(&v), "{v}");
     let st = json(&d, &cfg, &["status"]);
-    for name in ["cn-hangzhou", "eu-central-1", "nas"] {
+    for name in PAIR {
         assert_eq!(
             named(&st["regions"], "name", name)["behind"]["objects"],
             0,
             "{st}"
         );
     }
-    let names = ["cn-hangzhou", "eu-central-1", "nas"];
-    verify_all(&d, &cfg, &names, &trees);
-    assert_same_objects(&[
-        (names[0], bucket_dir(&hz, "l-0")),
-        (names[1], bucket_dir(&fra, "l-1")),
-        (names[2], d.join("nas")),
-    ]);
+    p.verify(&trees);
 }
 
 /// Three regions, the primary refused, then black-holed: `ls`, `diff` and
@@ -430,7 +412,10 @@ async fn the_survivors_serve_ls_diff_and_drill() {
     for mode in [Mode::Refuse, Mode::BlackHole] {
         t.proxy.set_mode(mode);
         let (ls, err) = timed(t.d(), &t.cfg, &["ls", second], bound);
-        assert!(ls["entries"].as_array().unwrap().len() >= 5, "{mode:?}: {ls}");
+        assert!(
+            ls["entries"].as_array().unwrap().len() >= 5,
+            "{mode:?}: {ls}"
+        );
         assert!(err.contains(TRIO[0]), "names the primary down: {err}");
         let (diff, _) = timed(t.d(), &t.cfg, &["diff", first, second], bound);
         let added = diff["changes"]
@@ -448,7 +433,11 @@ async fn the_survivors_serve_ls_diff_and_drill() {
         assert_eq!(drill["success"], true, "{mode:?}: {drill}");
         let started = Instant::now();
         let (code, out, err) = t.run(&["drill", "--all-regions", "--target", target, "--json"]);
-        assert!(started.elapsed() < bound, "{mode:?}: {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < bound,
+            "{mode:?}: {:?}",
+            started.elapsed()
+        );
         assert_eq!(code, 20, "{mode:?}:\n{out}\n{err}");
         let v: Value = serde_json::from_str(&out).unwrap();
         for (i, name) in TRIO.iter().enumerate() {
@@ -478,7 +467,12 @@ async fn a_region_dies_part_way_through_a_restore() {
         let (r, err) = timed(
             t.d(),
             &t.cfg,
-            &["restore", trees[0].0.as_str(), "--target", out.to_str().unwrap()],
+            &[
+                "restore",
+                trees[0].0.as_str(),
+                "--target",
+                out.to_str().unwrap(),
+            ],
             Duration::from_secs(30),
         );
         assert_eq!(t.proxy.mode(), mode, "the primary died during the restore");

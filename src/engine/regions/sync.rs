@@ -240,7 +240,11 @@ impl Regions {
     pub async fn after_fanout(&self, home: &RegionHandle, tee: &Tee) -> RegionsResult<RoundReport> {
         tee.finish().await;
         let streamed = tee.reports();
-        let slow = |name: &str| streamed.iter().any(|t| t.region == name && t.dropped_as_slow());
+        let slow = |name: &str| {
+            streamed
+                .iter()
+                .any(|t| t.region == name && t.dropped_as_slow())
+        };
         let others = self
             .all()
             .iter()
@@ -289,8 +293,11 @@ fn source_died(source: &RegionHandle, target: &RegionHandle, rep: &ReplicateRepo
 fn source_died_err(source: &RegionHandle, target: &RegionHandle) -> bool {
     let died = source.store.is_down() && !target.store.is_down();
     if died {
-        tracing::warn!(source = source.name(), target = target.name(),
-            "the source region died during the round; the others are still copied from");
+        tracing::warn!(
+            source = source.name(),
+            target = target.name(),
+            "the source region died during the round; the others are still copied from"
+        );
     }
     died
 }
