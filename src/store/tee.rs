@@ -49,7 +49,7 @@ impl Default for FanoutLimits {
     fn default() -> Self {
         FanoutLimits {
             queue_bytes: 128 << 20,
-            lag: Duration::from_secs(30),
+            lag: Duration::from_secs(10),
         }
     }
 }
