@@ -225,6 +225,10 @@ pub async fn run(g: &Global, a: DrillArgs) -> Result<i32> {
             k.volumes.mover.repo_args = jobs;
             k
         });
+        if let Some(why) = down(g, &name).await {
+            reports.push(unreachable(&name, &opts, why));
+            continue;
+        }
         let repo = match open(store, &pw, g).await {
             Ok(repo) => repo,
             Err(e) if is_fatal(&e) => return Err(e),
@@ -248,6 +252,16 @@ pub async fn run(g: &Global, a: DrillArgs) -> Result<i32> {
     };
     emit(g, &out);
     outcome(&out)
+}
+
+/// Why region `name` of the config is down, when its probe (a short
+/// budget) finds it so: a region down is not waited on with retries.
+async fn down(g: &Global, name: &str) -> Option<String> {
+    let r = g.regions.iter().find(|r| r.name == name)?;
+    match probe(r).await {
+        crate::engine::regions::Health::Down { error } => Some(error),
+        _ => None,
+    }
 }
 
 /// Whether an opening error stops the drill (the password) rather than

@@ -123,7 +123,7 @@ pub(crate) async fn open_write(g: &Global, fanout: bool) -> Result<Write> {
     let id = regions.repo_id().await.map_err(lift)?;
     let (store, tee) = match fanout {
         true => {
-            let t = regions.tee(&id, home).await;
+            let t = regions.tee(&id, home).await.map_err(lift)?;
             (t.clone() as crate::store::DynStore, Some(t))
         }
         false => (home.store(), None),

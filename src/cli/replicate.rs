@@ -115,7 +115,17 @@ pub async fn run(g: &Global, a: ReplicateArgs) -> Result<i32> {
         let failed = report.failed();
         if !a.watch {
             if failed > 0 {
-                return Err(Reported(format!("{failed} regions are not fully replicated; see above; run replicate again once they are reachable")).into());
+                let names: Vec<&str> = report
+                    .regions
+                    .iter()
+                    .filter(|r| !r.ok)
+                    .map(|r| r.region.as_str())
+                    .collect();
+                return Err(Reported(format!(
+                    "{failed} regions are not fully replicated ({}); see above; run replicate again once they are reachable",
+                    names.join(", ")
+                ))
+                .into());
             }
             return Ok(exit::OK);
         }

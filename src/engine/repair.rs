@@ -36,36 +36,64 @@ pub fn damaged_keys(report: &CheckReport) -> Vec<String> {
     keys
 }
 
+/// A repair that stopped because its target failed.
+#[derive(Debug)]
+pub struct RepairStopped {
+    /// What was repaired before the target failed.
+    pub report: RepairReport,
+    pub error: String,
+}
+
 /// Copies each of `keys` into `target` from the first of `sources`
-/// (name, store) holding a copy that matches its name.
+/// (name, store) holding a copy that matches its name. Stops at the first
+/// write to `target` that fails: the objects written before it are whole,
+/// the others are as they were.
 pub async fn repair(
     target: &DynStore,
     keys: &[String],
     sources: &[(String, DynStore)],
-) -> RepairReport {
+) -> Result<RepairReport, RepairStopped> {
     let mut report = RepairReport::default();
     for key in keys {
         let mut why = Vec::new();
-        let mut done = false;
+        let mut good = None;
         for (name, store) in sources {
-            match super::replicate::copy_object(store, target, key).await {
-                Ok(_) => {
-                    tracing::info!(key, from = %name, "repaired");
-                    report.repaired.push((key.clone(), name.clone()));
-                    done = true;
+            match fetch(store, key).await {
+                Ok(data) => {
+                    good = Some((name, data));
                     break;
                 }
                 Err(e) => why.push(format!("{name}: {e}")),
             }
         }
-        if !done {
-            let why = if why.is_empty() {
-                "no other region is configured".to_string()
-            } else {
-                why.join("; ")
+        let Some((name, data)) = good else {
+            let why = match why.is_empty() {
+                true => "no other region is configured".to_string(),
+                false => why.join("; "),
             };
             report.unrepaired.push((key.clone(), why));
+            continue;
+        };
+        if let Err(e) = target.put(key, data).await {
+            return Err(RepairStopped {
+                report,
+                error: e.to_string(),
+            });
         }
+        tracing::info!(key, from = %name, "repaired");
+        report.repaired.push((key.clone(), name.clone()));
     }
-    report
+    Ok(report)
+}
+
+/// A copy of `key` from `source` that matches its name.
+async fn fetch(source: &DynStore, key: &str) -> Result<bytes::Bytes, String> {
+    let data = source.get(key).await.map_err(|e| e.to_string())?;
+    match super::replicate::matches_name(key, &data) {
+        true => Ok(data),
+        false => Err(format!(
+            "the copy in {} does not match its name either",
+            source.location()
+        )),
+    }
 }

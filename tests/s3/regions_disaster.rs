@@ -400,28 +400,13 @@ async fn replicate_killed_at_several_points_then_converges() {
         tokio::time::sleep(Duration::from_millis(delay)).await;
         child.kill().unwrap();
         tokio::task::block_in_place(|| child.wait()).unwrap();
-        let temps: Vec<String> = objects(&d.join("nas"))
-            .into_iter()
-            .map(|(p, _)| p)
-            .filter(|p| p.contains(".tmp-"))
-            .collect();
-        assert!(temps.is_empty(), "left by the killed run: {temps:?}");
+        assert_no_temporary_files(&d.join("nas"));
     }
     let v = json(d, &cfg, &["replicate"]);
-    assert!(
-        v["regions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|r| r["ok"] == true),
-        "{v}"
-    );
-    let mut names: Vec<&str> = servers.iter().map(|s| s.region.as_str()).collect();
-    names.push("nas");
-    verify_all(d, &cfg, &names, &trees);
+    assert!(all_ok(&v), "{v}");
     let mut dirs: Vec<(&str, std::path::PathBuf)> = (0..3)
-        .map(|i| (names[i], bucket_dir(&servers[i], &format!("k-{i}"))))
+        .map(|i| (TRIO[i], bucket_dir(&servers[i], &format!("k-{i}"))))
         .collect();
     dirs.push(("nas", d.join("nas")));
-    assert_same_objects(&dirs);
+    verify_regions(d, &cfg, &dirs, &trees);
 }

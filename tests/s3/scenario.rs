@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support::proxy::{FaultProxy, Mode};
 use crate::support::server::S3Server;
 
 /// Files with their content, by relative path.
@@ -90,7 +91,7 @@ pub fn add_noise(src: &Path, seed: usize, files: usize, kib: usize) {
     for i in 0..files {
         let p = src.join(format!("n{seed}/f{i}"));
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        let mut x = ((seed as u64 + 1) * 0x9e37_79b9_7f4a_7c15) ^ (i as u64 + 1);
+        let mut x = (seed as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (i as u64 + 1);
         let data: Vec<u8> = (0..kib << 10)
             .map(|_| {
                 x ^= x << 13;
@@ -244,4 +245,196 @@ pub fn kill(mut child: std::process::Child) {
 /// The id of a `backup --json` report, with the files of `src` then.
 pub fn taken(b: &Value, src: &Path) -> (String, Tree) {
     (b["id"].as_str().unwrap().to_string(), expected(src))
+}
+
+/// Whether every region of a `replicate --json` report (or a backup's
+/// `fanout`, under `"regions"`) is complete.
+pub fn all_ok(v: &Value) -> bool {
+    v["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["ok"] == true)
+}
+
+/// Flips a byte in every `n`-th file under `dir` whose path contains
+/// `part`; returns the damaged files.
+pub fn damage(dir: &Path, part: &str, n: usize) -> Vec<PathBuf> {
+    let victims: Vec<PathBuf> = crate::support::files::files_under(dir)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains(part))
+        .step_by(n)
+        .collect();
+    for p in &victims {
+        let mut bytes = std::fs::read(p).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x5a;
+        std::fs::write(p, bytes).unwrap();
+    }
+    victims
+}
+
+/// The region names of a [`Trio`], the primary first.
+pub const TRIO: [&str; 3] = ["cn-hangzhou", "eu-central-1", "ap-southeast-1"];
+
+/// Three S3 servers as regions ([`TRIO`], the first the primary, buckets
+/// `{prefix}-0..2`), one of them reached through a fault proxy that starts
+/// passing everything; the repository created in all three.
+pub struct Trio {
+    pub servers: Vec<S3Server>,
+    pub proxy: FaultProxy,
+    pub prefix: String,
+    pub cfg: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl Trio {
+    pub async fn start(prefix: &str, behind_proxy: usize) -> Trio {
+        let mut servers = Vec::new();
+        for name in TRIO {
+            servers.push(S3Server::start(name).await);
+        }
+        let proxy = FaultProxy::start(servers[behind_proxy].addr, 1, 0.0, &[]).await;
+        let dir = tempfile::tempdir().unwrap();
+        let regions: Vec<R> = servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let endpoint = match i == behind_proxy {
+                    true => proxy.endpoint(),
+                    false => s.endpoint(),
+                };
+                s3(&s.region, endpoint, &format!("{prefix}-{i}"))
+            })
+            .collect();
+        let cfg = write_config(dir.path(), &regions);
+        init(dir.path(), &cfg);
+        Trio {
+            servers,
+            proxy,
+            prefix: prefix.to_string(),
+            cfg,
+            dir,
+        }
+    }
+
+    pub fn d(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Where region `i`'s objects lie on its server's disk.
+    pub fn bucket(&self, i: usize) -> PathBuf {
+        bucket_dir(&self.servers[i], &format!("{}-{i}", self.prefix))
+    }
+
+    /// The bucket path of region `i` as the proxy sees its requests.
+    pub fn path(&self, i: usize) -> String {
+        format!("/{}-{i}/cluster-a/", self.prefix)
+    }
+
+    pub fn run(&self, args: &[&str]) -> (i32, String, String) {
+        run(self.d(), &self.cfg, args)
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        json(self.d(), &self.cfg, args)
+    }
+
+    pub fn backup(&self, src: &Path) -> (String, Tree) {
+        taken(&backup(self.d(), &self.cfg, src), src)
+    }
+
+    /// The endpoint back to normal: one `replicate` converges all three,
+    /// then every region passes `check --read-data`, restores every
+    /// snapshot of `trees` byte-identical, and holds the same objects.
+    pub fn converge_and_verify(&self, trees: &[(String, Tree)]) {
+        self.proxy.set_mode(Mode::Pass);
+        self.proxy.crawl(None);
+        let v = self.json(&["replicate"]);
+        assert!(all_ok(&v), "{v}");
+        let dirs: Vec<(&str, PathBuf)> = (0..3).map(|i| (TRIO[i], self.bucket(i))).collect();
+        verify_regions(self.d(), &self.cfg, &dirs, trees);
+    }
+}
+
+/// Asserts that no temporary file lies under `dir` (a killed run's).
+pub fn assert_no_temporary_files(dir: &Path) {
+    let temps: Vec<String> = objects(dir)
+        .into_iter()
+        .map(|(p, _)| p)
+        .filter(|p| p.contains(".tmp-"))
+        .collect();
+    assert!(temps.is_empty(), "left by a killed run: {temps:?}");
+}
+
+/// Every region passes `check --read-data`, restores every snapshot of
+/// `trees` byte-identical, and holds the same objects. `dirs`: (region,
+/// its objects' directory).
+pub fn verify_regions(d: &Path, cfg: &Path, dirs: &[(&str, PathBuf)], trees: &[(String, Tree)]) {
+    let names: Vec<&str> = dirs.iter().map(|(n, _)| *n).collect();
+    verify_all(d, cfg, &names, trees);
+    assert_same_objects(dirs);
+}
+
+/// The region names of a [`Pair`], the primary first.
+pub const PAIR: [&str; 3] = ["cn-hangzhou", "eu-central-1", "nas"];
+
+/// Two S3 servers and a directory as regions ([`PAIR`], buckets
+/// `{prefix}-0..1`, the directory `nas` under the test's directory); the
+/// repository created in all three.
+pub struct Pair {
+    pub servers: Vec<S3Server>,
+    pub prefix: String,
+    pub cfg: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl Pair {
+    pub async fn start(prefix: &str) -> Pair {
+        let mut servers = Vec::new();
+        for name in &PAIR[..2] {
+            servers.push(S3Server::start(name).await);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut regions: Vec<R> = servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| s3(&s.region, s.endpoint(), &format!("{prefix}-{i}")))
+            .collect();
+        regions.push(local(PAIR[2], &dir.path().join(PAIR[2])));
+        let cfg = write_config(dir.path(), &regions);
+        init(dir.path(), &cfg);
+        Pair {
+            servers,
+            prefix: prefix.to_string(),
+            cfg,
+            dir,
+        }
+    }
+
+    pub fn d(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn nas(&self) -> PathBuf {
+        self.d().join(PAIR[2])
+    }
+
+    /// Each region with its objects' directory.
+    pub fn dirs(&self) -> Vec<(&'static str, PathBuf)> {
+        let mut dirs: Vec<(&str, PathBuf)> = (0..2)
+            .map(|i| {
+                (
+                    PAIR[i],
+                    bucket_dir(&self.servers[i], &format!("{}-{i}", self.prefix)),
+                )
+            })
+            .collect();
+        dirs.push((PAIR[2], self.nas()));
+        dirs
+    }
+
+    pub fn verify(&self, trees: &[(String, Tree)]) {
+        verify_regions(self.d(), &self.cfg, &self.dirs(), trees);
+    }
 }

@@ -3,7 +3,8 @@
 //! delays, refuses, loses, cuts or stalls them. It can also stand for a
 //! region that dies: switched (at once, or when the n-th request matching a
 //! pattern arrives) to refuse connections, to black-hole them, or to stall
-//! every transfer, open connections included, and switched back.
+//! every transfer, open connections included, and switched back; and it
+//! can slow a region to a crawl.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -89,6 +90,9 @@ struct State {
     /// Switch to this mode when this many more requests matching the
     /// pattern have arrived.
     trigger: Mutex<Option<(String, usize, Mode)>>,
+    /// Requests matching the pattern are held as if their body travelled
+    /// at this many bytes per second.
+    crawl: Mutex<Option<(String, u64)>>,
 }
 
 /// A request as the proxy saw it.
@@ -122,6 +126,7 @@ impl FaultProxy {
             log: Mutex::new(Vec::new()),
             mode: tokio::sync::watch::channel(Mode::Pass).0,
             trigger: Mutex::new(None),
+            crawl: Mutex::new(None),
         });
         let listener = bind("127.0.0.1:0".parse().unwrap());
         let addr = listener.local_addr().unwrap();
@@ -140,6 +145,13 @@ impl FaultProxy {
     /// sent).
     pub fn set_mode_at(&self, pattern: &str, n: usize, mode: Mode) {
         *self.state.trigger.lock().unwrap() = Some((pattern.to_string(), n.max(1), mode));
+    }
+
+    /// Slows the requests whose `METHOD /path?query` contains `pattern` to
+    /// a crawl: each is held, before it is forwarded, as long as its body
+    /// takes at `bytes_per_second` (at least 100 ms). `None` lifts it.
+    pub fn crawl(&self, slow: Option<(&str, u64)>) {
+        *self.state.crawl.lock().unwrap() = slow.map(|(p, r)| (p.to_string(), r.max(1)));
     }
 
     pub fn mode(&self) -> Mode {
@@ -351,6 +363,13 @@ async fn handle(
         .await
         .map_err(std::io::Error::other)?
         .to_bytes();
+    let crawl = state.crawl.lock().unwrap().clone();
+    if let Some((pattern, rate)) = crawl {
+        if format!("{} {}", parts.method, parts.uri).contains(&pattern) {
+            let ms = (body.len() as u64 * 1000 / rate).max(100);
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+    }
     match fault {
         Some(Fault::SlowDown) => return Ok(s3_error(StatusCode::SERVICE_UNAVAILABLE, "SlowDown")),
         Some(Fault::Latency) => {

@@ -45,6 +45,17 @@ pub enum RegionsError {
     NoneReachable(String),
     #[error("{0}")]
     Usage(String),
+    #[error(
+        "region {name:?} failed while it was being repaired, after {repaired} of {total} objects \
+         ({error}); what was written there is whole: run `ferry repair --region {name}` again \
+         once it answers"
+    )]
+    RepairTargetFailed {
+        name: String,
+        repaired: usize,
+        total: usize,
+        error: String,
+    },
     #[error(transparent)]
     Catalog(#[from] CatalogError),
     #[error(transparent)]

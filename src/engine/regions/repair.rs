@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::{DownRegion, Regions, RegionsResult};
+use super::{DownRegion, Regions, RegionsError, RegionsResult};
 use crate::engine::repair::{damaged_keys, repair, RepairReport};
 use crate::repo::Repository;
 use crate::store::failover::Breaker;
@@ -56,12 +56,21 @@ impl Regions {
             .iter()
             .map(|(n, b)| (n.clone(), b.clone() as DynStore))
             .collect();
-        let report = repair(repo.store(), &keys, &stores).await;
+        // Writes have short retries too: a region that dies while it is
+        // repaired stops the repair within seconds.
+        let dest = target.quick.clone();
+        let result = repair(&dest, &keys, &stores).await;
         for (r, (_, b)) in others.iter().zip(&sources) {
             if let Some(why) = b.why() {
                 r.store.trip(&why);
             }
         }
+        let report = result.map_err(|s| RegionsError::RepairTargetFailed {
+            name: target.name().to_string(),
+            repaired: s.report.repaired.len(),
+            total: keys.len(),
+            error: s.error,
+        })?;
         let listed = repo.store().list("").await?;
         self.catalog(&id)?
             .set_region_objects(target.name(), &listed)?;

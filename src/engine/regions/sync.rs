@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::{bootstrap, DownRegion, Health, RegionHandle, Regions, RegionsError, RegionsResult};
 use crate::engine::replicate::{replicate, ReplicateOptions, ReplicateReport};
-use crate::store::tee::{Tee, TeeReport};
+use crate::store::tee::{FanoutLimits, Tee, TeeReport};
 use crate::store::throttle::{Bandwidth, Throttled};
 use crate::store::DynStore;
 
@@ -173,7 +173,12 @@ impl Regions {
         };
         let mut total = ReplicateReport::default();
         for s in sources {
-            let rep = replicate(&s.store(), &dest, &ropts).await?;
+            let rep = match replicate(&s.store(), &dest, &ropts).await {
+                Ok(rep) if !source_died(s, target, &rep) => rep,
+                Ok(_) => continue,
+                Err(_) if source_died_err(s, target) => continue,
+                Err(e) => return Err(e.into()),
+            };
             let mut cat = self.catalog(id)?;
             // When converging, every source is a target too and records its
             // own listing once it has received everything; a listing taken
@@ -195,15 +200,18 @@ impl Regions {
     /// index objects to every other region that holds this repository and
     /// answers. The others are left to [`Regions::after_fanout`]. A copy
     /// has short retries: one that fails is dropped (and caught up after),
-    /// so a region dying mid-object holds the backup up for seconds.
-    pub async fn tee(&self, id: &str, home: &RegionHandle) -> Arc<Tee> {
+    /// so a region dying mid-object holds the backup up for seconds; one
+    /// that falls behind by more than the [`FanoutLimits`] (from the
+    /// environment) is dropped as slow.
+    pub async fn tee(&self, id: &str, home: &RegionHandle) -> RegionsResult<Arc<Tee>> {
+        let limits = FanoutLimits::from_env().map_err(RegionsError::Usage)?;
         let mut copies = Vec::new();
         for r in self.live(id).await {
             if r.name() != home.name() {
                 copies.push((r.name().to_string(), r.quick.clone()));
             }
         }
-        Tee::new(home.store(), copies)
+        Ok(Tee::new(home.store(), copies, limits))
     }
 
     /// A region the backup stopped writing to is probed again, with the
@@ -214,20 +222,33 @@ impl Regions {
             let (Some(why), Ok(r)) = (&t.dropped, self.find(&t.region)) else {
                 continue;
             };
+            if t.dropped_as_slow() {
+                continue;
+            }
             if let Health::Down { error } = super::probe(&r.region).await {
                 r.store.trip(&format!("{why}; probed again: {error}"));
             }
         }
     }
 
-    /// After a backup with `--fanout`: copies to every other region what it
-    /// still lacks (the snapshot, and everything for a region the backup
-    /// could not write to), with what each received during the backup.
+    /// After a backup with `--fanout`: once the copies' queues have
+    /// drained, copies to every other region what it still lacks (the
+    /// snapshot, and everything for a region the backup could not write
+    /// to), with what each received during the backup. A region dropped as
+    /// slow is left to `replicate`: catching it up here would hold the
+    /// backup to its pace.
     pub async fn after_fanout(&self, home: &RegionHandle, tee: &Tee) -> RegionsResult<RoundReport> {
+        tee.finish().await;
+        let streamed = tee.reports();
+        let slow = |name: &str| {
+            streamed
+                .iter()
+                .any(|t| t.region == name && t.dropped_as_slow())
+        };
         let others = self
             .all()
             .iter()
-            .filter(|r| r.name() != home.name())
+            .filter(|r| r.name() != home.name() && !slow(r.name()))
             .map(|r| r.name().to_string())
             .collect();
         let opts = RoundOptions {
@@ -238,13 +259,47 @@ impl Regions {
         };
         self.reprobe_dropped(tee).await;
         let mut report = self.replicate(&opts).await?;
-        for t in tee.reports() {
+        for t in streamed {
             if let Some(r) = report.regions.iter_mut().find(|r| r.region == t.region) {
                 r.streamed = Some(t);
+                continue;
             }
+            report.regions.push(RegionOutcome {
+                region: t.region.clone(),
+                ok: false,
+                sources: Vec::new(),
+                created: false,
+                report: None,
+                error: Some(format!(
+                    "dropped from the backup as too slow ({}); not caught up now, so as not \
+                     to hold the backup to its pace: `ferry replicate` catches it up",
+                    t.dropped.as_deref().unwrap_or_default()
+                )),
+                streamed: Some(t),
+            });
         }
         Ok(report)
     }
+}
+
+/// Whether a copy from `source` fell short because the source died during
+/// the round (its breaker tripped) while `target` still answers: that source
+/// is no longer live, so what it alone held is not owed to `target` in this
+/// round; the next round brings it once the source is back.
+fn source_died(source: &RegionHandle, target: &RegionHandle, rep: &ReplicateReport) -> bool {
+    !rep.complete() && source_died_err(source, target)
+}
+
+fn source_died_err(source: &RegionHandle, target: &RegionHandle) -> bool {
+    let died = source.store.is_down() && !target.store.is_down();
+    if died {
+        tracing::warn!(
+            source = source.name(),
+            target = target.name(),
+            "the source region died during the round; the others are still copied from"
+        );
+    }
+    died
 }
 
 /// Adds one source's copy to a region's report: copied objects and bytes

@@ -14,7 +14,7 @@ use super::{EngineError, EngineResult};
 use crate::format::config::{peek_id, CONFIG_KEY};
 use crate::format::ObjectKind;
 use crate::store::{DynStore, ObjectMeta};
-pub use copy::copy_object;
+pub use copy::{copy_object, matches_name};
 
 /// The object kinds in the order they are copied: the repository's write
 /// order, so that an object arrives only after everything it names.
