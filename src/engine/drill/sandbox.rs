@@ -20,16 +20,15 @@ pub fn remove_tree(root: &Path) -> std::io::Result<()> {
     let failed: Mutex<Option<std::io::Error>> = Mutex::new(None);
     std::thread::scope(|s| {
         for _ in 0..UNLINKERS.min(files.len()) {
-            s.spawn(|| loop {
-                let Some(f) = files.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                    break;
-                };
-                match std::fs::remove_file(f) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        let mut first = failed.lock().unwrap();
-                        first.get_or_insert(with_path(e, f));
+            s.spawn(|| {
+                while let Some(f) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    match std::fs::remove_file(f) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                            let mut first = failed.lock().unwrap();
+                            first.get_or_insert(with_path(e, f));
+                        }
+                        _ => {}
                     }
-                    _ => {}
                 }
             });
         }
