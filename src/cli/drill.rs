@@ -187,22 +187,6 @@ fn k8s_options(g: &Global, a: &DrillArgs) -> Result<Option<K8sDrillOptions>> {
     Ok(Some(K8sDrillOptions { restore, volumes }))
 }
 
-/// The repository flags a region's restore Jobs get (its location and S3
-/// settings; credentials stay in the mover Secret).
-fn region_args(r: &crate::config::Region) -> Vec<String> {
-    let mut v = vec!["--repo".to_string(), r.url.clone()];
-    for (flag, value) in [
-        ("--s3-endpoint", &r.endpoint),
-        ("--s3-provider", &r.provider),
-        ("--s3-region", &r.s3_region),
-    ] {
-        if let Some(x) = value {
-            v.extend([flag.to_string(), x.clone()]);
-        }
-    }
-    v
-}
-
 pub async fn run(g: &Global, a: DrillArgs) -> Result<i32> {
     if a.all_regions && g.region.is_some() {
         bail!("give --region R or --all-regions, not both");
@@ -290,7 +274,7 @@ type Target = (String, crate::store::DynStore, Vec<String>);
 fn targets(g: &Global, all: bool) -> Result<Vec<Target>> {
     if g.regions.is_empty() {
         let name = g.repo.clone().unwrap_or_default();
-        let jobs = super::k8s::repo_args(g, None);
+        let jobs = super::k8s::region_repo_args(g, None);
         return Ok(vec![(name, super::open_store(g)?, jobs)]);
     }
     let chosen: Vec<&crate::config::Region> = match (&g.region, all) {
@@ -300,7 +284,13 @@ fn targets(g: &Global, all: bool) -> Result<Vec<Target>> {
     };
     chosen
         .into_iter()
-        .map(|r| Ok((r.name.clone(), region_store(r)?, region_args(r))))
+        .map(|r| {
+            Ok((
+                r.name.clone(),
+                region_store(r)?,
+                super::k8s::region_repo_args(g, Some(r)),
+            ))
+        })
         .collect()
 }
 

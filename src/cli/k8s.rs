@@ -76,6 +76,13 @@ pub(crate) fn repo_args(g: &Global, region: Option<&str>) -> Vec<String> {
     let r = region
         .filter(|_| g.repo_from_regions)
         .and_then(|n| g.regions.iter().find(|r| r.name == n));
+    region_repo_args(g, r)
+}
+
+/// The repository flags for the Jobs' `ferry` of region `r`: its location
+/// and S3 settings (flags still win; the S3 region defaults to the region's
+/// name, as its store does), or without a region those the coordinator got.
+pub(crate) fn region_repo_args(g: &Global, r: Option<&crate::config::Region>) -> Vec<String> {
     let (repo, endpoint, provider, s3_region) = match r {
         Some(r) => (
             Some(r.url.clone()),

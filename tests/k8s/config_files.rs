@@ -77,6 +77,7 @@ fn the_service_accounts_and_roles_of_config_fit_together() {
         "k8s-mover-rbac.yaml",
         "k8s-cronjob.yaml",
         "k8s-drill-cronjob.yaml",
+        "k8s-drill-rbac.yaml",
     ] {
         let text = std::fs::read_to_string(root.join(f)).unwrap();
         docs.extend(super::support::yaml_docs(&text).unwrap());

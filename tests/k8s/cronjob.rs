@@ -263,9 +263,37 @@ async fn shipped_cronjobs_back_up_replicate_export_metrics_and_drill() {
     );
     fake.faults(|f| f.failing_groups.clear());
 
-    // The weekly drill restores from both regions and succeeds.
+    // The weekly drill restores namespace demo's objects and volume from
+    // both regions into the sandbox namespace, verifies them, removes the
+    // sandbox, and succeeds; every request it makes is one its shipped
+    // RBAC allows.
+    let sent = fake.state().requests.len();
     let (code, out, err) = node.run(&drill);
     assert_eq!(code, 0, "drill:\n{out}\n{err}");
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(v["success"], true, "{v:#}");
+    let regions = v["regions"].as_array().unwrap();
+    assert_eq!(regions.len(), 2, "{v:#}");
+    for r in regions {
+        let k = &r["k8s"];
+        assert_eq!(k["namespaces"][0]["namespace"], "drill-demo", "{r:#}");
+        assert_eq!(k["namespaces"][0]["removed"], true, "{r:#}");
+        let vol = &k["volumes"][0];
+        assert_eq!(vol["pvc"], "uploads", "{r:#}");
+        assert_eq!(vol["verification"]["content_files"], 1, "{r:#}");
+        assert_eq!(
+            r["verification"]["verified_bytes"],
+            b"not really a photo".len(),
+            "{r:#}"
+        );
+    }
+    assert!(fake.object("", "namespaces", None, "drill-demo").is_none());
+    let made: Vec<String> = fake.state().requests[sent..].to_vec();
+    let denied = not_allowed(&made, "ferry-drill");
+    assert!(
+        denied.is_empty(),
+        "the drill's RBAC does not allow {denied:#?}"
+    );
     let d = Path::new(&textfile).join("ferry-drill.prom");
     let (ok, msg) = promtool(&d);
     assert!(ok, "{msg}");
@@ -343,4 +371,122 @@ fn promtool(file: &Path) -> (bool, String) {
     let msg =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), msg)
+}
+
+/// The requests of `log` ("METHOD path?query") that the roles of config/
+/// bound to service account `account` do not allow.
+fn not_allowed(log: &[String], account: &str) -> Vec<String> {
+    let mut docs = Vec::new();
+    for e in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("config")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "yaml") {
+            docs.extend(config_docs(p.file_name().unwrap().to_str().unwrap()));
+        }
+    }
+    let roles: Vec<&str> = docs
+        .iter()
+        .filter(|d| d["kind"] == "ClusterRoleBinding")
+        .filter(|d| {
+            let subjects = d["subjects"].as_array().cloned().unwrap_or_default();
+            subjects.iter().any(|s| s["name"] == account)
+        })
+        .filter_map(|d| d["roleRef"]["name"].as_str())
+        .collect();
+    let rules: Vec<&Value> = docs
+        .iter()
+        .filter(|d| d["kind"] == "ClusterRole")
+        .filter(|d| roles.iter().any(|r| d["metadata"]["name"] == *r))
+        .flat_map(|d| d["rules"].as_array().unwrap().iter())
+        .collect();
+    log.iter()
+        .filter(|req| !rules.iter().any(|r| allows(r, &attributes(req))))
+        .cloned()
+        .collect()
+}
+
+/// What a request asks, as RBAC sees it.
+#[derive(Debug)]
+enum Ask {
+    NonResource(String, String),
+    Resource {
+        verb: String,
+        group: String,
+        resource: String,
+        name: Option<String>,
+    },
+}
+
+/// The RBAC attributes of "METHOD path?query" (Kubernetes' request info).
+fn attributes(req: &str) -> Ask {
+    let (method, uri) = req.split_once(' ').unwrap();
+    let (path, query) = uri.split_once('?').unwrap_or((uri, ""));
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let rest = match parts.as_slice() {
+        ["api", _v, rest @ ..] if !rest.is_empty() => ("", rest),
+        ["apis", g, _v, rest @ ..] if !rest.is_empty() => (*g, rest),
+        _ => return Ask::NonResource(method.to_lowercase(), path.to_string()),
+    };
+    let (group, mut rest) = rest;
+    // namespaces/NS/RESOURCE/... is a namespaced request; namespaces[/NS]
+    // alone is the Namespace object itself.
+    if rest.len() > 2 && rest[0] == "namespaces" {
+        rest = &rest[2..];
+    }
+    let resource = match rest.get(2) {
+        Some(sub) => format!("{}/{sub}", rest[0]),
+        None => rest[0].to_string(),
+    };
+    let name = rest.get(1).map(|n| n.to_string());
+    let verb = match (method, name.is_some()) {
+        ("GET", false) if query.contains("watch=true") => "watch",
+        ("GET", false) => "list",
+        ("GET", true) => "get",
+        ("POST", _) => "create",
+        ("PUT", _) => "update",
+        ("PATCH", _) => "patch",
+        ("DELETE", false) => "deletecollection",
+        ("DELETE", true) => "delete",
+        (m, _) => m,
+    };
+    Ask::Resource {
+        verb: verb.to_string(),
+        group: group.to_string(),
+        resource,
+        name,
+    }
+}
+
+fn allows(rule: &Value, ask: &Ask) -> bool {
+    let has = |field: &str, want: &str| {
+        rule[field]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x == "*" || x == want))
+    };
+    match ask {
+        Ask::NonResource(verb, path) => {
+            has("verbs", verb)
+                && rule["nonResourceURLs"].as_array().is_some_and(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .any(|u| match u.strip_suffix('*') {
+                            Some(prefix) => path.starts_with(prefix),
+                            None => u == path,
+                        })
+                })
+        }
+        Ask::Resource {
+            verb,
+            group,
+            resource,
+            name,
+        } => {
+            let named = match rule["resourceNames"].as_array() {
+                None => true,
+                Some(names) => name
+                    .as_ref()
+                    .is_some_and(|n| names.iter().any(|x| x == n.as_str())),
+            };
+            has("verbs", verb) && has("apiGroups", group) && has("resources", resource) && named
+        }
+    }
 }

@@ -6,6 +6,7 @@
 //! (`drills/`), so that a rebuilt catalog still knows it.
 
 pub mod k8s;
+mod sandbox;
 pub mod verify;
 
 use std::path::{Path, PathBuf};
@@ -215,7 +216,7 @@ async fn into_directory(
     set_rto(r, clock);
     if opts.keep {
         r.sandbox = Some(sandbox);
-    } else if let Err(e) = std::fs::remove_dir_all(&sandbox) {
+    } else if let Err(e) = sandbox::remove_tree(&sandbox) {
         r.failures
             .push(format!("removing the sandbox {}: {e}", sandbox.display()));
     }
