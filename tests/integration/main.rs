@@ -24,6 +24,7 @@ mod requests;
 mod retention;
 mod retention_crash;
 mod retention_regions;
+mod restore_stream;
 mod roundtrip;
 mod store_suite;
 mod time;
