@@ -40,7 +40,7 @@ fn blob_data(n: u64) -> Vec<u8> {
 
 /// What one snapshot's trees are being written with.
 struct Writer {
-    pipe: Pipeline,
+    pipe: Arc<Pipeline>,
     sealer: Sealer,
     zstd: Compressor,
     entries: u64,
@@ -88,9 +88,20 @@ impl Writer {
 
     /// `files` files, `per_dir` a directory, under directories named by
     /// the digits of their number (`digits` levels) or one level.
-    fn shape(&mut self, files: u64, per_dir: u64, deep: bool, content: bool, links: bool) -> BlobId {
+    fn shape(
+        &mut self,
+        files: u64,
+        per_dir: u64,
+        deep: bool,
+        content: bool,
+        links: bool,
+    ) -> BlobId {
         let dirs = files.div_ceil(per_dir);
-        let digits = if deep { dirs.to_string().len().max(5) } else { 1 };
+        let digits = if deep {
+            dirs.to_string().len().max(5)
+        } else {
+            1
+        };
         // A stack of (name, nodes) of the directories being filled.
         let mut open: Vec<(String, Vec<Node>)> = vec![(String::new(), Vec::new())];
         let mut last: Vec<u8> = Vec::new();
@@ -168,7 +179,13 @@ async fn make_repo(dir: &Path, files: u64) {
     }
 }
 
-fn snapshot(tag: &str, tree: BlobId, files: u64, (entries, dirs): (u64, u64), day: i64) -> Snapshot {
+fn snapshot(
+    tag: &str,
+    tree: BlobId,
+    files: u64,
+    (entries, dirs): (u64, u64),
+    day: i64,
+) -> Snapshot {
     let time = chrono::DateTime::from_timestamp(1_735_689_600 + day * 86_400, 0).unwrap();
     Snapshot {
         time,

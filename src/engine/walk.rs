@@ -90,8 +90,10 @@ where
     Ok(out)
 }
 
-/// One step of a [`Walker`].
+/// One step of a [`Walker`]. (Steps are moved one at a time, never
+/// stored in bulk, so the size of an entry inline costs nothing.)
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Step {
     /// An entry. A directory's contents follow it (when it is descended
     /// into), then a [`Step::Leave`] for it.

@@ -59,7 +59,10 @@ fn forge(env: &Env) -> u64 {
     top.push(dir_at("ro", ro, 0o555));
     let root = f.tree(top);
     let files = (DIRS * PER_DIR + 3) as u64;
-    f.snapshot(root, summary(files, DIRS as u64 + 1, files + DIRS as u64 + 2));
+    f.snapshot(
+        root,
+        summary(files, DIRS as u64 + 1, files + DIRS as u64 + 2),
+    );
     files
 }
 
@@ -97,7 +100,10 @@ fn more_files_than_a_batch_restore_whole_with_links_times_and_modes() {
     );
     assert_eq!(a.ino(), b.ino(), "one inode across batches");
     assert_eq!(a.nlink(), 2);
-    assert_eq!(std::fs::read(out.join("d00/link-0")).unwrap(), b"linked twice");
+    assert_eq!(
+        std::fs::read(out.join("d00/link-0")).unwrap(),
+        b"linked twice"
+    );
     let ro = std::fs::symlink_metadata(out.join("ro")).unwrap();
     assert_eq!(ro.permissions().mode() & 0o7777, 0o555);
     assert_eq!(ro.mtime(), DIR_TIME, "ro: time set after its symlink");

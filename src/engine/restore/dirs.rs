@@ -102,7 +102,9 @@ impl DirState {
         specials.sort_by_key(|e| e.node.kind == NodeKind::Symlink);
         let (mut others, mut failed, mut warnings) = (0, Vec::new(), Vec::new());
         for e in specials {
-            let dst = self.path.join(std::ffi::OsStr::from_bytes(e.path.file_name()));
+            let dst = self
+                .path
+                .join(std::ffi::OsStr::from_bytes(e.path.file_name()));
             match meta::make_special(&dst, &e.node, sh.overwrite) {
                 Ok(()) => {
                     others += 1;

@@ -112,7 +112,6 @@ fn create(path: &Path, node: &Node, overwrite: bool) -> Result<File, String> {
     Ok(file)
 }
 
-
 /// Where a blob's content goes: a file and the position in its data
 /// stream.
 #[derive(Clone)]
@@ -431,9 +430,7 @@ impl Shared<'_> {
             });
             for t in targets {
                 let k = key(&t.file);
-                let file = open
-                    .entry(k)
-                    .or_insert_with(|| t.file.open(self.overwrite));
+                let file = open.entry(k).or_insert_with(|| t.file.open(self.overwrite));
                 match (&plain, file) {
                     (Ok(data), Some(f)) => {
                         let extents = t.file.node().extents.as_deref();

@@ -129,8 +129,8 @@ async fn survey(
     // Nothing can be in the way in an empty or missing target (the common
     // case).
     let target = opts.target.canonicalize().unwrap_or(opts.target.clone());
-    let in_the_way = !opts.overwrite
-        && std::fs::read_dir(&target).is_ok_and(|mut d| d.next().is_some());
+    let in_the_way =
+        !opts.overwrite && std::fs::read_dir(&target).is_ok_and(|mut d| d.next().is_some());
     let mut conflicts = Conflicts::default();
     let load = |id: BlobId| async move { repo.load_tree(&id).await.map_err(|e| e.to_string()) };
     let mut walker = Walker::new(load, root, limit, |p: &SnapPath| !patterns.excluded(p));

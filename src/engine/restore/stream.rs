@@ -175,7 +175,8 @@ impl Writer<'_, '_> {
 
     fn file(&mut self, parent: &Arc<DirState>, e: Entry) {
         let path = child_path(parent, &e);
-        let inode = (e.node.links > 1 && e.node.inode != 0).then_some((e.node.device, e.node.inode));
+        let inode =
+            (e.node.links > 1 && e.node.inode != 0).then_some((e.node.device, e.node.inode));
         if let Some(key) = inode {
             if let Some((first, seen)) = self.links.get_mut(&key) {
                 if first.node().same_content(&e.node) {
