@@ -10,7 +10,7 @@ use ferry::format::tree::{Node, NodeKind};
 use crate::forge::{dir, file, summary, Forge};
 use crate::support::Env;
 
-/// Files of the snapshot: more than a batch (32,768 files).
+/// Files of the snapshot: more than two batches (16,384 files each).
 const DIRS: usize = 40;
 const PER_DIR: usize = 1000;
 /// Directory times, in seconds.

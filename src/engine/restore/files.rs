@@ -31,8 +31,8 @@ const READ_SIZE: u64 = 4 << 20;
 /// many files and blob references: a pack stretch that files of two
 /// batches need is read once per batch, and memory is bounded by about two
 /// batches (one being planned, one being written), not by the snapshot.
-const BATCH_FILES: usize = 32 << 10;
-const BATCH_BLOBS: usize = 128 << 10;
+const BATCH_FILES: usize = 16 << 10;
+const BATCH_BLOBS: usize = 64 << 10;
 
 pub(super) type Location = (PackId, BlobEntry);
 
