@@ -21,6 +21,7 @@ mod names;
 mod regions;
 mod repair_index;
 mod requests;
+mod restore_stream;
 mod retention;
 mod retention_crash;
 mod retention_regions;

@@ -1,12 +1,12 @@
-//! Restoring regular files pack by pack: the blobs the files need are
+//! Restoring regular files pack by pack: the blobs of a batch of files are
 //! grouped by the pack holding them, each stretch of a pack is read with one
 //! request, and each blob is opened once and written to every file (and
-//! offset) that uses it. Stretches are restored by a pool of blocking
-//! workers; a file is created by the first piece that reaches it and
-//! finished (metadata applied) by the last. Holes of sparse files stay
-//! holes.
+//! offset) of the batch that uses it. Stretches are restored by a pool of
+//! blocking workers; a file is created by the first piece that reaches it
+//! and finished (metadata applied, waiting hard links made, its directory
+//! told) by the last. Holes of sparse files stay holes.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 
-use super::{meta, target_path, Failure, RestoreReport};
-use crate::engine::progress::Progress;
+use super::dirs::{DirState, Shared};
+use super::{meta, Failure};
 use crate::engine::walk::{Entry, SnapPath};
 use crate::format::blob::{BlobBuffers, BlobEntry};
 use crate::format::tree::Node;
@@ -27,8 +27,14 @@ const MERGE_GAP: u64 = 1 << 20;
 /// Reads stop growing past this size, so that work spreads over the
 /// workers and memory stays bounded (workers x this).
 const READ_SIZE: u64 = 4 << 20;
+/// A batch of files whose reads are grouped by pack holds at most this
+/// many files and blob references: a pack stretch that files of two
+/// batches need is read once per batch, and memory is bounded by about two
+/// batches (one being planned, one being written), not by the snapshot.
+const BATCH_FILES: usize = 16 << 10;
+const BATCH_BLOBS: usize = 64 << 10;
 
-type Location = (PackId, BlobEntry);
+pub(super) type Location = (PackId, BlobEntry);
 
 /// Writes `data`, which starts at `pos` of the file's data stream, to the
 /// file offsets that `extents` map that stream to.
@@ -68,7 +74,7 @@ fn write_mapped(
 /// data stream; checks that they are data blobs, that the sparse extents
 /// are sound and that the blobs add up to the recorded size (so that a file
 /// is refused rather than written wrong).
-fn plan(repo: &Repository, node: &Node) -> Result<Vec<(Location, u64)>, String> {
+pub(super) fn plan(repo: &Repository, node: &Node) -> Result<Vec<(Location, u64)>, String> {
     let expected = node.data_length()?;
     let mut pos = 0u64;
     let mut out = Vec::with_capacity(node.content.len());
@@ -106,25 +112,69 @@ fn create(path: &Path, node: &Node, overwrite: bool) -> Result<File, String> {
     Ok(file)
 }
 
-/// Where a blob's content goes: a file (its index in the list) and the
-/// position in that file's data stream.
-#[derive(Debug, Clone, Copy)]
+/// Where a blob's content goes: a file and the position in its data
+/// stream.
+#[derive(Clone)]
 struct Target {
-    file: usize,
+    file: Arc<FileState>,
     at: u64,
 }
 
 /// One read: a stretch of a pack and the blobs in it, in offset order.
-struct Job {
+pub(super) struct Job {
     pack: PackId,
     offset: u64,
     length: u64,
     blobs: Vec<(BlobEntry, Vec<Target>)>,
 }
 
-/// A file being restored.
-struct FileState {
+/// Another name of a hard-linked file, made once the file is finished.
+pub(super) struct Link {
     path: PathBuf,
+    snap: SnapPath,
+    parent: Arc<DirState>,
+}
+
+impl Link {
+    /// A link at `snap` (target path `path`) in directory `parent`, which
+    /// waits for it.
+    pub fn new(path: PathBuf, snap: SnapPath, parent: &Arc<DirState>) -> Self {
+        parent.hold();
+        Link {
+            path,
+            snap,
+            parent: parent.clone(),
+        }
+    }
+
+    /// Makes the link to `first` (`None`: it was not restored).
+    fn make(self, sh: &Shared, first: Option<&Path>, first_snap: &SnapPath) {
+        let result = match first {
+            None => Err(format!("hard link target {first_snap} was not restored")),
+            Some(src) => meta::replace_with(&self.path, sh.overwrite, || {
+                std::fs::hard_link(src, &self.path)
+            }),
+        };
+        {
+            let mut r = sh.report.lock().unwrap();
+            match result {
+                Ok(()) => r.files += 1,
+                Err(error) => r.failed.push(Failure {
+                    path: self.snap,
+                    error,
+                }),
+            }
+        }
+        self.parent.release(sh);
+    }
+}
+
+/// A regular file being restored.
+pub(super) struct FileState {
+    path: PathBuf,
+    entry: Entry,
+    /// Its directory, which waits for it.
+    parent: Arc<DirState>,
     /// Blob writes still to do.
     remaining: AtomicUsize,
     inner: Mutex<FileInner>,
@@ -134,27 +184,36 @@ struct FileState {
 struct FileInner {
     created: bool,
     error: Option<String>,
+    /// Set once finished: whether it was restored.
+    outcome: Option<bool>,
+    /// Hard links waiting for it to be finished.
+    links: Vec<Link>,
 }
 
-/// The outcome of one file: its index in the list, and an error or the
-/// metadata warnings.
-type Done = (usize, Result<Vec<Failure>, String>);
+impl FileState {
+    pub fn new(path: PathBuf, entry: Entry, parent: &Arc<DirState>) -> Arc<Self> {
+        parent.hold();
+        Arc::new(FileState {
+            path,
+            entry,
+            parent: parent.clone(),
+            remaining: AtomicUsize::new(0),
+            inner: Mutex::default(),
+        })
+    }
 
-struct Restorer<'a> {
-    repo: &'a Repository,
-    rt: tokio::runtime::Handle,
-    entries: &'a [&'a Entry],
-    files: Vec<FileState>,
-    overwrite: bool,
-    progress: &'a Progress,
-}
+    pub fn node(&self) -> &Node {
+        &self.entry.node
+    }
 
-impl Restorer<'_> {
-    /// Opens file `i` for writing, creating it on first use; `None` once it
+    pub fn snap_path(&self) -> &SnapPath {
+        &self.entry.path
+    }
+
+    /// Opens the file for writing, creating it on first use; `None` once it
     /// has failed.
-    fn open(&self, i: usize) -> Option<File> {
-        let st = &self.files[i];
-        let mut inner = st.inner.lock().unwrap();
+    fn open(&self, overwrite: bool) -> Option<File> {
+        let mut inner = self.inner.lock().unwrap();
         if inner.error.is_some() {
             return None;
         }
@@ -162,9 +221,9 @@ impl Restorer<'_> {
             true => OpenOptions::new()
                 .write(true)
                 .custom_flags(libc::O_NOFOLLOW)
-                .open(&st.path)
+                .open(&self.path)
                 .map_err(|e| e.to_string()),
-            false => create(&st.path, &self.entries[i].node, self.overwrite),
+            false => create(&self.path, &self.entry.node, overwrite),
         };
         match opened {
             Ok(f) => {
@@ -178,47 +237,162 @@ impl Restorer<'_> {
         }
     }
 
-    fn fail(&self, i: usize, error: String) {
-        self.files[i]
-            .inner
-            .lock()
-            .unwrap()
-            .error
-            .get_or_insert(error);
+    pub fn fail(&self, error: String) {
+        self.inner.lock().unwrap().error.get_or_insert(error);
     }
 
-    /// Records `n` writes to file `i` as done; after its last one, applies
-    /// its metadata (or removes it when a piece failed: a file with a hole
-    /// where data should be must not pass for good).
-    fn written(&self, i: usize, n: usize, file: Option<File>) -> Option<Done> {
-        let st = &self.files[i];
-        if st.remaining.fetch_sub(n, Ordering::AcqRel) != n {
-            return None;
+    /// Records `n` writes as done; after the last one, finishes the file.
+    pub fn written(&self, sh: &Shared, n: usize, file: Option<File>) {
+        if self.remaining.fetch_sub(n, Ordering::AcqRel) == n {
+            self.finish(sh, file);
         }
+    }
+
+    /// Applies the metadata (or removes the file when a piece failed: a
+    /// file with a hole where data should be must not pass for good), makes
+    /// the links waiting for it and tells its directory.
+    fn finish(&self, sh: &Shared, file: Option<File>) {
         // An empty file is created here; a file that failed opens as None.
-        let file = file.or_else(|| self.open(i));
+        let file = file.or_else(|| self.open(sh.overwrite));
         let (created, error) = {
-            let mut inner = st.inner.lock().unwrap();
+            let mut inner = self.inner.lock().unwrap();
             (inner.created, inner.error.take())
         };
-        let e = self.entries[i];
-        let result = match (error, file) {
+        let e = &self.entry;
+        let ok = match (error, file) {
             (None, Some(file)) => {
                 let mut warnings = Vec::new();
                 meta::apply_file(&file, &e.node, &e.path, &mut warnings);
-                self.progress.add_done(1, e.node.size);
-                Ok(warnings)
+                sh.progress.add_done(1, e.node.size);
+                let mut r = sh.report.lock().unwrap();
+                r.warnings.extend(warnings);
+                r.files += 1;
+                r.bytes += e.node.size;
+                true
             }
             (error, _) => {
                 if created {
-                    let _ = std::fs::remove_file(&st.path);
+                    let _ = std::fs::remove_file(&self.path);
                 }
-                Err(error.unwrap_or_else(|| "could not be opened".into()))
+                let error = error.unwrap_or_else(|| "could not be opened".into());
+                tracing::warn!(path = %e.path, error = %error, "file not restored");
+                sh.report.lock().unwrap().failed.push(Failure {
+                    path: e.path.clone(),
+                    error,
+                });
+                false
             }
         };
-        Some((i, result))
+        let links = {
+            let mut inner = self.inner.lock().unwrap();
+            inner.outcome = Some(ok);
+            std::mem::take(&mut inner.links)
+        };
+        for link in links {
+            link.make(sh, ok.then_some(self.path.as_path()), &e.path);
+        }
+        self.parent.release(sh);
     }
 
+    /// Makes `link` to this file once it is finished (now, if it is).
+    pub fn add_link(&self, sh: &Shared, link: Link) {
+        let mut inner = self.inner.lock().unwrap();
+        match inner.outcome {
+            None => inner.links.push(link),
+            Some(ok) => {
+                drop(inner);
+                link.make(sh, ok.then_some(self.path.as_path()), &self.entry.path);
+            }
+        }
+    }
+}
+
+/// Files whose reads are grouped by pack, in the order the files first
+/// need the packs.
+#[derive(Default)]
+pub(super) struct Batch {
+    packs: Vec<PackId>,
+    by_pack: HashMap<PackId, HashMap<BlobId, (BlobEntry, Vec<Target>)>>,
+    files: usize,
+    blobs: usize,
+}
+
+impl Batch {
+    /// Adds a file with the blobs [`plan`] found for it (at least one).
+    pub fn add(&mut self, file: &Arc<FileState>, blobs: Vec<(Location, u64)>) {
+        file.remaining.store(blobs.len(), Ordering::Relaxed);
+        self.files += 1;
+        self.blobs += blobs.len();
+        for ((pack, entry), at) in blobs {
+            let in_pack = self.by_pack.entry(pack).or_insert_with(|| {
+                self.packs.push(pack);
+                HashMap::new()
+            });
+            in_pack
+                .entry(entry.id)
+                .or_insert_with(|| (entry, Vec::new()))
+                .1
+                .push(Target {
+                    file: file.clone(),
+                    at,
+                });
+        }
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.files >= BATCH_FILES || self.blobs >= BATCH_BLOBS
+    }
+
+    /// The reads, each pack's blobs cut into stretches.
+    pub fn into_jobs(mut self) -> Vec<Job> {
+        let mut out = Vec::new();
+        for pack in std::mem::take(&mut self.packs) {
+            let mut blobs: Vec<_> = self
+                .by_pack
+                .remove(&pack)
+                .unwrap_or_default()
+                .into_values()
+                .collect();
+            blobs.sort_by_key(|(e, _)| e.offset);
+            stretches(pack, blobs, &mut out);
+        }
+        out
+    }
+}
+
+/// Cuts one pack's blobs (in offset order) into reads.
+fn stretches(pack: PackId, blobs: Vec<(BlobEntry, Vec<Target>)>, out: &mut Vec<Job>) {
+    let mut job: Option<Job> = None;
+    for (entry, targets) in blobs {
+        let end = entry.offset + entry.length as u64;
+        if let Some(j) = job.as_mut() {
+            let (j_end, gap) = (
+                j.offset + j.length,
+                entry.offset.saturating_sub(j.offset + j.length),
+            );
+            if gap <= MERGE_GAP && j.length < READ_SIZE {
+                j.length = end.max(j_end) - j.offset;
+                j.blobs.push((entry, targets));
+                continue;
+            }
+            out.extend(job.take());
+        }
+        job = Some(Job {
+            pack,
+            offset: entry.offset,
+            length: entry.length as u64,
+            blobs: vec![(entry, targets)],
+        });
+    }
+    out.extend(job);
+}
+
+/// A key for a file of a job.
+fn key(file: &Arc<FileState>) -> usize {
+    Arc::as_ptr(file) as usize
+}
+
+impl Shared<'_> {
     fn read(&self, pack: &PackId, offset: u64, length: u64) -> Result<Bytes, String> {
         self.rt
             .block_on(self.repo.store().get_range(&pack.key(), offset, length))
@@ -226,21 +400,18 @@ impl Restorer<'_> {
     }
 
     /// Restores one stretch of a pack: every blob in it to every place it
-    /// goes. Returns the files finished.
-    fn run(&self, job: Job, bufs: &mut BlobBuffers) -> Vec<Done> {
-        let mut finished = Vec::new();
+    /// goes, finishing the files whose last piece it holds.
+    pub fn run(&self, job: Job, bufs: &mut BlobBuffers) {
         // A stretch that cannot be read whole (a truncated pack) is read
         // blob by blob, so that what is intact is still restored.
         let stretch = self.read(&job.pack, job.offset, job.length).ok();
         // Writes of this job per file: (left, total), so that a file is
         // closed as soon as its part of the stretch is written.
         let mut left: HashMap<usize, (usize, usize)> = HashMap::new();
-        for (_, targets) in &job.blobs {
-            for t in targets {
-                let c = left.entry(t.file).or_default();
-                c.0 += 1;
-                c.1 += 1;
-            }
+        for t in job.blobs.iter().flat_map(|(_, ts)| ts) {
+            let c = left.entry(key(&t.file)).or_default();
+            c.0 += 1;
+            c.1 += 1;
         }
         let mut open: HashMap<usize, Option<File>> = HashMap::new();
         for (entry, targets) in &job.blobs {
@@ -258,193 +429,25 @@ impl Restorer<'_> {
                     .map_err(|e| e.to_string())
             });
             for t in targets {
-                let file = open.entry(t.file).or_insert_with(|| self.open(t.file));
+                let k = key(&t.file);
+                let file = open.entry(k).or_insert_with(|| t.file.open(self.overwrite));
                 match (&plain, file) {
                     (Ok(data), Some(f)) => {
-                        let extents = self.entries[t.file].node.extents.as_deref();
+                        let extents = t.file.node().extents.as_deref();
                         if let Err(e) = write_mapped(f, extents, t.at, data) {
-                            self.fail(t.file, e.to_string());
+                            t.file.fail(e.to_string());
                         }
                     }
-                    (Err(e), _) => self.fail(t.file, e.clone()),
+                    (Err(e), _) => t.file.fail(e.clone()),
                     (Ok(_), None) => {}
                 }
-                let c = left.get_mut(&t.file).expect("counted above");
+                let c = left.get_mut(&k).expect("counted above");
                 c.0 -= 1;
                 if c.0 == 0 {
-                    let file = open.remove(&t.file).flatten();
-                    finished.extend(self.written(t.file, c.1, file));
+                    let file = open.remove(&k).flatten();
+                    t.file.written(self, c.1, file);
                 }
             }
         }
-        finished
     }
-}
-
-/// The reads that restore `files`: each file's blobs grouped by pack, in
-/// the order the files first need the packs, cut into stretches. Files that
-/// cannot be planned, and empty ones, are returned apart.
-fn jobs(
-    repo: &Repository,
-    files: &[&Entry],
-    states: &[FileState],
-) -> (Vec<Job>, Vec<(usize, String)>, Vec<usize>) {
-    let mut packs: Vec<PackId> = Vec::new();
-    let mut by_pack: HashMap<PackId, HashMap<BlobId, (BlobEntry, Vec<Target>)>> = HashMap::new();
-    let (mut failed, mut empty) = (Vec::new(), Vec::new());
-    for (i, e) in files.iter().enumerate() {
-        let blobs = match plan(repo, &e.node) {
-            Ok(b) => b,
-            Err(err) => {
-                failed.push((i, err));
-                continue;
-            }
-        };
-        if blobs.is_empty() {
-            empty.push(i);
-            continue;
-        }
-        states[i].remaining.store(blobs.len(), Ordering::Relaxed);
-        for ((pack, entry), at) in blobs {
-            let blobs = by_pack.entry(pack).or_insert_with(|| {
-                packs.push(pack);
-                HashMap::new()
-            });
-            blobs
-                .entry(entry.id)
-                .or_insert_with(|| (entry, Vec::new()))
-                .1
-                .push(Target { file: i, at });
-        }
-    }
-    let mut out = Vec::new();
-    for pack in packs {
-        let mut blobs: Vec<_> = by_pack
-            .remove(&pack)
-            .unwrap_or_default()
-            .into_values()
-            .collect();
-        blobs.sort_by_key(|(e, _)| e.offset);
-        let mut job: Option<Job> = None;
-        for (entry, targets) in blobs {
-            let end = entry.offset + entry.length as u64;
-            if let Some(j) = job.as_mut() {
-                let (j_end, gap) = (
-                    j.offset + j.length,
-                    entry.offset.saturating_sub(j.offset + j.length),
-                );
-                if gap <= MERGE_GAP && j.length < READ_SIZE {
-                    j.length = end.max(j_end) - j.offset;
-                    j.blobs.push((entry, targets));
-                    continue;
-                }
-                out.extend(job.take());
-            }
-            job = Some(Job {
-                pack,
-                offset: entry.offset,
-                length: entry.length as u64,
-                blobs: vec![(entry, targets)],
-            });
-        }
-        out.extend(job);
-    }
-    (out, failed, empty)
-}
-
-/// Restores regular files; returns the snapshot paths restored.
-pub async fn restore_files(
-    repo: &Arc<Repository>,
-    target: &Path,
-    files: &[&Entry],
-    overwrite: bool,
-    progress: &Progress,
-    report: &mut RestoreReport,
-) -> HashSet<SnapPath> {
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
-        .max(2)
-        * 2;
-    let restorer = Restorer {
-        repo,
-        rt: tokio::runtime::Handle::current(),
-        entries: files,
-        files: files
-            .iter()
-            .map(|e| FileState {
-                path: target_path(target, &e.path),
-                remaining: AtomicUsize::new(0),
-                inner: Mutex::default(),
-            })
-            .collect(),
-        overwrite,
-        progress,
-    };
-    let (jobs, failed_early, empty) = jobs(repo, files, &restorer.files);
-    let mut results: Vec<Done> = failed_early.into_iter().map(|(i, e)| (i, Err(e))).collect();
-    let (job_tx, job_rx) = async_channel::bounded::<Job>(workers);
-    let (done_tx, done_rx) = async_channel::unbounded::<Done>();
-    // The workers block on I/O; this task waits for them without holding
-    // up the runtime's other tasks.
-    tokio::task::block_in_place(|| {
-        std::thread::scope(|scope| {
-            for _ in 0..workers {
-                let (rx, tx, r) = (job_rx.clone(), done_tx.clone(), &restorer);
-                scope.spawn(move || {
-                    let mut bufs = BlobBuffers::default();
-                    while let Ok(job) = rx.recv_blocking() {
-                        for d in r.run(job, &mut bufs) {
-                            let _ = tx.send_blocking(d);
-                        }
-                    }
-                });
-            }
-            drop(done_tx);
-            // Empty files (and sparse ones that are all hole) are made
-            // here while the workers start on the data.
-            for i in empty {
-                results.extend(restorer.written(i, 0, None));
-            }
-            for job in jobs {
-                if job_tx.send_blocking(job).is_err() {
-                    break;
-                }
-            }
-            job_tx.close();
-        })
-    });
-    while let Ok(d) = done_rx.try_recv() {
-        results.push(d);
-    }
-    record(files, results, report)
-}
-
-/// Adds each file's outcome to the report; returns the paths restored.
-fn record(
-    files: &[&Entry],
-    mut results: Vec<Done>,
-    report: &mut RestoreReport,
-) -> HashSet<SnapPath> {
-    results.sort_by_key(|(i, _)| *i);
-    let mut done = HashSet::new();
-    for (index, r) in results {
-        let e = files[index];
-        match r {
-            Ok(warnings) => {
-                report.warnings.extend(warnings);
-                report.files += 1;
-                report.bytes += e.node.size;
-                done.insert(e.path.clone());
-            }
-            Err(error) => {
-                tracing::warn!(path = %e.path, error = %error, "file not restored");
-                report.failed.push(Failure {
-                    path: e.path.clone(),
-                    error,
-                });
-            }
-        }
-    }
-    done
 }
