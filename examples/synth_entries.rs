@@ -54,7 +54,7 @@ impl Writer {
 
     fn put(&mut self, kind: BlobType, data: &[u8]) -> BlobId {
         let id = self.sealer.blob_id(data);
-        if self.pipe.claim(&id) {
+        if self.pipe.claim(kind, &id) {
             self.pipe
                 .seal_and_add(&mut self.zstd, kind, id, data)
                 .unwrap();
