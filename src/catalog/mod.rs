@@ -85,34 +85,14 @@ pub struct Catalog {
 const TREE_ZSTD_LEVEL: i32 = 1;
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
-/// `$XDG_CACHE_HOME/ferry/<repo id>` (or `~/.cache/...`).
-fn repo_dir(repo_id: &str) -> PathBuf {
+/// Where a repository's catalog lives unless `--catalog` says otherwise:
+/// `$XDG_CACHE_HOME/ferry/<repo id>/catalog.db` (or `~/.cache/...`).
+pub fn default_path(repo_id: &str) -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(std::env::temp_dir);
-    base.join("ferry").join(repo_id)
-}
-
-/// The catalog of a repository as a whole, unless `--catalog` says
-/// otherwise: `<cache>/ferry/<repo id>/catalog.db`. It records what each
-/// region holds.
-pub fn default_path(repo_id: &str) -> PathBuf {
-    repo_dir(repo_id).join("catalog.db")
-}
-
-/// The catalog a repository opened on one store caches that store's
-/// content in, unless `--catalog` says otherwise:
-/// `<cache>/ferry/<repo id>/store-<hash of the store's location>/catalog.db`.
-/// Every region of a repository has its id: one catalog per store keeps a
-/// command on one region from seeing what another process just wrote to
-/// another region (a backup adds its index objects to its catalog while it
-/// runs).
-pub fn store_path(repo_id: &str, location: &str) -> PathBuf {
-    let hash = blake3::hash(location.as_bytes()).to_hex();
-    repo_dir(repo_id)
-        .join(format!("store-{}", &hash[..16]))
-        .join("catalog.db")
+    base.join("ferry").join(repo_id).join("catalog.db")
 }
 
 impl Catalog {

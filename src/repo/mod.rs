@@ -12,7 +12,7 @@ mod sealer;
 mod usage;
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
 use bytes::Bytes;
@@ -144,10 +144,9 @@ impl Repository {
         // the repository id is readable before the config is verified, and
         // what was loaded is kept only if the verified id is the same.
         let peeked = crate::format::config::peek_id(&raw)?;
-        let catalog = catalog.unwrap_or_else(|| crate::catalog::store_path(&peeked, &location));
         let preload = {
             let (path, id) = (catalog.clone(), peeked.clone());
-            tokio::task::spawn_blocking(move || preload_catalog(&path, &id))
+            tokio::task::spawn_blocking(move || preload_catalog(path, &id))
         };
         let (key_id, key) = unlock(&store, password).await?;
         tracing::debug!(key = %key_id, "repository key unlocked");
@@ -155,10 +154,7 @@ impl Repository {
         let (cat, prefixes) = match preload.await {
             Ok(Ok((cat, prefixes))) if peeked == config.id => (cat, prefixes),
             _ => {
-                let path = match peeked == config.id {
-                    true => catalog,
-                    false => crate::catalog::store_path(&config.id, &location),
-                };
+                let path = catalog.unwrap_or_else(|| crate::catalog::default_path(&config.id));
                 (Catalog::open(&path)?, None)
             }
         };
@@ -647,8 +643,12 @@ pub struct CatalogStats {
 
 /// Opens the catalog of repository `id` and reads its blob ids (see
 /// [`locations`]), if it is that repository's.
-fn preload_catalog(path: &Path, id: &str) -> RepoResult<(Catalog, Option<locations::Known>)> {
-    let cat = Catalog::open(path)?;
+fn preload_catalog(
+    path: Option<PathBuf>,
+    id: &str,
+) -> RepoResult<(Catalog, Option<locations::Known>)> {
+    let path = path.unwrap_or_else(|| crate::catalog::default_path(id));
+    let cat = Catalog::open(&path)?;
     let prefixes = match cat.meta("repository")?.as_deref() == Some(id) {
         true => Some(locations::load_known(&cat, EXACT_LIMIT)?),
         false => None,
