@@ -85,14 +85,41 @@ pub struct Catalog {
 const TREE_ZSTD_LEVEL: i32 = 1;
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
-/// Where a repository's catalog lives unless `--catalog` says otherwise:
-/// `$XDG_CACHE_HOME/ferry/<repo id>/catalog.db` (or `~/.cache/...`).
-pub fn default_path(repo_id: &str) -> PathBuf {
+/// `$XDG_CACHE_HOME/ferry` (or `~/.cache/ferry`).
+fn cache_dir() -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
         .unwrap_or_else(std::env::temp_dir);
-    base.join("ferry").join(repo_id).join("catalog.db")
+    base.join("ferry")
+}
+
+/// Where a repository's catalog lives unless `--catalog` says otherwise:
+/// `$XDG_CACHE_HOME/ferry/<repo id>/catalog.db` (or `~/.cache/...`).
+pub fn default_path(repo_id: &str) -> PathBuf {
+    cache_dir().join(repo_id).join("catalog.db")
+}
+
+/// The catalog of a command given one region of a config file
+/// (`--region NAME`), unless `--catalog` or the config says otherwise:
+/// `<cache>/ferry/region-<name>-<hash of its URL>/catalog.db`. Every region
+/// of a repository has its id; a catalog of its own keeps such a command
+/// (`check --region eu`) from seeing what a backup to another region is
+/// adding to the repository's catalog while it runs.
+pub fn region_path(name: &str, url: &str) -> PathBuf {
+    let hash = blake3::hash(url.as_bytes()).to_hex();
+    let safe: String = name
+        .chars()
+        .map(
+            |c| match c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                true => c,
+                false => '_',
+            },
+        )
+        .collect();
+    cache_dir()
+        .join(format!("region-{safe}-{}", &hash[..12]))
+        .join("catalog.db")
 }
 
 impl Catalog {

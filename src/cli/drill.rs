@@ -204,6 +204,8 @@ pub async fn run(g: &Global, a: DrillArgs) -> Result<i32> {
     let mut reports = Vec::new();
     let mut repository = String::new();
     let mut primary = None;
+    // Regions found down: probed once per run, never waited on again.
+    let mut known_down = std::collections::HashSet::new();
     for (name, store, jobs) in chosen {
         opts.k8s = k8s.clone().map(|mut k| {
             k.volumes.mover.repo_args = jobs;
@@ -211,6 +213,7 @@ pub async fn run(g: &Global, a: DrillArgs) -> Result<i32> {
         });
         if let Some(why) = down(g, &name).await {
             reports.push(unreachable(&name, &opts, why));
+            known_down.insert(name);
             continue;
         }
         let repo = match open(store, &pw, g).await {
@@ -227,7 +230,7 @@ pub async fn run(g: &Global, a: DrillArgs) -> Result<i32> {
             primary = Some(repo);
         }
     }
-    save_records(g, &pw, primary, &mut reports).await;
+    save_records(g, &pw, primary, &known_down, &mut reports).await;
     let success = reports.iter().all(|r| r.success);
     let out = DrillOutput {
         repository,
@@ -308,16 +311,18 @@ fn unreachable(region: &str, opts: &DrillOptions, why: String) -> DrillReport {
 
 /// Records every drill in the primary region (or the repository), else in
 /// the first drilled region that takes it; a failure to record is a
-/// failure of the drill.
+/// failure of the drill. Regions the drill found down are not tried.
 async fn save_records(
     g: &Global,
     pw: &[u8],
     primary: Option<Arc<Repository>>,
+    down: &std::collections::HashSet<String>,
     reports: &mut [DrillReport],
 ) {
     let mut candidates = Vec::new();
     match crate::engine::regions::primary(&g.regions) {
         _ if primary.is_some() => {}
+        Some(p) if down.contains(&p.name) => {}
         Some(p) if matches!(probe(p).await, crate::engine::regions::Health::Ready { .. }) => {
             candidates.push(region_store(p).map_err(anyhow::Error::from))
         }
@@ -325,7 +330,11 @@ async fn save_records(
         None => candidates.push(super::open_store(g)),
     }
     let first = crate::engine::regions::primary(&g.regions).map(|r| r.name.clone());
-    for r in g.regions.iter().filter(|r| Some(&r.name) != first.as_ref()) {
+    let others = g
+        .regions
+        .iter()
+        .filter(|r| Some(&r.name) != first.as_ref() && !down.contains(&r.name));
+    for r in others {
         candidates.push(region_store(r).map_err(anyhow::Error::from));
     }
     if let Some(repo) = primary {

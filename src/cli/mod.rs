@@ -193,6 +193,10 @@ pub(crate) fn apply_config(g: &mut Global) -> Result<crate::config::FileConfig> 
     if g.catalog.is_none() {
         g.catalog = cfg.catalog.clone();
     }
+    if let (None, Some(name), Some(url)) = (&g.catalog, &g.region, &g.repo) {
+        // One region alone: a catalog of its own (see catalog::region_path).
+        g.catalog = Some(crate::catalog::region_path(name, url));
+    }
     let no_password = g.password_file.is_none()
         && g.password_command.is_none()
         && std::env::var_os("FERRY_PASSWORD").is_none();
