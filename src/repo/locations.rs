@@ -180,7 +180,7 @@ impl Members {
                     && self.exact.insert((kind, *id))
                     && ids[0].len() + ids[1].len() + self.exact.len() > self.limit
                 {
-                    self.to_prefixes();
+                    self.keep_prefixes_only();
                 }
             }
             Known::Prefixes(_) => {
@@ -190,7 +190,7 @@ impl Members {
     }
 
     /// Keeps prefixes only, from now on.
-    fn to_prefixes(&mut self) {
+    fn keep_prefixes_only(&mut self) {
         if let Known::Exact(ids) = &self.loaded {
             let mut all: Vec<u32> = ids.iter().flatten().map(|i| prefix(&i.0)).collect();
             all.sort_unstable();
