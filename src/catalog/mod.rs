@@ -12,6 +12,7 @@ pub use usage::PackUsage;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+#[cfg(test)]
 use crate::format::blob::{BlobEntry, BlobType};
 use crate::format::id::{BlobId, IndexId, PackId, SnapshotId};
 use crate::format::index::IndexFile;
@@ -298,7 +299,9 @@ impl Catalog {
     }
 
     /// Every known blob location, ordered by blob id then pack id so that
-    /// the same catalog content always yields the same answer.
+    /// the same catalog content always yields the same answer. For tests
+    /// only: the list grows with the repository.
+    #[cfg(test)]
     pub fn blob_locations(&self) -> CatalogResult<Vec<(PackId, BlobEntry)>> {
         self.rows(
             "SELECT id, pack, kind, codec, offset, length, raw_length FROM blobs ORDER BY id, pack",

@@ -41,9 +41,4 @@ impl Repository {
     pub async fn pack_entries(&self, pack: PackId) -> RepoResult<Vec<BlobEntry>> {
         self.on_catalog(move |c| c.pack_entries(&pack)).await
     }
-
-    /// Every indexed blob and the pack it is in.
-    pub async fn blob_locations(&self) -> RepoResult<Vec<(PackId, BlobEntry)>> {
-        self.on_catalog(|c| c.blob_locations()).await
-    }
 }
