@@ -334,7 +334,8 @@ impl BlobIndex {
             return Found::Live(Some((p, e)));
         }
         let member = self.members.lookup(kind, id);
-        let doomed = self.doomed_prefixes.contains(&prefix(&id.0));
+        let doomed =
+            !self.doomed_prefixes.is_empty() && self.doomed_prefixes.contains(&prefix(&id.0));
         let checked = match (member, entry || doomed) {
             (Member::No, _) => return Found::Absent,
             (Member::Yes, false) => return Found::Live(None),
