@@ -33,7 +33,8 @@ head -c "$half" /dev/urandom >"$SRC/b"
 measure "backup (first)" "$FERRY" backup --repo "$REPO" --time 2025-01-01T00:00:00Z "$SRC"
 rm "$SRC/a"
 measure "backup (incremental)" "$FERRY" backup --repo "$REPO" --time 2025-01-02T00:00:00Z "$SRC"
-measure "forget --prune (plan)" "$FERRY" forget --repo "$REPO" --keep-last 1 --prune --keep-delete 0s
-measure "prune (delete)" "$FERRY" prune --repo "$REPO" --keep-delete 0s
+measure "forget --prune (plan)" "$FERRY" forget --repo "$REPO" --keep-last 1 --prune --keep-delete 1s
+sleep 1
+measure "prune (delete)" "$FERRY" prune --repo "$REPO" --keep-delete 1s
 measure "check" "$FERRY" check --repo "$REPO"
 echo "blobs: $BLOBS; repository: $(du -sh "$REPO" | cut -f1)"

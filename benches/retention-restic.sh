@@ -14,10 +14,9 @@
 # Environment: FERRY_BIN (default: cargo build --release, target/release/ferry),
 # RESTIC_BIN (default: restic on PATH), MAKE_DATASET, MUTATE_DATASET (default:
 # <repo>/../shared/bench/{make,mutate}-dataset.sh), TMPDIR (work directory).
-# ferry runs `forget --keep-last 3 --prune --keep-delete 0s` (which plans
-# the deletion) and then `prune --keep-delete 0s` (which carries it out), and
-# both are timed together against restic's one command; both tools keep
-# their default --max-unused of 5%. Peak RSS is the larger of ferry's two.
+# ferry runs `forget --keep-last 3 --prune --keep-delete 0s`, which plans
+# the deletion and carries it out in the same run (restic deletes at once
+# too); both tools keep their default --max-unused of 5%.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 ROUNDS=10 FRESH=1 KEEP=0 DATASET=""
@@ -77,16 +76,9 @@ measure() {
   after=$(bytes "$repo")
   echo "$tool $secs $((kib / 1024)) $before $after $((before - after))"
 }
-# ferry's forget --prune writes a deletion plan (and the repacked packs);
-# the plan is carried out by the next prune once --keep-delete has passed,
-# so that backups running meanwhile lose nothing. Both runs count.
-ferry_both() {
-  "$FERRY_BIN" forget --repo "$W/ferry" --keep-last 3 --prune --keep-delete 0s \
-    && "$FERRY_BIN" prune --repo "$W/ferry" --keep-delete 0s
-}
-export -f ferry_both
-export FERRY_BIN W
-F=$(measure ferry "$W/ferry" bash -c ferry_both)
+# With --keep-delete 0s ferry's forget --prune carries out the deletion
+# plan it writes in the same run, as restic deletes at once.
+F=$(measure ferry "$W/ferry" "$FERRY_BIN" forget --repo "$W/ferry" --keep-last 3 --prune --keep-delete 0s)
 R=$(measure restic "$W/restic" "$RESTIC_BIN" forget --repo "$W/restic" --keep-last 3 --prune)
 printf '\n%-7s %9s %9s %14s %14s %14s\n' tool seconds "peak MiB" "bytes before" "bytes after" "bytes freed"
 for line in "$F" "$R"; do

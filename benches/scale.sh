@@ -67,8 +67,9 @@ blobs_case() {
   [ -n "$(find "$W/one-$n" -type f | head -1)" ] || { echo "restore of one file wrote nothing" >&2; exit 1; }
   measure ferry "ls (synthetic snapshot)" "$n" "$FERRY" ls --repo "$r" "$snap"
   measure ferry "forget --keep-last 1 --prune" "$n" "$FERRY" forget --repo "$r" \
-    --keep-last 1 --prune --keep-delete 0s
-  measure ferry "prune (deletes the plan)" "$n" "$FERRY" prune --repo "$r" --keep-delete 0s
+    --keep-last 1 --prune --keep-delete 1s
+  sleep 1
+  measure ferry "prune (deletes the plan)" "$n" "$FERRY" prune --repo "$r" --keep-delete 1s
   measure ferry "check" "$n" "$FERRY" check --repo "$r"
   rm -rf "$r" "$src" "$W/one-$n" "$W/cache"
 }

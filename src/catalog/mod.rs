@@ -20,6 +20,13 @@ use crate::format::snapshot::Snapshot;
 
 const SCHEMA_VERSION: i64 = 2;
 
+/// Pages the catalog's own connection keeps in memory (KiB; SQLite's
+/// default is 2 MiB), for the main database and for the temporary tables
+/// of a prune: index objects added and the used set filled touch pages all
+/// over the blobs table, and reading them back from the file for every
+/// row costs more than the rows.
+const CACHE_KIB: i64 = 32 << 10;
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS indexes (id TEXT PRIMARY KEY);
@@ -124,6 +131,29 @@ pub fn region_path(name: &str, url: &str) -> PathBuf {
 }
 
 impl Catalog {
+    /// Makes `to` a copy of the catalog at `from`, as one consistent
+    /// snapshot of it (SQLite's online backup, safe while another process
+    /// writes `from`). A catalog seeded this way is brought in step with
+    /// the repository by the next sync like any other: it only spares
+    /// reading every index object and tree again.
+    pub fn seed(from: &Path, to: &Path) -> CatalogResult<()> {
+        let err = |source| CatalogError {
+            path: from.display().to_string(),
+            source,
+        };
+        let src = Connection::open_with_flags(from, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(err)?;
+        src.busy_timeout(std::time::Duration::from_secs(30))
+            .map_err(err)?;
+        let mut dst = Connection::open(to).map_err(|source| CatalogError {
+            path: to.display().to_string(),
+            source,
+        })?;
+        let backup = rusqlite::backup::Backup::new(&src, &mut dst).map_err(err)?;
+        backup.step(-1).map_err(err)?;
+        Ok(())
+    }
+
     pub fn open(path: &Path) -> CatalogResult<Self> {
         let err = |source| CatalogError {
             path: path.display().to_string(),
@@ -139,6 +169,10 @@ impl Catalog {
             .map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err)?;
+        conn.execute_batch(&format!(
+            "PRAGMA main.cache_size = -{CACHE_KIB}; PRAGMA temp.cache_size = -{CACHE_KIB};"
+        ))
+        .map_err(err)?;
         conn.execute_batch(SCHEMA).map_err(err)?;
         let cat = Catalog {
             conn,
@@ -226,7 +260,7 @@ impl Catalog {
             let idx = id.to_hex();
             let mut pack_st = tx
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO packs (id, size, index_id) VALUES (?1, ?2, ?3)",
+                    "INSERT OR IGNORE INTO packs (id, size, index_id) VALUES (?1, ?2, ?3)",
                 )
                 .map_err(err)?;
             let mut blob_st = tx
@@ -241,10 +275,16 @@ impl Catalog {
                 )
                 .map_err(err)?;
             for p in &index.packs {
-                pack_st
+                named_st.execute(params![idx, &p.id.0[..]]).map_err(err)?;
+                // A pack is named by its content, so a pack another index
+                // object named already has its blob rows (a prune's
+                // rewritten index objects name packs the catalog knows).
+                let new = pack_st
                     .execute(params![&p.id.0[..], p.size as i64, idx])
                     .map_err(err)?;
-                named_st.execute(params![idx, &p.id.0[..]]).map_err(err)?;
+                if new == 0 {
+                    continue;
+                }
                 for b in &p.blobs {
                     blob_st
                         .execute(params![

@@ -26,7 +26,8 @@ impl Catalog {
     pub fn reset_usage(&self) -> CatalogResult<()> {
         self.conn
             .execute_batch(
-                "CREATE TEMP TABLE IF NOT EXISTS used_blobs (id BLOB NOT NULL, kind INTEGER NOT NULL, PRIMARY KEY (id, kind)) WITHOUT ROWID;
+                "PRAGMA temp.journal_mode = MEMORY;
+                 CREATE TEMP TABLE IF NOT EXISTS used_blobs (id BLOB NOT NULL, kind INTEGER NOT NULL, PRIMARY KEY (id, kind)) WITHOUT ROWID;
                  CREATE TEMP TABLE IF NOT EXISTS doomed (pack BLOB PRIMARY KEY) WITHOUT ROWID;
                  DELETE FROM used_blobs; DELETE FROM doomed;",
             )
@@ -128,9 +129,14 @@ impl Catalog {
                 st.execute(params![&p.0[..]]).map_err(|e| self.err(e))?;
             }
         }
+        if packs.is_empty() {
+            return Ok(Vec::new());
+        }
+        // From the doomed packs' rows (CROSS JOIN keeps that order: not a
+        // scan of every blob).
         self.rows(
-            "SELECT DISTINCT b.pack FROM blobs b JOIN used_blobs u ON u.id = b.id AND u.kind = b.kind
-             JOIN doomed d ON d.pack = b.pack
+            "SELECT DISTINCT b.pack FROM doomed d CROSS JOIN blobs b ON b.pack = d.pack
+             CROSS JOIN used_blobs u ON u.id = b.id AND u.kind = b.kind
              WHERE NOT EXISTS (SELECT 1 FROM blobs o WHERE o.id = b.id AND o.kind = b.kind
                                AND o.pack NOT IN (SELECT pack FROM doomed))",
             |r| column_id(&r.get::<_, Vec<u8>>(0)?, 0),

@@ -12,7 +12,9 @@ use crate::util::human_bytes;
 
 #[derive(Debug, Args, Clone)]
 pub struct PruneArgs {
-    /// Repack packs whose unused share is above this (e.g. 5%, 0%).
+    /// Tolerate this share of unused data in the repository; partly used
+    /// packs are repacked, the emptiest first, until no more is left
+    /// (restic's meaning; 0% repacks every partly used pack).
     #[arg(long, default_value = "5%")]
     pub max_unused: String,
     /// Copy at most this much data when repacking in one run (e.g. 2GiB).
@@ -194,7 +196,9 @@ impl Render for PruneOutcome {
 
 /// A catalog of this process alone: the shared one is updated by
 /// concurrent backups while the prune reads it, and the prune must decide
-/// on its own listings only. Removed (with SQLite's side files) on drop.
+/// on its own listings only. It starts as a copy of the shared one, which
+/// the sync then brings in step with those listings. Removed (with
+/// SQLite's side files) on drop.
 struct PrivateCatalog(std::path::PathBuf);
 
 impl PrivateCatalog {
@@ -221,8 +225,10 @@ async fn prune_store(
     store: crate::store::DynStore,
     pw: &[u8],
     opts: &PruneOptions,
+    shared: Option<std::path::PathBuf>,
 ) -> Result<PruneReport> {
     let cat = PrivateCatalog::new();
+    crate::repo::Repository::seed_catalog(&store, shared, cat.0.clone()).await;
     let repo = crate::repo::Repository::open(store, pw, Some(cat.0.clone())).await?;
     super::metrics::set_repository(&repo.config().id, None);
     let report = prune::prune(&std::sync::Arc::new(repo), opts).await?;
@@ -236,14 +242,14 @@ pub async fn prune_all(g: &Global, opts: &PruneOptions) -> Result<PruneOutcome> 
     let pw = super::password::password(g, false)?;
     if !g.repo_from_regions || g.regions.len() < 2 {
         return Ok(PruneOutcome::One(
-            prune_store(super::open_store(g)?, &pw, opts).await?,
+            prune_store(super::open_store(g)?, &pw, opts, g.catalog.clone()).await?,
         ));
     }
     let mut regions = Vec::new();
     for r in crate::engine::regions::ordered(&g.regions) {
         let done = async {
             let store = crate::engine::regions::region_store(r)?;
-            prune_store(store, &pw, opts).await
+            prune_store(store, &pw, opts, g.catalog.clone()).await
         }
         .await;
         regions.push(match done {

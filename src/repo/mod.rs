@@ -120,6 +120,34 @@ impl Repository {
         Self::open(store, password, catalog).await
     }
 
+    /// Seeds `to`, a catalog of this process alone, from the repository's
+    /// shared catalog (`shared`, or the default one of the id its config
+    /// names), when there is one: a command that must decide from its own
+    /// listings (prune) then syncs that copy instead of reading every
+    /// index object and tree again. Best effort: without a copy the sync
+    /// reads everything.
+    pub async fn seed_catalog(store: &DynStore, shared: Option<PathBuf>, to: PathBuf) {
+        let shared = match shared {
+            Some(p) => p,
+            None => match store.get(CONFIG_KEY).await {
+                Ok(raw) => match crate::format::config::peek_id(&raw) {
+                    Ok(id) => crate::catalog::default_path(&id),
+                    Err(_) => return,
+                },
+                Err(_) => return,
+            },
+        };
+        if !shared.exists() {
+            return;
+        }
+        let copied = tokio::task::spawn_blocking(move || Catalog::seed(&shared, &to)).await;
+        match copied {
+            Ok(Ok(())) => tracing::debug!("private catalog seeded from the shared one"),
+            Ok(Err(e)) => tracing::debug!(error = %e, "private catalog not seeded"),
+            Err(e) => tracing::debug!(error = %e, "private catalog not seeded"),
+        }
+    }
+
     /// Unlocks a repository with a password and brings its catalog up to date.
     pub async fn open(
         store: DynStore,
@@ -277,12 +305,6 @@ impl Repository {
         }
     }
 
-    /// Caches decoded trees in the catalog (a cache: failures only cost
-    /// speed later).
-    pub fn cache_trees(&self, trees: &[(BlobId, Vec<u8>)]) -> RepoResult<()> {
-        Ok(self.catalog().put_trees(trees)?)
-    }
-
     pub fn damaged_indexes(&self) -> Vec<(IndexId, String)> {
         self.damaged_indexes.lock().unwrap().clone()
     }
@@ -365,9 +387,7 @@ impl Repository {
         self.on_catalog(move |c| gone.iter().try_for_each(|id| c.remove_index(id)))
             .await?;
         let new: Vec<IndexId> = stored.difference(&known).copied().collect();
-        let mut loads = futures::stream::iter(new)
-            .map(|id| async move { (id, self.load_index(&id).await) })
-            .buffer_unordered(PARALLEL_LOADS);
+        let mut loads = std::pin::pin!(self.load_indexes(new));
         let mut damaged = Vec::new();
         let mut vanished = false;
         while let Some((id, res)) = loads.next().await {
@@ -462,6 +482,17 @@ impl Repository {
         IndexFile::decode(&plain).map_err(|e| RepoError::corrupt(&key, e))
     }
 
+    /// Loads index objects, several at a time, yielding each with its
+    /// outcome as it completes.
+    pub fn load_indexes(
+        &self,
+        ids: Vec<IndexId>,
+    ) -> impl futures::Stream<Item = (IndexId, RepoResult<IndexFile>)> + '_ {
+        futures::stream::iter(ids)
+            .map(move |id| async move { (id, self.load_index(&id).await) })
+            .buffer_unordered(PARALLEL_LOADS)
+    }
+
     /// Writes an index object. Call only once every pack it names is durable.
     pub async fn save_index(&self, index: &IndexFile) -> RepoResult<IndexId> {
         let id = IndexId(
@@ -526,6 +557,26 @@ impl Repository {
 
     /// Loads a tree, from the catalog's cache when it has it.
     pub async fn load_tree(&self, id: &BlobId) -> RepoResult<Tree> {
+        let (tree, fetched) = self.fetch_tree(id).await?;
+        if let Some(data) = fetched {
+            self.cache_trees(vec![(*id, data)]).await?;
+        }
+        Ok(tree)
+    }
+
+    /// Caches encoded trees in the catalog (a cache: failures only cost
+    /// speed later), e.g. those [`Repository::fetch_tree`] read.
+    pub async fn cache_trees(&self, trees: Vec<(BlobId, Vec<u8>)>) -> RepoResult<()> {
+        if trees.is_empty() {
+            return Ok(());
+        }
+        self.on_catalog(move |c| c.put_trees(&trees)).await
+    }
+
+    /// A tree, from the catalog's cache or else from its pack; in the
+    /// second case also its encoding, for [`Repository::cache_trees`]
+    /// (walks that read many trees cache them in batches).
+    pub async fn fetch_tree(&self, id: &BlobId) -> RepoResult<(Tree, Option<Vec<u8>>)> {
         // The cache may hold trees whose pack never became durable (an
         // interrupted backup): only trust it for blobs the index names.
         let cached = match self.index().contains(BlobType::Tree, id) {
@@ -543,14 +594,12 @@ impl Repository {
         }
         if let Some(data) = cached {
             if let Ok(t) = Tree::decode(&data) {
-                return Ok(t);
+                return Ok((t, None));
             }
         }
         let data = self.read_blob(BlobType::Tree, id).await?;
         let tree = Tree::decode(&data).map_err(|e| RepoError::corrupt(object(), e))?;
-        let entry = [(*id, data)];
-        self.on_catalog(move |c| c.put_trees(&entry)).await?;
-        Ok(tree)
+        Ok((tree, Some(data)))
     }
 
     /// Stores a finished pack (the caller records its blobs afterwards).

@@ -288,7 +288,7 @@ fn forget_and_prune_report_retention_metrics_to_files_and_the_pushgateway() {
 
     // The first prune plans what the forgotten snapshot alone held, in each
     // region; the second deletes it.
-    let p = run(&["prune", "--keep-delete", "0s"], "prune");
+    let p = run(&["prune", "--keep-delete", "1s"], "prune");
     for region in ["region=\"hz\"", "region=\"eu\""] {
         assert_eq!(value(&p, "ferry_prune_success", region), 1.0, "{p}");
         assert!(value(&p, "ferry_prune_packs_planned", region) >= 1.0, "{p}");
@@ -297,7 +297,8 @@ fn forget_and_prune_report_retention_metrics_to_files_and_the_pushgateway() {
         assert_eq!(value(&p, "ferry_prune_snapshots", region), 1.0, "{p}");
         assert_eq!(samples(&p, "ferry_prune_duration_seconds").len(), 2);
     }
-    let p2 = run(&["prune", "--keep-delete", "0s"], "prune-again");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let p2 = run(&["prune", "--keep-delete", "1s"], "prune-again");
     for region in ["region=\"hz\"", "region=\"eu\""] {
         assert!(
             value(&p2, "ferry_prune_packs_deleted", region) >= 1.0,

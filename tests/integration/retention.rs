@@ -270,7 +270,7 @@ fn prune_plans_then_deletes_and_the_rest_restores() {
         .read_dir()
         .map_or(true, |mut d| d.next().is_none()));
 
-    let one = env.run(&["prune", "--json", "--keep-delete", "0s"]).json();
+    let one = env.run(&["prune", "--json", "--keep-delete", "1s"]).json();
     assert_eq!(
         one["deleted"]["packs"], 0,
         "the first prune only plans: {one}"
@@ -280,7 +280,8 @@ fn prune_plans_then_deletes_and_the_rest_restores() {
     assert_eq!(packs(&env), before, "nothing deleted yet");
     env.run(&["check"]);
 
-    let two = env.run(&["prune", "--json", "--keep-delete", "0s"]).json();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let two = env.run(&["prune", "--json", "--keep-delete", "1s"]).json();
     assert_eq!(two["deleted"]["packs"].as_u64().unwrap(), planned, "{two}");
     assert_eq!(two["taken_back"]["packs"], 0);
     assert_eq!(packs(&env).len(), before.len() - planned as usize);
@@ -297,6 +298,56 @@ fn prune_plans_then_deletes_and_the_rest_restores() {
     let three = env.run(&["prune", "--json", "--keep-delete", "0s"]).json();
     assert_eq!(three["planned"]["packs"], 0, "{three}");
     assert_eq!(three["deleted"]["packs"], 0);
+}
+
+/// `--keep-delete 0s` opts out of the delay (restic's `forget --prune`,
+/// Kopia's `--safety=none`): the plan is carried out in the same run.
+#[test]
+fn forget_prune_with_keep_delete_0s_frees_the_space_in_one_run() {
+    let env = Env::new();
+    env.init_small();
+    let src = env.mkdir("src");
+    std::fs::write(src.join("old"), crate::support::bytes(3 << 20, 4)).unwrap();
+    env.backup(&[&src], &["--time", "2025-01-01T00:00:00Z"]);
+    std::fs::remove_file(src.join("old")).unwrap();
+    std::fs::write(src.join("new"), crate::support::bytes(2 << 20, 5)).unwrap();
+    let kept = env.backup(&[&src], &["--time", "2025-01-02T00:00:00Z"]);
+    let before = packs(&env);
+    let r = env
+        .run(&[
+            "forget",
+            "--keep-last",
+            "1",
+            "--prune",
+            "--keep-delete",
+            "0s",
+            "--json",
+        ])
+        .json();
+    assert_eq!(r["removed"], 1, "{r}");
+    let p = &r["prune"];
+    let planned = p["planned"]["packs"].as_u64().unwrap();
+    assert!(planned > 0, "{r}");
+    assert_eq!(p["deleted"]["packs"].as_u64().unwrap(), planned, "{r}");
+    assert_eq!(p["plans_done"], 1, "{r}");
+    assert!(p["next_deletion"].is_null(), "nothing left waiting: {r}");
+    assert_eq!(packs(&env).len(), before.len() - planned as usize);
+    assert!(env
+        .path("repo/plans")
+        .read_dir()
+        .map_or(true, |mut d| d.next().is_none()));
+    let c = env.try_run(&["check", "--read-data", "--json"]);
+    assert_eq!(c.code, 0, "{}", c.stdout);
+    let out = env.path("out");
+    env.run(&["restore", kept.as_str(), "--target", out.to_str().unwrap()]);
+    assert_eq!(
+        crate::support::digest(&Env::restored(&out, &src)),
+        crate::support::digest(&src)
+    );
+    // The next prune finds nothing to do.
+    let again = env.run(&["prune", "--json", "--keep-delete", "0s"]).json();
+    assert_eq!(again["planned"]["packs"], 0, "{again}");
+    assert_eq!(again["deleted"]["packs"], 0, "{again}");
 }
 
 #[test]

@@ -248,7 +248,7 @@ async fn object_lock_defers_deletion_extends_retention_and_purges_later() {
             "1",
             "--prune",
             "--keep-delete",
-            "0s",
+            "1s",
         ],
     );
     assert_eq!(forgot["removed"], 1, "{forgot}");

@@ -548,7 +548,7 @@ impl Archiver {
             // Cache new trees in the catalog as they come, so that memory
             // does not grow with the number of directories.
             if let Some(batch) = batch {
-                if let Err(e) = self.repo.cache_trees(&batch) {
+                if let Err(e) = self.repo.cache_trees(batch).await {
                     tracing::warn!(error = %e, "could not cache trees in the catalog");
                 }
             }

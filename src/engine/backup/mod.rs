@@ -162,10 +162,11 @@ pub async fn backup(
     let id = repo.save_snapshot(&snapshot).await?;
     tracing::debug!(snapshot = %id, "snapshot saved");
     let trees = std::mem::take(&mut *archived.archiver.new_trees.lock().unwrap());
-    if let Err(e) = repo.cache_trees(&trees) {
+    let count = trees.len();
+    if let Err(e) = repo.cache_trees(trees).await {
         tracing::warn!(error = %e, "could not cache trees in the catalog");
     }
-    tracing::debug!(trees = trees.len(), "trees cached");
+    tracing::debug!(trees = count, "trees cached");
     Ok(BackupOutcome { id, snapshot })
 }
 

@@ -98,9 +98,9 @@ async fn reread_indexes(repo: &Repository, report: &mut CheckReport) -> EngineRe
         .map(|(id, _)| id)
         .collect();
     let ids: HashSet<IndexId> = repo.list_ids(ObjectKind::Index).await?;
-    let mut loads = futures::stream::iter(ids.into_iter().filter(|id| !known.contains(id)))
-        .map(|id| async move { (id, repo.load_index(&id).await) })
-        .buffer_unordered(8);
+    let mut loads = std::pin::pin!(
+        repo.load_indexes(ids.into_iter().filter(|id| !known.contains(id)).collect())
+    );
     while let Some((id, res)) = loads.next().await {
         match res {
             Ok(_) => {}

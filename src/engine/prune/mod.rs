@@ -23,7 +23,8 @@ use crate::repo::{IndexId, ObjectKind, PackId, Repository};
 
 #[derive(Debug, Clone)]
 pub struct PruneOptions {
-    /// Repack packs whose unused share of bytes is above this (0..1).
+    /// Unused share of the repository's bytes to tolerate (0..1): partly
+    /// used packs are repacked, emptiest first, until the rest is within it.
     pub max_unused: f64,
     /// Repack at most this many bytes of packs per run.
     pub max_repack_size: Option<u64>,
@@ -122,6 +123,45 @@ pub async fn prune(repo: &Arc<Repository>, opts: &PruneOptions) -> EngineResult<
 }
 
 async fn phases(repo: &Arc<Repository>, opts: &PruneOptions) -> EngineResult<PruneReport> {
+    let mut marked = used::Marked::default();
+    let now_ok = !opts.dry_run && opts.keep_delete <= Duration::zero();
+    let first = round(repo, opts, &mut marked, Round::Whole { last: !now_ok }).await?;
+    if !now_ok || first.next_deletion.is_none() {
+        return Ok(first);
+    }
+    // With --keep-delete 0s the plan just written is old enough at once:
+    // carry it out now, as a second prune would, from fresh listings (the
+    // snapshots written since the walk are walked too).
+    let second = round(repo, opts, &mut marked, Round::CarryOut).await?;
+    Ok(PruneReport {
+        kept: first.kept,
+        repacked: first.repacked,
+        written: first.written,
+        planned: Tally {
+            packs: first.planned.packs + second.planned.packs,
+            bytes: first.planned.bytes + second.planned.bytes,
+        },
+        ..second
+    })
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Round {
+    /// A whole prune; `last`: also see to object lock retention.
+    Whole { last: bool },
+    /// Only phase 2, for the plans old enough (the one a whole round just
+    /// wrote, with --keep-delete 0s): nothing new is planned or repacked.
+    CarryOut,
+}
+
+/// One prune: marks what the snapshots use, decides, then (unless a dry
+/// run) repacks, writes the new plan and carries out the expired ones.
+async fn round(
+    repo: &Arc<Repository>,
+    opts: &PruneOptions,
+    marked: &mut used::Marked,
+    kind: Round,
+) -> EngineResult<PruneReport> {
     repo.sync_catalog().await?;
     let now = Utc::now();
     let plans = readable_plans(repo).await?;
@@ -129,7 +169,14 @@ async fn phases(repo: &Arc<Repository>, opts: &PruneOptions) -> EngineResult<Pru
         dry_run: opts.dry_run,
         ..Default::default()
     };
-    (report.snapshots, report.used_blobs) = used::mark(repo).await?;
+    tracing::debug!("prune: catalog in step");
+    used::mark(repo, marked).await?;
+    tracing::debug!(
+        snapshots = marked.snapshots(),
+        blobs = marked.used,
+        "prune: used blobs marked"
+    );
+    (report.snapshots, report.used_blobs) = (marked.snapshots(), marked.used);
     let stored: HashMap<PackId, u64> = repo
         .store()
         .list(ObjectKind::Pack.prefix())
@@ -137,8 +184,25 @@ async fn phases(repo: &Arc<Repository>, opts: &PruneOptions) -> EngineResult<Pru
         .into_iter()
         .filter_map(|m| Some((crate::format::kind::id_from_key(&m.key)?, m.size)))
         .collect();
-    let usage = repo.pack_usage().await?;
-    let d = decide(repo, opts, now, &plans, &usage, &stored, &mut report).await?;
+    let usage = match kind {
+        Round::Whole { .. } => Some(repo.pack_usage().await?),
+        Round::CarryOut => None,
+    };
+    tracing::debug!(
+        packs = stored.len(),
+        "prune: packs listed and their usage known"
+    );
+    let d = decide(
+        repo,
+        opts,
+        now,
+        &plans,
+        usage.as_deref(),
+        &stored,
+        &mut report,
+    )
+    .await?;
+    tracing::debug!("prune: decided");
     if opts.dry_run {
         return Ok(report);
     }
@@ -147,6 +211,7 @@ async fn phases(repo: &Arc<Repository>, opts: &PruneOptions) -> EngineResult<Pru
         let written = repack::repack(repo, &d.repack).await?;
         report.written = written;
         plan.extend(d.repack.iter().map(|u| u.pack));
+        tracing::debug!(packs = d.repack.len(), "prune: repacked");
     }
     if !plan.is_empty() {
         plan.sort();
@@ -162,15 +227,22 @@ async fn phases(repo: &Arc<Repository>, opts: &PruneOptions) -> EngineResult<Pru
     }
     if !d.delete.is_empty() {
         report.indexes_rewritten = drop_from_indexes(repo, &d.delete).await?;
+        tracing::debug!(
+            indexes = report.indexes_rewritten,
+            "prune: index objects rewritten"
+        );
         for p in &d.delete {
             repo.delete_pack(p).await?;
         }
+        tracing::debug!(packs = d.delete.len(), "prune: packs deleted");
     }
     for id in &d.expired {
         repo.delete_key(&id.key()).await?;
         report.plans_done += 1;
     }
-    report.object_lock = retain(repo, now).await?;
+    if kind != (Round::Whole { last: false }) {
+        report.object_lock = retain(repo, now).await?;
+    }
     Ok(report)
 }
 
@@ -221,13 +293,14 @@ async fn readable_plans(repo: &Repository) -> EngineResult<Vec<(PlanId, Plan)>> 
 }
 
 /// Sorts every pack into kept, repacked, planned, waiting, deleted or taken
-/// back, and fills in the report's tallies.
+/// back, and fills in the report's tallies (without `usage`, only the
+/// planned packs).
 async fn decide(
     repo: &Repository,
     opts: &PruneOptions,
     now: DateTime<Utc>,
     plans: &[(PlanId, Plan)],
-    usage: &[PackUsage],
+    usage: Option<&[PackUsage]>,
     stored: &HashMap<PackId, u64>,
     r: &mut PruneReport,
 ) -> EngineResult<Decision> {
@@ -266,12 +339,18 @@ async fn decide(
     {
         r.waiting.add(size_of(p));
     }
-    classify(opts, usage, stored, &planned, &mut d, r);
+    if let Some(usage) = usage {
+        classify(opts, usage, stored, &planned, &mut d, r);
+    }
     Ok(d)
 }
 
-/// The packs no plan names yet: unused or unindexed ones get planned,
-/// mostly unused ones repacked (up to the size bound), the rest kept.
+/// The packs no plan names yet: unused or unindexed ones get planned, and
+/// partly used ones repacked, the emptiest first, until the unused bytes
+/// left in partly used packs are at most `max_unused` of what the
+/// repository would then hold (restic's `--max-unused`: 5% repacks only as
+/// much as brings the repository to 5% waste, not every pack over 5%),
+/// within the size bound; the rest are kept.
 fn classify(
     opts: &PruneOptions,
     usage: &[PackUsage],
@@ -281,28 +360,39 @@ fn classify(
     r: &mut PruneReport,
 ) {
     let mut indexed: HashSet<PackId> = HashSet::new();
-    let mut partly: Vec<(f64, PackUsage)> = Vec::new();
+    let mut partly: Vec<PackUsage> = Vec::new();
+    let (mut used, mut unused) = (0u64, 0u64);
     for u in usage {
         indexed.insert(u.pack);
         if planned.contains(&u.pack) || !stored.contains_key(&u.pack) {
             continue;
         }
-        let unused = 1.0 - u.used_bytes as f64 / u.size.max(1) as f64;
         if u.used_blobs == 0 {
             r.planned.add(u.size);
             d.plan.push(u.pack);
-        } else if u.used_blobs < u.blobs && unused > opts.max_unused {
-            partly.push((unused, *u));
+            continue;
+        }
+        used += u.used_bytes;
+        if u.used_blobs < u.blobs {
+            unused += u.size.saturating_sub(u.used_bytes);
+            partly.push(*u);
         } else {
             r.kept.add(u.size);
         }
     }
+    // Unused share p of the total after: unused ≤ used · p / (1 − p).
+    let allowed = match opts.max_unused {
+        p if p >= 1.0 => u64::MAX,
+        p => (used as f64 * p / (1.0 - p)) as u64,
+    };
     // The emptiest packs first: they free the most for the bytes copied.
-    partly.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.pack.cmp(&b.1.pack)));
+    let share = |u: &PackUsage| u.size.saturating_sub(u.used_bytes) as f64 / u.size.max(1) as f64;
+    partly.sort_by(|a, b| share(b).total_cmp(&share(a)).then(a.pack.cmp(&b.pack)));
     let mut budget = opts.max_repack_size.unwrap_or(u64::MAX);
-    for (_, u) in partly {
-        if u.used_bytes <= budget {
+    for u in partly {
+        if unused > allowed && u.used_bytes <= budget {
             budget -= u.used_bytes;
+            unused -= u.size.saturating_sub(u.used_bytes);
             r.repacked.add(u.size);
             d.repack.push(u);
         } else {
@@ -344,4 +434,87 @@ async fn drop_from_indexes(repo: &Repository, gone: &[PackId]) -> EngineResult<u
         rewritten += 1;
     }
     Ok(rewritten)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn usage(n: u8, size: u64, used_bytes: u64) -> PackUsage {
+        PackUsage {
+            pack: PackId([n; 32]),
+            size,
+            blobs: 10,
+            used_blobs: if used_bytes == 0 {
+                0
+            } else if used_bytes == size {
+                10
+            } else {
+                5
+            },
+            used_bytes,
+        }
+    }
+
+    fn run(
+        max_unused: f64,
+        max_repack: Option<u64>,
+        packs: &[PackUsage],
+    ) -> (Decision, PruneReport) {
+        let opts = PruneOptions {
+            max_unused,
+            max_repack_size: max_repack,
+            ..Default::default()
+        };
+        let mut stored: HashMap<PackId, u64> = packs.iter().map(|u| (u.pack, u.size)).collect();
+        // A pack no index names.
+        stored.insert(PackId([99; 32]), 7);
+        let (mut d, mut r) = (Decision::default(), PruneReport::default());
+        classify(&opts, packs, &stored, &HashSet::new(), &mut d, &mut r);
+        (d, r)
+    }
+
+    #[test]
+    fn repacks_the_emptiest_packs_until_the_waste_is_within_max_unused() {
+        let packs = [
+            usage(1, 1000, 1000), // full
+            usage(2, 1000, 0),    // unused
+            usage(3, 1000, 900),  // 10% unused
+            usage(4, 1000, 500),  // 50% unused
+            usage(5, 1000, 800),  // 20% unused
+        ];
+        // Used 3200; unused in partly used packs 800. At 10%: allowed
+        // 3200 · 0.1 / 0.9 = 355, so pack 4 alone goes (300 left).
+        assert_eq!(run(0.10, None, &packs).0.repack.len(), 1);
+        // At 5%: allowed 168, so pack 4 (-500) then pack 5 (-200) go, and
+        // 100 unused stays.
+        let (d, r) = run(0.05, None, &packs);
+        let repacked: Vec<u8> = d.repack.iter().map(|u| u.pack.0[0]).collect();
+        assert_eq!(repacked, [4, 5]);
+        assert_eq!(
+            r.repacked,
+            Tally {
+                packs: 2,
+                bytes: 2000
+            }
+        );
+        assert_eq!(
+            r.kept,
+            Tally {
+                packs: 2,
+                bytes: 2000
+            }
+        );
+        let mut plan: Vec<u8> = d.plan.iter().map(|p| p.0[0]).collect();
+        plan.sort();
+        assert_eq!(plan, [2, 99], "the unused pack and the unindexed one");
+        // 0% repacks every partly used pack, 100% none.
+        assert_eq!(run(0.0, None, &packs).0.repack.len(), 3);
+        assert!(run(1.0, None, &packs).0.repack.is_empty());
+        // Within --max-repack-size: pack 4 (500 used) fits 600, pack 5
+        // (800) does not, pack 3 (900) neither.
+        let (d, _) = run(0.0, Some(600), &packs);
+        assert_eq!(d.repack.len(), 1);
+        assert_eq!(d.repack[0].pack, PackId([4; 32]));
+    }
 }
