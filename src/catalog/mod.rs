@@ -25,7 +25,7 @@ const SCHEMA_VERSION: i64 = 2;
 /// of a prune: index objects added and the used set filled touch pages all
 /// over the blobs table, and reading them back from the file for every
 /// row costs more than the rows.
-const CACHE_KIB: i64 = 32 << 10;
+const CACHE_KIB: i64 = 8 << 10;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

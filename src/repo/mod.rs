@@ -706,6 +706,21 @@ fn preload_catalog(
 }
 
 /// Tries every key object with the password; the first that opens wins.
+/// Keys this process has unlocked, by key object and password hash: a key
+/// object is named by the hash of its bytes, so the same object opened with
+/// the same password gives the same key, and a command that opens a
+/// repository twice (`forget --prune`, every region of a config) derives
+/// it once.
+static UNLOCKED: Mutex<Vec<(KeyId, [u8; 32], MasterKey)>> = Mutex::new(Vec::new());
+
+fn unlocked(id: &KeyId, pw_hash: &[u8; 32]) -> Option<(KeyId, MasterKey)> {
+    let known = UNLOCKED.lock().unwrap();
+    known
+        .iter()
+        .find(|(k, p, _)| k == id && p == pw_hash)
+        .map(|(k, _, key)| (*k, key.clone()))
+}
+
 async fn unlock(store: &DynStore, password: &[u8]) -> RepoResult<(KeyId, MasterKey)> {
     let (mut usable, refused) = usable_keys(store).await?;
     // The cheapest derivations first: a key object asking for the most
@@ -727,12 +742,17 @@ async fn unlock(store: &DynStore, password: &[u8]) -> RepoResult<(KeyId, MasterK
         }
     }
     let tried = usable.len();
+    let pw_hash = *blake3::hash(password).as_bytes();
+    if let Some(hit) = usable.iter().find_map(|(id, _)| unlocked(id, &pw_hash)) {
+        return Ok(hit);
+    }
     for (id, file) in usable {
         let pw = password.to_vec();
         let opened = tokio::task::spawn_blocking(move || file.unwrap_key(&pw))
             .await
             .map_err(|e| RepoError::Invalid(format!("key derivation failed: {e}")))??;
         if let Some(k) = opened {
+            UNLOCKED.lock().unwrap().push((id, pw_hash, k.clone()));
             return Ok((id, k));
         }
     }

@@ -27,6 +27,10 @@ struct Fixture {
 /// A source tree whose ancestors no other test touches while this one
 /// runs: a snapshot records the metadata of the directories on the way to
 /// a source, and every new temporary directory changes the mtime of /tmp.
+///
+/// The sources share a parent: creating one changes the parent's mtime, so
+/// the test that backs up twice holds [`SOURCES`] from its fixture to its
+/// second backup, and the others hold it while they create theirs.
 fn stable_source(name: &str) -> std::path::PathBuf {
     let src = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("requests-{name}"))
@@ -36,9 +40,18 @@ fn stable_source(name: &str) -> std::path::PathBuf {
     src
 }
 
+static SOURCES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn fixture(name: &str) -> Fixture {
+    let src = {
+        let _only = SOURCES.lock().await;
+        stable_source(name)
+    };
+    fixture_of(src).await
+}
+
+async fn fixture_of(src: std::path::PathBuf) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let src = stable_source(name);
     let store = Arc::new(Counting::new(Arc::new(MemoryStore::default())));
     let opts = InitOptions {
         pack_size: 1 << 20,
@@ -83,10 +96,12 @@ fn of_kind(reqs: &[Request], kind: ObjectKind) -> Vec<&Request> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unchanged_backup_writes_only_its_snapshot() {
-    let f = fixture("unchanged").await;
+    let only = SOURCES.lock().await;
+    let f = fixture_of(stable_source("unchanged")).await;
     f.backup().await;
     f.store.take();
     f.backup().await;
+    drop(only);
     let writes: Vec<Request> = f
         .store
         .take()

@@ -125,14 +125,18 @@ pub async fn prune(repo: &Arc<Repository>, opts: &PruneOptions) -> EngineResult<
 async fn phases(repo: &Arc<Repository>, opts: &PruneOptions) -> EngineResult<PruneReport> {
     let mut marked = used::Marked::default();
     let now_ok = !opts.dry_run && opts.keep_delete <= Duration::zero();
-    let first = round(repo, opts, &mut marked, Round::Whole { last: !now_ok }).await?;
+    let mut first = round(repo, opts, &mut marked, Round::Whole).await?;
     if !now_ok || first.next_deletion.is_none() {
+        if !opts.dry_run {
+            first.object_lock = retain(repo, Utc::now()).await?;
+        }
         return Ok(first);
     }
     // With --keep-delete 0s the plan just written is old enough at once:
     // carry it out now, as a second prune would, from fresh listings (the
     // snapshots written since the walk are walked too).
-    let second = round(repo, opts, &mut marked, Round::CarryOut).await?;
+    let mut second = round(repo, opts, &mut marked, Round::CarryOut).await?;
+    second.object_lock = retain(repo, Utc::now()).await?;
     Ok(PruneReport {
         kept: first.kept,
         repacked: first.repacked,
@@ -147,15 +151,16 @@ async fn phases(repo: &Arc<Repository>, opts: &PruneOptions) -> EngineResult<Pru
 
 #[derive(Clone, Copy, PartialEq)]
 enum Round {
-    /// A whole prune; `last`: also see to object lock retention.
-    Whole { last: bool },
+    /// A whole prune.
+    Whole,
     /// Only phase 2, for the plans old enough (the one a whole round just
     /// wrote, with --keep-delete 0s): nothing new is planned or repacked.
     CarryOut,
 }
 
 /// One prune: marks what the snapshots use, decides, then (unless a dry
-/// run) repacks, writes the new plan and carries out the expired ones.
+/// run) repacks, writes the new plan and carries out the expired ones
+/// (object lock retention is seen to once, after the last round).
 async fn round(
     repo: &Arc<Repository>,
     opts: &PruneOptions,
@@ -185,7 +190,7 @@ async fn round(
         .filter_map(|m| Some((crate::format::kind::id_from_key(&m.key)?, m.size)))
         .collect();
     let usage = match kind {
-        Round::Whole { .. } => Some(repo.pack_usage().await?),
+        Round::Whole => Some(repo.pack_usage().await?),
         Round::CarryOut => None,
     };
     tracing::debug!(
@@ -203,9 +208,21 @@ async fn round(
     )
     .await?;
     tracing::debug!("prune: decided");
-    if opts.dry_run {
-        return Ok(report);
+    if !opts.dry_run {
+        carry_out(repo, opts, now, d, &mut report).await?;
     }
+    Ok(report)
+}
+
+/// Does what `decide` decided: repacks, writes the new plan, then deletes
+/// the packs of the expired plans (index objects first) and those plans.
+async fn carry_out(
+    repo: &Arc<Repository>,
+    opts: &PruneOptions,
+    now: DateTime<Utc>,
+    d: Decision,
+    report: &mut PruneReport,
+) -> EngineResult<()> {
     let mut plan = d.plan;
     if !d.repack.is_empty() {
         let written = repack::repack(repo, &d.repack).await?;
@@ -240,10 +257,7 @@ async fn round(
         repo.delete_key(&id.key()).await?;
         report.plans_done += 1;
     }
-    if kind != (Round::Whole { last: false }) {
-        report.object_lock = retain(repo, now).await?;
-    }
-    Ok(report)
+    Ok(())
 }
 
 /// Object lock: extends the retention of every current object but the

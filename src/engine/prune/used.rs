@@ -11,8 +11,11 @@ use crate::repo::{BlobId, BlobType, Repository, SnapshotId};
 
 /// Trees read at once while marking.
 const PARALLEL_TREES: usize = 16;
-/// Trees whose blobs are marked in one catalog transaction.
+/// Trees taken from the stack at a time.
 const TREES_PER_BATCH: usize = 128;
+/// Blob ids gathered before they are marked (8 MiB of ids), whatever the
+/// size of the trees.
+const IDS_PER_MARK: usize = 1 << 18;
 
 /// What has been marked so far: the snapshots walked and the blobs found.
 #[derive(Default)]
@@ -67,6 +70,18 @@ pub async fn mark(repo: &Arc<Repository>, m: &mut Marked) -> EngineResult<()> {
                     subtrees.extend(node.subtree);
                 }
                 fetched.extend(data.map(|d| (id, d)));
+                if ids.len() + subtrees.len() >= IDS_PER_MARK {
+                    repo.cache_trees(std::mem::take(&mut fetched)).await?;
+                    m.used += repo
+                        .mark_used(BlobType::Data, std::mem::take(&mut ids))
+                        .await?
+                        .len() as u64;
+                    let fresh = repo
+                        .mark_used(BlobType::Tree, std::mem::take(&mut subtrees))
+                        .await?;
+                    m.used += fresh.len() as u64;
+                    stack.extend(fresh);
+                }
             }
             repo.cache_trees(fetched).await?;
             m.used += repo.mark_used(BlobType::Data, ids).await?.len() as u64;
