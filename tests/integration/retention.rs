@@ -248,16 +248,23 @@ fn packs(env: &Env) -> BTreeSet<String> {
         .collect()
 }
 
+/// A repository of two snapshots of `src`: the first holds a file of 3 MiB
+/// that the second no longer has (and a new one of 2 MiB); their ids.
+fn old_and_new(env: &Env, seed: u64) -> (std::path::PathBuf, String, String) {
+    env.init_small();
+    let src = env.mkdir("src");
+    std::fs::write(src.join("old"), crate::support::bytes(3 << 20, seed)).unwrap();
+    let first = env.backup(&[&src], &["--time", "2025-01-01T00:00:00Z"]);
+    std::fs::remove_file(src.join("old")).unwrap();
+    std::fs::write(src.join("new"), crate::support::bytes(2 << 20, seed + 1)).unwrap();
+    let second = env.backup(&[&src], &["--time", "2025-01-02T00:00:00Z"]);
+    (src, first, second)
+}
+
 #[test]
 fn prune_plans_then_deletes_and_the_rest_restores() {
     let env = Env::new();
-    env.init_small();
-    let src = env.mkdir("src");
-    std::fs::write(src.join("old"), crate::support::bytes(3 << 20, 1)).unwrap();
-    let first = env.backup(&[&src], &["--time", "2025-01-01T00:00:00Z"]);
-    std::fs::remove_file(src.join("old")).unwrap();
-    std::fs::write(src.join("new"), crate::support::bytes(2 << 20, 2)).unwrap();
-    env.backup(&[&src], &["--time", "2025-01-02T00:00:00Z"]);
+    let (src, first, _) = old_and_new(&env, 1);
     let before = packs(&env);
     env.run(&["forget", first.as_str()]);
 
@@ -305,13 +312,7 @@ fn prune_plans_then_deletes_and_the_rest_restores() {
 #[test]
 fn forget_prune_with_keep_delete_0s_frees_the_space_in_one_run() {
     let env = Env::new();
-    env.init_small();
-    let src = env.mkdir("src");
-    std::fs::write(src.join("old"), crate::support::bytes(3 << 20, 4)).unwrap();
-    env.backup(&[&src], &["--time", "2025-01-01T00:00:00Z"]);
-    std::fs::remove_file(src.join("old")).unwrap();
-    std::fs::write(src.join("new"), crate::support::bytes(2 << 20, 5)).unwrap();
-    let kept = env.backup(&[&src], &["--time", "2025-01-02T00:00:00Z"]);
+    let (src, _, kept) = old_and_new(&env, 4);
     let before = packs(&env);
     let r = env
         .run(&[
