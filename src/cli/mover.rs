@@ -1,4 +1,4 @@
-//! `ferry mover backup|restore` (hidden): what a data-mover Job runs. It
+//! `ferry mover backup|restore|verify` (hidden): what a data-mover Job runs. It
 //! moves one mounted volume to or from the repository and writes its
 //! report, as JSON, to the container's termination message file, where the
 //! coordinator (`backup --k8s --volumes`, `restore --k8s`) reads it.
@@ -15,7 +15,7 @@ use super::{exit, open_repo};
 use crate::engine::drill::VerifyMode;
 use crate::engine::progress::Progress;
 use crate::engine::volumes::{
-    mover_backup, mover_restore, MoverBackupOptions, MoverProgress, MoverReport,
+    mover_backup, mover_restore, mover_verify, MoverBackupOptions, MoverProgress, MoverReport,
 };
 use crate::repo::BlobId;
 
@@ -25,6 +25,9 @@ pub enum MoverCommand {
     Backup(MoverBackupArgs),
     /// Write a stored tree into a mounted volume.
     Restore(MoverRestoreArgs),
+    /// Read a restored volume back and verify it against the tree (a
+    /// drill's check, in a Job of its own after the restore).
+    Verify(MoverVerifyArgs),
 }
 
 #[derive(Debug, Args)]
@@ -60,10 +63,23 @@ pub struct MoverRestoreArgs {
     pub block: bool,
     #[arg(long)]
     pub report: Option<PathBuf>,
-    /// Read the volume back and verify it against the tree (a drill):
-    /// `full` or `sample:N%`.
+}
+
+#[derive(Debug, Args)]
+pub struct MoverVerifyArgs {
+    /// The tree the volume was restored from.
     #[arg(long)]
-    pub verify: Option<String>,
+    pub tree: String,
+    /// The volume's mount path, or with --block its device path.
+    #[arg(long)]
+    pub target: PathBuf,
+    #[arg(long)]
+    pub block: bool,
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// `full` (every file's content) or `sample:N%`.
+    #[arg(long, default_value = "full")]
+    pub verify: String,
 }
 
 impl Render for MoverReport {
@@ -98,18 +114,22 @@ pub async fn run(g: &Global, c: MoverCommand) -> Result<i32> {
         MoverCommand::Restore(a) => {
             let r = async {
                 let tree = tree_id(&a.tree)?;
-                let check = a
-                    .verify
-                    .as_deref()
-                    .map(VerifyMode::parse)
-                    .transpose()
-                    .map_err(anyhow::Error::msg)?;
                 let repo = open_repo(g).await?;
                 let progress = Arc::new(Progress::default());
                 let ticker = Ticker::start(&progress);
-                let r = mover_restore(repo, tree, &a.target, a.block, check, progress).await;
+                let r = mover_restore(repo, tree, &a.target, a.block, progress).await;
                 ticker.stop();
                 Ok::<_, anyhow::Error>(r?)
+            }
+            .await;
+            (a.report, r)
+        }
+        MoverCommand::Verify(a) => {
+            let r = async {
+                let tree = tree_id(&a.tree)?;
+                let mode = VerifyMode::parse(&a.verify).map_err(anyhow::Error::msg)?;
+                let repo = open_repo(g).await?;
+                Ok::<_, anyhow::Error>(mover_verify(repo, tree, &a.target, a.block, mode).await?)
             }
             .await;
             (a.report, r)
@@ -126,7 +146,12 @@ pub async fn run(g: &Global, c: MoverCommand) -> Result<i32> {
     }
     let report = out?;
     emit(g, &report);
-    Ok(exit::OK)
+    // A verification that found differences fails the Job; its report
+    // still names them.
+    Ok(match &report.verification {
+        Some(v) if !v.mismatches.is_empty() => exit::DRILL_FAILED,
+        _ => exit::OK,
+    })
 }
 
 fn tree_id(s: &str) -> Result<BlobId> {

@@ -229,7 +229,13 @@ async fn prune_store(
 ) -> Result<PruneReport> {
     let cat = PrivateCatalog::new();
     crate::repo::Repository::seed_catalog(&store, shared, cat.0.clone()).await;
-    let repo = crate::repo::Repository::open(store, pw, Some(cat.0.clone())).await?;
+    let repo = crate::repo::Repository::open_with(
+        store,
+        pw,
+        Some(cat.0.clone()),
+        crate::repo::BlobIds::Unloaded,
+    )
+    .await?;
     super::metrics::set_repository(&repo.config().id, None);
     let report = prune::prune(&std::sync::Arc::new(repo), opts).await?;
     drop(cat);

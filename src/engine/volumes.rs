@@ -1,5 +1,6 @@
 //! The data-mover side of volume backups: what `ferry mover backup` and
-//! `ferry mover restore` do inside a Job that mounts one volume.
+//! `ferry mover restore` and `ferry mover verify` do inside a Job that
+//! mounts one volume.
 //!
 //! A mover stores the volume's files (or a block volume's device) as a tree
 //! in the repository, with its packs and index objects, but writes no
@@ -55,8 +56,8 @@ pub struct MoverReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<BlobId>,
     pub seconds: f64,
-    /// A restore asked to verify: what was read back and how it matched
-    /// the tree (at most a few mismatches, to fit the message).
+    /// Of `mover verify`: what was read back and how it matched the tree
+    /// (at most a few mismatches, to fit the message).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verification: Option<Verification>,
 }
@@ -197,28 +198,41 @@ async fn subtree(repo: &Repository, root: BlobId, path: &Path) -> EngineResult<B
 
 /// Restores a volume's tree into the mounted volume `target`, or a block
 /// volume's data onto the device `target` (written in place; holes are
-/// left as they are: a new volume reads zeros there). With `check`, what
-/// was written is read back and verified against the tree, as a drill
-/// does.
+/// left as they are: a new volume reads zeros there).
 pub async fn mover_restore(
     repo: Arc<Repository>,
     tree: BlobId,
     target: &Path,
     block: bool,
-    check: Option<VerifyMode>,
     progress: Arc<Progress>,
 ) -> EngineResult<MoverReport> {
+    restore_volume(&repo, tree, target, block, progress).await
+}
+
+/// Reads a restored volume (mounted read-only) back and verifies it
+/// against the tree, as a drill does. It runs in a Job of its own, after
+/// the restore Job: the checker shares nothing with the process that
+/// wrote the data, and cannot change it.
+pub async fn mover_verify(
+    repo: Arc<Repository>,
+    tree: BlobId,
+    target: &Path,
+    block: bool,
+    mode: VerifyMode,
+) -> EngineResult<MoverReport> {
     let started = std::time::Instant::now();
-    let mut report = restore_volume(&repo, tree, target, block, progress).await?;
-    if let Some(mode) = check {
-        let v = match block {
-            true => verify_device(&repo, tree, target).await,
-            false => verify(&repo, tree, target, mode).await,
-        };
-        report.verification = Some(brief(v));
-    }
-    report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
+    let v = match block {
+        true => verify_device(&repo, tree, target).await,
+        false => verify(&repo, tree, target, mode).await,
+    };
+    Ok(MoverReport {
+        tree,
+        files: v.content_files,
+        bytes: v.verified_bytes,
+        verification: Some(brief(v)),
+        seconds: started.elapsed().as_secs_f64(),
+        ..Default::default()
+    })
 }
 
 /// A verification cut to fit a termination message: its first three

@@ -15,8 +15,8 @@ impl Repository {
     /// Deletes an index object (once the objects replacing it are durable).
     pub async fn delete_index(&self, id: &IndexId) -> RepoResult<()> {
         self.delete_key(&id.key()).await?;
-        self.catalog().remove_index(id)?;
-        Ok(())
+        let id = *id;
+        self.on_catalog(move |c| c.remove_index(&id)).await
     }
 
     /// Deletes a pack (once no index object names it).

@@ -97,6 +97,9 @@ pub enum Known {
     Exact([Vec<BlobId>; 2]),
     /// Id prefixes only: a hit is confirmed in the catalog.
     Prefixes(Filter),
+    /// Nothing in memory: every lookup asks the catalog (a prune, which
+    /// only looks blobs up by id and writes none it must deduplicate).
+    Unloaded,
 }
 
 impl Default for Known {
@@ -186,6 +189,7 @@ impl Members {
             Known::Prefixes(_) => {
                 self.prefixes.insert(prefix(&id.0));
             }
+            Known::Unloaded => {}
         }
     }
 
@@ -216,6 +220,7 @@ impl Members {
                     false => Member::No,
                 }
             }
+            Known::Unloaded => Member::Maybe,
         }
     }
 
@@ -223,6 +228,7 @@ impl Members {
         let loaded = match &self.loaded {
             Known::Exact(ids) => (ids[0].capacity() + ids[1].capacity()) * 32,
             Known::Prefixes(f) => f.bytes(),
+            Known::Unloaded => 0,
         };
         loaded + self.exact.capacity() * 33 + self.prefixes.capacity() * 5
     }

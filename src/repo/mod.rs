@@ -72,6 +72,19 @@ pub struct Repository {
     version: std::sync::atomic::AtomicU64,
     /// Why the store cannot lock the writes of an object-locked repository.
     lock_refused: Option<String>,
+    /// Whether the blob index keeps the catalog's ids in memory.
+    blob_ids: BlobIds,
+}
+
+/// What the blob index keeps in memory of the catalog's blob ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobIds {
+    /// The ids (or their prefixes): a writer's deduplication answers most
+    /// lookups without the catalog.
+    Loaded,
+    /// None: every lookup asks the catalog. For a prune, which writes no
+    /// blob it must deduplicate and has the catalog's memory to spare.
+    Unloaded,
 }
 
 impl std::fmt::Debug for Repository {
@@ -154,6 +167,16 @@ impl Repository {
         password: &[u8],
         catalog: Option<PathBuf>,
     ) -> RepoResult<Self> {
+        Self::open_with(store, password, catalog, BlobIds::Loaded).await
+    }
+
+    /// [`Repository::open`], keeping `blob_ids` of the catalog in memory.
+    pub async fn open_with(
+        store: DynStore,
+        password: &[u8],
+        catalog: Option<PathBuf>,
+        blob_ids: BlobIds,
+    ) -> RepoResult<Self> {
         let location = store.location();
         let raw = match store.get(CONFIG_KEY).await {
             Ok(b) => b,
@@ -174,7 +197,7 @@ impl Repository {
         let peeked = crate::format::config::peek_id(&raw)?;
         let preload = {
             let (path, id) = (catalog.clone(), peeked.clone());
-            tokio::task::spawn_blocking(move || preload_catalog(path, &id))
+            tokio::task::spawn_blocking(move || preload_catalog(path, &id, blob_ids))
         };
         let (key_id, key) = unlock(&store, password).await?;
         tracing::debug!(key = %key_id, "repository key unlocked");
@@ -206,6 +229,7 @@ impl Repository {
             catalog: Arc::new(Mutex::new(cat)),
             index: RwLock::new(BlobIndex::new(readers)),
             damaged_indexes: Mutex::new(Vec::new()),
+            blob_ids,
         };
         repo.sync_catalog_with(prefixes).await?;
         Ok(repo)
@@ -333,9 +357,10 @@ impl Repository {
         self.sync_snapshots(snapshots).await?;
         tracing::debug!("catalog in step with the repository");
         let doomed = self.planned_packs().await?;
-        let known = match preloaded {
-            Some(k) => k,
-            None => {
+        let known = match (preloaded, self.blob_ids) {
+            (_, BlobIds::Unloaded) => locations::Known::Unloaded,
+            (Some(k), BlobIds::Loaded) => k,
+            (None, BlobIds::Loaded) => {
                 self.on_catalog(|c| locations::load_known(c, EXACT_LIMIT))
                     .await?
             }
@@ -579,8 +604,12 @@ impl Repository {
     pub async fn fetch_tree(&self, id: &BlobId) -> RepoResult<(Tree, Option<Vec<u8>>)> {
         // The cache may hold trees whose pack never became durable (an
         // interrupted backup): only trust it for blobs the index names.
-        let cached = match self.index().contains(BlobType::Tree, id) {
-            true => self.catalog().tree(id)?,
+        let indexed = self.index().contains(BlobType::Tree, id);
+        let cached = match indexed {
+            true => {
+                let id = *id;
+                self.on_catalog(move |c| c.tree(&id)).await?
+            }
             false => None,
         };
         let object = || format!("tree {id}");
@@ -695,10 +724,12 @@ pub struct CatalogStats {
 fn preload_catalog(
     path: Option<PathBuf>,
     id: &str,
+    blob_ids: BlobIds,
 ) -> RepoResult<(Catalog, Option<locations::Known>)> {
     let path = path.unwrap_or_else(|| crate::catalog::default_path(id));
     let cat = Catalog::open(&path)?;
-    let prefixes = match cat.meta("repository")?.as_deref() == Some(id) {
+    let ours = cat.meta("repository")?.as_deref() == Some(id);
+    let prefixes = match ours && blob_ids == BlobIds::Loaded {
         true => Some(locations::load_known(&cat, EXACT_LIMIT)?),
         false => None,
     };

@@ -3,6 +3,12 @@
 //! [`Breaker`] remembers that a region is down: once one operation has
 //! given up on a transient failure (after the retries below it), every later
 //! operation fails at once instead of waiting on retries of its own.
+//! [`Pulse`] is what the breaker knows, shared with the retries beneath
+//! it: before an operation retries a failure that got no answer, the pulse
+//! probes the region once, with a short budget, for every operation in
+//! flight; a region that does not answer is down at once, so that a
+//! region black-holed mid-run costs one timeout and one probe, not every
+//! operation's whole retry sequence.
 //!
 //! [`Failover`] reads from an ordered list of region stores: reads go to
 //! the current region, and when it fails transiently they move to the next
@@ -15,46 +21,146 @@
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use serde::Serialize;
 
+use super::retry::Liveness;
 use super::{DynStore, ObjectMeta, ObjectStore, StoreError, StoreErrorKind, StoreResult};
+
+/// How long a probe may take to find a region answering.
+pub const PULSE_TIMEOUT: Duration = Duration::from_secs(4);
+/// A probe that found the region answering speaks for this long.
+const PULSE_FRESH: Duration = Duration::from_secs(2);
+
+/// Whether a region is down for this run, shared by its [`Breaker`] and
+/// the retries beneath it (as their [`Liveness`]).
+#[derive(Debug)]
+pub struct Pulse {
+    /// The region's store without retries, probed with a `head`.
+    probe: Option<DynStore>,
+    down: AtomicBool,
+    why: Mutex<Option<String>>,
+    /// When a probe last found the region answering.
+    answered: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl Pulse {
+    /// A pulse that probes `probe` (the region's store without retries);
+    /// without one, it only remembers what operations found.
+    pub fn new(probe: Option<DynStore>) -> Arc<Pulse> {
+        Arc::new(Pulse {
+            probe,
+            down: AtomicBool::new(false),
+            why: Mutex::new(None),
+            answered: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::Acquire)
+    }
+
+    pub fn why(&self) -> Option<String> {
+        self.why.lock().expect("pulse lock").clone()
+    }
+
+    /// Takes the region for down from now on; the first reason stays.
+    /// Returns whether it was up until now.
+    pub fn trip(&self, why: &str) -> bool {
+        let mut w = self.why.lock().expect("pulse lock");
+        if w.is_none() {
+            *w = Some(why.to_string());
+        }
+        !self.down.swap(true, Ordering::AcqRel)
+    }
+}
+
+#[async_trait]
+impl Liveness for Pulse {
+    async fn answers(&self) -> Result<(), String> {
+        let down = |p: &Pulse| p.why().unwrap_or_else(|| "the region is down".into());
+        if self.is_down() {
+            return Err(down(self));
+        }
+        let Some(store) = &self.probe else {
+            return Ok(());
+        };
+        // One probe at a time; those who waited take its verdict.
+        let mut answered = self.answered.lock().await;
+        if self.is_down() {
+            return Err(down(self));
+        }
+        if answered.is_some_and(|t| t.elapsed() < PULSE_FRESH) {
+            return Ok(());
+        }
+        let why = match tokio::time::timeout(PULSE_TIMEOUT, store.head(PULSE_KEY)).await {
+            Ok(Ok(_)) => None,
+            Ok(Err(e)) if e.kind != StoreErrorKind::Unreachable => None,
+            Ok(Err(e)) => Some(format!("{} does not answer: {}", store.location(), e.message)),
+            Err(_) => Some(format!(
+                "{} does not answer: no answer to a probe within {} s",
+                store.location(),
+                PULSE_TIMEOUT.as_secs()
+            )),
+        };
+        match why {
+            None => {
+                *answered = Some(Instant::now());
+                Ok(())
+            }
+            Some(why) => {
+                if self.trip(&why) {
+                    tracing::warn!(store = %store.location(), error = %why, "region down; not tried again in this run");
+                }
+                Err(why)
+            }
+        }
+    }
+}
+
+/// The key a pulse asks for: the repository's config, which any live
+/// region answers for at once (with the object or a 404).
+const PULSE_KEY: &str = "config";
 
 /// A region's store that stops trying once the region is known to be down.
 #[derive(Debug)]
 pub struct Breaker {
     name: String,
     inner: DynStore,
-    down: AtomicBool,
-    why: Mutex<Option<String>>,
+    pulse: Arc<Pulse>,
 }
 
 impl Breaker {
     pub fn new(name: &str, inner: DynStore) -> Arc<Breaker> {
+        Self::with_pulse(name, inner, Pulse::new(None))
+    }
+
+    /// A breaker over `inner` whose retries ask `pulse` (see
+    /// [`Retrying::watched`](super::retry::Retrying::watched)).
+    pub fn with_pulse(name: &str, inner: DynStore, pulse: Arc<Pulse>) -> Arc<Breaker> {
         Arc::new(Breaker {
             name: name.to_string(),
             inner,
-            down: AtomicBool::new(false),
-            why: Mutex::new(None),
+            pulse,
         })
     }
 
     /// Whether an operation has given up on this region.
     pub fn is_down(&self) -> bool {
-        self.down.load(Ordering::Acquire)
+        self.pulse.is_down()
     }
 
     /// Why the region was taken for down, when it was.
     pub fn why(&self) -> Option<String> {
-        self.why.lock().expect("breaker lock").clone()
+        self.pulse.why()
     }
 
     /// Takes the region for down from now on (a probe found it so).
     pub fn trip(&self, why: &str) {
-        *self.why.lock().expect("breaker lock") = Some(why.to_string());
-        self.down.store(true, Ordering::Release);
+        self.pulse.trip(why);
     }
 
     fn refuse(&self, op: &'static str, key: &str) -> StoreError {
@@ -79,9 +185,8 @@ impl Breaker {
         }
         let r = fut.await;
         if let Err(e) = &r {
-            if e.is_retryable() && !self.down.swap(true, Ordering::AcqRel) {
+            if e.is_retryable() && self.pulse.trip(&e.message) {
                 tracing::warn!(region = %self.name, error = %e, "region down; not tried again in this run");
-                *self.why.lock().expect("breaker lock") = Some(e.message.clone());
             }
         }
         r

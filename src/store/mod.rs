@@ -40,8 +40,14 @@ pub enum StoreErrorKind {
     PermissionDenied,
     /// The device or bucket is out of space or over quota.
     NoSpace,
-    /// A failure that may succeed when retried (timeouts, 5xx, throttling).
+    /// A failure that may succeed when retried: the server answered with
+    /// a 5xx, a throttling code or a cut response.
     Transient,
+    /// No answer: the connection was refused, reset or timed out, or a
+    /// transfer stalled. It may succeed when retried, but the retries first
+    /// ask whether the store still answers at all (see
+    /// [`retry::Liveness`]).
+    Unreachable,
     /// A failure that will not succeed when retried (bad request, bad key).
     Permanent,
 }
@@ -81,7 +87,10 @@ impl StoreError {
     }
 
     pub fn is_retryable(&self) -> bool {
-        self.kind == StoreErrorKind::Transient
+        matches!(
+            self.kind,
+            StoreErrorKind::Transient | StoreErrorKind::Unreachable
+        )
     }
 }
 
@@ -211,11 +220,26 @@ pub fn compose_shared(
     options: &StoreOptions,
     bandwidth: &throttle::Bandwidth,
 ) -> DynStore {
+    compose_watched(base, options, bandwidth, None)
+}
+
+/// [`compose_shared`] whose retries ask `live` before retrying a failure
+/// that got no answer.
+pub fn compose_watched(
+    base: DynStore,
+    options: &StoreOptions,
+    bandwidth: &throttle::Bandwidth,
+    live: Option<Arc<dyn retry::Liveness>>,
+) -> DynStore {
     let mut store = base;
     if !bandwidth.is_unlimited() {
         store = Arc::new(throttle::Throttled::shared(store, bandwidth));
     }
-    Arc::new(retry::Retrying::new(store, options.retry.clone()))
+    let policy = options.retry.clone();
+    match live {
+        Some(live) => Arc::new(retry::Retrying::watched(store, policy, live)),
+        None => Arc::new(retry::Retrying::new(store, policy)),
+    }
 }
 
 /// Opens the base store a repository URL names, without wrappers.

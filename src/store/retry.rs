@@ -1,6 +1,8 @@
 //! Retries of transient store failures, as a wrapper of the store:
 //! exponential backoff with jitter, a budget of attempts and time per
-//! operation, never a retry of a failure that cannot succeed.
+//! operation, never a retry of a failure that cannot succeed, and no retry
+//! against a store that no longer answers at all ([`Liveness`]).
+
 
 use std::future::Future;
 use std::time::Duration;
@@ -10,7 +12,17 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::{DynStore, ObjectMeta, ObjectStore, StoreError, StoreResult};
+use super::{DynStore, ObjectMeta, ObjectStore, StoreError, StoreErrorKind, StoreResult};
+
+/// Whether a store still answers, asked before retrying a failure that got
+/// no answer (a region's endpoint may have gone away for good). One
+/// instance serves every operation on the store, so that one probe speaks
+/// for all of them.
+#[async_trait]
+pub trait Liveness: Send + Sync + std::fmt::Debug {
+    /// `Ok` when the store answers (retrying is worth it), else why not.
+    async fn answers(&self) -> Result<(), String>;
+}
 
 /// How hard one operation is retried.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,7 +64,22 @@ impl RetryPolicy {
     /// error, or the budget is spent; `previous` is the `op` field of the
     /// failure before this attempt (`None` on the first). The final error keeps the last
     /// failure's kind, location and key and says how many attempts were made.
-    pub async fn run<T, F, Fut>(&self, mut op: F) -> StoreResult<T>
+    pub async fn run<T, F, Fut>(&self, op: F) -> StoreResult<T>
+    where
+        F: FnMut(Option<&'static str>) -> Fut,
+        Fut: Future<Output = StoreResult<T>>,
+    {
+        self.run_watched(None, op).await
+    }
+
+    /// [`RetryPolicy::run`], asking `live` before retrying a failure that
+    /// got no answer: when the store no longer answers, the operation
+    /// gives up at once instead of spending its retries on it.
+    pub async fn run_watched<T, F, Fut>(
+        &self,
+        live: Option<&dyn Liveness>,
+        mut op: F,
+    ) -> StoreResult<T>
     where
         F: FnMut(Option<&'static str>) -> Fut,
         Fut: Future<Output = StoreResult<T>>,
@@ -72,6 +99,13 @@ impl RetryPolicy {
             let delay = self.backoff(attempt + 1);
             if attempt >= self.max_attempts || start.elapsed() + delay > budget {
                 return Err(gave_up(err, attempt, start.elapsed()));
+            }
+            if let Some(live) = live.filter(|_| err.kind == StoreErrorKind::Unreachable) {
+                if let Err(why) = live.answers().await {
+                    let mut e = gave_up(err, attempt, start.elapsed());
+                    e.message = format!("{}; not retried: {why}", e.message);
+                    return Err(e);
+                }
             }
             tracing::warn!(
                 location = %err.location, op = err.op, key = %err.key, attempt,
@@ -109,11 +143,37 @@ fn gave_up(mut e: StoreError, attempts: u32, elapsed: Duration) -> StoreError {
 pub struct Retrying {
     inner: DynStore,
     policy: RetryPolicy,
+    live: Option<std::sync::Arc<dyn Liveness>>,
 }
 
 impl Retrying {
     pub fn new(inner: DynStore, policy: RetryPolicy) -> Retrying {
-        Retrying { inner, policy }
+        Retrying {
+            inner,
+            policy,
+            live: None,
+        }
+    }
+
+    /// Retries that ask `live` first after a failure without an answer.
+    pub fn watched(
+        inner: DynStore,
+        policy: RetryPolicy,
+        live: std::sync::Arc<dyn Liveness>,
+    ) -> Retrying {
+        Retrying {
+            inner,
+            policy,
+            live: Some(live),
+        }
+    }
+
+    async fn run<T, F, Fut>(&self, op: F) -> StoreResult<T>
+    where
+        F: FnMut(Option<&'static str>) -> Fut,
+        Fut: Future<Output = StoreResult<T>>,
+    {
+        self.policy.run_watched(self.live.as_deref(), op).await
     }
 }
 
@@ -124,21 +184,21 @@ impl ObjectStore for Retrying {
     }
 
     async fn get(&self, key: &str) -> StoreResult<Bytes> {
-        self.policy.run(|_| self.inner.get(key)).await
+        self.run(|_| self.inner.get(key)).await
     }
 
     async fn get_range(&self, key: &str, offset: u64, length: u64) -> StoreResult<Bytes> {
-        self.policy
+        self
             .run(|_| self.inner.get_range(key, offset, length))
             .await
     }
 
     async fn put(&self, key: &str, data: Bytes) -> StoreResult<()> {
-        self.policy.run(|_| self.inner.put(key, data.clone())).await
+        self.run(|_| self.inner.put(key, data.clone())).await
     }
 
     async fn put_if_absent(&self, key: &str, data: Bytes) -> StoreResult<bool> {
-        self.policy
+        self
             .run(|previous| {
                 let data = data.clone();
                 async move {
@@ -158,15 +218,15 @@ impl ObjectStore for Retrying {
     }
 
     async fn head(&self, key: &str) -> StoreResult<Option<ObjectMeta>> {
-        self.policy.run(|_| self.inner.head(key)).await
+        self.run(|_| self.inner.head(key)).await
     }
 
     async fn list(&self, prefix: &str) -> StoreResult<Vec<ObjectMeta>> {
-        self.policy.run(|_| self.inner.list(prefix)).await
+        self.run(|_| self.inner.list(prefix)).await
     }
 
     async fn delete(&self, key: &str) -> StoreResult<()> {
-        self.policy
+        self
             .run(|previous| async move {
                 match self.inner.delete(key).await {
                     Err(e) if e.is_not_found() && previous == Some("delete") => Ok(()),
@@ -180,7 +240,7 @@ impl ObjectStore for Retrying {
     }
 
     async fn retention(&self, key: &str) -> StoreResult<Option<crate::store::Retention>> {
-        self.policy.run(|_| self.inner.retention(key)).await
+        self.run(|_| self.inner.retention(key)).await
     }
 
     async fn extend_retention(
@@ -188,7 +248,7 @@ impl ObjectStore for Retrying {
         key: &str,
         retention: &crate::store::Retention,
     ) -> StoreResult<()> {
-        self.policy
+        self
             .run(|_| self.inner.extend_retention(key, retention))
             .await
     }
@@ -198,7 +258,7 @@ impl ObjectStore for Retrying {
         prefix: &str,
         now: chrono::DateTime<chrono::Utc>,
     ) -> StoreResult<crate::store::Purged> {
-        self.policy
+        self
             .run(|_| self.inner.purge_versions(prefix, now))
             .await
     }

@@ -209,11 +209,7 @@ async fn ranges(store: &dyn ObjectStore, base: &str) {
         .get_range(&key, 9_000, 2_000)
         .await
         .expect_err("range past the end fails");
-    assert_ne!(
-        e.kind,
-        StoreErrorKind::Transient,
-        "range past end is not transient: {e}"
-    );
+    assert!(!e.is_retryable(), "range past end is not transient: {e}");
 }
 
 async fn put_if_absent(store: &dyn ObjectStore, base: &str) {

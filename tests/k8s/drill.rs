@@ -1,9 +1,10 @@
 //! `drill --k8s`: a snapshot's objects and volumes restored into a sandbox
 //! namespace of the fake API server (the fake kubelet runs the restore
-//! Jobs, which read the volume back), every object read back and compared
+//! Jobs, then the verify Jobs that read the volume back), every object read back and compared
 //! with what was sent, the sandbox deleted; a mapping onto a namespace that
 //! is not a sandbox, or a sandbox still holding objects, refused; and an
-//! object changed by a mutating admission failing the drill (exit 20).
+//! object changed by a mutating admission, or a volume changed between its
+//! restore and verify Jobs, failing the drill (exit 20).
 
 use serde_json::{json, Value};
 
@@ -213,4 +214,55 @@ fn an_object_changed_by_admission_fails_the_drill() {
             .any(|l| l.starts_with("ferry_drill_verified{") && l.ends_with(" 0")),
         "{prom}"
     );
+}
+
+/// A volume whose data changes between its restore Job and its verify Job
+/// (as storage that loses a write would do) fails the drill, and the
+/// report names the file. The verify Job mounts the volume read-only.
+#[test]
+fn a_volume_changed_after_its_restore_fails_the_drill() {
+    let (c, _) = backed_up();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, bool)>::new()));
+    let log = seen.clone();
+    c.kubelet.before_start(move |argv, mounts| {
+        let Some(at) = argv.iter().position(|a| a == "mover") else {
+            return;
+        };
+        let verb = argv[at + 1].clone();
+        let volume = mounts.iter().find(|m| m.1 == "/ferry/volume");
+        if let (Some((host, _, _)), "verify") = (volume, verb.as_str()) {
+            // One byte of the table file flipped, the size kept.
+            let f = host.join("base/16384/1259");
+            let mut data = std::fs::read(&f).unwrap();
+            data[4096] ^= 0x20;
+            std::fs::write(&f, data).unwrap();
+        }
+        let read_only = volume.is_some_and(|m| m.2);
+        log.lock().unwrap().push((verb, read_only));
+    });
+    let (code, out, err) = c.run(&drill_args(&c, &[]));
+    assert_eq!(code, 20, "{out}\n{err}");
+    let jobs = seen.lock().unwrap().clone();
+    let want = [("restore".to_string(), false), ("verify".to_string(), true)];
+    assert_eq!(jobs, want, "{out}\n{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let r = &v["regions"][0];
+    assert_eq!(
+        (r["verified"].as_bool(), r["success"].as_bool()),
+        (Some(false), Some(false)),
+        "{r:#}"
+    );
+    let mismatches = r["verification"]["mismatches"].as_array().unwrap();
+    assert_eq!(mismatches.len(), 1, "{mismatches:?}");
+    assert_eq!(
+        mismatches[0]["path"], "/volumes/shop/data-pg-0/base/16384/1259",
+        "{mismatches:?}"
+    );
+    assert!(err.contains("base/16384/1259"), "{err}");
+    // The objects still verified, and the sandbox is gone all the same.
+    let k = &r["k8s"];
+    assert_eq!(k["objects_verified"], k["objects_restored"], "{k:#}");
+    assert_eq!(k["volumes"][0]["action"], "restored", "{k:#}");
+    assert!(objects_in(&c, "drill-shop").is_empty());
+    assert!(c.leftovers().is_empty(), "left behind: {:?}", c.leftovers());
 }

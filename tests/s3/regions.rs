@@ -48,11 +48,11 @@ async fn several_regions() {
             store.location()
         );
     }
-    // A region that goes away fails with a transient error naming it.
+    // A region that goes away fails with an error naming it: no answer.
     let [eu, _us, ap] = regions;
     drop(ap);
     let e = stores[2].get("data/00/pack0").await.unwrap_err();
-    assert_eq!(e.kind, StoreErrorKind::Transient, "{e}");
+    assert_eq!(e.kind, StoreErrorKind::Unreachable, "{e}");
     assert!(
         e.to_string().contains("ap-1") && e.to_string().contains("data/00/pack0"),
         "{e}"

@@ -247,7 +247,9 @@ async fn a_region_dies_while_it_is_repaired() {
 /// black-holed) on its second pack: replicate exits 1, naming it, the
 /// others complete; back, the region is a sound repository (its snapshots
 /// all readable: no snapshot without its data), and the next `replicate`
-/// completes it.
+/// completes it. With the default retries: the first failure without an
+/// answer probes the region, and no operation retries against it once the
+/// probe found it gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replicate_destination_dies_mid_copy() {
     let t = Trio::start("y", SGP).await;
@@ -267,8 +269,6 @@ async fn a_replicate_destination_dies_mid_copy() {
             &["replicate", "--json"],
             &["--config", t.cfg.to_str().unwrap()],
         )
-        .env("FERRY_RETRIES", "3")
-        .env("FERRY_RETRY_BUDGET", "5")
         .output()
         .unwrap();
         let took = started.elapsed();
@@ -282,7 +282,13 @@ async fn a_replicate_destination_dies_mid_copy() {
         let last = e.trim_end().lines().last().unwrap_or_default();
         assert!(last.contains(TRIO[SGP]), "the last line names it: {e}");
         let v: Value = serde_json::from_str(&o).unwrap();
-        assert_eq!(region(&v["regions"], TRIO[SGP])["ok"], false, "{v}");
+        let dead = region(&v["regions"], TRIO[SGP]);
+        assert_eq!(dead["ok"], false, "{v}");
+        let why = dead.to_string();
+        assert!(
+            why.contains("not retried") && why.contains("does not answer"),
+            "{mode:?}: the probe's verdict ended the retries: {why}"
+        );
         for name in &TRIO[..2] {
             assert_eq!(region(&v["regions"], name)["ok"], true, "{v}");
         }

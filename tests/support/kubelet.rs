@@ -37,6 +37,12 @@ use super::fake_k8s::FakeK8s;
 
 type Shared = Arc<Mutex<State>>;
 
+/// Called as a container is about to start, with its command line and its
+/// volume mounts (host path, container path, read-only): a test's way to act on a
+/// volume at a fixed point between two Jobs.
+pub type StartHook = Box<dyn Fn(&[String], &[(PathBuf, String, bool)]) + Send>;
+type Hook = Arc<Mutex<Option<StartHook>>>;
+
 /// The image a Job must run to be pulled.
 pub const MOVER_IMAGE: &str = "ferry-test/ferry:dev";
 /// The one node of the fake cluster.
@@ -48,6 +54,7 @@ pub struct Kubelet {
     stop: Arc<AtomicBool>,
     /// Running containers: pod key -> process id.
     running: Arc<Mutex<HashMap<Key, u32>>>,
+    hook: Hook,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -95,13 +102,15 @@ impl Kubelet {
             state: fake.state.clone(),
             stop: Arc::new(AtomicBool::new(false)),
             running: Arc::default(),
+            hook: Arc::default(),
             thread: None,
         };
         let (state, stop, running) = (k.state.clone(), k.stop.clone(), k.running.clone());
+        let hook = k.hook.clone();
         let root = k.root.path().to_path_buf();
         k.thread = Some(std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                tick(&state, &root, &running, &images);
+                tick(&state, &root, &running, &images, &hook);
                 std::thread::sleep(Duration::from_millis(50));
             }
         }));
@@ -140,6 +149,14 @@ impl Kubelet {
         running.len()
     }
 
+    /// Calls `f` before each container starts (see [`StartHook`]).
+    pub fn before_start(
+        &self,
+        f: impl Fn(&[String], &[(PathBuf, String, bool)]) + Send + 'static,
+    ) {
+        *self.hook.lock().unwrap() = Some(Box::new(f));
+    }
+
     /// How many containers run now.
     pub fn running(&self) -> usize {
         self.running.lock().unwrap().len()
@@ -164,12 +181,24 @@ impl Drop for Kubelet {
     }
 }
 
-fn tick(state: &Shared, root: &Path, running: &Arc<Mutex<HashMap<Key, u32>>>, images: &[String]) {
+fn tick(
+    state: &Shared,
+    root: &Path,
+    running: &Arc<Mutex<HashMap<Key, u32>>>,
+    images: &[String],
+    hook: &Hook,
+) {
     let mut st = state.lock().unwrap();
     bind_pvcs(&mut st, root);
     take_snapshots(&mut st, root);
-    start_jobs(&mut st, state, root, running, images);
-    start_waiting(&mut st, state, root, running);
+    let l = Launcher {
+        shared: state,
+        root,
+        running,
+        hook,
+    };
+    start_jobs(&mut st, &l, images);
+    start_waiting(&mut st, &l);
     run_pods(&mut st);
     // Pods deleted while running: their containers are killed.
     for (k, pid) in running.lock().unwrap().iter() {
@@ -464,13 +493,15 @@ fn take_snapshots(st: &mut State, root: &Path) {
     }
 }
 
-fn start_jobs(
-    st: &mut State,
-    shared: &Shared,
-    root: &Path,
-    running: &Arc<Mutex<HashMap<Key, u32>>>,
-    images: &[String],
-) {
+/// What starting a container needs besides the state.
+struct Launcher<'a> {
+    shared: &'a Shared,
+    root: &'a Path,
+    running: &'a Arc<Mutex<HashMap<Key, u32>>>,
+    hook: &'a Hook,
+}
+
+fn start_jobs(st: &mut State, l: &Launcher, images: &[String]) {
     for (k, job) in items(st, "batch", "jobs") {
         if job["metadata"]["annotations"]["kubelet.test/pod"].is_string() {
             continue;
@@ -535,7 +566,7 @@ fn start_jobs(
                 o["metadata"]["annotations"]["kubelet.test/waiting"] = json!(k.3)
             });
         } else {
-            launch(st, shared, running, root, (k.clone(), pk), &spec);
+            launch(st, l, (k.clone(), pk), &spec);
         }
     }
 }
@@ -565,12 +596,7 @@ fn run_pods(st: &mut State) {
 }
 
 /// Starts the containers of scheduled pods whose claims got bound.
-fn start_waiting(
-    st: &mut State,
-    shared: &Shared,
-    root: &Path,
-    running: &Arc<Mutex<HashMap<Key, u32>>>,
-) {
+fn start_waiting(st: &mut State, l: &Launcher) {
     for (pk, pod) in items(st, "", "pods") {
         let job = s(&pod, "/metadata/annotations/kubelet.test~1waiting").to_string();
         if job.is_empty() || !claims_bound(st, &pk.2, &pod["spec"], false) {
@@ -583,20 +609,21 @@ fn start_waiting(
                 .remove("kubelet.test/waiting");
         });
         let jk = key("batch", "jobs", &pk.2, &job);
-        launch(st, shared, running, root, (jk, pk), &pod["spec"]);
+        launch(st, l, (jk, pk), &pod["spec"]);
     }
 }
 
-fn launch(
-    st: &mut State,
-    shared: &Shared,
-    running: &Arc<Mutex<HashMap<Key, u32>>>,
-    root: &Path,
-    (jk, pk): (Key, Key),
-    spec: &Value,
-) {
-    match container(st, root, &pk.2, &pk.3, spec) {
-        Ok(cmd) => run(st, shared.clone(), running.clone(), (jk, pk), cmd, root),
+fn launch(st: &mut State, l: &Launcher, (jk, pk): (Key, Key), spec: &Value) {
+    match container(st, l.root, &pk.2, &pk.3, spec) {
+        Ok(cmd) => {
+            if let Some(f) = &*l.hook.lock().unwrap() {
+                let mounts: Vec<(PathBuf, String, bool)> = (cmd.mounts.iter())
+                    .map(|m| (m.0.clone(), m.1.clone(), m.2))
+                    .collect();
+                f(&cmd.argv, &mounts);
+            }
+            run(st, l.shared.clone(), l.running.clone(), (jk, pk), cmd, l.root)
+        }
         Err(e) => {
             let (ns, pod) = (pk.2.clone(), pk.3.clone());
             event(st, &ns, &pod, "FailedMount", &e);

@@ -2,8 +2,8 @@
 //! restored into sandbox namespaces (with their volumes, through the
 //! restore Jobs of `restore --k8s`), every restored object read back from
 //! the API server and compared with what ferry sent, every volume read back
-//! by its Job and verified against the snapshot's tree, and the sandbox
-//! namespaces deleted unless kept.
+//! by a verify Job of its own and checked against the snapshot's tree, and
+//! the sandbox namespaces deleted unless kept.
 //!
 //! Only namespaced objects of the mapped namespaces are restored: a drill
 //! must not touch what lives outside its sandbox (cluster-scoped objects
@@ -378,7 +378,7 @@ fn check_volumes(records: &[VolumeRecord], out: &K8sDrill, v: &mut Verification)
         let Some(got) = &x.verification else {
             v.mismatches.push(Mismatch::new(
                 base,
-                "the restore Job did not verify the volume",
+                "no verify Job report for the volume",
             ));
             continue;
         };

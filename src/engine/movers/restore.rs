@@ -19,8 +19,8 @@ pub struct VolumeRestoreOptions {
     pub namespace_mapping: BTreeMap<String, String>,
     pub storage_class_mapping: BTreeMap<String, String>,
     pub dry_run: bool,
-    /// Have each Job read the volume back and verify it against the tree
-    /// (a drill).
+    /// After each restore Job, have a verify Job read the volume back
+    /// and verify it against the tree (a drill).
     pub verify: Option<crate::engine::drill::VerifyMode>,
 }
 
@@ -41,7 +41,8 @@ pub struct VolumeRestore {
     /// `bytes / seconds`: how fast the volume was written.
     pub bytes_per_second: f64,
     pub error: Option<String>,
-    /// With `verify`: what the Job read back and how it matched the tree.
+    /// With `verify`: what the verify Job read back and how it matched the
+    /// tree.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verification: Option<crate::engine::drill::Verification>,
 }
@@ -190,9 +191,6 @@ async fn write(
     if v.mode == "Block" {
         args.push("--block".into());
     }
-    if let Some(mode) = o.verify {
-        args.extend(["--verify".into(), mode.label()]);
-    }
     let name = format!("{}-{i}", r.run);
     let source = format!("{}/{}", v.namespace, v.pvc);
     let job = JobSpec {
@@ -211,5 +209,38 @@ async fn write(
         repo_args: &r.o.repo_args,
         args,
     };
-    run_job(r, &job).await
+    let mut report = run_job(r, &job).await?;
+    if let Some(mode) = o.verify {
+        report.verification = verify(r, job, report.tree, mode).await?;
+    }
+    Ok(report)
+}
+
+/// The check of a restored volume, in a Job of its own after the restore
+/// Job `restored` (which wrote `tree`), the volume mounted read-only: it
+/// shares nothing with the process that wrote the data.
+async fn verify(
+    r: &Run<'_>,
+    restored: JobSpec<'_>,
+    tree: crate::repo::BlobId,
+    mode: crate::engine::drill::VerifyMode,
+) -> Result<Option<crate::engine::drill::Verification>, String> {
+    let name = format!("{}-verify", restored.name);
+    let mut args = restored.args.clone();
+    args[0] = "verify".into();
+    args.extend(["--verify".into(), mode.label()]);
+    let job = JobSpec {
+        name: &name,
+        read_only: true,
+        args,
+        ..restored
+    };
+    let checked = run_job(r, &job).await?;
+    if checked.tree != tree {
+        return Err(format!(
+            "the verify Job read tree {}, not the restored one",
+            checked.tree.short()
+        ));
+    }
+    Ok(checked.verification)
 }

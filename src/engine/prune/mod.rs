@@ -52,9 +52,20 @@ pub struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, bytes: u64) {
+    /// One more pack of `bytes`.
+    fn count(&mut self, bytes: u64) {
         self.packs += 1;
         self.bytes += bytes;
+    }
+}
+
+impl std::ops::Add for Tally {
+    type Output = Tally;
+    fn add(self, o: Tally) -> Tally {
+        Tally {
+            packs: self.packs + o.packs,
+            bytes: self.bytes + o.bytes,
+        }
     }
 }
 
@@ -141,10 +152,7 @@ async fn phases(repo: &Arc<Repository>, opts: &PruneOptions) -> EngineResult<Pru
         kept: first.kept,
         repacked: first.repacked,
         written: first.written,
-        planned: Tally {
-            packs: first.planned.packs + second.planned.packs,
-            bytes: first.planned.bytes + second.planned.bytes,
-        },
+        planned: first.planned + second.planned,
         ..second
     })
 }
@@ -338,9 +346,9 @@ async fn decide(
     let needed: HashSet<PackId> = repo.still_needed(due.clone()).await?.into_iter().collect();
     for p in &due {
         match needed.contains(p) {
-            true => r.taken_back.add(size_of(p)),
+            true => r.taken_back.count(size_of(p)),
             false if stored.contains_key(p) => {
-                r.deleted.add(size_of(p));
+                r.deleted.count(size_of(p));
                 d.delete.push(*p);
             }
             false => {}
@@ -351,7 +359,7 @@ async fn decide(
         .iter()
         .filter(|p| !due.contains(p) && stored.contains_key(p))
     {
-        r.waiting.add(size_of(p));
+        r.waiting.count(size_of(p));
     }
     if let Some(usage) = usage {
         classify(opts, usage, stored, &planned, &mut d, r);
@@ -382,7 +390,7 @@ fn classify(
             continue;
         }
         if u.used_blobs == 0 {
-            r.planned.add(u.size);
+            r.planned.count(u.size);
             d.plan.push(u.pack);
             continue;
         }
@@ -391,7 +399,7 @@ fn classify(
             unused += u.size.saturating_sub(u.used_bytes);
             partly.push(*u);
         } else {
-            r.kept.add(u.size);
+            r.kept.count(u.size);
         }
     }
     // Unused share p of the total after: unused ≤ used · p / (1 − p).
@@ -407,17 +415,17 @@ fn classify(
         if unused > allowed && u.used_bytes <= budget {
             budget -= u.used_bytes;
             unused -= u.size.saturating_sub(u.used_bytes);
-            r.repacked.add(u.size);
+            r.repacked.count(u.size);
             d.repack.push(u);
         } else {
-            r.kept.add(u.size);
+            r.kept.count(u.size);
         }
     }
     // Packs no index names: an interrupted backup's (or one still running:
     // the plan's delay covers it).
     for (p, size) in stored {
         if !indexed.contains(p) && !planned.contains(p) {
-            r.planned.add(*size);
+            r.planned.count(*size);
             d.plan.push(*p);
         }
     }

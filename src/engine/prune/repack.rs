@@ -79,7 +79,7 @@ async fn store(repo: &Repository, w: PackWriter, t: &mut Tally) -> EngineResult<
     let p = repo.sealer().finish_pack(w);
     let size = p.data.len() as u64;
     repo.put_pack(&p.id, p.data).await?;
-    t.add(size);
+    t.count(size);
     Ok(IndexPack {
         id: p.id,
         size,

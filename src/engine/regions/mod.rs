@@ -24,14 +24,15 @@ use crate::catalog::{Catalog, CatalogError};
 use crate::config::Region;
 use crate::format::config::{peek_id, CONFIG_KEY};
 use crate::repo::{RepoError, Repository};
-use crate::store::failover::{Breaker, Failover, Switch};
+use crate::store::compose_watched;
+use crate::store::failover::{Breaker, Failover, Pulse, Switch};
 use crate::store::retry::RetryPolicy;
 use crate::store::{DynStore, StoreError};
 
 /// How long a probe may take: a refused connection is known in
 /// milliseconds, an endpoint that accepts connections and never answers
 /// within this.
-pub const PROBE_TIMEOUT: Duration = Duration::from_secs(4);
+pub const PROBE_TIMEOUT: Duration = crate::store::failover::PULSE_TIMEOUT;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegionsError {
@@ -141,19 +142,49 @@ pub fn primary(regions: &[Region]) -> Option<&Region> {
 
 /// Opens a region's store. Every region is opened here, so that store
 /// options (endpoint, provider, limits) are applied in one place.
+/// Its retries stop as soon as a probe finds the region gone (see
+/// [`Pulse`]).
 pub fn region_store(r: &Region) -> RegionsResult<DynStore> {
-    open_region(r, None)
+    Ok(RegionStores::open(r)?.store)
 }
 
-fn open_region(r: &Region, retry: Option<RetryPolicy>) -> RegionsResult<DynStore> {
+/// A region's store with full retries and the same with short ones, over
+/// one [`Pulse`]: whatever finds the region down speaks for both.
+struct RegionStores {
+    store: DynStore,
+    quick: DynStore,
+    pulse: Arc<Pulse>,
+}
+
+impl RegionStores {
+    fn open(r: &Region) -> RegionsResult<RegionStores> {
+        let setup = |message: String| RegionsError::Setup {
+            name: r.name.clone(),
+            message,
+        };
+        let o = r.store_options().map_err(|e| setup(e.to_string()))?;
+        let base = crate::store::open_base(&r.url, &o).map_err(|e| setup(format!("{e:#}")))?;
+        let pulse = Pulse::new(Some(base.clone()));
+        let live = || Some(pulse.clone() as Arc<dyn crate::store::retry::Liveness>);
+        let quick = crate::store::StoreOptions {
+            retry: quick_policy(),
+            ..o.clone()
+        };
+        Ok(RegionStores {
+            store: compose_watched(base.clone(), &o, &o.bandwidth(), live()),
+            quick: compose_watched(base, &quick, &quick.bandwidth(), live()),
+            pulse: pulse.clone(),
+        })
+    }
+}
+
+fn open_region(r: &Region, retry: RetryPolicy) -> RegionsResult<DynStore> {
     let setup = |message: String| RegionsError::Setup {
         name: r.name.clone(),
         message,
     };
     let mut o = r.store_options().map_err(|e| setup(e.to_string()))?;
-    if let Some(p) = retry {
-        o.retry = p;
-    }
+    o.retry = retry;
     crate::store::open_url_with(&r.url, &o).map_err(|e| setup(format!("{e:#}")))
 }
 
@@ -174,7 +205,7 @@ pub async fn probe(r: &Region) -> Health {
         max_attempts: 2,
         ..quick_policy()
     };
-    let store = match open_region(r, Some(quick)) {
+    let store = match open_region(r, quick) {
         Ok(s) => s,
         Err(e) => {
             return Health::Down {
@@ -250,10 +281,11 @@ impl Regions {
         }
         let mut entries = Vec::new();
         for r in ordered(regions) {
+            let s = RegionStores::open(r)?;
             entries.push(RegionHandle {
                 region: r.clone(),
-                store: Breaker::new(&r.name, region_store(r)?),
-                quick: open_region(r, Some(quick_policy()))?,
+                store: Breaker::with_pulse(&r.name, s.store, s.pulse),
+                quick: s.quick,
                 health: tokio::sync::OnceCell::new(),
             });
         }

@@ -111,7 +111,7 @@ where
         ),
         // Timeouts, refused or reset connections, cut or unreadable responses.
         _ => (
-            StoreErrorKind::Transient,
+            StoreErrorKind::Unreachable,
             format!("connection failed: {}", DisplayErrorContext(err)),
         ),
     }

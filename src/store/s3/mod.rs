@@ -223,7 +223,7 @@ impl S3Store {
         match activity.watch(self.idle(), fut).await {
             Ok(r) => r,
             Err(stalled @ Stalled(_)) => {
-                Err(self.err(StoreErrorKind::Transient, op, key, stalled.to_string()))
+                Err(self.err(StoreErrorKind::Unreachable, op, key, stalled.to_string()))
             }
         }
     }
