@@ -644,7 +644,7 @@ mod tests {
         let filter = load_prefixes(&cat).unwrap();
         let exact = match load_known(&cat, EXACT_LIMIT).unwrap() {
             Known::Exact(ids) => ids,
-            Known::Prefixes(_) => panic!("20,000 ids are kept in full"),
+            _ => panic!("20,000 ids are kept in full"),
         };
         assert_eq!((exact[0].len(), exact[1].len()), (20_000, 0));
         assert_eq!(filter.low.len(), 20_000);
@@ -662,5 +662,34 @@ mod tests {
             idx.get(D, &blobs[777].id),
             Some((PackId([1; 32]), blobs[777]))
         );
+    }
+
+    #[test]
+    fn unloaded_ids_are_asked_of_the_catalog() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut cat, mut idx) = open(&dir);
+        let first = index(&[(1, vec![entry(id(1, 1), 0), entry(id(2, 2), 10)])]);
+        cat.add_index(&IndexId([1; 32]), &first).unwrap();
+        idx.reload(Known::Unloaded, HashSet::new(), HashSet::new());
+        assert_eq!(idx.memory_bytes(), 0);
+        assert!(idx.contains(D, &BlobId(id(1, 1))) && idx.contains(D, &BlobId(id(2, 2))));
+        assert!(!idx.contains(D, &BlobId(id(3, 3))));
+        assert!(!idx.contains(BlobType::Tree, &BlobId(id(1, 1))));
+        assert_eq!(
+            idx.get(D, &BlobId(id(2, 2))),
+            Some((PackId([1; 32]), entry(id(2, 2), 10)))
+        );
+        // A blob stored later: known from its pack, then from the catalog.
+        let later = entry(id(3, 3), 0);
+        idx.insert(PackId([2; 32]), later);
+        assert!(idx.contains(D, &BlobId(id(3, 3))));
+        let more = index(&[(2, vec![later])]);
+        cat.add_index(&IndexId([2; 32]), &more).unwrap();
+        idx.indexed(&more);
+        assert_eq!(
+            idx.get(D, &BlobId(id(3, 3))),
+            Some((PackId([2; 32]), later))
+        );
+        assert_eq!(idx.memory_bytes(), 0);
     }
 }

@@ -99,7 +99,11 @@ impl Liveness for Pulse {
         let why = match tokio::time::timeout(PULSE_TIMEOUT, store.head(PULSE_KEY)).await {
             Ok(Ok(_)) => None,
             Ok(Err(e)) if e.kind != StoreErrorKind::Unreachable => None,
-            Ok(Err(e)) => Some(format!("{} does not answer: {}", store.location(), e.message)),
+            Ok(Err(e)) => Some(format!(
+                "{} does not answer: {}",
+                store.location(),
+                e.message
+            )),
             Err(_) => Some(format!(
                 "{} does not answer: no answer to a probe within {} s",
                 store.location(),

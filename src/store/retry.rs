@@ -3,7 +3,6 @@
 //! operation, never a retry of a failure that cannot succeed, and no retry
 //! against a store that no longer answers at all ([`Liveness`]).
 
-
 use std::future::Future;
 use std::time::Duration;
 
@@ -188,8 +187,7 @@ impl ObjectStore for Retrying {
     }
 
     async fn get_range(&self, key: &str, offset: u64, length: u64) -> StoreResult<Bytes> {
-        self
-            .run(|_| self.inner.get_range(key, offset, length))
+        self.run(|_| self.inner.get_range(key, offset, length))
             .await
     }
 
@@ -198,23 +196,22 @@ impl ObjectStore for Retrying {
     }
 
     async fn put_if_absent(&self, key: &str, data: Bytes) -> StoreResult<bool> {
-        self
-            .run(|previous| {
-                let data = data.clone();
-                async move {
-                    let created = self.inner.put_if_absent(key, data.clone()).await?;
-                    if created || previous.is_none() {
-                        return Ok(created);
-                    }
-                    // An earlier attempt may have created it before failing.
-                    match self.inner.get(key).await {
-                        Ok(stored) => Ok(stored == data),
-                        Err(e) if e.is_not_found() => Ok(false),
-                        Err(e) => Err(e),
-                    }
+        self.run(|previous| {
+            let data = data.clone();
+            async move {
+                let created = self.inner.put_if_absent(key, data.clone()).await?;
+                if created || previous.is_none() {
+                    return Ok(created);
                 }
-            })
-            .await
+                // An earlier attempt may have created it before failing.
+                match self.inner.get(key).await {
+                    Ok(stored) => Ok(stored == data),
+                    Err(e) if e.is_not_found() => Ok(false),
+                    Err(e) => Err(e),
+                }
+            }
+        })
+        .await
     }
 
     async fn head(&self, key: &str) -> StoreResult<Option<ObjectMeta>> {
@@ -226,14 +223,13 @@ impl ObjectStore for Retrying {
     }
 
     async fn delete(&self, key: &str) -> StoreResult<()> {
-        self
-            .run(|previous| async move {
-                match self.inner.delete(key).await {
-                    Err(e) if e.is_not_found() && previous == Some("delete") => Ok(()),
-                    r => r,
-                }
-            })
-            .await
+        self.run(|previous| async move {
+            match self.inner.delete(key).await {
+                Err(e) if e.is_not_found() && previous == Some("delete") => Ok(()),
+                r => r,
+            }
+        })
+        .await
     }
     fn lock_writes(&self, policy: &crate::store::LockPolicy) -> StoreResult<()> {
         self.inner.lock_writes(policy)
@@ -248,8 +244,7 @@ impl ObjectStore for Retrying {
         key: &str,
         retention: &crate::store::Retention,
     ) -> StoreResult<()> {
-        self
-            .run(|_| self.inner.extend_retention(key, retention))
+        self.run(|_| self.inner.extend_retention(key, retention))
             .await
     }
 
@@ -258,9 +253,7 @@ impl ObjectStore for Retrying {
         prefix: &str,
         now: chrono::DateTime<chrono::Utc>,
     ) -> StoreResult<crate::store::Purged> {
-        self
-            .run(|_| self.inner.purge_versions(prefix, now))
-            .await
+        self.run(|_| self.inner.purge_versions(prefix, now)).await
     }
 }
 

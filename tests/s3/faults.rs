@@ -54,10 +54,7 @@ async fn faults_end_in_correct_data_or_a_clear_error() {
                 ok += 1;
             }
             Err(e) => {
-                assert!(
-                    e.is_retryable() || (!stored && e.is_not_found()),
-                    "{e}"
-                );
+                assert!(e.is_retryable() || (!stored && e.is_not_found()), "{e}");
                 failed += 1;
             }
         }

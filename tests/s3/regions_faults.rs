@@ -272,6 +272,7 @@ async fn a_replicate_destination_dies_mid_copy() {
         .output()
         .unwrap();
         let took = started.elapsed();
+        eprintln!("{mode:?}: replicate ended in {took:?}");
         let (o, e) = (
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr),

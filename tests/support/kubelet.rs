@@ -150,10 +150,7 @@ impl Kubelet {
     }
 
     /// Calls `f` before each container starts (see [`StartHook`]).
-    pub fn before_start(
-        &self,
-        f: impl Fn(&[String], &[(PathBuf, String, bool)]) + Send + 'static,
-    ) {
+    pub fn before_start(&self, f: impl Fn(&[String], &[(PathBuf, String, bool)]) + Send + 'static) {
         *self.hook.lock().unwrap() = Some(Box::new(f));
     }
 
@@ -622,7 +619,14 @@ fn launch(st: &mut State, l: &Launcher, (jk, pk): (Key, Key), spec: &Value) {
                     .collect();
                 f(&cmd.argv, &mounts);
             }
-            run(st, l.shared.clone(), l.running.clone(), (jk, pk), cmd, l.root)
+            run(
+                st,
+                l.shared.clone(),
+                l.running.clone(),
+                (jk, pk),
+                cmd,
+                l.root,
+            )
         }
         Err(e) => {
             let (ns, pod) = (pk.2.clone(), pk.3.clone());

@@ -376,10 +376,8 @@ fn check_volumes(records: &[VolumeRecord], out: &K8sDrill, v: &mut Verification)
             continue;
         }
         let Some(got) = &x.verification else {
-            v.mismatches.push(Mismatch::new(
-                base,
-                "no verify Job report for the volume",
-            ));
+            v.mismatches
+                .push(Mismatch::new(base, "no verify Job report for the volume"));
             continue;
         };
         v.entries += got.entries;
