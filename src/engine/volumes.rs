@@ -40,6 +40,19 @@ pub struct MoverReport {
     /// Of a block volume: the bytes of all-zero regions, stored as holes.
     #[serde(default)]
     pub zero_bytes: u64,
+    #[serde(flatten)]
+    pub incremental: Incremental,
+    pub seconds: f64,
+    /// Of `mover verify`: what was read back and how it matched the tree
+    /// (at most a few mismatches, to fit the message).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verification: Option<Verification>,
+}
+
+/// How a volume backup went against the volume's previous one: in the
+/// mover's report and, as they are, in the snapshot's volume manifest.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incremental {
     /// Files not in the parent tree, changed since it, and unchanged (whose
     /// content was taken from it without reading them).
     #[serde(default)]
@@ -52,14 +65,9 @@ pub struct MoverReport {
     #[serde(default)]
     pub read_bytes: u64,
     /// The tree of the volume's previous backup the files were compared
-    /// with, when there was one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// with (none for a first backup and for block volumes).
+    #[serde(default)]
     pub parent: Option<BlobId>,
-    pub seconds: f64,
-    /// Of `mover verify`: what was read back and how it matched the tree
-    /// (at most a few mismatches, to fit the message).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub verification: Option<Verification>,
 }
 
 /// A mover's progress line in its log (stderr), for the coordinator to
@@ -155,11 +163,13 @@ pub async fn mover_backup(
         bytes: m.total_bytes.max(m.read_bytes),
         added_bytes: m.added_bytes,
         zero_bytes,
-        files_new: m.files_new,
-        files_changed: m.files_changed,
-        files_unchanged: m.files_unchanged,
-        read_bytes: m.read_bytes,
-        parent,
+        incremental: Incremental {
+            files_new: m.files_new,
+            files_changed: m.files_changed,
+            files_unchanged: m.files_unchanged,
+            read_bytes: m.read_bytes,
+            parent,
+        },
         seconds: m.elapsed_seconds,
         verification: None,
     })

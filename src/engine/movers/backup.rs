@@ -191,11 +191,7 @@ fn record(
         files: m.as_ref().map_or(0, |m| m.files),
         bytes: m.as_ref().map_or(0, |m| m.bytes),
         added_bytes: m.as_ref().map_or(0, |m| m.added_bytes),
-        files_new: m.as_ref().map_or(0, |m| m.files_new),
-        files_changed: m.as_ref().map_or(0, |m| m.files_changed),
-        files_unchanged: m.as_ref().map_or(0, |m| m.files_unchanged),
-        read_bytes: m.as_ref().map_or(0, |m| m.read_bytes),
-        parent: m.as_ref().and_then(|m| m.parent),
+        incremental: m.as_ref().map(|m| m.incremental).unwrap_or_default(),
         seconds,
         bytes_per_second: m
             .as_ref()

@@ -194,20 +194,10 @@ pub struct VolumeRecord {
     pub files: u64,
     pub bytes: u64,
     pub added_bytes: u64,
-    /// The mover's files not in the parent tree, changed since it, and
-    /// unchanged (not read), and the file data it read.
-    #[serde(default)]
-    pub files_new: u64,
-    #[serde(default)]
-    pub files_changed: u64,
-    #[serde(default)]
-    pub files_unchanged: u64,
-    #[serde(default)]
-    pub read_bytes: u64,
-    /// The tree of the volume's previous backup its files were compared
-    /// with (none for a first backup and for block volumes).
-    #[serde(default)]
-    pub parent: Option<BlobId>,
+    /// The mover's report of files new, changed and unchanged against the
+    /// parent tree, and of the file data it read.
+    #[serde(flatten)]
+    pub incremental: crate::engine::volumes::Incremental,
     pub seconds: f64,
     /// `bytes / seconds`: how fast the volume was read.
     #[serde(default)]
