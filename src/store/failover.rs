@@ -393,7 +393,7 @@ mod tests {
             self.calls.fetch_add(1, Ordering::Relaxed);
             match self.dead.load(Ordering::Relaxed) {
                 true => Err(StoreError::new(
-                    StoreErrorKind::Transient,
+                    StoreErrorKind::Unreachable,
                     "dying",
                     "get",
                     "",
@@ -445,6 +445,49 @@ mod tests {
             dead: AtomicBool::new(false),
             calls: AtomicUsize::new(0),
         })
+    }
+
+    #[tokio::test]
+    async fn retries_stop_once_the_pulse_finds_the_region_gone() {
+        use crate::store::retry::{RetryPolicy, Retrying};
+        let policy = RetryPolicy {
+            max_attempts: 10,
+            initial_backoff_ms: 1,
+            max_backoff_ms: 2,
+            budget_seconds: 60,
+        };
+        let a = dying();
+        a.put("data/x", Bytes::from_static(b"x")).await.unwrap();
+        a.dead.store(true, Ordering::Relaxed);
+        let calls = || a.calls.load(Ordering::Relaxed);
+        // A probe that gets an answer: the operation retries as usual.
+        let answering = Pulse::new(Some(Arc::new(MemoryStore::new())));
+        let live = answering.clone() as Arc<dyn Liveness>;
+        let r = Retrying::watched(a.clone(), policy.clone(), live);
+        let before = calls();
+        assert!(r.get("data/x").await.is_err());
+        assert_eq!(calls() - before, 10, "every attempt was made");
+        assert!(!answering.is_down());
+        // A probe without an answer: one attempt, one probe, and the
+        // region is down for every operation after it.
+        let pulse = Pulse::new(Some(a.clone() as DynStore));
+        let live = pulse.clone() as Arc<dyn Liveness>;
+        let retrying: DynStore = Arc::new(Retrying::watched(a.clone(), policy, live));
+        let br = Breaker::with_pulse("a", retrying.clone(), pulse.clone());
+        let before = calls();
+        let e = br.get("data/x").await.unwrap_err();
+        assert_eq!(calls() - before, 2, "{e}");
+        assert!(
+            e.message.contains("not retried") && e.message.contains("does not answer"),
+            "{e}"
+        );
+        assert!(br.is_down() && pulse.is_down());
+        let before = calls();
+        assert!(br.head("data/x").await.is_err());
+        assert_eq!(calls(), before, "the breaker refuses at once");
+        // The same store beneath the breaker: one attempt, no retry.
+        assert!(retrying.get("data/x").await.is_err());
+        assert_eq!(calls() - before, 1);
     }
 
     #[tokio::test]

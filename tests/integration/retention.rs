@@ -351,6 +351,47 @@ fn forget_prune_with_keep_delete_0s_frees_the_space_in_one_run() {
     assert_eq!(again["deleted"]["packs"], 0, "{again}");
 }
 
+/// A prune on a machine that has no catalog of the repository (a new pod,
+/// an emptied cache) builds its own from the repository's objects, and
+/// plans and deletes what a prune with the shared catalog would.
+#[test]
+fn a_prune_with_no_catalog_to_start_from_frees_the_same_space() {
+    let env = Env::new();
+    let (src, first, kept) = old_and_new(&env, 6);
+    env.run(&["forget", first.as_str()]);
+    let dry = env
+        .run(&["prune", "--json", "--dry-run", "--keep-delete", "0s"])
+        .json();
+    let planned = dry["planned"]["packs"].as_u64().unwrap();
+    assert!(planned > 0, "{dry}");
+    let before = packs(&env);
+    let repo = env.repo.to_str().unwrap().to_string();
+    let fresh = |cache: &str| {
+        let mut c = env.command();
+        c.env("XDG_CACHE_HOME", env.mkdir(cache));
+        c
+    };
+    let args = ["prune", "--repo", &repo, "--keep-delete", "0s", "--json"];
+    let r = env.run_with(fresh("cache-new-pod"), &args);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let p = r.json();
+    assert_eq!(p["planned"], dry["planned"], "{p}");
+    assert_eq!(p["deleted"]["packs"].as_u64().unwrap(), planned, "{p}");
+    assert_eq!(packs(&env).len(), before.len() - planned as usize);
+    let c = env.run_with(
+        fresh("cache-checker"),
+        &["check", "--repo", &repo, "--read-data", "--json"],
+    );
+    assert_eq!(c.code, 0, "{}", c.stdout);
+    // The shared catalog, behind the repository now, catches up.
+    let out = env.path("out");
+    env.run(&["restore", kept.as_str(), "--target", out.to_str().unwrap()]);
+    assert_eq!(
+        crate::support::digest(&Env::restored(&out, &src)),
+        crate::support::digest(&src)
+    );
+}
+
 #[test]
 fn prune_waits_for_keep_delete() {
     let env = Env::new();
