@@ -17,7 +17,14 @@
 #   --keep        keep the work directory
 #
 # Environment: FERRY_BIN, S3_SERVER_BIN (default: cargo build --release of
-# each), PORT (default 19311), TMPDIR.
+# each), PORT (default 19311), TMPDIR, SETTLE (default 61: seconds waited
+# after each removal of a restored tree, see below).
+#
+# Each restore and drill starts SETTLE seconds after the last removal of a
+# restored tree (and a sync): ext4 passes over inodes freed in the last
+# minute when it allocates new ones, so that creating 80,000 files right
+# after removing 80,000 others costs twice the time. The wait gives the
+# restore and the drill the same file system.
 # Exit status: 1 when a command fails or a drill does not verify. An
 # RTO over 15% above the restore prints FAIL but does not change the exit
 # status. Needs jq and /usr/bin/time (Debian packages jq, time).
@@ -109,6 +116,10 @@ ferry replicate --quiet >/dev/null
 SIZE=$(du -sb "$DATASET" | cut -f1)
 echo "dataset: $DATASET, $SIZE bytes; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 
+SETTLE=${SETTLE:-61}
+[[ $SETTLE =~ ^[0-9]+$ ]] || die "SETTLE: a number of seconds"
+settle() { sync; sleep "$SETTLE"; }
+
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 now() { date +%s.%N; }
 
@@ -121,13 +132,14 @@ for region in local s3; do
   restores=() rtos=() drills=() verifies=() cpu_r=() cpu_d=()
   for r in $(seq 1 "$RUNS"); do
     t=$WORK/restore-$region-$r
+    settle
     t0=$(now)
     timed "$FERRY_BIN" --config "$CFG" --region "$region" --quiet restore latest --target "$t" >/dev/null
     t1=$(now)
     restores+=("$(echo "$t1 - $t0" | bc -l)") cpu_r+=("$(cpu "$WORK/time")")
-    # The removal's journal work would otherwise slow the drill's restore.
-    rm -rf "$t"; sync
+    rm -rf "$t"
     mkdir -p "$WORK/sandbox"
+    settle
     t0=$(now)
     out=$(timed "$FERRY_BIN" --config "$CFG" --region "$region" drill --target "$WORK/sandbox" --verify "$VERIFY" --json) \
       || die "drill of $region failed: $out"

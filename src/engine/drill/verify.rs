@@ -7,10 +7,10 @@ use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::restore::target_path;
@@ -106,27 +106,157 @@ async fn verify_tree(
             format!("tree unreadable: {error}"),
         ));
     }
-    let mut inodes: HashMap<(u64, u64), (String, u64)> = HashMap::new();
-    let mut content = Vec::new();
-    let mut read = std::collections::HashSet::new();
-    for e in &w.entries {
-        v.entries += 1;
-        let p = target_path(sandbox, &e.path);
-        // A later link of a hard-linked file is the same inode (checked
-        // with its metadata): its content is read once.
-        let linked = e.node.links > 1 && e.node.inode != 0;
-        let first = !linked || read.insert((e.node.device, e.node.inode));
-        match check_meta(e, &p, &mut inodes) {
-            Err(why) => v.mismatches.push(super::Mismatch::new(e.path.clone(), why)),
-            Ok(()) if e.node.kind == NodeKind::File && first && picked(mode) => {
-                content.push(e.clone())
-            }
-            Ok(()) => {}
-        }
+    let (repo, sandbox) = (repo.clone(), sandbox.to_path_buf());
+    let entries = w.entries;
+    let checked =
+        tokio::task::spawn_blocking(move || check_entries(&repo, &sandbox, &entries, mode));
+    match checked.await {
+        Ok(c) => add(&mut v, c),
+        Err(e) => v.mismatches.push(super::Mismatch::new(
+            SnapPath::root(),
+            format!("verifier failed: {e}"),
+        )),
     }
-    check_contents(repo, sandbox, content, &mut v).await;
     v.mismatches.sort_by(|a, b| a.path.cmp(&b.path));
     v
+}
+
+/// Checks every entry: by a few threads, each taking the next entry,
+/// reading it back into a buffer of its own (the files are fresh in the
+/// page cache, so hashing, not the disk, sets the pace). The hard links
+/// of a file are checked after, in snapshot order: that each is the same
+/// inode, and the content once.
+fn check_entries(
+    repo: &Repository,
+    sandbox: &Path,
+    entries: &[Entry],
+    mode: VerifyMode,
+) -> Verification {
+    let next = AtomicUsize::new(0);
+    let (done, linked) = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..readers().min(entries.len().max(1)))
+            .map(|_| s.spawn(|| Checker::new(repo, sandbox, mode).run(entries, &next)))
+            .collect();
+        let mut all = (Verification::default(), Vec::new());
+        for w in workers {
+            match w.join() {
+                Ok((v, linked)) => {
+                    add(&mut all.0, v);
+                    all.1.extend(linked);
+                }
+                Err(_) => all.0.mismatches.push(super::Mismatch::new(
+                    SnapPath::root(),
+                    "verifier failed: a checking thread panicked",
+                )),
+            }
+        }
+        all
+    });
+    let mut v = done;
+    let mut checker = Checker::new(repo, sandbox, mode);
+    let mut inodes: HashMap<(u64, u64), (String, u64)> = HashMap::new();
+    let mut linked = linked;
+    linked.sort_unstable_by_key(|(i, _)| *i);
+    for (i, ino) in linked {
+        let e = &entries[i];
+        let (first, seen) = inodes
+            .entry((e.node.device, e.node.inode))
+            .or_insert_with(|| (e.path.to_string(), ino));
+        if *seen != ino {
+            let why = format!("not a hard link of {first}, as in the snapshot");
+            v.mismatches.push(super::Mismatch::new(e.path.clone(), why));
+        } else if *first == e.path.to_string() {
+            checker.content(e);
+        }
+    }
+    add(&mut v, checker.v);
+    v
+}
+
+fn add(to: &mut Verification, v: Verification) {
+    to.entries += v.entries;
+    to.content_files += v.content_files;
+    to.verified_bytes += v.verified_bytes;
+    to.mismatches.extend(v.mismatches);
+}
+
+/// One checking thread: what it found, and its read buffer.
+struct Checker<'a> {
+    repo: &'a Repository,
+    sandbox: &'a Path,
+    mode: VerifyMode,
+    buf: Vec<u8>,
+    v: Verification,
+}
+
+impl<'a> Checker<'a> {
+    fn new(repo: &'a Repository, sandbox: &'a Path, mode: VerifyMode) -> Self {
+        let v = Verification::default();
+        let buf = Vec::new();
+        Checker {
+            repo,
+            sandbox,
+            mode,
+            buf,
+            v,
+        }
+    }
+
+    /// Checks entries until none is left; returns what it found and the
+    /// hard-linked files it met (index, restored inode), whose content is
+    /// left for the serial pass.
+    fn run(mut self, entries: &[Entry], next: &AtomicUsize) -> (Verification, Vec<(usize, u64)>) {
+        let mut linked = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(e) = entries.get(i) else { break };
+            self.v.entries += 1;
+            let p = target_path(self.sandbox, &e.path);
+            match check_meta(e, &p) {
+                Err(why) => self
+                    .v
+                    .mismatches
+                    .push(super::Mismatch::new(e.path.clone(), why)),
+                Ok(ino)
+                    if e.node.kind == NodeKind::File && e.node.links > 1 && e.node.inode != 0 =>
+                {
+                    linked.push((i, ino))
+                }
+                Ok(_) if e.node.kind == NodeKind::File => self.content(e),
+                Ok(_) => {}
+            }
+        }
+        (self.v, linked)
+    }
+
+    /// Reads a file back and matches its blobs, if the mode picks it.
+    fn content(&mut self, e: &Entry) {
+        if !picked(self.mode) {
+            return;
+        }
+        let lengths: Option<Vec<u32>> = self
+            .repo
+            .locate_blobs(&e.node.content)
+            .into_iter()
+            .map(|f| f.map(|(_, b)| b.raw_length))
+            .collect();
+        let path = target_path(self.sandbox, &e.path);
+        let key = self.repo.sealer();
+        let r = match lengths {
+            Some(l) => check_file(key, &path, e, &l, &mut self.buf),
+            None => Err("a blob of this file is not in the index".into()),
+        };
+        match r {
+            Ok(()) => {
+                self.v.content_files += 1;
+                self.v.verified_bytes += e.node.size;
+            }
+            Err(why) => self
+                .v
+                .mismatches
+                .push(super::Mismatch::new(e.path.clone(), why)),
+        }
+    }
 }
 
 fn picked(mode: VerifyMode) -> bool {
@@ -136,12 +266,8 @@ fn picked(mode: VerifyMode) -> bool {
     }
 }
 
-/// Type, permission bits, size, link target and hard-link identity.
-fn check_meta(
-    e: &Entry,
-    p: &Path,
-    inodes: &mut HashMap<(u64, u64), (String, u64)>,
-) -> Result<(), String> {
+/// Type, permission bits, size and link target; the restored inode.
+fn check_meta(e: &Entry, p: &Path) -> Result<u64, String> {
     let m = std::fs::symlink_metadata(p).map_err(|err| format!("not restored: {err}"))?;
     let ft = m.file_type();
     let kind_ok = match e.node.kind {
@@ -162,7 +288,7 @@ fn check_meta(
         if Some(got.as_os_str()) != want {
             return Err(format!("link target {got:?} differs from the snapshot's"));
         }
-        return Ok(());
+        return Ok(m.ino());
     }
     let (want, got) = (e.node.mode & 0o7777, m.permissions().mode() & 0o7777);
     if want != got {
@@ -171,57 +297,7 @@ fn check_meta(
     if e.node.kind == NodeKind::File && m.len() != e.node.size {
         return Err(format!("size {}, snapshot has {}", m.len(), e.node.size));
     }
-    if e.node.kind == NodeKind::File && e.node.links > 1 && e.node.inode != 0 {
-        let here = (m.dev(), m.ino());
-        let (first, ino) = inodes
-            .entry((e.node.device, e.node.inode))
-            .or_insert_with(|| (e.path.to_string(), here.1));
-        if *ino != here.1 {
-            return Err(format!("not a hard link of {first}, as in the snapshot"));
-        }
-    }
-    Ok(())
-}
-
-/// Reads picked files back, a few at a time, and matches their blobs.
-async fn check_contents(
-    repo: &Arc<Repository>,
-    sandbox: &Path,
-    files: Vec<Entry>,
-    v: &mut Verification,
-) {
-    let key = repo.sealer().clone();
-    let jobs = files.into_iter().map(|e| {
-        let lengths: Option<Vec<u32>> = repo
-            .locate_blobs(&e.node.content)
-            .into_iter()
-            .map(|f| f.map(|(_, b)| b.raw_length))
-            .collect();
-        let (key, path) = (key.clone(), target_path(sandbox, &e.path));
-        tokio::task::spawn_blocking(move || {
-            let r = match lengths {
-                Some(l) => check_file(&key, &path, &e, &l),
-                None => Err("a blob of this file is not in the index".into()),
-            };
-            (e.path, e.node.size, r)
-        })
-    });
-    // As many readers as the restore has writers: the files are fresh in
-    // the page cache, so hashing, not the disk, sets the pace.
-    let mut results = futures::stream::iter(jobs).buffer_unordered(readers());
-    while let Some(done) = results.next().await {
-        match done {
-            Ok((_, size, Ok(()))) => {
-                v.content_files += 1;
-                v.verified_bytes += size;
-            }
-            Ok((path, _, Err(why))) => v.mismatches.push(super::Mismatch::new(path, why)),
-            Err(e) => v.mismatches.push(super::Mismatch::new(
-                SnapPath::root(),
-                format!("verifier failed: {e}"),
-            )),
-        }
-    }
+    Ok(m.ino())
 }
 
 /// How many files are read back at a time: twice the cores, as the
@@ -244,7 +320,13 @@ fn regions(e: &Entry) -> Vec<(u64, u64)> {
 
 /// Reads a restored file's data regions and checks that they split into
 /// blobs whose keyed ids are the snapshot's, in order.
-fn check_file(key: &Sealer, path: &PathBuf, e: &Entry, lengths: &[u32]) -> Result<(), String> {
+fn check_file(
+    key: &Sealer,
+    path: &Path,
+    e: &Entry,
+    lengths: &[u32],
+    buf: &mut Vec<u8>,
+) -> Result<(), String> {
     let mut f = std::fs::File::open(path).map_err(|err| format!("cannot read back: {err}"))?;
     let total: u64 = lengths.iter().map(|l| *l as u64).sum();
     let mapped: u64 = regions(e).iter().map(|r| r.1).sum();
@@ -256,7 +338,6 @@ fn check_file(key: &Sealer, path: &PathBuf, e: &Entry, lengths: &[u32]) -> Resul
     let mut regions = regions(e).into_iter();
     let (mut at, mut left) = regions.next().unwrap_or((0, 0));
     f.seek(SeekFrom::Start(at)).map_err(|err| err.to_string())?;
-    let mut buf = Vec::new();
     for (i, (id, len)) in e.node.content.iter().zip(lengths).enumerate() {
         buf.clear();
         buf.reserve(*len as usize);
@@ -269,14 +350,14 @@ fn check_file(key: &Sealer, path: &PathBuf, e: &Entry, lengths: &[u32]) -> Resul
             let n = need.min(left);
             let got = (&mut f)
                 .take(n)
-                .read_to_end(&mut buf)
+                .read_to_end(buf)
                 .map_err(|err| err.to_string())?;
             if got as u64 != n {
                 return Err(format!("file ends early, at blob {i}"));
             }
             (need, left, at) = (need - n, left - n, at + n);
         }
-        if key.blob_id(&buf) != *id {
+        if key.blob_id(buf) != *id {
             return Err(format!("content differs from the snapshot's, in blob {i}"));
         }
     }
@@ -322,7 +403,7 @@ async fn check_device(repo: &Arc<Repository>, root: BlobId, device: &Path) -> Ve
     let key = repo.sealer().clone();
     let done = tokio::task::spawn_blocking(move || {
         let r = match lengths {
-            Some(l) => check_file(&key, &device, &e, &l),
+            Some(l) => check_file(&key, &device, &e, &l, &mut Vec::new()),
             None => Err("a blob of the block data is not in the index".into()),
         };
         (e.path, r)
