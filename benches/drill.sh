@@ -127,7 +127,7 @@ now() { date +%s.%N; }
 cpu() { awk '{ print $2 + $3 }' "$1"; }
 timed() { /usr/bin/time -f '%e %U %S' -o "$WORK/time" "$@"; }
 
-printf '\n%-7s %10s %10s %10s %10s %10s %10s %10s\n' region restore_s drill_s rto_s verify_s rto_over cpu_rest cpu_drill
+printf '\n%-7s %10s %10s %10s %10s %10s %10s %10s %10s\n' region restore_s drill_s rto_s verify_s rto_over verify_of cpu_rest cpu_drill
 for region in local s3; do
   restores=() rtos=() drills=() verifies=() cpu_r=() cpu_d=()
   for r in $(seq 1 "$RUNS"); do
@@ -148,6 +148,8 @@ for region in local s3; do
     [ "$(echo "$out" | jq -r '.regions[0].verified')" = true ] || die "drill of $region did not verify"
     rtos+=("$(echo "$out" | jq -r '.regions[0].rto_seconds')")
     verifies+=("$(echo "$out" | jq -r '.regions[0].verification.seconds')")
+    printf '  run %d of %s: restore %.2f s, drill RTO %.2f s (verification %.2f s), drill wall %.2f s\n' \
+      "$r" "$region" "${restores[-1]}" "${rtos[-1]}" "${verifies[-1]}" "${drills[-1]}" >&2
   done
   rs=$(printf '%s\n' "${restores[@]}" | median)
   rt=$(printf '%s\n' "${rtos[@]}" | median)
@@ -156,10 +158,12 @@ for region in local s3; do
   cr=$(printf '%s\n' "${cpu_r[@]}" | median)
   cd=$(printf '%s\n' "${cpu_d[@]}" | median)
   over=$(echo "($rt - $rs) / $rs * 100" | bc -l)
-  printf '%-7s %10.2f %10.2f %10.2f %10.2f %9.1f%% %10.2f %10.2f' "$region" "$rs" "$dw" "$rt" "$vs" "$over" "$cr" "$cd"
+  share=$(echo "$vs / $rs * 100" | bc -l)
+  printf '%-7s %10.2f %10.2f %10.2f %10.2f %9.1f%% %9.1f%% %10.2f %10.2f' "$region" "$rs" "$dw" "$rt" "$vs" "$over" "$share" "$cr" "$cd"
   if [ "$(echo "$over > 15" | bc -l)" = 1 ]; then echo "  FAIL (over 15%)"; else echo; fi
 done
 echo "(restore_s, drill_s: wall time of the whole ferry restore / drill process; rto_s: the"
 echo " drill's RTO, restore start to verified; verify_s: the verification's share of it;"
-echo " rto_over: RTO over restore_s, the target is at most 15%; cpu_rest, cpu_drill: user+sys"
+echo " rto_over: RTO over restore_s, the target is at most 15%; verify_of: verify_s as a share"
+echo " of restore_s, what the verification itself costs; cpu_rest, cpu_drill: user+sys"
 echo " seconds of each process, which the load of other processes changes less than wall time)"

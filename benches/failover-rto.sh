@@ -14,7 +14,9 @@
 #   -h, --help    this text
 #
 # Environment: FERRY_BIN, S3_SERVER_BIN (built with cargo --release when
-# unset), PORT_A, PORT_B (default 19311, 19312), TMPDIR.
+# unset), PORT_A, PORT_B (default 19311, 19312), TMPDIR, SETTLE (default 61:
+# seconds waited after a sync before each restore, as in drill.sh, so that
+# ext4 has finished with the blocks the previous restore's removal freed).
 #
 # One run: init --config (both regions), backup, replicate; then three
 # restores of `latest` into fresh directories, each timed and compared with
@@ -85,9 +87,13 @@ log "init, backup and replicate of $SRC ($SIZE bytes)"
 "$FERRY_BIN" backup -q --no-progress "$SRC" >/dev/null
 "$FERRY_BIN" replicate -q >/dev/null
 
+SETTLE=${SETTLE:-61}
+[[ $SETTLE =~ ^[0-9]+$ ]] || die "SETTLE: a number of seconds"
+
 timed_restore() { # NAME ARGS...: restores latest, prints seconds
   local name=$1 out=$WORK/out-$1 t0 t1
   shift
+  sync; sleep "$SETTLE"
   t0=$(date +%s.%N)
   "$FERRY_BIN" restore --no-progress --json "$@" latest --target "$out" >"$WORK/logs/restore-$name.json" 2>"$WORK/logs/restore-$name.log" \
     || die "restore ($name) failed; see $WORK/logs/restore-$name.log"
@@ -119,4 +125,8 @@ printf '\n%-28s %10s %12s\n' "restore of latest" "seconds" "vs plain"
 printf '%-28s %10.2f %12s\n' "plain, from region b" "$PLAIN" "-"
 printf '%-28s %10.2f %+12.2f\n' "primary refused" "$REFUSED" "$(awk -v a="$PLAIN" -v b="$REFUSED" 'BEGIN { print b - a }')"
 printf '%-28s %10.2f %+12.2f\n' "primary black-holed" "$HOLED" "$(awk -v a="$PLAIN" -v b="$HOLED" 'BEGIN { print b - a }')"
+for name in refused holed; do
+  jq -r --arg n "$name" '"\($n): restored from \(.region); down: " + ([.down[] | "\(.region) (\(.error))"] | join(", "))' \
+    "$WORK/logs/restore-$name.json"
+done
 echo "dataset: $SIZE bytes; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"

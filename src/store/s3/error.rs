@@ -2,7 +2,7 @@
 //! callers act on, and a message naming the HTTP status, the S3 error code
 //! and the cause.
 
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 
 use crate::store::StoreErrorKind;
 
@@ -66,6 +66,23 @@ pub fn classify(status: u16, code: Option<&str>) -> StoreErrorKind {
     }
 }
 
+/// An error and its causes as one line of their `Display` texts, each
+/// cause once: "dispatch failure: io error: ... Connection refused (os
+/// error 111)". The SDK's own `DisplayErrorContext` appends the `Debug`
+/// structure as well, which must not reach a user.
+pub(crate) fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(e) = next {
+        let text = e.to_string();
+        if !text.is_empty() && !parts.last().is_some_and(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = e.source();
+    }
+    parts.join(": ")
+}
+
 /// The kind and message of any SDK failure.
 pub(crate) fn describe<E>(err: &SdkError<E>) -> (StoreErrorKind, String)
 where
@@ -103,16 +120,16 @@ where
         // The request never left: a bad setting, or no credentials.
         SdkError::ConstructionFailure(_) => (
             StoreErrorKind::Permanent,
-            format!("request not sent: {}", DisplayErrorContext(err)),
+            format!("request not sent: {}", causes(err)),
         ),
         SdkError::DispatchFailure(d) if d.is_user() => (
             StoreErrorKind::Permanent,
-            format!("request not sent: {}", DisplayErrorContext(err)),
+            format!("request not sent: {}", causes(err)),
         ),
         // Timeouts, refused or reset connections, cut or unreadable responses.
         _ => (
             StoreErrorKind::Unreachable,
-            format!("connection failed: {}", DisplayErrorContext(err)),
+            format!("connection failed: {}", causes(err)),
         ),
     }
 }
@@ -121,6 +138,30 @@ where
 mod tests {
     use super::*;
     use StoreErrorKind::*;
+
+    #[derive(Debug)]
+    struct Wrapped(&'static str, std::io::Error);
+    impl std::fmt::Display for Wrapped {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+    impl std::error::Error for Wrapped {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.1)
+        }
+    }
+
+    #[test]
+    fn causes_are_display_texts_without_debug_structures() {
+        let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let text = causes(&Wrapped("tcp connect error", io));
+        assert_eq!(text, "tcp connect error: connection refused");
+        assert!(!text.contains('{'), "{text}");
+        let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        // A cause whose text its parent already shows is not repeated.
+        assert_eq!(causes(&Wrapped("connection refused", io)), "connection refused");
+    }
 
     #[test]
     fn statuses_and_codes() {

@@ -1,7 +1,7 @@
 //! The two requests that move object bytes: a checksummed PutObject (with
 //! the provider's create-if-absent condition) and a verified GetObject.
 
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ChecksumMode;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -122,7 +122,7 @@ impl S3Store {
             let mut buf = BytesMut::with_capacity(expected.unwrap_or(0).min(1 << 30) as usize);
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(|e| {
-                    let message = DisplayErrorContext(&e).to_string();
+                    let message = super::error::causes(&e);
                     // The bytes do not match the checksum the server stored
                     // with the object: the stored copy is damaged, and asking
                     // again returns the same bytes. `check` reports it and
