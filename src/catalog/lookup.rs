@@ -45,6 +45,32 @@ impl BlobReader {
         }
     }
 
+    /// Starts a read transaction: the queries until [`BlobReader::end`]
+    /// see one snapshot of the catalog and take its locks once. A failure
+    /// only leaves each query in a transaction of its own.
+    pub fn begin(&self) {
+        if self.conn.is_autocommit() {
+            let _ = self
+                .conn
+                .prepare_cached("BEGIN")
+                .and_then(|mut s| s.execute([]));
+        }
+    }
+
+    /// Ends the read transaction [`BlobReader::begin`] started, so that the
+    /// next queries see what writers have committed since.
+    pub fn end(&self) {
+        if !self.conn.is_autocommit()
+            && self
+                .conn
+                .prepare_cached("COMMIT")
+                .and_then(|mut s| s.execute([]))
+                .is_err()
+        {
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+
     /// Whether any pack holds blob `id` as a blob of type `kind`.
     pub fn exists(&self, kind: BlobType, id: &BlobId) -> CatalogResult<bool> {
         self.conn
@@ -182,6 +208,22 @@ mod tests {
                 (PackId([9; 32]), entry(5, 40))
             ]
         );
+        // In a read transaction the reader keeps its snapshot; once it
+        // ends, it sees what was committed meanwhile.
+        reader.begin();
+        assert!(!reader.exists(BlobType::Data, &BlobId([7; 32])).unwrap());
+        let more = IndexFile {
+            packs: vec![IndexPack {
+                id: PackId([4; 32]),
+                size: 100,
+                blobs: vec![entry(7, 0)],
+            }],
+        };
+        cat.add_index(&IndexId([2; 32]), &more).unwrap();
+        assert!(!reader.exists(BlobType::Data, &BlobId([7; 32])).unwrap());
+        reader.end();
+        assert!(reader.exists(BlobType::Data, &BlobId([7; 32])).unwrap());
+        cat.remove_index(&IndexId([2; 32])).unwrap();
         let mut ids = Vec::new();
         cat.each_blob_id(|_, id| ids.push(id[0])).unwrap();
         assert_eq!(ids, [5, 5, 6]);

@@ -246,10 +246,14 @@ pub struct BlobIndex {
     next: AtomicUsize,
 }
 
-/// One lookup's catalog connection, taken only when the catalog is asked.
+/// One batch of lookups' catalog connection, taken only when the catalog
+/// is asked. From its second query on, the batch runs in one read
+/// transaction (one snapshot of the catalog, its locks taken once instead
+/// of per query), which ends when the batch does.
 struct Asking<'a> {
     index: &'a BlobIndex,
     reader: Option<MutexGuard<'a, BlobReader>>,
+    queries: u32,
 }
 
 impl Asking<'_> {
@@ -257,7 +261,21 @@ impl Asking<'_> {
         if self.reader.is_none() {
             self.reader = self.index.reader();
         }
+        self.queries += 1;
+        if self.queries == 2 {
+            if let Some(r) = &self.reader {
+                r.begin();
+            }
+        }
         self.reader.as_deref()
+    }
+}
+
+impl Drop for Asking<'_> {
+    fn drop(&mut self) {
+        if let Some(r) = &self.reader {
+            r.end();
+        }
     }
 }
 
@@ -385,6 +403,7 @@ impl BlobIndex {
         Asking {
             index: self,
             reader: None,
+            queries: 0,
         }
     }
 

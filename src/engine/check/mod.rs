@@ -80,11 +80,42 @@ pub async fn check(repo: &Arc<Repository>, read_data: bool) -> EngineResult<Chec
     }
     let mut bad = Bad::new();
     let readable = packs::check_packs(repo, &mut report, &mut bad).await?;
-    if read_data {
-        packs::read_packs(repo, readable, &mut report, &mut bad).await?;
+    if !read_data {
+        check_snapshots(repo, &bad, &mut report).await?;
+        return Ok(report);
     }
-    check_snapshots(repo, &bad, &mut report).await?;
+    // The packs are read on other threads while the snapshots are walked
+    // with what is known to be bad so far. Only when the reading finds
+    // damage does the walk run again, to name the entries it affects.
+    let reading = tokio::spawn(read_packs_apart(repo.clone(), readable));
+    let mut walked = CheckReport::default();
+    let walk = check_snapshots(repo, &bad, &mut walked).await;
+    let (data, found) = reading.await??;
+    report.errors.extend(data.errors);
+    report.bytes_read = data.bytes_read;
+    report.blobs_read = data.blobs_read;
+    if found.is_empty() {
+        walk?;
+    } else {
+        bad.extend(found);
+        walked = CheckReport::default();
+        check_snapshots(repo, &bad, &mut walked).await?;
+    }
+    report.errors.extend(walked.errors);
+    report.affected = walked.affected;
+    report.snapshots = walked.snapshots;
     Ok(report)
+}
+
+/// [`packs::read_packs`] into a report and a set of bad blobs of its own.
+async fn read_packs_apart(
+    repo: Arc<Repository>,
+    readable: Vec<crate::repo::PackId>,
+) -> EngineResult<(CheckReport, Bad)> {
+    let mut data = CheckReport::default();
+    let mut found = Bad::new();
+    packs::read_packs(&repo, readable, &mut data, &mut found).await?;
+    Ok((data, found))
 }
 
 /// Reads every index object from the store again (the catalog holds what

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::Bad;
 use crate::engine::walk::{path_too_long, too_many_entries, MAX_PATH};
 use crate::format::tree::{Node, NodeKind};
-use crate::repo::{BlobId, BlobType, Repository};
+use crate::repo::{BlobEntry, BlobId, BlobType, PackId, Repository};
 
 /// A snapshot names at most this many damaged entries; the walk stops
 /// after them (the check has failed; more names would only take memory).
@@ -31,9 +31,26 @@ struct Frame {
     /// Bytes of the path up to and including this directory.
     path_len: usize,
     nodes: std::vec::IntoIter<Node>,
+    /// Where the content blobs of the directory's files are, looked up for
+    /// the whole directory at once.
+    located: Located,
     entries: u64,
     dirty: bool,
     links: bool,
+}
+
+/// Index entries of content blobs, `None` for those the index lacks.
+type Located = HashMap<BlobId, Option<(PackId, BlobEntry)>>;
+
+/// The index entries of every file's content in `nodes`, asked in one
+/// batch.
+fn locate_files(repo: &Repository, nodes: &[Node]) -> Located {
+    let ids: Vec<BlobId> = nodes
+        .iter()
+        .filter(|n| n.kind == NodeKind::File)
+        .flat_map(|n| n.content.iter().copied())
+        .collect();
+    ids.iter().copied().zip(repo.locate_blobs(&ids)).collect()
 }
 
 /// The first entry met for each hard-linked inode of a snapshot.
@@ -122,7 +139,7 @@ impl<'a> TreeCheck<'a> {
             stopped: false,
         };
         match self.open(root).await {
-            Ok(nodes) => w.stack.push(frame(root, Vec::new(), 0, nodes)),
+            Ok(nodes) => w.stack.push(self.frame(root, Vec::new(), 0, nodes)),
             Err(e) => return vec![(Vec::new(), e)],
         }
         while !w.stack.is_empty() && !w.stopped {
@@ -181,7 +198,15 @@ impl<'a> TreeCheck<'a> {
     }
 
     fn file(&self, w: &mut Walk, node: &Node) {
-        if let Some(why) = file_problem(self.repo, self.bad, node) {
+        let located: Vec<_> = match w.stack.last() {
+            Some(top) => node
+                .content
+                .iter()
+                .map(|id| top.located.get(id).copied().flatten())
+                .collect(),
+            None => self.repo.locate_blobs(&node.content),
+        };
+        if let Some(why) = file_problem(&located, self.bad, node) {
             return w.problem(&node.name, why);
         }
         if node.links <= 1 || node.inode == 0 {
@@ -228,8 +253,21 @@ impl<'a> TreeCheck<'a> {
             }
         }
         match self.open(sub).await {
-            Ok(nodes) => w.stack.push(frame(sub, node.name, path_len, nodes)),
+            Ok(nodes) => w.stack.push(self.frame(sub, node.name, path_len, nodes)),
             Err(e) => w.problem(&node.name, e),
+        }
+    }
+
+    fn frame(&self, tree: BlobId, name: Vec<u8>, path_len: usize, nodes: Vec<Node>) -> Frame {
+        Frame {
+            tree,
+            name,
+            path_len,
+            located: locate_files(self.repo, &nodes),
+            nodes: nodes.into_iter(),
+            entries: 0,
+            dirty: false,
+            links: false,
         }
     }
 
@@ -251,28 +289,21 @@ impl<'a> TreeCheck<'a> {
     }
 }
 
-fn frame(tree: BlobId, name: Vec<u8>, path_len: usize, nodes: Vec<Node>) -> Frame {
-    Frame {
-        tree,
-        name,
-        path_len,
-        nodes: nodes.into_iter(),
-        entries: 0,
-        dirty: false,
-        links: false,
-    }
-}
-
 /// Why a regular file cannot be restored as recorded: a content blob that
 /// is unreadable, missing from the index or a tree; sparse extents that
 /// break the rules; or blobs that do not add up to the recorded size.
-pub(crate) fn file_problem(repo: &Repository, bad: &Bad, node: &Node) -> Option<String> {
+/// `located` holds the index entry of each content blob, in order.
+pub(crate) fn file_problem(
+    located: &[Option<(PackId, BlobEntry)>],
+    bad: &Bad,
+    node: &Node,
+) -> Option<String> {
     let expected = match node.data_length() {
         Ok(n) => n,
         Err(e) => return Some(e),
     };
     let mut sum = 0u64;
-    for (id, loc) in node.content.iter().zip(repo.locate_blobs(&node.content)) {
+    for (id, loc) in node.content.iter().zip(located) {
         if let Some(r) = bad.get(id) {
             return Some(format!("blob {}: {r}", id.short()));
         }

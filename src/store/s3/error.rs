@@ -160,7 +160,10 @@ mod tests {
         assert!(!text.contains('{'), "{text}");
         let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
         // A cause whose text its parent already shows is not repeated.
-        assert_eq!(causes(&Wrapped("connection refused", io)), "connection refused");
+        assert_eq!(
+            causes(&Wrapped("connection refused", io)),
+            "connection refused"
+        );
     }
 
     #[test]
