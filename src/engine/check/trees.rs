@@ -198,14 +198,12 @@ impl<'a> TreeCheck<'a> {
     }
 
     fn file(&self, w: &mut Walk, node: &Node) {
-        let located: Vec<_> = match w.stack.last() {
-            Some(top) => node
-                .content
-                .iter()
-                .map(|id| top.located.get(id).copied().flatten())
-                .collect(),
-            None => self.repo.locate_blobs(&node.content),
-        };
+        let top = w.stack.last().expect("an entry has a directory");
+        let located: Vec<_> = node
+            .content
+            .iter()
+            .map(|id| top.located.get(id).copied().flatten())
+            .collect();
         if let Some(why) = file_problem(&located, self.bad, node) {
             return w.problem(&node.name, why);
         }
