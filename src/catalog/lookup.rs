@@ -141,10 +141,10 @@ impl Catalog {
 
     /// Calls `f` with the type and id of every blob row, in id order,
     /// without collecting them (the table may hold tens of millions).
-    pub fn each_blob_id(&self, mut f: impl FnMut(BlobType, &[u8; 32])) -> CatalogResult<()> {
+    pub fn each_blob_id(&self, mut f: impl FnMut(BlobType, &[u8; 32], u32)) -> CatalogResult<()> {
         let mut st = self
             .conn
-            .prepare("SELECT id, kind FROM blobs ORDER BY id")
+            .prepare("SELECT id, kind, raw_length FROM blobs ORDER BY id")
             .map_err(|e| self.err(e))?;
         let mut rows = st.query([]).map_err(|e| self.err(e))?;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
@@ -153,7 +153,8 @@ impl Catalog {
             let id: &[u8; 32] = bytes.try_into().map_err(|_| self.err(bad_column(0)))?;
             let kind = r.get::<_, u8>(1).map_err(|e| self.err(e))?;
             let kind = BlobType::from_u8(kind).ok_or_else(|| self.err(bad_column(1)))?;
-            f(kind, id);
+            let raw_length = r.get::<_, u32>(2).map_err(|e| self.err(e))?;
+            f(kind, id, raw_length);
         }
         Ok(())
     }
@@ -225,7 +226,7 @@ mod tests {
         assert!(reader.exists(BlobType::Data, &BlobId([7; 32])).unwrap());
         cat.remove_index(&IndexId([2; 32])).unwrap();
         let mut ids = Vec::new();
-        cat.each_blob_id(|_, id| ids.push(id[0])).unwrap();
+        cat.each_blob_id(|_, id, _| ids.push(id[0])).unwrap();
         assert_eq!(ids, [5, 5, 6]);
         assert_eq!(cat.blob_rows().unwrap(), 3);
     }

@@ -18,7 +18,7 @@ use crate::format::id::{BlobId, IndexId, PackId, SnapshotId};
 use crate::format::index::IndexFile;
 use crate::format::snapshot::Snapshot;
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// Pages the catalog's own connection keeps in memory (KiB; SQLite's
 /// default is 2 MiB), for the main database and for the temporary tables
@@ -48,7 +48,8 @@ CREATE TABLE IF NOT EXISTS snapshot_times (id TEXT PRIMARY KEY, time TEXT NOT NU
 CREATE TABLE IF NOT EXISTS index_packs (
     index_id TEXT NOT NULL, pack BLOB NOT NULL, PRIMARY KEY (index_id, pack)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS index_packs_pack ON index_packs (pack);
-CREATE INDEX IF NOT EXISTS blobs_pack ON blobs (pack, offset);
+-- Covering: a pack's entries (check, prune) come from the index alone.
+CREATE INDEX IF NOT EXISTS blobs_pack ON blobs (pack, offset, kind, codec, length, raw_length);
 ";
 
 const DROP_ALL: &str = "

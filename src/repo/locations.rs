@@ -93,8 +93,9 @@ pub const EXACT_LIMIT: usize = 1 << 21;
 /// encoding has that tree's id, and is stored again as a data blob.
 pub enum Known {
     /// Every id of each blob type (indexed by the type), sorted and
-    /// distinct: membership is certain.
-    Exact([Vec<BlobId>; 2]),
+    /// distinct: membership is certain. Beside them, each blob's length
+    /// before compression (the same in every pack that holds it).
+    Exact([Vec<BlobId>; 2], [Vec<u32>; 2]),
     /// Id prefixes only: a hit is confirmed in the catalog.
     Prefixes(Filter),
     /// Nothing in memory: every lookup asks the catalog (a prune, which
@@ -104,7 +105,7 @@ pub enum Known {
 
 impl Default for Known {
     fn default() -> Self {
-        Known::Exact([Vec::new(), Vec::new()])
+        Known::Exact([Vec::new(), Vec::new()], [Vec::new(), Vec::new()])
     }
 }
 
@@ -116,14 +117,17 @@ pub fn load_known(cat: &Catalog, limit: usize) -> CatalogResult<Known> {
         return load_prefixes(cat).map(Known::Prefixes);
     }
     let mut ids: [Vec<BlobId>; 2] = [Vec::with_capacity(rows), Vec::new()];
-    cat.each_blob_id(|kind, id| {
+    let mut sizes: [Vec<u32>; 2] = [Vec::with_capacity(rows), Vec::new()];
+    cat.each_blob_id(|kind, id, raw_length| {
         let of_kind = &mut ids[kind as usize];
         if of_kind.last().map(|l| &l.0) != Some(id) {
             of_kind.push(BlobId(*id));
+            sizes[kind as usize].push(raw_length);
         }
     })?;
     ids[0].shrink_to_fit();
-    Ok(Known::Exact(ids))
+    sizes[0].shrink_to_fit();
+    Ok(Known::Exact(ids, sizes))
 }
 
 /// The filter of every blob id in the catalog, read row by row in id
@@ -131,7 +135,7 @@ pub fn load_known(cat: &Catalog, limit: usize) -> CatalogResult<Known> {
 fn load_prefixes(cat: &Catalog) -> CatalogResult<Filter> {
     let mut failed = None;
     let f = Filter::from_sorted(cat.blob_rows()? as usize, |push| {
-        failed = cat.each_blob_id(|_, id| push(prefix(id))).err();
+        failed = cat.each_blob_id(|_, id, _| push(prefix(id))).err();
     });
     match failed {
         Some(e) => Err(e),
@@ -178,7 +182,7 @@ struct Members {
 impl Members {
     fn add(&mut self, kind: BlobType, id: &BlobId) {
         match &self.loaded {
-            Known::Exact(ids) => {
+            Known::Exact(ids, _) => {
                 if ids[kind as usize].binary_search(id).is_err()
                     && self.exact.insert((kind, *id))
                     && ids[0].len() + ids[1].len() + self.exact.len() > self.limit
@@ -195,7 +199,7 @@ impl Members {
 
     /// Keeps prefixes only, from now on.
     fn keep_prefixes_only(&mut self) {
-        if let Known::Exact(ids) = &self.loaded {
+        if let Known::Exact(ids, _) = &self.loaded {
             let mut all: Vec<u32> = ids.iter().flatten().map(|i| prefix(&i.0)).collect();
             all.sort_unstable();
             let f = Filter::from_sorted(all.len(), |push| all.iter().for_each(|p| push(*p)));
@@ -207,7 +211,7 @@ impl Members {
 
     fn lookup(&self, kind: BlobType, id: &BlobId) -> Member {
         match &self.loaded {
-            Known::Exact(ids) => match ids[kind as usize].binary_search(id).is_ok()
+            Known::Exact(ids, _) => match ids[kind as usize].binary_search(id).is_ok()
                 || self.exact.contains(&(kind, *id))
             {
                 true => Member::Yes,
@@ -224,9 +228,31 @@ impl Members {
         }
     }
 
+    /// The type and length of blob `id` (data first) when the ids loaded
+    /// are exact and nothing was added since: `Some(None)` when no blob
+    /// has that id; `None` when only the catalog can tell.
+    fn size_of(&self, id: &BlobId) -> Option<Option<(BlobType, u32)>> {
+        let Known::Exact(ids, sizes) = &self.loaded else {
+            return None;
+        };
+        if !self.exact.is_empty() {
+            return None;
+        }
+        let found = [BlobType::Data, BlobType::Tree]
+            .into_iter()
+            .find_map(|kind| {
+                let k = kind as usize;
+                ids[k].binary_search(id).ok().map(|i| (kind, sizes[k][i]))
+            });
+        Some(found)
+    }
+
     fn bytes(&self) -> usize {
         let loaded = match &self.loaded {
-            Known::Exact(ids) => (ids[0].capacity() + ids[1].capacity()) * 32,
+            Known::Exact(ids, sizes) => {
+                (ids[0].capacity() + ids[1].capacity()) * 32
+                    + (sizes[0].capacity() + sizes[1].capacity()) * 4
+            }
             Known::Prefixes(f) => f.bytes(),
             Known::Unloaded => 0,
         };
@@ -449,6 +475,26 @@ impl BlobIndex {
             .collect()
     }
 
+    /// The type and length before compression of the blob each of `ids`
+    /// names, looked up as a data blob first (as [`BlobIndex::get`]);
+    /// answered from memory while every id is held there, with one reader
+    /// otherwise.
+    pub fn sizes_all(&self, ids: &[BlobId]) -> Vec<Option<(BlobType, u32)>> {
+        let mut ask = self.asking();
+        let in_memory = |id| match self.recent.is_empty() {
+            true => self.members.size_of(id),
+            false => None,
+        };
+        ids.iter()
+            .map(|id| match in_memory(id) {
+                Some(known) => known,
+                None => self
+                    .get_with(&mut ask, BlobType::Data, id)
+                    .map(|(_, e)| (e.kind, e.raw_length)),
+            })
+            .collect()
+    }
+
     /// Whether a writer may reuse the stored blob instead of storing it
     /// again: false for blobs only in packs a deletion plan names, and for
     /// an id stored only as a blob of the other type.
@@ -642,7 +688,7 @@ mod tests {
         let first = index(&[(1, vec![entry(id(1, 1), 0), entry(id(2, 2), 10)])]);
         cat.add_index(&IndexId([1; 32]), &first).unwrap();
         reload(&mut idx, &cat, &[], 3);
-        assert!(matches!(idx.members.loaded, Known::Exact(_)));
+        assert!(matches!(idx.members.loaded, Known::Exact(..)));
         let more = index(&[(2, vec![entry(id(3, 3), 0), entry(id(4, 4), 10)])]);
         cat.add_index(&IndexId([2; 32]), &more).unwrap();
         idx.indexed(&more);
@@ -662,7 +708,7 @@ mod tests {
             .unwrap();
         let filter = load_prefixes(&cat).unwrap();
         let exact = match load_known(&cat, EXACT_LIMIT).unwrap() {
-            Known::Exact(ids) => ids,
+            Known::Exact(ids, _) => ids,
             _ => panic!("20,000 ids are kept in full"),
         };
         assert_eq!((exact[0].len(), exact[1].len()), (20_000, 0));
@@ -681,6 +727,40 @@ mod tests {
             idx.get(D, &blobs[777].id),
             Some((PackId([1; 32]), blobs[777]))
         );
+    }
+
+    #[test]
+    fn sizes_come_from_memory_and_from_the_catalog_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut cat, mut idx) = open(&dir);
+        let mut tree = entry(id(2, 2), 10);
+        tree.kind = BlobType::Tree;
+        tree.raw_length = 77;
+        let mut big = entry(id(3, 3), 20);
+        big.raw_length = 4 << 20;
+        cat.add_index(
+            &IndexId([1; 32]),
+            &index(&[(1, vec![entry(id(1, 1), 0), tree, big])]),
+        )
+        .unwrap();
+        let ask: Vec<BlobId> = [id(1, 1), id(2, 2), id(3, 3), id(4, 4)]
+            .into_iter()
+            .map(BlobId)
+            .collect();
+        let want = vec![
+            Some((D, 10)),
+            Some((BlobType::Tree, 77)),
+            Some((D, 4 << 20)),
+            None,
+        ];
+        reload(&mut idx, &cat, &[], EXACT_LIMIT);
+        assert!(matches!(idx.members.loaded, Known::Exact(..)));
+        assert_eq!(idx.sizes_all(&ask), want);
+        reload(&mut idx, &cat, &[], 1);
+        assert!(matches!(idx.members.loaded, Known::Prefixes(_)));
+        assert_eq!(idx.sizes_all(&ask), want);
+        idx.reload(Known::Unloaded, HashSet::new(), HashSet::new());
+        assert_eq!(idx.sizes_all(&ask), want);
     }
 
     #[test]

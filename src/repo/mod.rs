@@ -320,6 +320,12 @@ impl Repository {
         self.index().get_all(BlobType::Data, content)
     }
 
+    /// The type and length before compression of each content blob, as
+    /// [`Repository::locate_blobs`] finds it (`None`: not in the index).
+    pub fn blob_sizes(&self, content: &[BlobId]) -> Vec<Option<(BlobType, u32)>> {
+        self.index().sizes_all(content)
+    }
+
     /// Records the blobs of a pack this process has stored, so that later
     /// writers reuse them. (The index object that names them comes later.)
     pub fn record_pack(&self, pack: PackId, entries: &[BlobEntry]) {

@@ -160,6 +160,7 @@ fn read_pack(
         }
         Err(e) => Some(e),
     };
+    let mut bufs = crate::format::blob::BlobBuffers::default();
     for e in expected {
         let sealed = e
             .end()
@@ -168,7 +169,7 @@ fn read_pack(
             bad.insert(e.id, "lies past the end of the pack".into());
             continue;
         };
-        if let Err(err) = repo.sealer().open_blob(e, sealed) {
+        if let Err(err) = repo.sealer().open_blob_with(e, sealed, &mut bufs) {
             bad.insert(e.id, err.to_string());
         }
     }

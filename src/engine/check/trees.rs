@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::Bad;
 use crate::engine::walk::{path_too_long, too_many_entries, MAX_PATH};
 use crate::format::tree::{Node, NodeKind};
-use crate::repo::{BlobEntry, BlobId, BlobType, PackId, Repository};
+use crate::repo::{BlobId, BlobType, Repository};
 
 /// A snapshot names at most this many damaged entries; the walk stops
 /// after them (the check has failed; more names would only take memory).
@@ -39,8 +39,9 @@ struct Frame {
     links: bool,
 }
 
-/// Index entries of content blobs, `None` for those the index lacks.
-type Located = HashMap<BlobId, Option<(PackId, BlobEntry)>>;
+/// The type and length before compression of content blobs, `None` for
+/// those the index lacks.
+type Located = HashMap<BlobId, Option<(BlobType, u32)>>;
 
 /// The index entries of every file's content in `nodes`, asked in one
 /// batch.
@@ -50,7 +51,7 @@ fn locate_files(repo: &Repository, nodes: &[Node]) -> Located {
         .filter(|n| n.kind == NodeKind::File)
         .flat_map(|n| n.content.iter().copied())
         .collect();
-    ids.iter().copied().zip(repo.locate_blobs(&ids)).collect()
+    ids.iter().copied().zip(repo.blob_sizes(&ids)).collect()
 }
 
 /// The first entry met for each hard-linked inode of a snapshot.
@@ -290,9 +291,9 @@ impl<'a> TreeCheck<'a> {
 /// Why a regular file cannot be restored as recorded: a content blob that
 /// is unreadable, missing from the index or a tree; sparse extents that
 /// break the rules; or blobs that do not add up to the recorded size.
-/// `located` holds the index entry of each content blob, in order.
+/// `located` holds the type and length of each content blob, in order.
 pub(crate) fn file_problem(
-    located: &[Option<(PackId, BlobEntry)>],
+    located: &[Option<(BlobType, u32)>],
     bad: &Bad,
     node: &Node,
 ) -> Option<String> {
@@ -305,16 +306,16 @@ pub(crate) fn file_problem(
         if let Some(r) = bad.get(id) {
             return Some(format!("blob {}: {r}", id.short()));
         }
-        let Some((_, e)) = loc else {
+        let Some((kind, raw_length)) = loc else {
             return Some(format!("blob {} is not in the index", id.short()));
         };
-        if e.kind != BlobType::Data {
+        if *kind != BlobType::Data {
             return Some(format!(
                 "its content names tree blob {}, not data",
                 id.short()
             ));
         }
-        sum = sum.saturating_add(e.raw_length as u64);
+        sum = sum.saturating_add(*raw_length as u64);
     }
     (sum != expected)
         .then(|| format!("the snapshot records {expected} bytes of data but its blobs hold {sum}"))
