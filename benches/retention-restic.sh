@@ -9,7 +9,9 @@
 #
 #   --rounds N    backups per tool (default 10)
 #   --no-fresh    start from the dataset as it is (default: make-dataset.sh first)
-#   --keep        keep the work directory (repositories, logs)
+#   --keep        keep the work directory (repositories, logs), with a copy of
+#                 ferry's repository and cache as they were before the forget
+#                 (ferry-before, cache-before) to time it again
 #
 # Environment: FERRY_BIN (default: cargo build --release, target/release/ferry),
 # RESTIC_BIN (default: restic on PATH), MAKE_DATASET, MUTATE_DATASET (default:
@@ -25,7 +27,7 @@ while [ $# -gt 0 ]; do
     --rounds) ROUNDS=$2; shift 2 ;;
     --no-fresh) FRESH=0; shift ;;
     --keep) KEEP=1; shift ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     -*) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     *) DATASET=$1; shift ;;
   esac
@@ -64,6 +66,9 @@ for i in $(seq 1 "$ROUNDS"); do
     >"$W/logs/restic-backup-$i.log" 2>&1
 done
 
+if [ "$KEEP" = 1 ]; then
+  cp -a "$W/ferry" "$W/ferry-before" && cp -a "$W/cache" "$W/cache-before"
+fi
 bytes() { du -sb "$1" | cut -f1; }
 # measure TOOL REPO CMD...: prints "TOOL seconds peakMiB before after freed".
 measure() {

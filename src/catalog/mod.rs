@@ -150,6 +150,9 @@ impl Catalog {
             path: to.display().to_string(),
             source,
         })?;
+        // A private copy that a crash leaves for nothing: no journal, no fsync.
+        dst.execute_batch("PRAGMA synchronous = OFF; PRAGMA journal_mode = OFF;")
+            .map_err(err)?;
         let backup = rusqlite::backup::Backup::new(&src, &mut dst).map_err(err)?;
         backup.step(-1).map_err(err)?;
         Ok(())
@@ -224,6 +227,26 @@ impl Catalog {
 
     pub fn index_ids(&self) -> CatalogResult<HashSet<IndexId>> {
         self.ids("SELECT id FROM indexes")
+    }
+
+    /// Of the index objects read, those that name any of `packs`.
+    pub fn indexes_naming(&self, packs: &[PackId]) -> CatalogResult<HashSet<IndexId>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT index_id FROM index_packs WHERE pack = ?1")
+            .map_err(|e| self.err(e))?;
+        let mut out = HashSet::new();
+        for p in packs {
+            let rows = st
+                .query_map([&p.0[..]], |r| r.get::<_, String>(0))
+                .map_err(|e| self.err(e))?;
+            for hex in rows {
+                let hex = hex.map_err(|e| self.err(e))?;
+                let id = hex.parse().map_err(|_| self.err(bad_column(0)))?;
+                out.insert(id);
+            }
+        }
+        Ok(out)
     }
 
     pub fn snapshot_ids(&self) -> CatalogResult<HashSet<SnapshotId>> {
@@ -421,9 +444,23 @@ impl Catalog {
     }
 
     pub fn tree(&self, id: &BlobId) -> CatalogResult<Option<Vec<u8>>> {
+        self.tree_where("SELECT data FROM trees WHERE id = ?1", id)
+    }
+
+    /// [`Catalog::tree`], for a tree the index names as a tree blob only:
+    /// `None` for one it does not (whose cached encoding is not trusted).
+    pub fn indexed_tree(&self, id: &BlobId) -> CatalogResult<Option<Vec<u8>>> {
+        self.tree_where(
+            "SELECT data FROM trees WHERE id = ?1
+             AND EXISTS (SELECT 1 FROM blobs WHERE id = ?1 AND kind = 1)",
+            id,
+        )
+    }
+
+    fn tree_where(&self, sql: &str, id: &BlobId) -> CatalogResult<Option<Vec<u8>>> {
         let stored: Option<Vec<u8>> = self
             .conn
-            .prepare_cached("SELECT data FROM trees WHERE id = ?1")
+            .prepare_cached(sql)
             .and_then(|mut st| st.query_row([&id.0[..]], |r| r.get(0)).optional())
             .map_err(|e| self.err(e))?;
         Ok(stored.and_then(|data| {

@@ -2,10 +2,10 @@
 //! header's length (u32 little-endian). A pack is named by the BLAKE3 of its
 //! bytes, so it can be verified by name alone.
 
-use super::blob::{BlobEntry, SealedBlob, ENTRY_LEN};
+use super::blob::{BlobEntry, BlobType, SealedBlob, ENTRY_LEN};
 use super::crypto::{aad, Cipher};
 use super::error::DecodeError;
-use super::id::PackId;
+use super::id::{BlobId, PackId};
 
 const HEADER_MAGIC: &[u8; 4] = b"FRYP";
 const HEADER_VERSION: u8 = 1;
@@ -67,15 +67,32 @@ impl PackWriter {
     }
 
     pub fn add(&mut self, blob: SealedBlob) {
+        self.add_sealed(blob.kind, blob.id, blob.codec, blob.raw_length, &blob.data);
+    }
+
+    /// Appends a sealed blob as it is (copied from another pack by a
+    /// repack): its entry is `from`'s but for the offset.
+    pub fn add_copy(&mut self, from: &BlobEntry, sealed: &[u8]) {
+        self.add_sealed(from.kind, from.id, from.codec, from.raw_length, sealed);
+    }
+
+    fn add_sealed(
+        &mut self,
+        kind: BlobType,
+        id: BlobId,
+        codec: u8,
+        raw_length: u32,
+        sealed: &[u8],
+    ) {
         self.entries.push(BlobEntry {
-            kind: blob.kind,
-            codec: blob.codec,
-            id: blob.id,
+            kind,
+            codec,
+            id,
             offset: (self.buf.len() - self.start) as u64,
-            length: blob.data.len() as u32,
-            raw_length: blob.raw_length,
+            length: sealed.len() as u32,
+            raw_length,
         });
-        self.buf.extend_from_slice(&blob.data);
+        self.buf.extend_from_slice(sealed);
     }
 
     pub fn len(&self) -> usize {

@@ -57,6 +57,10 @@ impl Default for InitOptions {
 }
 
 /// An unlocked repository.
+/// A tree asked of [`Repository::fetch_trees`]: the tree, and its encoding
+/// when it was read from its pack.
+pub type FetchedTree = (BlobId, RepoResult<(Tree, Option<Vec<u8>>)>);
+
 pub struct Repository {
     store: DynStore,
     key: MasterKey,
@@ -635,6 +639,56 @@ impl Repository {
         let data = self.read_blob(BlobType::Tree, id).await?;
         let tree = Tree::decode(&data).map_err(|e| RepoError::corrupt(object(), e))?;
         Ok((tree, Some(data)))
+    }
+
+    /// [`Repository::fetch_tree`] for a batch of trees, in the order
+    /// asked: those the catalog caches (and the index names as trees) in
+    /// one trip to it, decoded on two blocking threads; the others one by
+    /// one as `fetch_tree` reads them.
+    pub async fn fetch_trees(&self, ids: Vec<BlobId>) -> Vec<FetchedTree> {
+        let asked = ids.clone();
+        let cached = self
+            .on_catalog(move |c| {
+                asked
+                    .iter()
+                    .map(|id| c.indexed_tree(id))
+                    .collect::<crate::catalog::CatalogResult<Vec<_>>>()
+            })
+            .await
+            .unwrap_or_else(|_| vec![None; ids.len()]);
+        let mut halves: [Vec<(usize, Vec<u8>)>; 2] = [Vec::new(), Vec::new()];
+        for (i, data) in cached.into_iter().enumerate() {
+            if let Some(d) = data {
+                halves[i % 2].push((i, d));
+            }
+        }
+        let decode = |half: Vec<(usize, Vec<u8>)>| {
+            tokio::task::spawn_blocking(move || {
+                half.into_iter()
+                    .filter_map(|(i, d)| Tree::decode(&d).ok().map(|t| (i, t)))
+                    .collect::<Vec<_>>()
+            })
+        };
+        let [a, b] = halves;
+        let (a, b) = tokio::join!(decode(a), decode(b));
+        let mut decoded: Vec<Option<Tree>> = ids.iter().map(|_| None).collect();
+        for (i, t) in a
+            .unwrap_or_default()
+            .into_iter()
+            .chain(b.unwrap_or_default())
+        {
+            decoded[i] = Some(t);
+        }
+        futures::stream::iter(ids.into_iter().zip(decoded))
+            .map(|(id, tree)| async move {
+                match tree {
+                    Some(t) => (id, Ok((t, None))),
+                    None => (id, self.fetch_tree(&id).await),
+                }
+            })
+            .buffered(PARALLEL_LOADS)
+            .collect()
+            .await
     }
 
     /// Stores a finished pack (the caller records its blobs afterwards).

@@ -4,7 +4,9 @@
 
 use super::{RepoResult, Repository};
 use crate::catalog::PackUsage;
-use crate::format::{BlobEntry, BlobId, BlobType, PackId};
+use std::collections::HashSet;
+
+use crate::format::{BlobEntry, BlobId, BlobType, IndexId, PackId};
 
 impl Repository {
     /// Forgets every mark made by [`Repository::mark_used`].
@@ -35,6 +37,16 @@ impl Repository {
     /// Every indexed pack and its size.
     pub async fn indexed_packs(&self) -> RepoResult<Vec<(PackId, u64)>> {
         self.on_catalog(|c| c.packs()).await
+    }
+
+    /// The index objects the catalog has read, and those of them that
+    /// name any of `packs`.
+    pub async fn indexes_naming(
+        &self,
+        packs: Vec<PackId>,
+    ) -> RepoResult<(HashSet<IndexId>, HashSet<IndexId>)> {
+        self.on_catalog(move |c| Ok((c.index_ids()?, c.indexes_naming(&packs)?)))
+            .await
     }
 
     /// The entries the index records for one pack, in pack order.

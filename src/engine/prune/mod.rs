@@ -12,6 +12,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
+use futures::StreamExt;
 use serde::Serialize;
 
 use super::{EngineError, EngineResult};
@@ -256,8 +257,11 @@ async fn carry_out(
             indexes = report.indexes_rewritten,
             "prune: index objects rewritten"
         );
-        for p in &d.delete {
-            repo.delete_pack(p).await?;
+        let mut deletes = futures::stream::iter(&d.delete)
+            .map(|p| repo.delete_pack(p))
+            .buffer_unordered(PARALLEL_DELETES);
+        while let Some(done) = deletes.next().await {
+            done?;
         }
         tracing::debug!(packs = d.delete.len(), "prune: packs deleted");
     }
@@ -433,29 +437,55 @@ fn classify(
 
 /// Writes, for every index object naming a pack of `gone`, one without
 /// those packs, then deletes the old one. Returns how many were rewritten.
+/// Index objects never change, so the catalog tells which of those it has
+/// read name such a pack; only those, and any listed that it has not read
+/// (written since it was brought in step), are loaded.
 async fn drop_from_indexes(repo: &Repository, gone: &[PackId]) -> EngineResult<u64> {
+    let listed: HashSet<IndexId> = repo.list_ids(ObjectKind::Index).await?;
+    let (read, naming) = repo.indexes_naming(gone.to_vec()).await?;
     let gone: HashSet<PackId> = gone.iter().copied().collect();
-    let ids: HashSet<IndexId> = repo.list_ids(ObjectKind::Index).await?;
+    let gone = &gone;
+    let rewrites = listed
+        .into_iter()
+        .filter(|id| naming.contains(id) || !read.contains(id))
+        .map(|id| async move { rewrite_index(repo, id, gone).await });
+    let mut rewrites = futures::stream::iter(rewrites).buffer_unordered(PARALLEL_REWRITES);
     let mut rewritten = 0;
-    for id in ids {
-        let idx = repo.load_index(&id).await?;
-        if !idx.packs.iter().any(|p| gone.contains(&p.id)) {
-            continue;
-        }
-        let rest = IndexFile {
-            packs: idx
-                .packs
-                .into_iter()
-                .filter(|p| !gone.contains(&p.id))
-                .collect(),
-        };
-        if !rest.packs.is_empty() {
-            repo.save_index(&rest).await?;
-        }
-        repo.delete_index(&id).await?;
-        rewritten += 1;
+    while let Some(done) = rewrites.next().await {
+        rewritten += done? as u64;
     }
     Ok(rewritten)
+}
+
+/// Packs deleted at a time.
+const PARALLEL_DELETES: usize = 8;
+
+/// Index objects rewritten at a time.
+const PARALLEL_REWRITES: usize = 4;
+
+/// Rewrites index object `id` without the packs of `gone`, if it names
+/// any: the new object is stored before the old one is deleted.
+async fn rewrite_index(
+    repo: &Repository,
+    id: IndexId,
+    gone: &HashSet<PackId>,
+) -> EngineResult<bool> {
+    let idx = repo.load_index(&id).await?;
+    if !idx.packs.iter().any(|p| gone.contains(&p.id)) {
+        return Ok(false);
+    }
+    let rest = IndexFile {
+        packs: idx
+            .packs
+            .into_iter()
+            .filter(|p| !gone.contains(&p.id))
+            .collect(),
+    };
+    if !rest.packs.is_empty() {
+        repo.save_index(&rest).await?;
+    }
+    repo.delete_index(&id).await?;
+    Ok(true)
 }
 
 #[cfg(test)]

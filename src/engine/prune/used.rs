@@ -4,13 +4,9 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use futures::StreamExt;
-
 use super::{EngineError, EngineResult};
 use crate::repo::{BlobId, BlobType, Repository, SnapshotId};
 
-/// Trees read at once while marking.
-const PARALLEL_TREES: usize = 16;
 /// Trees taken from the stack at a time.
 const TREES_PER_BATCH: usize = 128;
 /// Blob ids gathered before they are marked (8 MiB of ids), whatever the
@@ -53,11 +49,8 @@ pub async fn mark(repo: &Arc<Repository>, m: &mut Marked) -> EngineResult<()> {
         m.used += stack.len() as u64;
         while !stack.is_empty() {
             let batch = stack.split_off(stack.len().saturating_sub(TREES_PER_BATCH));
-            let mut reads = futures::stream::iter(batch)
-                .map(|id| async move { (id, repo.fetch_tree(&id).await) })
-                .buffered(PARALLEL_TREES);
             let (mut ids, mut subtrees, mut fetched) = (Vec::new(), Vec::new(), Vec::new());
-            while let Some((id, read)) = reads.next().await {
+            for (id, read) in repo.fetch_trees(batch).await {
                 let (tree, data) = read.map_err(|e| {
                     EngineError::Usage(format!(
                         "snapshot {}: tree {} cannot be read ({e}); prune deletes nothing while it cannot see what a snapshot needs: run `ferry check`",
