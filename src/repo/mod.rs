@@ -56,11 +56,11 @@ impl Default for InitOptions {
     }
 }
 
-/// An unlocked repository.
 /// A tree asked of [`Repository::fetch_trees`]: the tree, and its encoding
 /// when it was read from its pack.
 pub type FetchedTree = (BlobId, RepoResult<(Tree, Option<Vec<u8>>)>);
 
+/// An unlocked repository.
 pub struct Repository {
     store: DynStore,
     key: MasterKey,
@@ -643,8 +643,8 @@ impl Repository {
 
     /// [`Repository::fetch_tree`] for a batch of trees, in the order
     /// asked: those the catalog caches (and the index names as trees) in
-    /// one trip to it, decoded on two blocking threads; the others one by
-    /// one as `fetch_tree` reads them.
+    /// one trip to it, decoded on two blocking threads; the others as
+    /// `fetch_tree` reads them, several at a time.
     pub async fn fetch_trees(&self, ids: Vec<BlobId>) -> Vec<FetchedTree> {
         let asked = ids.clone();
         let cached = self
