@@ -7,8 +7,9 @@ use std::sync::Arc;
 use super::{EngineError, EngineResult};
 use crate::repo::{BlobId, BlobType, Repository, SnapshotId};
 
-/// Trees taken from the stack at a time.
-const TREES_PER_BATCH: usize = 128;
+/// Trees taken from the stack at a time (their encodings and decoded trees
+/// are held together: a tree of 16 k blob ids is about 1 MiB of each).
+const TREES_PER_BATCH: usize = 16;
 /// Blob ids gathered before they are marked (8 MiB of ids), whatever the
 /// size of the trees.
 const IDS_PER_MARK: usize = 1 << 18;
