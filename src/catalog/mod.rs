@@ -231,20 +231,12 @@ impl Catalog {
 
     /// Of the index objects read, those that name any of `packs`.
     pub fn indexes_naming(&self, packs: &[PackId]) -> CatalogResult<HashSet<IndexId>> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT index_id FROM index_packs WHERE pack = ?1")
-            .map_err(|e| self.err(e))?;
         let mut out = HashSet::new();
         for p in packs {
-            let rows = st
-                .query_map([&p.0[..]], |r| r.get::<_, String>(0))
-                .map_err(|e| self.err(e))?;
-            for hex in rows {
-                let hex = hex.map_err(|e| self.err(e))?;
-                let id = hex.parse().map_err(|_| self.err(bad_column(0)))?;
-                out.insert(id);
-            }
+            out.extend(self.ids_with::<IndexId>(
+                "SELECT index_id FROM index_packs WHERE pack = ?1",
+                [&p.0[..]],
+            )?);
         }
         Ok(out)
     }
@@ -257,8 +249,21 @@ impl Catalog {
         &self,
         sql: &str,
     ) -> CatalogResult<HashSet<T>> {
-        let rows = self.rows(sql, |r| r.get::<_, String>(0))?;
-        Ok(rows.into_iter().filter_map(|id| id.parse().ok()).collect())
+        self.ids_with(sql, [])
+    }
+
+    /// The ids (hex, in the first column) of every row `sql` selects with
+    /// `params`; a row that does not parse is an error (the catalog is
+    /// damaged), not a row left out.
+    fn ids_with<T: std::str::FromStr + Eq + std::hash::Hash>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> CatalogResult<HashSet<T>> {
+        let rows = self.rows_with(sql, params, |r| r.get::<_, String>(0))?;
+        rows.into_iter()
+            .map(|id| id.parse().map_err(|_| self.err(bad_column(0))))
+            .collect()
     }
 
     /// Every row `sql` selects, as `row` maps it.
@@ -267,8 +272,18 @@ impl Catalog {
         sql: &str,
         row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
     ) -> CatalogResult<Vec<T>> {
+        self.rows_with(sql, [], row)
+    }
+
+    /// [`Catalog::rows`] of a statement with parameters.
+    fn rows_with<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> CatalogResult<Vec<T>> {
         let mut st = self.conn.prepare_cached(sql).map_err(|e| self.err(e))?;
-        let rows = st.query_map([], row).map_err(|e| self.err(e))?;
+        let rows = st.query_map(params, row).map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
@@ -444,23 +459,9 @@ impl Catalog {
     }
 
     pub fn tree(&self, id: &BlobId) -> CatalogResult<Option<Vec<u8>>> {
-        self.tree_where("SELECT data FROM trees WHERE id = ?1", id)
-    }
-
-    /// [`Catalog::tree`], for a tree the index names as a tree blob only:
-    /// `None` for one it does not (whose cached encoding is not trusted).
-    pub fn indexed_tree(&self, id: &BlobId) -> CatalogResult<Option<Vec<u8>>> {
-        self.tree_where(
-            "SELECT data FROM trees WHERE id = ?1
-             AND EXISTS (SELECT 1 FROM blobs WHERE id = ?1 AND kind = 1)",
-            id,
-        )
-    }
-
-    fn tree_where(&self, sql: &str, id: &BlobId) -> CatalogResult<Option<Vec<u8>>> {
         let stored: Option<Vec<u8>> = self
             .conn
-            .prepare_cached(sql)
+            .prepare_cached("SELECT data FROM trees WHERE id = ?1")
             .and_then(|mut st| st.query_row([&id.0[..]], |r| r.get(0)).optional())
             .map_err(|e| self.err(e))?;
         Ok(stored.and_then(|data| {

@@ -512,10 +512,15 @@ impl BlobIndex {
     /// Whether blob `kind`/`id` can be read at all (in a planned pack or
     /// not).
     pub fn locates(&self, kind: BlobType, id: &BlobId) -> bool {
-        !matches!(
-            self.found(&mut self.asking(), kind, id, false),
-            Found::Absent
-        )
+        self.locates_all(kind, std::slice::from_ref(id))[0]
+    }
+
+    /// [`BlobIndex::locates`] of each of `ids`, with one reader.
+    pub fn locates_all(&self, kind: BlobType, ids: &[BlobId]) -> Vec<bool> {
+        let mut ask = self.asking();
+        ids.iter()
+            .map(|id| !matches!(self.found(&mut ask, kind, id, false), Found::Absent))
+            .collect()
     }
 
     /// Bytes of memory the membership structures take (for tests and logs).

@@ -612,50 +612,19 @@ impl Repository {
     /// second case also its encoding, for [`Repository::cache_trees`]
     /// (walks that read many trees cache them in batches).
     pub async fn fetch_tree(&self, id: &BlobId) -> RepoResult<(Tree, Option<Vec<u8>>)> {
-        // The cache may hold trees whose pack never became durable (an
-        // interrupted backup): only trust it for blobs the index names.
-        let indexed = self.index().contains(BlobType::Tree, id);
-        let cached = match indexed {
-            true => {
-                let id = *id;
-                self.on_catalog(move |c| c.tree(&id)).await?
-            }
-            false => None,
-        };
-        let object = || format!("tree {id}");
-        if let Some((_, e)) = self.locate_blob(BlobType::Tree, id) {
-            if e.kind != BlobType::Tree {
-                return Err(RepoError::corrupt(
-                    object(),
-                    "names a data blob, not a tree",
-                ));
-            }
+        let cached = self.cached_trees(vec![*id]).await.pop().flatten();
+        match cached.and_then(|data| Tree::decode(&data).ok()) {
+            Some(t) => Ok((t, None)),
+            None => self.read_tree(id).await,
         }
-        if let Some(data) = cached {
-            if let Ok(t) = Tree::decode(&data) {
-                return Ok((t, None));
-            }
-        }
-        let data = self.read_blob(BlobType::Tree, id).await?;
-        let tree = Tree::decode(&data).map_err(|e| RepoError::corrupt(object(), e))?;
-        Ok((tree, Some(data)))
     }
 
     /// [`Repository::fetch_tree`] for a batch of trees, in the order
-    /// asked: those the catalog caches (and the index names as trees) in
-    /// one trip to it, decoded on two blocking threads; the others as
-    /// `fetch_tree` reads them, several at a time.
+    /// asked: those the catalog caches in one trip to it, decoded on two
+    /// blocking threads; the others read from their packs, several at a
+    /// time.
     pub async fn fetch_trees(&self, ids: Vec<BlobId>) -> Vec<FetchedTree> {
-        let asked = ids.clone();
-        let cached = self
-            .on_catalog(move |c| {
-                asked
-                    .iter()
-                    .map(|id| c.indexed_tree(id))
-                    .collect::<crate::catalog::CatalogResult<Vec<_>>>()
-            })
-            .await
-            .unwrap_or_else(|_| vec![None; ids.len()]);
+        let cached = self.cached_trees(ids.clone()).await;
         let mut halves: [Vec<(usize, Vec<u8>)>; 2] = [Vec::new(), Vec::new()];
         for (i, data) in cached.into_iter().enumerate() {
             if let Some(d) = data {
@@ -683,12 +652,49 @@ impl Repository {
             .map(|(id, tree)| async move {
                 match tree {
                     Some(t) => (id, Ok((t, None))),
-                    None => (id, self.fetch_tree(&id).await),
+                    None => (id, self.read_tree(&id).await),
                 }
             })
             .buffered(PARALLEL_LOADS)
             .collect()
             .await
+    }
+
+    /// The catalog's cached encodings of `ids`, in the order asked. The
+    /// cache may hold trees whose pack never became durable (an
+    /// interrupted backup), so it is trusted only for ids the index
+    /// locates as tree blobs; a failing catalog counts as an empty cache.
+    async fn cached_trees(&self, ids: Vec<BlobId>) -> Vec<Option<Vec<u8>>> {
+        let trusted = self.index().locates_all(BlobType::Tree, &ids);
+        let n = ids.len();
+        let asked: Vec<(BlobId, bool)> = ids.into_iter().zip(trusted).collect();
+        self.on_catalog(move |c| {
+            asked
+                .iter()
+                .map(|(id, trusted)| match trusted {
+                    true => c.tree(id),
+                    false => Ok(None),
+                })
+                .collect::<crate::catalog::CatalogResult<Vec<_>>>()
+        })
+        .await
+        .unwrap_or_else(|_| vec![None; n])
+    }
+
+    /// A tree read from its pack, with its encoding.
+    async fn read_tree(&self, id: &BlobId) -> RepoResult<(Tree, Option<Vec<u8>>)> {
+        let object = || format!("tree {id}");
+        if let Some((_, e)) = self.locate_blob(BlobType::Tree, id) {
+            if e.kind != BlobType::Tree {
+                return Err(RepoError::corrupt(
+                    object(),
+                    "names a data blob, not a tree",
+                ));
+            }
+        }
+        let data = self.read_blob(BlobType::Tree, id).await?;
+        let tree = Tree::decode(&data).map_err(|e| RepoError::corrupt(object(), e))?;
+        Ok((tree, Some(data)))
     }
 
     /// Stores a finished pack (the caller records its blobs afterwards).
