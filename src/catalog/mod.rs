@@ -18,7 +18,7 @@ use crate::format::id::{BlobId, IndexId, PackId, SnapshotId};
 use crate::format::index::IndexFile;
 use crate::format::snapshot::Snapshot;
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// Pages the catalog's own connection keeps in memory (KiB; SQLite's
 /// default is 2 MiB), for the main database and for the temporary tables
@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS packs (
 CREATE TABLE IF NOT EXISTS blobs (
     id BLOB NOT NULL, pack BLOB NOT NULL, kind INTEGER NOT NULL, codec INTEGER NOT NULL,
     offset INTEGER NOT NULL, length INTEGER NOT NULL, raw_length INTEGER NOT NULL,
-    index_id TEXT NOT NULL, PRIMARY KEY (id, pack)) WITHOUT ROWID;
+    PRIMARY KEY (id, pack)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS snapshots (
     id TEXT PRIMARY KEY, time TEXT NOT NULL, host TEXT NOT NULL, paths TEXT NOT NULL,
     tags TEXT NOT NULL, tree TEXT NOT NULL, json TEXT NOT NULL);
@@ -171,6 +171,10 @@ impl Catalog {
             .map_err(err)?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(err)?;
+        // A bulk write (an index object of a million blobs, a prune's
+        // deletions) grows the log; once checkpointed it is cut back.
+        conn.pragma_update(None, "journal_size_limit", 64i64 << 20)
+            .map_err(err)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(err)?;
         conn.execute_batch(&format!(
@@ -304,8 +308,8 @@ impl Catalog {
                 .map_err(err)?;
             let mut blob_st = tx
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO blobs (id, pack, kind, codec, offset, length, raw_length, index_id)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    "INSERT OR REPLACE INTO blobs (id, pack, kind, codec, offset, length, raw_length)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 )
                 .map_err(err)?;
             let mut named_st = tx
@@ -334,7 +338,6 @@ impl Catalog {
                             b.offset as i64,
                             b.length,
                             b.raw_length,
-                            idx
                         ])
                         .map_err(err)?;
                 }

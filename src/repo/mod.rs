@@ -11,7 +11,7 @@ mod plans;
 mod sealer;
 mod usage;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -467,12 +467,20 @@ impl Repository {
         &self,
         kind: ObjectKind,
     ) -> RepoResult<HashSet<T>> {
+        Ok(self.list_sizes(kind).await?.into_keys().collect())
+    }
+
+    /// The objects of one kind, by id, with their stored sizes.
+    pub async fn list_sizes<T: std::str::FromStr + Eq + std::hash::Hash>(
+        &self,
+        kind: ObjectKind,
+    ) -> RepoResult<HashMap<T, u64>> {
         Ok(self
             .store
             .list(kind.prefix())
             .await?
-            .iter()
-            .filter_map(|m| crate::format::kind::id_from_key(&m.key))
+            .into_iter()
+            .filter_map(|m| Some((crate::format::kind::id_from_key(&m.key)?, m.size)))
             .collect())
     }
 

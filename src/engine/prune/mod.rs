@@ -191,13 +191,7 @@ async fn round(
         "prune: used blobs marked"
     );
     (report.snapshots, report.used_blobs) = (marked.snapshots(), marked.used);
-    let stored: HashMap<PackId, u64> = repo
-        .store()
-        .list(ObjectKind::Pack.prefix())
-        .await?
-        .into_iter()
-        .filter_map(|m| Some((crate::format::kind::id_from_key(&m.key)?, m.size)))
-        .collect();
+    let stored: HashMap<PackId, u64> = repo.list_sizes(ObjectKind::Pack).await?;
     let usage = match kind {
         Round::Whole => Some(repo.pack_usage().await?),
         Round::CarryOut => None,
@@ -441,14 +435,21 @@ fn classify(
 /// read name such a pack; only those, and any listed that it has not read
 /// (written since it was brought in step), are loaded.
 async fn drop_from_indexes(repo: &Repository, gone: &[PackId]) -> EngineResult<u64> {
-    let listed: HashSet<IndexId> = repo.list_ids(ObjectKind::Index).await?;
+    let listed: HashMap<IndexId, u64> = repo.list_sizes(ObjectKind::Index).await?;
     let (read, naming) = repo.indexes_naming(gone.to_vec()).await?;
     let gone: HashSet<PackId> = gone.iter().copied().collect();
-    let gone = &gone;
+    let (gone, budget) = (&gone, &tokio::sync::Semaphore::new(REWRITE_BUDGET_KIB));
     let rewrites = listed
         .into_iter()
-        .filter(|id| naming.contains(id) || !read.contains(id))
-        .map(|id| async move { rewrite_index(repo, id, gone).await });
+        .filter(|(id, _)| naming.contains(id) || !read.contains(id))
+        .map(|(id, size)| async move {
+            // An index object is held several times over while it is
+            // rewritten (sealed, decoded, encoded again): large ones go
+            // one at a time.
+            let kib = (size / 1024).clamp(1, REWRITE_BUDGET_KIB as u64) as u32;
+            let _held = budget.acquire_many(kib).await;
+            rewrite_index(repo, id, gone).await
+        });
     let mut rewrites = futures::stream::iter(rewrites).buffer_unordered(PARALLEL_REWRITES);
     let mut rewritten = 0;
     while let Some(done) = rewrites.next().await {
@@ -460,8 +461,10 @@ async fn drop_from_indexes(repo: &Repository, gone: &[PackId]) -> EngineResult<u
 /// Packs deleted at a time.
 const PARALLEL_DELETES: usize = 8;
 
-/// Index objects rewritten at a time.
+/// Index objects rewritten at a time, while their stored sizes add up to
+/// at most [`REWRITE_BUDGET_KIB`].
 const PARALLEL_REWRITES: usize = 4;
+const REWRITE_BUDGET_KIB: usize = 8 << 10;
 
 /// Rewrites index object `id` without the packs of `gone`, if it names
 /// any: the new object is stored before the old one is deleted.
