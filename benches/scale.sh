@@ -83,6 +83,15 @@ files_case() {
   measure ferry "backup (unchanged)" "$n" "$FERRY" backup --repo "$r" "$t"
   measure ferry "restore" "$n" "$FERRY" restore --repo "$r" latest --target "$W/restore-$n"
   measure ferry "ls" "$n" "$FERRY" ls --repo "$r" latest
+  # One snapshot of the whole tree and one of half of it, as restic's below:
+  # forget the first and prune (two-phase, carried out in one run).
+  local half
+  half=$(find "$t" -mindepth 1 -maxdepth 1 -type d | sort | head -n 8 | tr '\n' ' ')
+  # shellcheck disable=SC2086
+  "$FERRY" backup --repo "$r" $half >/dev/null
+  measure ferry "forget --keep-last 1 --prune" "$n" "$FERRY" forget --repo "$r" \
+    --keep-last 1 --group-by host --prune --keep-delete 0s
+  measure ferry "check" "$n" "$FERRY" check --repo "$r"
   rm -rf "$W/restore-$n" "$r" "$W/cache"
   if [ "$RESTIC" = 1 ]; then
     r="$W/restic-$n"
@@ -91,14 +100,13 @@ files_case() {
     measure restic "backup (unchanged)" "$n" restic --repo "$r" backup "$t"
     measure restic "restore" "$n" restic --repo "$r" restore latest --target "$W/restore-$n"
     measure restic "ls" "$n" restic --repo "$r" ls latest
-    # One snapshot of the whole tree and one of half of it: forget the
-    # first and prune, restic's way (an exclusive lock, blobs in memory).
-    local half
-    half=$(find "$t" -mindepth 1 -maxdepth 1 -type d | sort | head -n 8 | tr '\n' ' ')
+    # The same two snapshots: forget the first and prune, restic's way (an
+    # exclusive lock, blobs in memory).
     # shellcheck disable=SC2086
     restic --repo "$r" backup $half >/dev/null
     measure restic "forget --keep-last 1 --prune" "$n" restic --repo "$r" forget \
       --keep-last 1 --group-by host --prune
+    measure restic "check" "$n" restic --repo "$r" check
     rm -rf "$W/restore-$n" "$r" "$W/restic-cache"
   fi
   rm -rf "$t"

@@ -34,7 +34,7 @@ impl AlignedBuf {
 
     /// A spare buffer of at least `cap` bytes, or a new one.
     pub fn take(cap: usize) -> Self {
-        if let Some(b) = SPARE_ALIGNED.take(|b| b.cap >= cap) {
+        if let Some(b) = SPARE_ALIGNED.take(|b| (b.cap >= cap).then_some(b.cap)) {
             return b;
         }
         let cap = cap.max(1).next_multiple_of(1 << 20);

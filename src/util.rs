@@ -121,10 +121,16 @@ impl<T> Spares<T> {
         }
     }
 
-    /// A kept buffer that `fits`, if there is one.
-    pub fn take(&self, fits: impl Fn(&T) -> bool) -> Option<T> {
+    /// Of the kept buffers that fit (`fit` gives their size, or `None`),
+    /// the smallest, if there is one: a small request leaves the large
+    /// buffers to the large ones, so mixed sizes do not grow the pool.
+    pub fn take(&self, fit: impl Fn(&T) -> Option<usize>) -> Option<T> {
         let mut kept = self.kept.lock().unwrap_or_else(|e| e.into_inner());
-        let i = kept.iter().position(fits)?;
+        let (i, _) = kept
+            .iter()
+            .enumerate()
+            .filter_map(|(i, b)| fit(b).map(|size| (i, size)))
+            .min_by_key(|&(_, size)| size)?;
         Some(kept.swap_remove(i))
     }
 
@@ -156,6 +162,27 @@ pub fn human_seconds(s: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn spares_give_the_smallest_buffer_that_fits() {
+        let spares = super::Spares::new(3);
+        for cap in [16usize, 1, 4, 8] {
+            spares.keep(Vec::<u8>::with_capacity(cap)); // the fourth is not kept
+        }
+        let fit = |need: usize| move |b: &Vec<u8>| (b.capacity() >= need).then_some(b.capacity());
+        assert_eq!(
+            spares
+                .take(fit(2))
+                .map(|b| b.capacity() >= 4 && b.capacity() < 16),
+            Some(true)
+        );
+        assert_eq!(spares.take(fit(17)), None);
+        assert!(spares.take(fit(2)).is_some_and(|b| b.capacity() >= 16));
+        assert!(spares
+            .take(fit(0))
+            .is_some_and(|b| b.capacity() >= 1 && b.capacity() < 4));
+        assert!(spares.take(fit(0)).is_none());
+    }
+
     #[test]
     fn sizes() {
         assert_eq!(super::parse_size("512KiB").unwrap(), 512 << 10);

@@ -54,7 +54,7 @@ impl Drop for Recycled {
 
 impl PackWriter {
     pub fn with_capacity(cap: usize) -> Self {
-        let spare = SPARE_BUFFERS.take(|_| true);
+        let spare = SPARE_BUFFERS.take(|_| Some(0));
         let mut buf = spare.unwrap_or_default();
         buf.reserve(cap + ALIGN);
         let start = buf.as_ptr().align_offset(ALIGN);

@@ -632,30 +632,22 @@ impl Repository {
     /// blocking threads; the others read from their packs, several at a
     /// time.
     pub async fn fetch_trees(&self, ids: Vec<BlobId>) -> Vec<FetchedTree> {
-        let cached = self.cached_trees(ids.clone()).await;
-        let mut halves: [Vec<(usize, Vec<u8>)>; 2] = [Vec::new(), Vec::new()];
-        for (i, data) in cached.into_iter().enumerate() {
-            if let Some(d) = data {
-                halves[i % 2].push((i, d));
+        let mut decoded = self.cached_trees(ids.clone()).await;
+        let second = decoded.split_off(decoded.len() / 2);
+        let decode = |half: Vec<Option<Vec<u8>>>| {
+            let n = half.len();
+            let task = tokio::task::spawn_blocking(move || {
+                let open = |d: Option<Vec<u8>>| d.and_then(|d| Tree::decode(&d).ok());
+                half.into_iter().map(open).collect::<Vec<_>>()
+            });
+            // A decoding thread that failed leaves its trees to be read.
+            async move {
+                task.await
+                    .unwrap_or_else(|_| (0..n).map(|_| None).collect())
             }
-        }
-        let decode = |half: Vec<(usize, Vec<u8>)>| {
-            tokio::task::spawn_blocking(move || {
-                half.into_iter()
-                    .filter_map(|(i, d)| Tree::decode(&d).ok().map(|t| (i, t)))
-                    .collect::<Vec<_>>()
-            })
         };
-        let [a, b] = halves;
-        let (a, b) = tokio::join!(decode(a), decode(b));
-        let mut decoded: Vec<Option<Tree>> = ids.iter().map(|_| None).collect();
-        for (i, t) in a
-            .unwrap_or_default()
-            .into_iter()
-            .chain(b.unwrap_or_default())
-        {
-            decoded[i] = Some(t);
-        }
+        let (a, b) = tokio::join!(decode(decoded), decode(second));
+        let decoded = a.into_iter().chain(b);
         futures::stream::iter(ids.into_iter().zip(decoded))
             .map(|(id, tree)| async move {
                 match tree {

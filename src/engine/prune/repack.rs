@@ -24,10 +24,9 @@ use crate::repo::{RepoError, Repository};
 /// another is verified, on another thread.
 const READ_AHEAD: usize = 2;
 
-/// An old pack's bytes and the entries of its used blobs, each verified.
+/// An old pack's used blobs, each verified: its entry and sealed bytes.
 struct Verified {
-    data: Bytes,
-    used: Vec<BlobEntry>,
+    blobs: Vec<(BlobEntry, Bytes)>,
 }
 
 /// Repacks `packs`; returns the new packs written. The old packs stay
@@ -48,8 +47,8 @@ pub async fn repack(repo: &Arc<Repository>, packs: &[PackUsage]) -> EngineResult
             reads.push_back(tokio::spawn(used_blobs(repo.clone(), *u)));
         }
         let pack = read.map_err(stopped)??;
-        for e in &pack.used {
-            writer.add_copy(e, &pack.data[e.offset as usize..][..e.length as usize]);
+        for (e, sealed) in &pack.blobs {
+            writer.add_copy(e, sealed);
             if writer.len() >= target {
                 let full = std::mem::replace(&mut writer, PackWriter::with_capacity(target));
                 if let Some(prev) = storing.replace(tokio::spawn(store(repo.clone(), full))) {
@@ -76,22 +75,72 @@ fn stopped(e: tokio::task::JoinError) -> EngineError {
     EngineError::Usage(format!("repacking stopped: {e}"))
 }
 
-/// The used blobs of one pack, each checked to open and match its id
-/// (only those are copied), in pack order.
+/// Gaps between used blobs of at most this many bytes are read through
+/// rather than skipped, and a pack takes at most [`MAX_SPANS`] reads: a
+/// mostly unused pack costs little more than its used bytes, without a
+/// request per blob.
+const GAP: u64 = 1 << 20;
+const MAX_SPANS: usize = 16;
+
+/// The spans of a pack that hold `used` (sorted by offset), each as
+/// `(start, end)`; `None` if an entry's end overflows.
+fn spans(used: &[BlobEntry]) -> Option<Vec<(u64, u64)>> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for e in used {
+        let end = e.offset.checked_add(u64::from(e.length))?;
+        match out.last_mut() {
+            Some((_, last)) if e.offset <= last.saturating_add(GAP) => *last = (*last).max(end),
+            _ => out.push((e.offset, end)),
+        }
+    }
+    if out.len() > MAX_SPANS {
+        out = vec![(out[0].0, out[out.len() - 1].1)];
+    }
+    Some(out)
+}
+
+/// The used blobs of one pack, read in [`spans`], each checked to open
+/// and match its id (only those are copied), in pack order.
 async fn used_blobs(repo: Arc<Repository>, u: PackUsage) -> EngineResult<Verified> {
     let used = repo.used_entries(u.pack).await?;
-    let data = repo.store().get(&u.pack.key()).await?;
-    let (sealer, key) = (repo.sealer().clone(), u.pack.key());
+    let key = u.pack.key();
+    let mut spans =
+        spans(&used).ok_or_else(|| RepoError::corrupt(&key, "an entry's end overflows"))?;
+    let spanned: u64 = spans.iter().map(|(start, end)| end - start).sum();
+    let mut pieces = Vec::with_capacity(spans.len());
+    if spanned >= u.size / 2 {
+        // Mostly needed: the whole pack in one read, into a buffer of the
+        // size every other whole pack reuses.
+        spans = vec![(0, u.size)];
+        pieces.push(repo.store().get(&key).await?);
+    } else {
+        // One span at a time: the packs read ahead give the parallelism.
+        for &(start, end) in &spans {
+            pieces.push(repo.store().get_range(&key, start, end - start).await?);
+        }
+    }
+    let mut blobs = Vec::with_capacity(used.len());
+    let mut at = spans.iter().zip(&pieces).peekable();
+    for e in used {
+        while at.next_if(|((_, end), _)| e.offset >= *end).is_some() {}
+        let ((start, _), piece) = at
+            .peek()
+            .ok_or_else(|| RepoError::corrupt(&key, "shorter than its index says"))?;
+        let from = (e.offset - start) as usize;
+        let sealed = from
+            .checked_add(e.length as usize)
+            .filter(|&to| to <= piece.len())
+            .map(|to| piece.slice(from..to))
+            .ok_or_else(|| RepoError::corrupt(&key, "shorter than its index says"))?;
+        blobs.push((e, sealed));
+    }
+    let sealer = repo.sealer().clone();
     let verify = move || -> Result<Verified, RepoError> {
         let mut bufs = BlobBuffers::default();
-        for e in &used {
-            let sealed = (e.offset as usize)
-                .checked_add(e.length as usize)
-                .and_then(|end| data.get(e.offset as usize..end))
-                .ok_or_else(|| RepoError::corrupt(&key, "shorter than its index says"))?;
+        for (e, sealed) in &blobs {
             sealer.open_blob_with(e, sealed, &mut bufs)?;
         }
-        Ok(Verified { data, used })
+        Ok(Verified { blobs })
     };
     tokio::task::spawn_blocking(verify)
         .await
@@ -122,4 +171,50 @@ async fn stored(
     let p = task.await.map_err(stopped)??;
     written.count(p.size);
     Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::repo::{BlobId, BlobType};
+
+    fn entry(offset: u64, length: u32) -> BlobEntry {
+        BlobEntry {
+            kind: BlobType::Data,
+            codec: 0,
+            id: BlobId([0; 32]),
+            offset,
+            length,
+            raw_length: length,
+        }
+    }
+
+    #[test]
+    fn spans_read_through_small_gaps_and_skip_large_ones() {
+        let mib = 1u64 << 20;
+        let used = [
+            entry(0, 100),
+            entry(100, 50),         // adjacent
+            entry(150 + mib, 10),   // a gap of exactly GAP: read through
+            entry(5 * mib, 20),     // a larger gap: a span of its own
+            entry(5 * mib + 5, 10), // inside the one before (a hostile index)
+        ];
+        assert_eq!(
+            spans(&used),
+            Some(vec![(0, 160 + mib), (5 * mib, 5 * mib + 20)])
+        );
+        assert_eq!(spans(&[]), Some(vec![]));
+    }
+
+    #[test]
+    fn spans_are_one_read_past_the_limit_and_refuse_overflowing_entries() {
+        let far: Vec<BlobEntry> = (0..=MAX_SPANS as u64)
+            .map(|i| entry(i * 4 * GAP, 10))
+            .collect();
+        let last = MAX_SPANS as u64 * 4 * GAP + 10;
+        assert_eq!(spans(&far), Some(vec![(0, last)]));
+        let within: Vec<BlobEntry> = far[..MAX_SPANS].to_vec();
+        assert_eq!(spans(&within).map(|s| s.len()), Some(MAX_SPANS));
+        assert_eq!(spans(&[entry(u64::MAX - 5, 10)]), None);
+    }
 }
