@@ -99,6 +99,12 @@ impl PackWriter {
         self.buf.len() - self.start
     }
 
+    /// Whether the pack is to be finished: `target` bytes long, or holding
+    /// [`MAX_PACK_BLOBS`] blobs.
+    pub fn is_full(&self, target: usize) -> bool {
+        self.len() >= target || self.entries.len() >= MAX_PACK_BLOBS
+    }
+
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
@@ -116,6 +122,14 @@ impl PackWriter {
         }
     }
 }
+
+/// Blobs a pack holds at most. A pack of tiny blobs is finished at this
+/// count before it reaches its size, which bounds what one pack's blobs
+/// cost in memory until the index object naming them is written (their
+/// entries, the stored blobs not yet indexed, the claimed ids), whatever
+/// the size of the blobs: 65,536 blobs of 40 bytes would otherwise be
+/// 2.6 MiB of a 16 MiB pack.
+pub const MAX_PACK_BLOBS: usize = 1 << 16;
 
 pub fn encode_header(entries: &[BlobEntry]) -> Vec<u8> {
     let mut h = Vec::with_capacity(9 + entries.len() * ENTRY_LEN);
@@ -194,4 +208,31 @@ pub fn read_pack_header(
         .open(&pack[data_len..pack.len() - 4], aad::PACK_HEADER)
         .map_err(|e| DecodeError::malformed(format!("header: {e}")))?;
     decode_header(&header, data_len as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::blob::BlobType;
+    use crate::format::id::BlobId;
+
+    #[test]
+    fn a_pack_is_full_at_its_size_or_at_its_blob_count() {
+        let mut w = PackWriter::with_capacity(1 << 20);
+        let sealed = [7u8; 40];
+        for n in 0..MAX_PACK_BLOBS {
+            assert!(!w.is_full(16 << 20), "full after {n} blobs of 40 bytes");
+            let e = BlobEntry {
+                kind: BlobType::Data,
+                codec: 0,
+                id: BlobId(*blake3::hash(&n.to_le_bytes()).as_bytes()),
+                offset: 0,
+                length: 40,
+                raw_length: 40,
+            };
+            w.add_copy(&e, &sealed);
+        }
+        assert!(w.is_full(16 << 20));
+        assert!(w.is_full(1 << 20), "and at its size");
+    }
 }

@@ -199,7 +199,7 @@ impl Pipeline {
         let full = {
             let mut w = self.writers[b.kind as usize].lock().unwrap();
             w.add(b);
-            (w.len() >= self.pack_size).then(|| {
+            w.is_full(self.pack_size).then(|| {
                 std::mem::replace(
                     &mut *w,
                     PackWriter::with_capacity(self.pack_size + self.pack_size / 8),

@@ -14,7 +14,7 @@
 //!
 //! Where a blob lives (its pack and entry) is always read from the catalog.
 //! Blobs of packs this process stored are kept whole in memory until the
-//! index object naming them is in the catalog (a few thousand at a time).
+//! index object naming them is in the catalog (at most a pack's: 65,536).
 //! Blobs found only in packs a deletion plan names ("doomed") can be read
 //! but are not offered for deduplication; the id prefixes of the blobs in
 //! planned packs are kept so that only those are asked about.
@@ -86,6 +86,13 @@ impl Filter {
 
 /// Repositories with up to this many blob rows keep every id in memory.
 pub const EXACT_LIMIT: usize = 1 << 21;
+
+/// An id added since the load counts this many loaded ones against
+/// [`EXACT_LIMIT`]: a loaded id is 36 bytes of sorted arrays, an added one
+/// a hash set entry of 34 bytes at a load between 1/2 and 7/8, and both
+/// tables while the set grows (a first backup of 2 M files into an empty
+/// repository held 2 M added ids, over 200 MiB at the set's last growth).
+const ADDED_COST: usize = 3;
 
 /// What memory knows of the ids the catalog held when it was read.
 ///
@@ -185,7 +192,7 @@ impl Members {
             Known::Exact(ids, _) => {
                 if ids[kind as usize].binary_search(id).is_err()
                     && self.exact.insert((kind, *id))
-                    && ids[0].len() + ids[1].len() + self.exact.len() > self.limit
+                    && ids[0].len() + ids[1].len() + self.exact.len() * ADDED_COST > self.limit
                 {
                     self.keep_prefixes_only();
                 }
@@ -700,6 +707,26 @@ mod tests {
         assert!(matches!(idx.members.loaded, Known::Prefixes(_)));
         assert!((1..=4u8).all(|n| idx.contains(D, &BlobId(id(n as u32, n)))));
         assert!(!idx.contains(D, &BlobId(id(4, 5))) && !idx.contains(D, &BlobId(id(5, 5))));
+    }
+
+    #[test]
+    fn ids_added_since_the_load_count_for_their_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut cat, mut idx) = open(&dir);
+        let first = index(&[(1, vec![entry(id(1, 1), 0), entry(id(2, 2), 10)])]);
+        cat.add_index(&IndexId([1; 32]), &first).unwrap();
+        // 2 loaded + 2 added at ADDED_COST each = 8: within 10.
+        reload(&mut idx, &cat, &[], 10);
+        let two = index(&[(2, vec![entry(id(3, 3), 0), entry(id(4, 4), 10)])]);
+        cat.add_index(&IndexId([2; 32]), &two).unwrap();
+        idx.indexed(&two);
+        assert!(matches!(idx.members.loaded, Known::Exact(..)));
+        // A third added id makes 11: prefixes from then on.
+        let one = index(&[(3, vec![entry(id(5, 5), 0)])]);
+        cat.add_index(&IndexId([3; 32]), &one).unwrap();
+        idx.indexed(&one);
+        assert!(matches!(idx.members.loaded, Known::Prefixes(_)));
+        assert!((1..=5u8).all(|n| idx.contains(D, &BlobId(id(n as u32, n)))));
     }
 
     #[test]

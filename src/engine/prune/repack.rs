@@ -49,7 +49,7 @@ pub async fn repack(repo: &Arc<Repository>, packs: &[PackUsage]) -> EngineResult
         let pack = read.map_err(stopped)??;
         for (e, sealed) in &pack.blobs {
             writer.add_copy(e, sealed);
-            if writer.len() >= target {
+            if writer.is_full(target) {
                 let full = std::mem::replace(&mut writer, PackWriter::with_capacity(target));
                 if let Some(prev) = storing.replace(tokio::spawn(store(repo.clone(), full))) {
                     done.push(stored(prev, &mut written).await?);
