@@ -127,9 +127,9 @@ impl PackWriter {
 /// count before it reaches its size, which bounds what one pack's blobs
 /// cost in memory until the index object naming them is written (their
 /// entries, the stored blobs not yet indexed, the claimed ids), whatever
-/// the size of the blobs: 65,536 blobs of 40 bytes would otherwise be
-/// 2.6 MiB of a 16 MiB pack.
-pub const MAX_PACK_BLOBS: usize = 1 << 16;
+/// the size of the blobs (32,768 blobs of 160 bytes are 5 MiB; a 16 MiB
+/// pack of them held about 100,000).
+pub const MAX_PACK_BLOBS: usize = 1 << 15;
 
 pub fn encode_header(entries: &[BlobEntry]) -> Vec<u8> {
     let mut h = Vec::with_capacity(9 + entries.len() * ENTRY_LEN);

@@ -14,7 +14,7 @@
 //!
 //! Where a blob lives (its pack and entry) is always read from the catalog.
 //! Blobs of packs this process stored are kept whole in memory until the
-//! index object naming them is in the catalog (at most a pack's: 65,536).
+//! index object naming them is in the catalog (a few packs' at most: 32,768 blobs a pack).
 //! Blobs found only in packs a deletion plan names ("doomed") can be read
 //! but are not offered for deduplication; the id prefixes of the blobs in
 //! planned packs are kept so that only those are asked about.
@@ -92,6 +92,7 @@ pub const EXACT_LIMIT: usize = 1 << 21;
 /// a hash set entry of 34 bytes at a load between 1/2 and 7/8, and both
 /// tables while the set grows (a first backup of 2 M files into an empty
 /// repository held 2 M added ids, over 200 MiB at the set's last growth).
+/// However large the limit, at most an eighth of it is added in full.
 const ADDED_COST: usize = 3;
 
 /// What memory knows of the ids the catalog held when it was read.
@@ -192,7 +193,8 @@ impl Members {
             Known::Exact(ids, _) => {
                 if ids[kind as usize].binary_search(id).is_err()
                     && self.exact.insert((kind, *id))
-                    && ids[0].len() + ids[1].len() + self.exact.len() * ADDED_COST > self.limit
+                    && (ids[0].len() + ids[1].len() + self.exact.len() * ADDED_COST > self.limit
+                        || self.exact.len() > self.limit / 8)
                 {
                     self.keep_prefixes_only();
                 }
@@ -709,24 +711,35 @@ mod tests {
         assert!(!idx.contains(D, &BlobId(id(4, 5))) && !idx.contains(D, &BlobId(id(5, 5))));
     }
 
-    #[test]
-    fn ids_added_since_the_load_count_for_their_memory() {
+    /// A catalog of `loaded` ids (1..=loaded) read into an index with
+    /// `limit`, then `added` more ids indexed; whether ids stay exact.
+    fn exact_after(limit: usize, loaded: u32, added: u32) -> bool {
         let dir = tempfile::tempdir().unwrap();
         let (mut cat, mut idx) = open(&dir);
-        let first = index(&[(1, vec![entry(id(1, 1), 0), entry(id(2, 2), 10)])]);
+        let ids = |from: u32, to: u32| (from..to).map(|n| entry(id(n, n as u8), 0)).collect();
+        let first = index(&[(1, ids(1, loaded + 1))]);
         cat.add_index(&IndexId([1; 32]), &first).unwrap();
-        // 2 loaded + 2 added at ADDED_COST each = 8: within 10.
-        reload(&mut idx, &cat, &[], 10);
-        let two = index(&[(2, vec![entry(id(3, 3), 0), entry(id(4, 4), 10)])]);
-        cat.add_index(&IndexId([2; 32]), &two).unwrap();
-        idx.indexed(&two);
+        reload(&mut idx, &cat, &[], limit);
         assert!(matches!(idx.members.loaded, Known::Exact(..)));
-        // A third added id makes 11: prefixes from then on.
-        let one = index(&[(3, vec![entry(id(5, 5), 0)])]);
-        cat.add_index(&IndexId([3; 32]), &one).unwrap();
-        idx.indexed(&one);
-        assert!(matches!(idx.members.loaded, Known::Prefixes(_)));
-        assert!((1..=5u8).all(|n| idx.contains(D, &BlobId(id(n as u32, n)))));
+        let more = index(&[(2, ids(loaded + 1, loaded + added + 1))]);
+        cat.add_index(&IndexId([2; 32]), &more).unwrap();
+        idx.indexed(&more);
+        let all = loaded + added;
+        assert!((1..=all).all(|n| idx.contains(D, &BlobId(id(n, n as u8)))));
+        assert!(!idx.contains(D, &BlobId(id(all + 1, (all + 1) as u8))));
+        matches!(idx.members.loaded, Known::Exact(..))
+    }
+
+    #[test]
+    fn ids_added_since_the_load_count_for_their_memory() {
+        // Each added id counts ADDED_COST (3) loaded ones: 16 + 2·3 = 22
+        // is within 24, 16 + 3·3 = 25 is not.
+        assert!(exact_after(24, 16, 2));
+        assert!(!exact_after(24, 16, 3));
+        // And at most limit / 8 are added in full: 10 of 80, not 11,
+        // however far the weighted count is from the limit.
+        assert!(exact_after(80, 2, 10));
+        assert!(!exact_after(80, 2, 11));
     }
 
     #[test]
