@@ -14,7 +14,8 @@
 //!
 //! Where a blob lives (its pack and entry) is always read from the catalog.
 //! Blobs of packs this process stored are kept whole in memory until the
-//! index object naming them is in the catalog (a few packs' at most: 32,768 blobs a pack).
+//! index object naming them is in the catalog (a few packs' at most, of
+//! at most 32,768 blobs each).
 //! Blobs found only in packs a deletion plan names ("doomed") can be read
 //! but are not offered for deduplication; the id prefixes of the blobs in
 //! planned packs are kept so that only those are asked about.
@@ -92,8 +93,11 @@ pub const EXACT_LIMIT: usize = 1 << 21;
 /// a hash set entry of 34 bytes at a load between 1/2 and 7/8, and both
 /// tables while the set grows (a first backup of 2 M files into an empty
 /// repository held 2 M added ids, over 200 MiB at the set's last growth).
-/// However large the limit, at most an eighth of it is added in full.
 const ADDED_COST: usize = 3;
+
+/// However far the weighted count is from the limit, at most this share of
+/// it (an eighth) is added in full.
+const ADDED_SHARE: usize = 8;
 
 /// What memory knows of the ids the catalog held when it was read.
 ///
@@ -194,7 +198,7 @@ impl Members {
                 if ids[kind as usize].binary_search(id).is_err()
                     && self.exact.insert((kind, *id))
                     && (ids[0].len() + ids[1].len() + self.exact.len() * ADDED_COST > self.limit
-                        || self.exact.len() > self.limit / 8)
+                        || self.exact.len() > self.limit / ADDED_SHARE)
                 {
                     self.keep_prefixes_only();
                 }

@@ -119,19 +119,18 @@ async fn used_blobs(repo: Arc<Repository>, u: PackUsage) -> EngineResult<Verifie
             pieces.push(repo.store().get_range(&key, start, end - start).await?);
         }
     }
+    let short = || RepoError::corrupt(&key, "shorter than its index says");
     let mut blobs = Vec::with_capacity(used.len());
     let mut at = spans.iter().zip(&pieces).peekable();
     for e in used {
         while at.next_if(|((_, end), _)| e.offset >= *end).is_some() {}
-        let ((start, _), piece) = at
-            .peek()
-            .ok_or_else(|| RepoError::corrupt(&key, "shorter than its index says"))?;
+        let ((start, _), piece) = at.peek().ok_or_else(short)?;
         let from = (e.offset - start) as usize;
         let sealed = from
             .checked_add(e.length as usize)
             .filter(|&to| to <= piece.len())
             .map(|to| piece.slice(from..to))
-            .ok_or_else(|| RepoError::corrupt(&key, "shorter than its index says"))?;
+            .ok_or_else(short)?;
         blobs.push((e, sealed));
     }
     let sealer = repo.sealer().clone();
