@@ -233,8 +233,17 @@ pub(crate) async fn open_repo_on(
     g: &Global,
     store: crate::store::DynStore,
 ) -> Result<Arc<Repository>> {
+    open_repo_with(g, store, crate::repo::BlobIds::Loaded).await
+}
+
+/// [`open_repo_on`], keeping `blob_ids` of the catalog in memory.
+pub(crate) async fn open_repo_with(
+    g: &Global,
+    store: crate::store::DynStore,
+    blob_ids: crate::repo::BlobIds,
+) -> Result<Arc<Repository>> {
     let pw = password::password(g, false)?;
-    let repo = Repository::open(store, &pw, g.catalog.clone()).await?;
+    let repo = Repository::open_with(store, &pw, g.catalog.clone(), blob_ids).await?;
     metrics::set_repository(&repo.config().id, None);
     Ok(Arc::new(repo))
 }

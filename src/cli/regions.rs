@@ -40,9 +40,15 @@ pub(crate) struct Read {
 /// moving on when a region fails. Says on stderr which region is used and
 /// which are down.
 pub(crate) async fn open_read(g: &Global) -> Result<Read> {
+    open_read_with(g, crate::repo::BlobIds::Loaded).await
+}
+
+/// [`open_read`], keeping `blob_ids` of the catalog in memory (commands
+/// that look no blob up leave them in the catalog).
+pub(crate) async fn open_read_with(g: &Global, blob_ids: crate::repo::BlobIds) -> Result<Read> {
     if !g.repo_from_regions {
         return Ok(Read {
-            repo: super::open_repo_on(g, super::open_store(g)?).await?,
+            repo: super::open_repo_with(g, super::open_store(g)?, blob_ids).await?,
             region: g.region.clone(),
             failover: None,
             down: Vec::new(),
@@ -50,7 +56,7 @@ pub(crate) async fn open_read(g: &Global) -> Result<Read> {
     }
     let pw = super::password::password(g, false)?;
     let regions = regions(g)?;
-    let opened = regions.open_read(&pw).await.map_err(lift)?;
+    let opened = regions.open_read_with(&pw, blob_ids).await.map_err(lift)?;
     if !g.quiet {
         for d in &opened.down {
             eprintln!("region {} is down, not used: {}", d.region, d.error);

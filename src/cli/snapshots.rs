@@ -40,7 +40,9 @@ impl Render for SnapshotList {
 }
 
 pub async fn run(g: &Global, f: FilterArgs) -> Result<i32> {
-    let repo = super::regions::open_read(g).await?.repo;
+    let repo = super::regions::open_read_with(g, crate::repo::BlobIds::Unloaded)
+        .await?
+        .repo;
     let filter = super::filter(&f);
     let list = repo
         .snapshots()?

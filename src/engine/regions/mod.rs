@@ -375,6 +375,16 @@ impl Regions {
     /// Opens the repository for reading over every live region, the first
     /// live one in order first; reads move on when a region fails.
     pub async fn open_read(&self, password: &[u8]) -> RegionsResult<Opened> {
+        self.open_read_with(password, crate::repo::BlobIds::Loaded)
+            .await
+    }
+
+    /// [`Regions::open_read`], keeping `blob_ids` of the catalog in memory.
+    pub async fn open_read_with(
+        &self,
+        password: &[u8],
+        blob_ids: crate::repo::BlobIds,
+    ) -> RegionsResult<Opened> {
         let id = self.repo_id().await?;
         let live = self.live(&id).await;
         // With a region to move to, a failing one is left after short
@@ -390,7 +400,9 @@ impl Regions {
             return Err(RegionsError::NoneReachable(self.describe_down().await));
         };
         let failover = Failover::new(members);
-        let repo = Repository::open(failover.clone(), password, self.catalog.clone()).await?;
+        let repo =
+            Repository::open_with(failover.clone(), password, self.catalog.clone(), blob_ids)
+                .await?;
         Ok(Opened {
             repo: Arc::new(repo),
             region: first,
