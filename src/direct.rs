@@ -28,26 +28,39 @@ unsafe impl Send for AlignedBuf {}
 unsafe impl Sync for AlignedBuf {}
 
 impl AlignedBuf {
-    fn layout(cap: usize) -> std::alloc::Layout {
-        std::alloc::Layout::from_size_align(cap, DIRECT_ALIGN).expect("valid layout")
-    }
-
     /// A spare buffer of at least `cap` bytes, or a new one.
     pub fn take(cap: usize) -> Self {
         if let Some(b) = SPARE_ALIGNED.take(|b| (b.cap >= cap).then_some(b.cap)) {
             return b;
         }
         let cap = cap.max(1).next_multiple_of(1 << 20);
-        // SAFETY: a non-zero size with a valid alignment; failure aborts.
-        let p = unsafe { std::alloc::alloc_zeroed(Self::layout(cap)) };
-        let ptr = std::ptr::NonNull::new(p)
-            .unwrap_or_else(|| std::alloc::handle_alloc_error(Self::layout(cap)));
+        // Anonymous pages: page-aligned and zero until first touched, so a
+        // fresh buffer costs no pass over its memory before it is read into
+        // (an aligned `alloc_zeroed` writes every byte of it).
+        // SAFETY: a private anonymous mapping of a non-zero size, owned by
+        // the buffer and unmapped in `drop`.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                cap,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        let layout = std::alloc::Layout::from_size_align(cap, DIRECT_ALIGN).expect("valid layout");
+        let ptr = match p {
+            libc::MAP_FAILED => std::alloc::handle_alloc_error(layout),
+            p => std::ptr::NonNull::new(p.cast::<u8>())
+                .unwrap_or_else(|| std::alloc::handle_alloc_error(layout)),
+        };
         AlignedBuf { ptr, cap, len: 0 }
     }
 
     /// The whole allocation (`capacity` bytes), whatever the length.
     pub fn spare_mut(&mut self) -> &mut [u8] {
-        // SAFETY: `cap` initialised bytes allocated in `take`, borrowed
+        // SAFETY: `cap` initialised (zero-mapped) bytes from `take`, borrowed
         // mutably through `self`.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.cap) }
     }
@@ -73,8 +86,8 @@ impl AsRef<[u8]> for AlignedBuf {
 impl Drop for AlignedBuf {
     fn drop(&mut self) {
         if self.cap > 0 {
-            // SAFETY: allocated in `take` with this layout.
-            unsafe { std::alloc::dealloc(self.ptr.as_ptr(), Self::layout(self.cap)) };
+            // SAFETY: mapped in `take` with this length, not used after.
+            unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.cap) };
         }
     }
 }

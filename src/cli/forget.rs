@@ -203,21 +203,25 @@ pub async fn run(g: &Global, a: ForgetArgs) -> Result<i32> {
         false => None,
     };
     let clock = std::time::Instant::now();
-    // forget reads snapshots and looks no blob up: the catalog's blob ids
-    // stay on disk.
-    let repo = super::regions::open_read_with(g, crate::repo::BlobIds::Unloaded)
-        .await?
-        .repo;
-    super::metrics::set_repository(&repo.config().id, None);
-    let mut forget = forget::forget(&repo, &opts).await?;
-    if !opts.dry_run {
-        forget.regions = other_regions(g, &forget.removed_ids()).await;
-    }
-    let seconds = clock.elapsed().as_secs_f64();
-    // The prune opens the repository again, with a private catalog.
-    drop(repo);
+    // A one-store prune's private catalog is copied from the shared one
+    // while the key is derived and the snapshots are forgotten (the
+    // prune's sync then drops the snapshots this forget removed).
+    let seeding = match prune_opts.is_some() && super::prune::one_store(g) {
+        true => Some(super::prune::Seeding::start(super::open_store(g)?, g)),
+        false => None,
+    };
+    let forgotten = forget_only(g, &opts, clock).await;
+    let (forget, seconds) = match forgotten {
+        Ok(done) => done,
+        Err(e) => {
+            if let Some(s) = seeding {
+                s.finish().await;
+            }
+            return Err(e);
+        }
+    };
     let prune = match prune_opts {
-        Some(p) => Some(super::prune::prune_all(g, &p).await?),
+        Some(p) => Some(super::prune::prune_all(g, &p, seeding).await?),
         None => None,
     };
     let unreached = forget.regions.iter().filter(|r| r.error.is_some()).count()
@@ -234,6 +238,25 @@ pub async fn run(g: &Global, a: ForgetArgs) -> Result<i32> {
         0 => Ok(super::exit::OK),
         n => Err(super::Reported(format!("{n} region steps failed; see above")).into()),
     }
+}
+
+/// The forget itself, and how long it took since `clock`.
+async fn forget_only(
+    g: &Global,
+    opts: &ForgetOptions,
+    clock: std::time::Instant,
+) -> Result<(ForgetReport, f64)> {
+    // forget reads snapshots and looks no blob up: the catalog's blob ids
+    // stay on disk.
+    let repo = super::regions::open_read_with(g, crate::repo::BlobIds::Unloaded)
+        .await?
+        .repo;
+    super::metrics::set_repository(&repo.config().id, None);
+    let mut forget = forget::forget(&repo, opts).await?;
+    if !opts.dry_run {
+        forget.regions = other_regions(g, &forget.removed_ids()).await;
+    }
+    Ok((forget, clock.elapsed().as_secs_f64()))
 }
 
 /// With `--config` regions (and no `--region`), the removals decided on the

@@ -199,7 +199,7 @@ impl Render for PruneOutcome {
 /// on its own listings only. It starts as a copy of the shared one, which
 /// the sync then brings in step with those listings. Removed (with
 /// SQLite's side files) on drop.
-struct PrivateCatalog(std::path::PathBuf);
+pub(crate) struct PrivateCatalog(std::path::PathBuf);
 
 impl PrivateCatalog {
     fn new() -> Self {
@@ -221,14 +221,38 @@ impl Drop for PrivateCatalog {
     }
 }
 
+/// A private catalog being seeded from the shared one of a store's
+/// repository (see [`crate::repo::Repository::seed_catalog`]), while
+/// something else runs (forget before its prune).
+pub(crate) struct Seeding {
+    cat: PrivateCatalog,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Seeding {
+    pub(crate) fn start(store: crate::store::DynStore, g: &Global) -> Self {
+        let cat = PrivateCatalog::new();
+        let (to, shared) = (cat.0.clone(), g.catalog.clone());
+        let task = tokio::spawn(async move {
+            crate::repo::Repository::seed_catalog(&store, shared, to).await;
+        });
+        Seeding { cat, task }
+    }
+
+    /// The catalog, once seeded (or empty, if the copy failed: the sync
+    /// then reads everything).
+    pub(crate) async fn finish(self) -> PrivateCatalog {
+        let _ = self.task.await;
+        self.cat
+    }
+}
+
 async fn prune_store(
     store: crate::store::DynStore,
     pw: &[u8],
     opts: &PruneOptions,
-    shared: Option<std::path::PathBuf>,
+    cat: PrivateCatalog,
 ) -> Result<PruneReport> {
-    let cat = PrivateCatalog::new();
-    crate::repo::Repository::seed_catalog(&store, shared, cat.0.clone()).await;
     let repo = crate::repo::Repository::open_with(
         store,
         pw,
@@ -242,20 +266,32 @@ async fn prune_store(
     Ok(report)
 }
 
+/// Whether a prune of `g` prunes one store (not every region).
+pub(crate) fn one_store(g: &Global) -> bool {
+    !g.repo_from_regions || g.regions.len() < 2
+}
+
 /// Prunes the repository, or every region when the repository came from
-/// the config file's regions (each region frees its own space).
-pub async fn prune_all(g: &Global, opts: &PruneOptions) -> Result<PruneOutcome> {
+/// the config file's regions (each region frees its own space). `seeding`:
+/// the private catalog of a one-store prune, begun earlier.
+pub async fn prune_all(
+    g: &Global,
+    opts: &PruneOptions,
+    seeding: Option<Seeding>,
+) -> Result<PruneOutcome> {
     let pw = super::password::password(g, false)?;
-    if !g.repo_from_regions || g.regions.len() < 2 {
-        return Ok(PruneOutcome::One(
-            prune_store(super::open_store(g)?, &pw, opts, g.catalog.clone()).await?,
-        ));
+    if one_store(g) {
+        let store = super::open_store(g)?;
+        let seeding = seeding.unwrap_or_else(|| Seeding::start(store.clone(), g));
+        let cat = seeding.finish().await;
+        return Ok(PruneOutcome::One(prune_store(store, &pw, opts, cat).await?));
     }
     let mut regions = Vec::new();
     for r in crate::engine::regions::ordered(&g.regions) {
         let done = async {
             let store = crate::engine::regions::region_store(r)?;
-            prune_store(store, &pw, opts, g.catalog.clone()).await
+            let cat = Seeding::start(store.clone(), g).finish().await;
+            prune_store(store, &pw, opts, cat).await
         }
         .await;
         regions.push(match done {
@@ -276,7 +312,7 @@ pub async fn prune_all(g: &Global, opts: &PruneOptions) -> Result<PruneOutcome> 
 
 pub async fn run(g: &Global, a: PruneCmd) -> Result<i32> {
     let opts = a.args.options(a.dry_run)?;
-    let outcome = prune_all(g, &opts).await?;
+    let outcome = prune_all(g, &opts, None).await?;
     emit(g, &outcome);
     match outcome.failed() {
         0 => Ok(super::exit::OK),

@@ -5,13 +5,14 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::{EngineError, EngineResult};
-use crate::repo::{BlobId, BlobType, Repository, SnapshotId};
+use crate::repo::{BlobId, BlobType, FetchedTree, Repository, SnapshotId};
 
 /// Trees taken from the stack at a time (their encodings and decoded trees
-/// are held together: a tree of 16 k blob ids is about 1 MiB of each).
+/// are held together: a tree of 16 k blob ids is about 1 MiB of each; two
+/// batches are held at once).
 const TREES_PER_BATCH: usize = 16;
-/// Blob ids gathered before they are marked (8 MiB of ids), whatever the
-/// size of the trees.
+/// Blob ids gathered before they are marked (8 MiB of ids of each type),
+/// whatever the size of the trees.
 const IDS_PER_MARK: usize = 1 << 18;
 
 /// What has been marked so far: the snapshots walked and the blobs found.
@@ -34,25 +35,33 @@ impl Marked {
 /// prune: it cannot tell what that tree needs.
 ///
 /// Trees are read several at a time, in batches taken from a stack of ids
-/// not walked yet (so memory holds ids, and at most a batch of trees'
+/// not walked yet (so memory holds ids, and at most two batches of trees'
 /// blob ids); each tree is marked before it is read, so a tree reached
-/// twice is read once.
+/// twice is read once. The next batch is read and decoded while the one
+/// before is marked: every id on the stack is marked already, so taking
+/// it early changes nothing but the order. Data blob ids steer nothing:
+/// they are gathered over many batches and marked in id order.
 pub async fn mark(repo: &Arc<Repository>, m: &mut Marked) -> EngineResult<()> {
     if m.snapshots.is_empty() {
         repo.reset_usage().await?;
     }
     let snaps = repo.snapshots()?;
+    let mut data: Vec<BlobId> = Vec::new();
     for (sid, s) in &snaps {
         if m.snapshots.contains(sid) {
             continue;
         }
         let mut stack: Vec<BlobId> = repo.mark_used(BlobType::Tree, vec![s.tree]).await?;
         m.used += stack.len() as u64;
-        while !stack.is_empty() {
-            let batch = stack.split_off(stack.len().saturating_sub(TREES_PER_BATCH));
-            let (mut ids, mut subtrees, mut fetched) = (Vec::new(), Vec::new(), Vec::new());
-            for (id, read) in repo.fetch_trees(batch).await {
-                let (tree, data) = read.map_err(|e| {
+        let mut ahead = fetch_next(repo, &mut stack);
+        while let Some(reading) = ahead.take() {
+            let read = reading
+                .await
+                .map_err(|e| EngineError::Usage(format!("reading trees stopped: {e}")))?;
+            ahead = fetch_next(repo, &mut stack);
+            let (mut subtrees, mut fetched) = (Vec::new(), Vec::new());
+            for (id, read) in read {
+                let (tree, encoded) = read.map_err(|e| {
                     EngineError::Usage(format!(
                         "snapshot {}: tree {} cannot be read ({e}); prune deletes nothing while it cannot see what a snapshot needs: run `ferry check`",
                         sid.short(),
@@ -60,16 +69,15 @@ pub async fn mark(repo: &Arc<Repository>, m: &mut Marked) -> EngineResult<()> {
                     ))
                 })?;
                 for node in &tree.nodes {
-                    ids.extend(node.content.iter().copied());
+                    data.extend(node.content.iter().copied());
                     subtrees.extend(node.subtree);
                 }
-                fetched.extend(data.map(|d| (id, d)));
-                if ids.len() + subtrees.len() >= IDS_PER_MARK {
+                fetched.extend(encoded.map(|d| (id, d)));
+                if data.len() >= IDS_PER_MARK {
+                    m.used += mark_data(repo, &mut data).await?;
+                }
+                if subtrees.len() >= IDS_PER_MARK {
                     repo.cache_trees(std::mem::take(&mut fetched)).await?;
-                    m.used += repo
-                        .mark_used(BlobType::Data, std::mem::take(&mut ids))
-                        .await?
-                        .len() as u64;
                     let fresh = repo
                         .mark_used(BlobType::Tree, std::mem::take(&mut subtrees))
                         .await?;
@@ -78,12 +86,41 @@ pub async fn mark(repo: &Arc<Repository>, m: &mut Marked) -> EngineResult<()> {
                 }
             }
             repo.cache_trees(fetched).await?;
-            m.used += repo.mark_used(BlobType::Data, ids).await?.len() as u64;
             let fresh = repo.mark_used(BlobType::Tree, subtrees).await?;
             m.used += fresh.len() as u64;
             stack.extend(fresh);
+            if ahead.is_none() {
+                ahead = fetch_next(repo, &mut stack);
+            }
         }
         m.snapshots.insert(*sid);
     }
+    m.used += mark_data(repo, &mut data).await?;
     Ok(())
+}
+
+/// Marks the data blob ids gathered, in id order (neighbouring rows of the
+/// used table), and empties `data`; returns how many were new.
+async fn mark_data(repo: &Repository, data: &mut Vec<BlobId>) -> EngineResult<u64> {
+    if data.is_empty() {
+        return Ok(0);
+    }
+    let mut ids = std::mem::take(data);
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(repo.mark_used(BlobType::Data, ids).await?.len() as u64)
+}
+
+/// Starts reading the next batch of trees from the top of `stack`, if it
+/// holds any.
+fn fetch_next(
+    repo: &Arc<Repository>,
+    stack: &mut Vec<BlobId>,
+) -> Option<tokio::task::JoinHandle<Vec<FetchedTree>>> {
+    if stack.is_empty() {
+        return None;
+    }
+    let batch = stack.split_off(stack.len().saturating_sub(TREES_PER_BATCH));
+    let repo = repo.clone();
+    Some(tokio::spawn(async move { repo.fetch_trees(batch).await }))
 }
