@@ -76,6 +76,8 @@ impl PruneArgs {
             max_repack_size,
             keep_delete: duration("keep-delete", &self.keep_delete)?,
             dry_run,
+            // Every prune of the command line has a private catalog.
+            catalog_discarded: true,
         })
     }
 }

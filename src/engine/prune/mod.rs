@@ -32,6 +32,10 @@ pub struct PruneOptions {
     /// Delete the packs of a plan only once it is this old.
     pub keep_delete: Duration,
     pub dry_run: bool,
+    /// The catalog is this prune's own and is thrown away after it: index
+    /// objects it deletes leave their rows there (a later sync of that
+    /// catalog would remove them, as for any index object that vanished).
+    pub catalog_discarded: bool,
 }
 
 impl Default for PruneOptions {
@@ -41,6 +45,7 @@ impl Default for PruneOptions {
             max_repack_size: None,
             keep_delete: Duration::hours(24),
             dry_run: false,
+            catalog_discarded: false,
         }
     }
 }
@@ -246,7 +251,8 @@ async fn carry_out(
         report.next_deletion = Some(now + opts.keep_delete);
     }
     if !d.delete.is_empty() {
-        report.indexes_rewritten = drop_from_indexes(repo, &d.delete).await?;
+        report.indexes_rewritten =
+            drop_from_indexes(repo, &d.delete, opts.catalog_discarded).await?;
         tracing::debug!(
             indexes = report.indexes_rewritten,
             "prune: index objects rewritten"
@@ -433,8 +439,13 @@ fn classify(
 /// those packs, then deletes the old one. Returns how many were rewritten.
 /// Index objects never change, so the catalog tells which of those it has
 /// read name such a pack; only those, and any listed that it has not read
-/// (written since it was brought in step), are loaded.
-async fn drop_from_indexes(repo: &Repository, gone: &[PackId]) -> EngineResult<u64> {
+/// (written since it was brought in step), are loaded. With
+/// `catalog_discarded`, the catalog keeps the rows of those it deletes.
+async fn drop_from_indexes(
+    repo: &Repository,
+    gone: &[PackId],
+    catalog_discarded: bool,
+) -> EngineResult<u64> {
     let listed: HashMap<IndexId, u64> = repo.list_sizes(ObjectKind::Index).await?;
     let (read, naming) = repo.indexes_naming(gone.to_vec()).await?;
     let gone: HashSet<PackId> = gone.iter().copied().collect();
@@ -448,7 +459,7 @@ async fn drop_from_indexes(repo: &Repository, gone: &[PackId]) -> EngineResult<u
             // one at a time.
             let kib = (size / 1024).clamp(1, REWRITE_BUDGET_KIB as u64) as u32;
             let _held = budget.acquire_many(kib).await;
-            rewrite_index(repo, id, gone).await
+            rewrite_index(repo, id, gone, catalog_discarded).await
         });
     let mut rewrites = futures::stream::iter(rewrites).buffer_unordered(PARALLEL_REWRITES);
     let mut rewritten = 0;
@@ -472,6 +483,7 @@ async fn rewrite_index(
     repo: &Repository,
     id: IndexId,
     gone: &HashSet<PackId>,
+    catalog_discarded: bool,
 ) -> EngineResult<bool> {
     let idx = repo.load_index(&id).await?;
     if !idx.packs.iter().any(|p| gone.contains(&p.id)) {
@@ -487,7 +499,10 @@ async fn rewrite_index(
     if !rest.packs.is_empty() {
         repo.save_index(&rest).await?;
     }
-    repo.delete_index(&id).await?;
+    match catalog_discarded {
+        true => repo.delete_key(&id.key()).await?,
+        false => repo.delete_index(&id).await?,
+    }
     Ok(true)
 }
 

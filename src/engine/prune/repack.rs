@@ -24,6 +24,11 @@ use crate::repo::{RepoError, Repository};
 /// another is verified, on another thread.
 const READ_AHEAD: usize = 2;
 
+/// New packs are recorded in an index object once they hold this many
+/// blobs (as a backup's), stored by a task while the repack goes on, so
+/// that the catalog's rows for them are not all written at the end.
+const INDEX_EVERY_BLOBS: usize = 1 << 14;
+
 /// An old pack's used blobs, each verified: its entry and sealed bytes.
 struct Verified {
     blobs: Vec<(BlobEntry, Bytes)>,
@@ -34,7 +39,7 @@ struct Verified {
 pub async fn repack(repo: &Arc<Repository>, packs: &[PackUsage]) -> EngineResult<Tally> {
     let target = repo.config().pack_size as usize;
     let mut writer = PackWriter::with_capacity(target);
-    let mut done: Vec<IndexPack> = Vec::new();
+    let mut index = Indexing::default();
     let mut written = Tally::default();
     let mut storing: Option<JoinHandle<EngineResult<IndexPack>>> = None;
     let mut queue = packs.iter();
@@ -52,23 +57,66 @@ pub async fn repack(repo: &Arc<Repository>, packs: &[PackUsage]) -> EngineResult
             if writer.is_full(target) {
                 let full = std::mem::replace(&mut writer, PackWriter::with_capacity(target));
                 if let Some(prev) = storing.replace(tokio::spawn(store(repo.clone(), full))) {
-                    done.push(stored(prev, &mut written).await?);
+                    index.add(repo, stored(prev, &mut written).await?).await?;
                 }
             }
         }
     }
     if let Some(prev) = storing.take() {
-        done.push(stored(prev, &mut written).await?);
+        index.add(repo, stored(prev, &mut written).await?).await?;
     }
     if !writer.is_empty() {
         let last = store(repo.clone(), writer).await?;
         written.count(last.size);
-        done.push(last);
+        index.add(repo, last).await?;
     }
-    if !done.is_empty() {
-        repo.save_index(&IndexFile { packs: done }).await?;
-    }
+    index.finish(repo).await?;
     Ok(written)
+}
+
+/// The new packs not yet in an index object, and the index object being
+/// stored.
+#[derive(Default)]
+struct Indexing {
+    packs: Vec<IndexPack>,
+    saving: Option<JoinHandle<EngineResult<()>>>,
+}
+
+impl Indexing {
+    /// Adds a stored pack; once the packs hold [`INDEX_EVERY_BLOBS`], starts
+    /// storing their index object (after the one before is stored).
+    async fn add(&mut self, repo: &Arc<Repository>, pack: IndexPack) -> EngineResult<()> {
+        self.packs.push(pack);
+        let blobs: usize = self.packs.iter().map(|p| p.blobs.len()).sum();
+        if blobs >= INDEX_EVERY_BLOBS {
+            self.wait().await?;
+            let index = IndexFile {
+                packs: std::mem::take(&mut self.packs),
+            };
+            let repo = repo.clone();
+            self.saving = Some(tokio::spawn(async move {
+                repo.save_index(&index).await?;
+                Ok(())
+            }));
+        }
+        Ok(())
+    }
+
+    async fn wait(&mut self) -> EngineResult<()> {
+        match self.saving.take() {
+            Some(task) => task.await.map_err(stopped)?,
+            None => Ok(()),
+        }
+    }
+
+    /// Stores the index object of the packs left, and waits for every one.
+    async fn finish(mut self, repo: &Repository) -> EngineResult<()> {
+        self.wait().await?;
+        if !self.packs.is_empty() {
+            repo.save_index(&IndexFile { packs: self.packs }).await?;
+        }
+        Ok(())
+    }
 }
 
 fn stopped(e: tokio::task::JoinError) -> EngineError {
