@@ -30,7 +30,7 @@ pub mod codec {
 }
 
 /// Where a blob lives inside its pack and how to read it back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct BlobEntry {
     pub kind: BlobType,
     pub codec: u8,

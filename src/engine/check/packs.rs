@@ -150,7 +150,8 @@ fn read_pack(
     let mut bad: HashMap<BlobId, String> = HashMap::new();
     let pack_error = match repo.sealer().read_pack_header(&pack, &data) {
         Ok(header) => {
-            for e in expected.iter().filter(|e| !header.contains(e)) {
+            let listed: HashSet<&BlobEntry> = header.iter().collect();
+            for e in expected.iter().filter(|e| !listed.contains(e)) {
                 bad.insert(
                     e.id,
                     "the pack header does not list it where the index says".into(),
