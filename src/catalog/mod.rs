@@ -462,22 +462,17 @@ impl Catalog {
     }
 
     pub fn tree(&self, id: &BlobId) -> CatalogResult<Option<Vec<u8>>> {
-        let stored: Option<Vec<u8>> = self
-            .conn
+        Ok(self.tree_stored(id)?.and_then(unpack_tree))
+    }
+
+    /// A cached tree's row as stored (compressed or not: see
+    /// [`unpack_tree`]), so that a caller can open it without holding the
+    /// catalog.
+    pub fn tree_stored(&self, id: &BlobId) -> CatalogResult<Option<Vec<u8>>> {
+        self.conn
             .prepare_cached("SELECT data FROM trees WHERE id = ?1")
             .and_then(|mut st| st.query_row([&id.0[..]], |r| r.get(0)).optional())
-            .map_err(|e| self.err(e))?;
-        Ok(stored.and_then(|data| {
-            if !data.starts_with(&ZSTD_MAGIC) {
-                return Some(data);
-            }
-            // A row that does not decompress is as good as missing: the
-            // tree is read from the repository instead.
-            let size = zstd::zstd_safe::get_frame_content_size(&data).ok()??;
-            let mut out = Vec::new();
-            crate::format::blob::decompress_into(&data, size as usize, &mut out).ok()?;
-            Some(out)
-        }))
+            .map_err(|e| self.err(e))
     }
 
     pub fn put_trees(&mut self, trees: &[(BlobId, Vec<u8>)]) -> CatalogResult<()> {
@@ -530,6 +525,19 @@ impl Catalog {
             )
             .map_err(|e| self.err(e))
     }
+}
+
+/// A tree's encoding from its cached row: rows are stored compressed
+/// (zstd) or as they are. A row that does not decompress is as good as
+/// missing: the tree is read from the repository instead.
+pub fn unpack_tree(data: Vec<u8>) -> Option<Vec<u8>> {
+    if !data.starts_with(&ZSTD_MAGIC) {
+        return Some(data);
+    }
+    let size = zstd::zstd_safe::get_frame_content_size(&data).ok()??;
+    let mut out = Vec::new();
+    crate::format::blob::decompress_into(&data, size as usize, &mut out).ok()?;
+    Some(out)
 }
 
 #[cfg(test)]

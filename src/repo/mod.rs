@@ -621,23 +621,25 @@ impl Repository {
     /// (walks that read many trees cache them in batches).
     pub async fn fetch_tree(&self, id: &BlobId) -> RepoResult<(Tree, Option<Vec<u8>>)> {
         let cached = self.cached_trees(vec![*id]).await.pop().flatten();
-        match cached.and_then(|data| Tree::decode(&data).ok()) {
+        let open = |data: Vec<u8>| Tree::decode(&crate::catalog::unpack_tree(data)?).ok();
+        match cached.and_then(open) {
             Some(t) => Ok((t, None)),
             None => self.read_tree(id).await,
         }
     }
 
     /// [`Repository::fetch_tree`] for a batch of trees, in the order
-    /// asked: those the catalog caches in one trip to it, decoded on two
-    /// blocking threads; the others read from their packs, several at a
-    /// time.
+    /// asked: those the catalog caches in one trip to it, decompressed and
+    /// decoded on two blocking threads; the others read from their packs,
+    /// several at a time.
     pub async fn fetch_trees(&self, ids: Vec<BlobId>) -> Vec<FetchedTree> {
         let mut decoded = self.cached_trees(ids.clone()).await;
         let second = decoded.split_off(decoded.len() / 2);
         let decode = |half: Vec<Option<Vec<u8>>>| {
             let n = half.len();
             let task = tokio::task::spawn_blocking(move || {
-                let open = |d: Option<Vec<u8>>| d.and_then(|d| Tree::decode(&d).ok());
+                let open =
+                    |d: Option<Vec<u8>>| Tree::decode(&crate::catalog::unpack_tree(d?)?).ok();
                 half.into_iter().map(open).collect::<Vec<_>>()
             });
             // A decoding thread that failed leaves its trees to be read.
@@ -660,7 +662,8 @@ impl Repository {
             .await
     }
 
-    /// The catalog's cached encodings of `ids`, in the order asked. The
+    /// The catalog's cached rows of `ids` (see [`crate::catalog::unpack_tree`]),
+    /// in the order asked. The
     /// cache may hold trees whose pack never became durable (an
     /// interrupted backup), so it is trusted only for ids the index
     /// locates as tree blobs; a failing catalog counts as an empty cache.
@@ -672,7 +675,7 @@ impl Repository {
             asked
                 .iter()
                 .map(|(id, trusted)| match trusted {
-                    true => c.tree(id),
+                    true => c.tree_stored(id),
                     false => Ok(None),
                 })
                 .collect::<crate::catalog::CatalogResult<Vec<_>>>()

@@ -8,9 +8,10 @@ use super::{EngineError, EngineResult};
 use crate::repo::{BlobId, BlobType, FetchedTree, Repository, SnapshotId};
 
 /// Trees taken from the stack at a time (their encodings and decoded trees
-/// are held together: a tree of 16 k blob ids is about 1 MiB of each; two
-/// batches are held at once).
+/// are held together: a tree of 16 k blob ids is about 1 MiB of each), and
+/// batches read ahead of the one being marked.
 const TREES_PER_BATCH: usize = 16;
+const BATCHES_AHEAD: usize = 3;
 /// Blob ids gathered before they are marked (8 MiB of ids of each type),
 /// whatever the size of the trees.
 const IDS_PER_MARK: usize = 1 << 18;
@@ -35,11 +36,11 @@ impl Marked {
 /// prune: it cannot tell what that tree needs.
 ///
 /// Trees are read several at a time, in batches taken from a stack of ids
-/// not walked yet (so memory holds ids, and at most two batches of trees'
-/// blob ids); each tree is marked before it is read, so a tree reached
-/// twice is read once. The next batch is read and decoded while the one
-/// before is marked: every id on the stack is marked already, so taking
-/// it early changes nothing but the order. Data blob ids steer nothing:
+/// not walked yet (so memory holds ids, and at most 1 + [`BATCHES_AHEAD`]
+/// batches of trees' blob ids); each tree is marked before it is read, so
+/// a tree reached twice is read once. The next batches are read and
+/// decoded while one is marked: every id on the stack is marked already,
+/// so taking it early changes nothing but the order. Data blob ids steer nothing:
 /// they are gathered over many batches and marked in id order.
 pub async fn mark(repo: &Arc<Repository>, m: &mut Marked) -> EngineResult<()> {
     if m.snapshots.is_empty() {
@@ -53,12 +54,13 @@ pub async fn mark(repo: &Arc<Repository>, m: &mut Marked) -> EngineResult<()> {
         }
         let mut stack: Vec<BlobId> = repo.mark_used(BlobType::Tree, vec![s.tree]).await?;
         m.used += stack.len() as u64;
-        let mut ahead = fetch_next(repo, &mut stack);
-        while let Some(reading) = ahead.take() {
+        let mut ahead = std::collections::VecDeque::new();
+        fetch_ahead(repo, &mut stack, &mut ahead);
+        while let Some(reading) = ahead.pop_front() {
             let read = reading
                 .await
                 .map_err(|e| EngineError::Usage(format!("reading trees stopped: {e}")))?;
-            ahead = fetch_next(repo, &mut stack);
+            fetch_ahead(repo, &mut stack, &mut ahead);
             let (mut subtrees, mut fetched) = (Vec::new(), Vec::new());
             for (id, read) in read {
                 let (tree, encoded) = read.map_err(|e| {
@@ -89,9 +91,7 @@ pub async fn mark(repo: &Arc<Repository>, m: &mut Marked) -> EngineResult<()> {
             let fresh = repo.mark_used(BlobType::Tree, subtrees).await?;
             m.used += fresh.len() as u64;
             stack.extend(fresh);
-            if ahead.is_none() {
-                ahead = fetch_next(repo, &mut stack);
-            }
+            fetch_ahead(repo, &mut stack, &mut ahead);
         }
         m.snapshots.insert(*sid);
     }
@@ -111,16 +111,14 @@ async fn mark_data(repo: &Repository, data: &mut Vec<BlobId>) -> EngineResult<u6
     Ok(repo.mark_used(BlobType::Data, ids).await?.len() as u64)
 }
 
-/// Starts reading the next batch of trees from the top of `stack`, if it
-/// holds any.
-fn fetch_next(
-    repo: &Arc<Repository>,
-    stack: &mut Vec<BlobId>,
-) -> Option<tokio::task::JoinHandle<Vec<FetchedTree>>> {
-    if stack.is_empty() {
-        return None;
+/// Starts reading batches of trees from the top of `stack` until
+/// [`BATCHES_AHEAD`] are being read or the stack is empty.
+fn fetch_ahead(repo: &Arc<Repository>, stack: &mut Vec<BlobId>, ahead: &mut Reading) {
+    while ahead.len() < BATCHES_AHEAD && !stack.is_empty() {
+        let batch = stack.split_off(stack.len().saturating_sub(TREES_PER_BATCH));
+        let repo = repo.clone();
+        ahead.push_back(tokio::spawn(async move { repo.fetch_trees(batch).await }));
     }
-    let batch = stack.split_off(stack.len().saturating_sub(TREES_PER_BATCH));
-    let repo = repo.clone();
-    Some(tokio::spawn(async move { repo.fetch_trees(batch).await }))
 }
+
+type Reading = std::collections::VecDeque<tokio::task::JoinHandle<Vec<FetchedTree>>>;
