@@ -11,7 +11,7 @@ use crate::repo::{BlobId, BlobType, FetchedTree, Repository, SnapshotId};
 /// are held together: a tree of 16 k blob ids is about 1 MiB of each), and
 /// batches read ahead of the one being marked.
 const TREES_PER_BATCH: usize = 16;
-const BATCHES_AHEAD: usize = 3;
+const BATCHES_AHEAD: usize = 2;
 /// Blob ids gathered before they are marked (8 MiB of ids of each type),
 /// whatever the size of the trees.
 const IDS_PER_MARK: usize = 1 << 18;
