@@ -37,24 +37,10 @@ impl AlignedBuf {
         // Anonymous pages: page-aligned and zero until first touched, so a
         // fresh buffer costs no pass over its memory before it is read into
         // (an aligned `alloc_zeroed` writes every byte of it).
-        // SAFETY: a private anonymous mapping of a non-zero size, owned by
-        // the buffer and unmapped in `drop`.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                cap,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        let layout = std::alloc::Layout::from_size_align(cap, DIRECT_ALIGN).expect("valid layout");
-        let ptr = match p {
-            libc::MAP_FAILED => std::alloc::handle_alloc_error(layout),
-            p => std::ptr::NonNull::new(p.cast::<u8>())
-                .unwrap_or_else(|| std::alloc::handle_alloc_error(layout)),
-        };
+        let ptr = crate::util::map_anonymous(cap).unwrap_or_else(|| {
+            let layout = std::alloc::Layout::from_size_align(cap, DIRECT_ALIGN);
+            std::alloc::handle_alloc_error(layout.expect("valid layout"))
+        });
         AlignedBuf { ptr, cap, len: 0 }
     }
 
@@ -87,7 +73,7 @@ impl Drop for AlignedBuf {
     fn drop(&mut self) {
         if self.cap > 0 {
             // SAFETY: mapped in `take` with this length, not used after.
-            unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.cap) };
+            unsafe { crate::util::unmap(self.ptr, self.cap) };
         }
     }
 }

@@ -143,6 +143,36 @@ impl<T> Spares<T> {
     }
 }
 
+/// A private anonymous mapping of `len` bytes (page-aligned, zero until
+/// touched), or `None` if the system refuses it. The caller owns it and
+/// gives it back with [`unmap`].
+pub fn map_anonymous(len: usize) -> Option<std::ptr::NonNull<u8>> {
+    // SAFETY: a fresh private anonymous mapping; nothing else refers to it.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    match p {
+        libc::MAP_FAILED => None,
+        p => std::ptr::NonNull::new(p.cast()),
+    }
+}
+
+/// Gives back a mapping of [`map_anonymous`].
+///
+/// # Safety
+/// `ptr` and `len` are those of one mapping, not used after this call.
+pub unsafe fn unmap(ptr: std::ptr::NonNull<u8>, len: usize) {
+    // SAFETY: the caller's promise.
+    unsafe { libc::munmap(ptr.as_ptr().cast(), len) };
+}
+
 /// A time as listings show it: RFC 3339 in UTC, to the second.
 pub fn rfc3339(t: &chrono::DateTime<chrono::Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)

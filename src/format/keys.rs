@@ -96,25 +96,11 @@ impl KdfMemory {
 
     fn new(blocks: usize) -> Option<Self> {
         let len = Self::bytes(blocks);
-        // SAFETY: a fresh private anonymous mapping, owned by the value
-        // returned and unmapped in its Drop.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return None;
-        }
+        let p = crate::util::map_anonymous(len)?;
         // SAFETY: advice on the mapping made above; failure is harmless.
-        unsafe { libc::madvise(p, len, libc::MADV_HUGEPAGE) };
+        unsafe { libc::madvise(p.as_ptr().cast(), len, libc::MADV_HUGEPAGE) };
         Some(KdfMemory {
-            ptr: std::ptr::NonNull::new(p.cast())?,
+            ptr: p.cast(),
             blocks,
         })
     }
@@ -129,8 +115,8 @@ impl KdfMemory {
 
 impl Drop for KdfMemory {
     fn drop(&mut self) {
-        // SAFETY: unmaps exactly the mapping made in `new`.
-        unsafe { libc::munmap(self.ptr.as_ptr().cast(), Self::bytes(self.blocks)) };
+        // SAFETY: exactly the mapping made in `new`, not used after.
+        unsafe { crate::util::unmap(self.ptr.cast(), Self::bytes(self.blocks)) };
     }
 }
 
