@@ -130,9 +130,10 @@ fn stopped(e: tokio::task::JoinError) -> EngineError {
 const GAP: u64 = 1 << 20;
 const MAX_SPANS: usize = 16;
 
-/// The spans of a pack that hold `used` (sorted by offset), each as
-/// `(start, end)`; `None` if an entry's end overflows.
-fn spans(used: &[BlobEntry]) -> Option<Vec<(u64, u64)>> {
+/// The spans of a pack of `size` bytes that hold `used` (sorted by
+/// offset), each as `(start, end)`: the whole pack, `(0, size)`, when they
+/// cover half of it or more; `None` if an entry's end overflows.
+fn spans(used: &[BlobEntry], size: u64) -> Option<Vec<(u64, u64)>> {
     let mut out: Vec<(u64, u64)> = Vec::new();
     for e in used {
         let end = e.offset.checked_add(u64::from(e.length))?;
@@ -144,6 +145,10 @@ fn spans(used: &[BlobEntry]) -> Option<Vec<(u64, u64)>> {
     if out.len() > MAX_SPANS {
         out = vec![(out[0].0, out[out.len() - 1].1)];
     }
+    let spanned: u64 = out.iter().map(|(start, end)| end - start).sum();
+    if spanned >= size / 2 {
+        out = vec![(0, size)];
+    }
     Some(out)
 }
 
@@ -152,20 +157,17 @@ fn spans(used: &[BlobEntry]) -> Option<Vec<(u64, u64)>> {
 async fn used_blobs(repo: Arc<Repository>, u: PackUsage) -> EngineResult<Verified> {
     let used = repo.used_entries(u.pack).await?;
     let key = u.pack.key();
-    let mut spans =
-        spans(&used).ok_or_else(|| RepoError::corrupt(&key, "an entry's end overflows"))?;
-    let spanned: u64 = spans.iter().map(|(start, end)| end - start).sum();
+    let spans =
+        spans(&used, u.size).ok_or_else(|| RepoError::corrupt(&key, "an entry's end overflows"))?;
     let mut pieces = Vec::with_capacity(spans.len());
-    if spanned >= u.size / 2 {
-        // Mostly needed: the whole pack in one read, into a buffer of the
-        // size every other whole pack reuses.
-        spans = vec![(0, u.size)];
-        pieces.push(repo.store().get(&key).await?);
-    } else {
-        // One span at a time: the packs read ahead give the parallelism.
-        for &(start, end) in &spans {
-            pieces.push(repo.store().get_range(&key, start, end - start).await?);
-        }
+    // One span at a time: the packs read ahead give the parallelism.
+    for &(start, end) in &spans {
+        pieces.push(match (start, end) == (0, u.size) {
+            // Mostly needed: the whole pack in one read, into a buffer of
+            // the size every other whole pack reuses.
+            true => repo.store().get(&key).await?,
+            false => repo.store().get_range(&key, start, end - start).await?,
+        });
     }
     let short = || RepoError::corrupt(&key, "shorter than its index says");
     let mut blobs = Vec::with_capacity(used.len());
@@ -246,11 +248,14 @@ mod tests {
             entry(5 * mib, 20),     // a larger gap: a span of its own
             entry(5 * mib + 5, 10), // inside the one before (a hostile index)
         ];
+        let pack = 64 * mib;
         assert_eq!(
-            spans(&used),
+            spans(&used, pack),
             Some(vec![(0, 160 + mib), (5 * mib, 5 * mib + 20)])
         );
-        assert_eq!(spans(&[]), Some(vec![]));
+        assert_eq!(spans(&[], pack), Some(vec![]));
+        // Spans covering half the pack or more: the whole pack, one read.
+        assert_eq!(spans(&used, 2 * mib), Some(vec![(0, 2 * mib)]));
     }
 
     #[test]
@@ -259,9 +264,10 @@ mod tests {
             .map(|i| entry(i * 4 * GAP, 10))
             .collect();
         let last = MAX_SPANS as u64 * 4 * GAP + 10;
-        assert_eq!(spans(&far), Some(vec![(0, last)]));
+        let pack = 1 << 40;
+        assert_eq!(spans(&far, pack), Some(vec![(0, last)]));
         let within: Vec<BlobEntry> = far[..MAX_SPANS].to_vec();
-        assert_eq!(spans(&within).map(|s| s.len()), Some(MAX_SPANS));
-        assert_eq!(spans(&[entry(u64::MAX - 5, 10)]), None);
+        assert_eq!(spans(&within, pack).map(|s| s.len()), Some(MAX_SPANS));
+        assert_eq!(spans(&[entry(u64::MAX - 5, 10)], pack), None);
     }
 }
