@@ -76,8 +76,7 @@ impl PruneArgs {
             max_repack_size,
             keep_delete: duration("keep-delete", &self.keep_delete)?,
             dry_run,
-            // Every prune of the command line has a private catalog.
-            catalog_discarded: true,
+            catalog_discarded: false,
         })
     }
 }
@@ -263,7 +262,12 @@ async fn prune_store(
     )
     .await?;
     super::metrics::set_repository(&repo.config().id, None);
-    let report = prune::prune(&std::sync::Arc::new(repo), opts).await?;
+    // The catalog is this prune's alone, removed right after it.
+    let opts = PruneOptions {
+        catalog_discarded: true,
+        ..opts.clone()
+    };
+    let report = prune::prune(&std::sync::Arc::new(repo), &opts).await?;
     drop(cat);
     Ok(report)
 }

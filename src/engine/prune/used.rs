@@ -42,8 +42,8 @@ impl Marked {
 ///
 /// Trees are read several at a time, in batches taken from a stack of ids
 /// not walked yet (so memory holds ids, and at most 1 + [`BATCHES_AHEAD`]
-/// batches of small trees, or two of large ones); each tree is marked before it is read, so
-/// a tree reached twice is read once. The next batches are read and
+/// batches of small trees, or two of large ones); each tree is marked
+/// before it is read, so a tree reached twice is read once. The next batches are read and
 /// decoded while one is marked: every id on the stack is marked already,
 /// so taking it early changes nothing but the order. Data blob ids steer
 /// nothing: they are gathered over many batches and marked in id order.
