@@ -461,6 +461,7 @@ impl Catalog {
             .collect())
     }
 
+    #[cfg(test)]
     pub fn tree(&self, id: &BlobId) -> CatalogResult<Option<Vec<u8>>> {
         Ok(self.tree_stored(id)?.and_then(unpack_tree))
     }

@@ -207,7 +207,10 @@ pub async fn run(g: &Global, a: ForgetArgs) -> Result<i32> {
     // while the key is derived and the snapshots are forgotten (the
     // prune's sync then drops the snapshots this forget removed).
     let seeding = match prune_opts.is_some() && super::prune::one_store(g) {
-        true => Some(super::prune::Seeding::start(super::open_store(g)?, g)),
+        true => Some(super::prune::Seeding::start(
+            super::open_store(g)?,
+            g.catalog.clone(),
+        )),
         false => None,
     };
     let forgotten = forget_only(g, &opts, clock).await;

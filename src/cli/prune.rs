@@ -231,9 +231,11 @@ pub(crate) struct Seeding {
 }
 
 impl Seeding {
-    pub(crate) fn start(store: crate::store::DynStore, g: &Global) -> Self {
+    /// Starts copying `shared` (or the default catalog of `store`'s
+    /// repository) into a new private catalog.
+    pub(crate) fn start(store: crate::store::DynStore, shared: Option<std::path::PathBuf>) -> Self {
         let cat = PrivateCatalog::new();
-        let (to, shared) = (cat.0.clone(), g.catalog.clone());
+        let to = cat.0.clone();
         let task = tokio::spawn(async move {
             crate::repo::Repository::seed_catalog(&store, shared, to).await;
         });
@@ -288,7 +290,7 @@ pub async fn prune_all(
     let pw = super::password::password(g, false)?;
     if one_store(g) {
         let store = super::open_store(g)?;
-        let seeding = seeding.unwrap_or_else(|| Seeding::start(store.clone(), g));
+        let seeding = seeding.unwrap_or_else(|| Seeding::start(store.clone(), g.catalog.clone()));
         let cat = seeding.finish().await;
         return Ok(PruneOutcome::One(prune_store(store, &pw, opts, cat).await?));
     }
@@ -296,7 +298,9 @@ pub async fn prune_all(
     for r in crate::engine::regions::ordered(&g.regions) {
         let done = async {
             let store = crate::engine::regions::region_store(r)?;
-            let cat = Seeding::start(store.clone(), g).finish().await;
+            let cat = Seeding::start(store.clone(), g.catalog.clone())
+                .finish()
+                .await;
             prune_store(store, &pw, opts, cat).await
         }
         .await;

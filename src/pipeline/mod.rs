@@ -39,6 +39,18 @@ pub struct PipelineOptions {
     pub index_every_blobs: usize,
 }
 
+/// A backup writes an index object once this many packs, or packs holding
+/// this many blobs, wait for one (a repack too: see `engine::prune`).
+pub const INDEX_EVERY_PACKS: usize = 32;
+pub const INDEX_EVERY_BLOBS: usize = 16384;
+
+/// Whether the packs of `pending` are due for an index object: `every`
+/// packs, or blobs, are waiting.
+pub fn index_due(pending: &[IndexPack], (every_packs, every_blobs): (usize, usize)) -> bool {
+    let blobs: usize = pending.iter().map(|p| p.blobs.len()).sum();
+    pending.len() >= every_packs || blobs >= every_blobs
+}
+
 impl PipelineOptions {
     /// Sizes the stages so that blobs and packs in flight stay within
     /// `memory_limit` bytes.
@@ -53,8 +65,8 @@ impl PipelineOptions {
         PipelineOptions {
             seal_workers: cores.min(chunk_budget / 2).max(1),
             uploads,
-            index_every_packs: 32,
-            index_every_blobs: 16384,
+            index_every_packs: INDEX_EVERY_PACKS,
+            index_every_blobs: INDEX_EVERY_BLOBS,
         }
     }
 }
@@ -321,7 +333,7 @@ async fn upload(
     p: FinishedPack,
     (pending, claimed): (&Mutex<Vec<IndexPack>>, &Claimed),
     stats: &PipelineStats,
-    (every_packs, every_blobs): (usize, usize),
+    every: (usize, usize),
 ) -> RepoResult<()> {
     let size = p.data.len() as u64;
     repo.put_pack(&p.id, p.data).await?;
@@ -335,8 +347,7 @@ async fn upload(
             size,
             blobs: p.entries,
         });
-        let blobs: usize = pend.iter().map(|p| p.blobs.len()).sum();
-        (pend.len() >= every_packs || blobs >= every_blobs).then(|| std::mem::take(&mut *pend))
+        index_due(&pend, every).then(|| std::mem::take(&mut *pend))
     };
     tracing::debug!(pack = %p.id, "pack stored");
     if let Some(packs) = flush {

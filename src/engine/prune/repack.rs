@@ -18,16 +18,12 @@ use crate::catalog::PackUsage;
 use crate::format::blob::{BlobBuffers, BlobEntry};
 use crate::format::index::{IndexFile, IndexPack};
 use crate::format::pack::PackWriter;
+use crate::pipeline;
 use crate::repo::{RepoError, Repository};
 
 /// Old packs read and verified ahead of the writer: one being read while
 /// another is verified, on another thread.
 const READ_AHEAD: usize = 2;
-
-/// New packs are recorded in an index object once they hold this many
-/// blobs (as a backup's), stored by a task while the repack goes on, so
-/// that the catalog's rows for them are not all written at the end.
-const INDEX_EVERY_BLOBS: usize = 1 << 14;
 
 /// An old pack's used blobs, each verified: its entry and sealed bytes.
 struct Verified {
@@ -83,12 +79,14 @@ struct Indexing {
 }
 
 impl Indexing {
-    /// Adds a stored pack; once the packs hold [`INDEX_EVERY_BLOBS`], starts
-    /// storing their index object (after the one before is stored).
+    /// Adds a stored pack; once the packs waiting are due for an index
+    /// object by a backup's rule ([`pipeline::index_due`]), starts storing
+    /// it by a task (after the one before is stored), so that the
+    /// catalog's rows for them are not all written at the end.
     async fn add(&mut self, repo: &Arc<Repository>, pack: IndexPack) -> EngineResult<()> {
         self.packs.push(pack);
-        let blobs: usize = self.packs.iter().map(|p| p.blobs.len()).sum();
-        if blobs >= INDEX_EVERY_BLOBS {
+        let every = (pipeline::INDEX_EVERY_PACKS, pipeline::INDEX_EVERY_BLOBS);
+        if pipeline::index_due(&self.packs, every) {
             self.wait().await?;
             let index = IndexFile {
                 packs: std::mem::take(&mut self.packs),
